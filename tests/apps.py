@@ -1,0 +1,79 @@
+"""
+Small Klein apps the tests serve.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from klein import Klein
+from twisted.web.iweb import IRequest
+
+import txsessions
+from txsessions import Sessions
+
+
+def kvApp(sessions: Sessions) -> Klein:
+    """
+    Routes that read and change the session found with L{txsessions.get}:
+    serve it with C{sessions.wrap(kvApp(sessions).resource())}.
+    """
+    app = Klein()
+
+    @app.route("/get/<key>")
+    def get(request: IRequest, key: str) -> str:
+        return json.dumps(txsessions.get(request).get(key))
+
+    @app.route("/all")
+    def all(request: IRequest) -> str:
+        session = txsessions.get(request)
+        return json.dumps({"isNew": session.isNew, "values": session.getAll()})
+
+    @app.route("/set/<key>/<value>")
+    def set(request: IRequest, key: str, value: str) -> str:
+        txsessions.get(request).set(key, value)
+        return "ok"
+
+    @app.route("/setint/<key>/<int:value>")
+    def setint(request: IRequest, key: str, value: int) -> str:
+        txsessions.get(request).set(key, value)
+        return "ok"
+
+    @app.route("/delete/<key>")
+    def delete(request: IRequest, key: str) -> str:
+        return json.dumps(txsessions.get(request).delete(key))
+
+    @app.route("/clear")
+    def clear(request: IRequest) -> str:
+        txsessions.get(request).clear()
+        return "ok"
+
+    @app.route("/destroy")
+    async def destroy(request: IRequest) -> str:
+        await sessions.destroy(request)
+        return "bye"
+
+    @app.route("/reclaim")
+    async def reclaim(request: IRequest) -> str:
+        await txsessions.get(request).destroy()
+        session = await sessions.start(request)
+        session.set("fresh", True)
+        return "again"
+
+    @app.route("/stream")
+    def stream(request: IRequest) -> Any:
+        request.write(b"first ")
+        txsessions.get(request).set("late", "yes")
+        request.write(b"second")
+        request.finish()
+        from twisted.web.server import NOT_DONE_YET
+
+        return NOT_DONE_YET
+
+    @app.route("/crash")
+    def crash(request: IRequest) -> str:
+        txsessions.get(request).set("crashed", True)
+        raise RuntimeError("handler bug")
+
+    return app

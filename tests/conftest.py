@@ -1,0 +1,54 @@
+"""
+Fixtures shared by the tests.
+
+Nothing from txsessions, klein or txredisapi is imported at the top of this
+module: that would install the default reactor before pytest-twisted
+installs the one --reactor names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def clock() -> Any:
+    from twisted.internet.task import Clock
+
+    return Clock()
+
+
+@pytest.fixture
+def listen() -> Iterator[Any]:
+    """
+    Serve resources on real ports on 127.0.0.1; returns a function taking a
+    resource and returning C{(baseURL, client)}, the client a treq
+    C{HTTPClient} with its own connection pool.  Everything is closed after
+    the test.
+    """
+    import pytest_twisted
+    from treq.client import HTTPClient
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, HTTPConnectionPool
+    from twisted.web.server import Site
+
+    ports: list[Any] = []
+    pools: list[Any] = []
+
+    def serve(resource: Any) -> tuple[str, Any]:
+        site: Any = Site(resource)
+        port: Any = reactor.listenTCP(0, site, interface="127.0.0.1")
+        ports.append(port)
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pools.append(pool)
+        client = HTTPClient(Agent(reactor, pool=pool))
+        return f"http://127.0.0.1:{port.getHost().port}", client
+
+    yield serve
+    for pool in pools:
+        pytest_twisted.blockon(pool.closeCachedConnections())
+    for port in ports:
+        pytest_twisted.blockon(port.stopListening())

@@ -1,0 +1,165 @@
+"""
+Helpers for the tests: reading fired Deferreds, an in-memory HTTP client,
+and a database whose answers the test controls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http.cookies import SimpleCookie
+from typing import Any, TypeVar
+
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, fail
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from txsessions import IDatabase, MemoryDatabase
+from txsessions.interfaces import DestroyListener
+from txsessions.records import DestroyReason, SessionChanges, StoredSession
+
+T = TypeVar("T")
+
+
+def resultOf(d: Deferred[T]) -> T:
+    """
+    The result of a Deferred that has fired; fails the test otherwise.
+    """
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results, f"{d!r} has not fired"
+    if isinstance(results[0], Failure):
+        results[0].raiseException()
+    return results[0]  # type: ignore[no-any-return]
+
+
+def setCookies(response: Any) -> list[str]:
+    """
+    The Set-Cookie header values of a treq response.
+    """
+    return list(response.headers.getRawHeaders("set-cookie", []))
+
+
+def cookieValue(response: Any, name: str) -> str:
+    """
+    The value a response sets for one cookie; fails the test when it sets
+    none, or more than one.
+    """
+    values = []
+    for header in setCookies(response):
+        cookie: SimpleCookie = SimpleCookie()
+        cookie.load(header)
+        if name in cookie:
+            values.append(cookie[name].value)
+    assert len(values) == 1, f"expected one {name} cookie, got {setCookies(response)}"
+    return values[0]
+
+
+class Browser:
+    """
+    Requests over StubTreq, in memory, each run to completion.  No cookie jar:
+    each request sends only the cookies it is given.
+    """
+
+    def __init__(self, resource: Any, base: str = "http://example.com") -> None:
+        self.resource = resource
+        self.base = base
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        cookies: dict[str, str] | None = None,
+        headers: dict[bytes, list[bytes]] | None = None,
+    ) -> tuple[Any, bytes]:
+        """
+        @return: the response and its body.
+        """
+        stub: Any = StubTreq(self.resource)
+        d = stub.request(
+            method, self.base + path, cookies=cookies or {}, headers=headers or {}
+        )
+        stub.flush()
+        response = resultOf(d)
+        body = resultOf(response.content())
+        return response, body
+
+    def get(
+        self, path: str, cookies: dict[str, str] | None = None
+    ) -> tuple[Any, bytes]:
+        return self.request("GET", path, cookies)
+
+
+@implementer(IDatabase)
+class ControlledDatabase:
+    """
+    A L{MemoryDatabase} whose loads and saves wait for the test, or fail.
+
+    @ivar holdSaves: when true, each save waits in C{heldSaves} until the
+        test fires it with C{release}.
+    @ivar failLoads: when true, loads fail.
+    @ivar failSaves: when true, saves fail.
+    """
+
+    def __init__(self, clock: Any) -> None:
+        self.memory = MemoryDatabase(clock)
+        self.holdSaves = False
+        self.holdLoads = False
+        self.heldLoads: list[Callable[[], None]] = []
+        self.failLoads = False
+        self.failSaves = False
+        self.failDestroys = False
+        self.heldSaves: list[Callable[[], None]] = []
+        self.loads = 0
+        self.saves: list[SessionChanges] = []
+
+    def load(self, key: str) -> Deferred[StoredSession | None]:
+        self.loads += 1
+        if self.failLoads:
+            return fail(OSError("the store is down"))
+        if not self.holdLoads:
+            return self.memory.load(key)
+        d: Deferred[StoredSession | None] = Deferred()
+
+        def release() -> None:
+            self.memory.load(key).chainDeferred(d)
+
+        self.heldLoads.append(release)
+        return d
+
+    def save(self, key: str, changes: SessionChanges) -> Deferred[bool]:
+        self.saves.append(changes)
+        if self.failSaves:
+            return fail(OSError("the store is down"))
+        if not self.holdSaves:
+            return self.memory.save(key, changes)
+        d: Deferred[bool] = Deferred()
+
+        def release() -> None:
+            self.memory.save(key, changes).chainDeferred(d)
+
+        self.heldSaves.append(release)
+        return d
+
+    def release(self) -> None:
+        held, self.heldSaves = self.heldLoads + self.heldSaves, []
+        self.heldLoads = []
+        for r in held:
+            r()
+
+    def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
+        if self.failDestroys:
+            return fail(OSError("the store is down"))
+        return self.memory.destroy(key, reason)
+
+    def destroyAll(self, reason: DestroyReason) -> Deferred[int]:
+        return self.memory.destroyAll(reason)
+
+    def count(self) -> Deferred[int]:
+        return self.memory.count()
+
+    def listen(self, listener: DestroyListener) -> Callable[[], None]:
+        return self.memory.listen(listener)
+
+    def close(self) -> Deferred[None]:
+        return self.memory.close()

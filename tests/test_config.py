@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from txsessions import Config
+from txsessions.ids import generateSessionID
+
+
+def test_defaults() -> None:
+    config = Config()
+    assert config.cookie == "txsessionid"
+    assert config.expires == 0
+    assert config.sessionIDGenerator is generateSessionID
+    assert config.cookiePath == "/"
+    assert config.cookieHTTPOnly is True
+    assert config.cookieSameSite == "lax"
+    assert config.forceSecureCookie is False
+
+
+def test_expiresTakesSecondsOrTimedelta() -> None:
+    assert Config(expires=90).expires == 90.0
+    assert Config(expires=timedelta(minutes=2)).expires == 120.0
+    assert Config(expires=0.5).expires == 0.5
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "10", True, None])
+def test_expiresRefusesWhatIsNotALifetime(bad: object) -> None:
+    with pytest.raises(ValueError, match="lifetime"):
+        Config(expires=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a b", "a;b", "a=b", "a,b", "x\r\nSet-Cookie: y", "sid\x00", "é", 5]
+)
+def test_cookieNameMustBeAToken(name: object) -> None:
+    with pytest.raises(ValueError, match="cookie name"):
+        Config(cookie=name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", ["", "admin", "/a;b", "/a b", "/a,b", "/\n"])
+def test_cookiePathIsChecked(path: str) -> None:
+    with pytest.raises(ValueError, match="cookie path"):
+        Config(cookiePath=path)
+
+
+def test_sameSiteIsOneOfThree() -> None:
+    assert Config(cookieSameSite="strict").cookieSameSite == "strict"
+    assert Config(cookieSameSite=None).cookieSameSite is None
+    with pytest.raises(ValueError, match="cookieSameSite"):
+        Config(cookieSameSite="Lax")  # type: ignore[arg-type]
+
+
+def test_configIsFrozen() -> None:
+    config = Config()
+    with pytest.raises(AttributeError):
+        config.cookie = "other"  # type: ignore[misc]

@@ -1,0 +1,113 @@
+"""
+The Iris document's curl transcript, against the demo in memory, the twistd
+plugin and examples/sessions.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+import pytest_twisted
+
+from tests.processes import Server, twistd
+from tests.support import Browser, cookieValue, setCookies
+from txsessions import Config, Sessions
+from txsessions.demo import COOKIE, demoApp
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
+
+
+def test_transcriptInMemory(clock: Any) -> None:
+    sessions = Sessions(Config(cookie=COOKIE), clock=clock)
+    browser = Browser(demoApp(sessions).resource(), "http://localhost:8080")
+    response, body = browser.get("/secret")
+    assert (response.code, body) == (403, b"Forbidden")
+    response, body = browser.request("HEAD", "/login")
+    assert body == b""
+    sid = cookieValue(response, COOKIE)
+    assert browser.get("/secret", {COOKIE: sid})[1] == b"The cake is a lie!"
+    response, _ = browser.get("/logout", {COOKIE: sid})
+    assert setCookies(response)[0].startswith(f"{COOKIE}=;")
+    response, body = browser.get("/secret", {COOKIE: sid})
+    assert (response.code, body) == (403, b"Forbidden")
+
+
+async def transcript(base: str, client: Any) -> None:
+    """
+    The curl transcript of the Iris document, and the logout after it.
+    """
+    response = await client.get(base + "/secret")
+    assert response.code == 403
+    assert await response.text() == "Forbidden"
+    response = await client.head(base + "/login")
+    await response.content()
+    [header] = setCookies(response)
+    assert header.startswith(f"{COOKIE}=")
+    for attribute in ("; Path=/", "; HttpOnly", "; SameSite=Lax"):
+        assert attribute in header
+    sid = cookieValue(response, COOKIE)
+    response = await client.get(base + "/secret", cookies={COOKIE: sid})
+    assert response.code == 200
+    assert await response.text() == "The cake is a lie!"
+    response = await client.get(base + "/logout", cookies={COOKIE: sid})
+    await response.content()
+    response = await client.get(base + "/secret", cookies={COOKIE: sid})
+    assert response.code == 403
+    assert await response.text() == "Forbidden"
+
+
+def client() -> Any:
+    from treq.client import HTTPClient
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    return HTTPClient(
+        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_transcriptOverARealPort(listen: Any) -> None:
+    sessions = Sessions(Config(cookie=COOKIE))
+    try:
+        base, http = listen(demoApp(sessions).resource())
+        await transcript(base, http)
+    finally:
+        await sessions.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(
+            [
+                twistd(),
+                "-n",
+                "--pidfile=",
+                "txsessions",
+                "--listen",
+                "tcp:0:interface=127.0.0.1",
+            ],
+            id="twistd",
+        ),
+        pytest.param(
+            [
+                sys.executable,
+                os.path.join(EXAMPLES, "sessions.py"),
+                "tcp:0:interface=127.0.0.1",
+            ],
+            id="example",
+        ),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_transcriptAgainstTheRealServer(argv: list[str], tmp_path: Any) -> None:
+    server = Server(argv, str(tmp_path))
+    try:
+        base = await server.start()
+        await transcript(base, client())
+    finally:
+        await server.stop()

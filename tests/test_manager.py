@@ -1,0 +1,383 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from twisted.web.server import Request
+from twisted.web.test.requesthelper import DummyChannel
+
+from tests.apps import kvApp
+from tests.support import Browser, ControlledDatabase, cookieValue, resultOf, setCookies
+from txsessions import (
+    Config,
+    DestroyReason,
+    MemoryDatabase,
+    NoSessionError,
+    SessionChanges,
+    SessionError,
+    Sessions,
+    get,
+)
+from txsessions.ids import storeKey
+
+COOKIE = "sid"
+
+
+@pytest.fixture
+def db(clock: Any) -> ControlledDatabase:
+    return ControlledDatabase(clock)
+
+
+@pytest.fixture
+def sessions(clock: Any, db: ControlledDatabase) -> Sessions:
+    return Sessions(Config(cookie=COOKIE, expires=10), db, clock)
+
+
+@pytest.fixture
+def events(sessions: Sessions) -> list[tuple[str, DestroyReason]]:
+    recorded: list[tuple[str, DestroyReason]] = []
+    sessions.onDestroy(lambda key, reason: recorded.append((key, reason)))
+    return recorded
+
+
+@pytest.fixture
+def browser(sessions: Sessions) -> Browser:
+    return Browser(sessions.wrap(kvApp(sessions).resource()))
+
+
+def login(browser: Browser) -> str:
+    response, _ = browser.get("/set/user/alice")
+    return cookieValue(response, COOKIE)
+
+
+def count(sessions: Sessions) -> int:
+    return resultOf(sessions.count())
+
+
+def test_readOnlyNewSessionStoresNothingAndSendsNoCookie(
+    browser: Browser, sessions: Sessions
+) -> None:
+    response, body = browser.get("/all")
+    assert json.loads(body) == {"isNew": True, "values": {}}
+    assert setCookies(response) == []
+    assert count(sessions) == 0
+
+
+def test_writtenSessionIsStoredAndResumed(browser: Browser, sessions: Sessions) -> None:
+    sid = login(browser)
+    assert count(sessions) == 1
+    response, body = browser.get("/all", {COOKIE: sid})
+    assert json.loads(body) == {"isNew": False, "values": {"user": "alice"}}
+    assert setCookies(response) == []
+
+
+def test_unchangedSessionIsNotWritten(browser: Browser, db: ControlledDatabase) -> None:
+    sid = login(browser)
+    saves = len(db.saves)
+    browser.get("/get/user", {COOKIE: sid})
+    browser.get("/all", {COOKIE: sid})
+    assert len(db.saves) == saves
+
+
+def test_oneLoadAndOneSavePerRequest(browser: Browser, db: ControlledDatabase) -> None:
+    sid = login(browser)
+    loads, saves = db.loads, len(db.saves)
+    browser.get("/set/a/1", {COOKIE: sid})
+    assert (db.loads - loads, len(db.saves) - saves) == (1, 1)
+    assert db.saves[-1] == SessionChanges(updated={"a": '"1"'})
+
+
+def test_changesAreSavedTogether(browser: Browser, sessions: Sessions) -> None:
+    sid = login(browser)
+    browser.get("/setint/n/5", {COOKIE: sid})
+    browser.get("/delete/user", {COOKIE: sid})
+    _, body = browser.get("/all", {COOKIE: sid})
+    assert json.loads(body)["values"] == {"n": 5}
+    browser.get("/clear", {COOKIE: sid})
+    _, body = browser.get("/all", {COOKIE: sid})
+    assert json.loads(body) == {"isNew": False, "values": {}}
+
+
+def test_unknownIDIsNeverAdopted(browser: Browser, sessions: Sessions) -> None:
+    planted = "A" * 43
+    response, body = browser.get("/all", {COOKIE: planted})
+    assert json.loads(body)["isNew"] is True
+    assert setCookies(response) == []
+    assert count(sessions) == 0
+    response, _ = browser.get("/set/a/1", {COOKIE: planted})
+    issued = cookieValue(response, COOKIE)
+    assert issued != planted
+    assert resultOf(sessions.database.load(storeKey(planted))) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b" ",
+        b"garbage",
+        b"\xff\xfe" * 20,
+        b"x" * 10_240,
+        b'"' + b"A" * 43 + b'"',
+        b"a/../b" * 5,
+        b"A" * 42 + b"\x7f",
+        b"A" * 43 + b"%0d%0a",
+    ],
+)
+def test_badCookiesNeverReachTheDatabase(
+    browser: Browser, db: ControlledDatabase, value: bytes
+) -> None:
+    headers = {b"Cookie": [b"sid=" + value]}
+    response, body = browser.request("GET", "/all", headers=headers)
+    assert response.code == 200
+    assert json.loads(body)["isNew"] is True
+    assert db.loads == 0
+    response, _ = browser.request("GET", "/set/a/1", headers=headers)
+    assert response.code == 200
+    assert len(cookieValue(response, COOKIE)) == 43
+
+
+def test_sessionIDsComeFromTheGenerator(clock: Any) -> None:
+    issued = iter(["G" * 40, "H" * 40])
+    sessions = Sessions(
+        Config(cookie=COOKIE, sessionIDGenerator=lambda request: next(issued)),
+        clock=clock,
+    )
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    response, _ = browser.get("/set/a/1")
+    assert cookieValue(response, COOKIE) == "G" * 40
+
+
+def test_aMalformedGeneratedIDIsA503AndNoCookie(clock: Any) -> None:
+    sessions = Sessions(
+        Config(cookie=COOKIE, sessionIDGenerator=lambda request: "short"), clock=clock
+    )
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    response, _ = browser.get("/set/a/1")
+    assert response.code == 503
+    assert setCookies(response) == []
+
+
+def test_corruptStoredDataIsNoSession(browser: Browser, sessions: Sessions) -> None:
+    sid = login(browser)
+    db: Any = sessions.database
+    db.memory._records[storeKey(sid)].values["user"] = "{not json"
+    response, body = browser.get("/all", {COOKIE: sid})
+    assert response.code == 200
+    assert json.loads(body) == {"isNew": True, "values": {}}
+
+
+def test_destroyForgetsTheSessionAndTheCookie(
+    browser: Browser, sessions: Sessions, events: list[Any]
+) -> None:
+    sid = login(browser)
+    response, _ = browser.get("/destroy", {COOKIE: sid})
+    [header] = setCookies(response)
+    assert header.startswith(f"{COOKIE}=; Path=/; Expires=Thu, 01 Jan 1970")
+    assert count(sessions) == 0
+    assert events == [(storeKey(sid), DestroyReason.destroyed)]
+    response, body = browser.get("/all", {COOKIE: sid})
+    assert json.loads(body) == {"isNew": True, "values": {}}
+
+
+def test_destroyWithoutASessionDoesNothing(
+    browser: Browser, sessions: Sessions, events: list[Any], db: ControlledDatabase
+) -> None:
+    response, _ = browser.get("/destroy")
+    assert setCookies(response) == []
+    assert events == []
+
+
+def test_destroyWithAStaleCookieClearsIt(browser: Browser, events: list[Any]) -> None:
+    response, _ = browser.get("/destroy", {COOKIE: "B" * 43})
+    assert setCookies(response)[0].startswith(f"{COOKIE}=;")
+    assert events == []
+
+
+def test_destroyThenStartLeavesOneNewCookie(
+    browser: Browser, sessions: Sessions, events: list[Any]
+) -> None:
+    sid = login(browser)
+    response, _ = browser.get("/reclaim", {COOKIE: sid})
+    fresh = cookieValue(response, COOKIE)
+    assert fresh != sid
+    assert len(setCookies(response)) == 1
+    _, body = browser.get("/all", {COOKIE: fresh})
+    assert json.loads(body) == {"isNew": False, "values": {"fresh": True}}
+    assert events == [(storeKey(sid), DestroyReason.destroyed)]
+
+
+def test_expiry(
+    browser: Browser, clock: Any, sessions: Sessions, events: list[Any]
+) -> None:
+    sid = login(browser)
+    clock.advance(9.9)
+    _, body = browser.get("/all", {COOKIE: sid})
+    assert json.loads(body)["values"] == {"user": "alice"}
+    clock.advance(0.1)
+    _, body = browser.get("/all", {COOKIE: sid})
+    assert json.loads(body) == {"isNew": True, "values": {}}
+    assert events == [(storeKey(sid), DestroyReason.expired)]
+    assert clock.getDelayedCalls() == []
+    clock.advance(100)
+    assert len(events) == 1
+
+
+def test_loadAtExpiryNeverReturnsTheSessionWhateverTheTimers(
+    clock: Any, events: list[Any]
+) -> None:
+    class Stale(MemoryDatabase):
+        """A database that forgets to check expiry on load."""
+
+        def load(self, key: str) -> Any:
+            from twisted.internet.defer import succeed
+
+            from txsessions import StoredSession
+
+            record = self._records.get(key)
+            return succeed(
+                None
+                if record is None
+                else StoredSession(record.lifetime, record.values)
+            )
+
+    sessions = Sessions(Config(cookie=COOKIE, expires=10), Stale(clock), clock)
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    sid = login(browser)
+    clock.rightNow = 10.0  # no timer has run
+    _, body = browser.get("/all", {COOKIE: sid})
+    assert json.loads(body)["isNew"] is True
+
+
+def test_cookieCarriesTheLifetime(browser: Browser) -> None:
+    response, _ = browser.get("/set/a/1")
+    [header] = setCookies(response)
+    assert "; Max-Age=10; " in header
+    assert "; Expires=Thu, 01 Jan 1970 00:00:10 GMT; " in header
+
+
+def test_noLifetimeMeansABrowserSessionCookieAndNoTimer(clock: Any) -> None:
+    sessions = Sessions(Config(cookie=COOKIE), clock=clock)
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    response, _ = browser.get("/set/a/1")
+    [header] = setCookies(response)
+    assert "Max-Age" not in header and "Expires" not in header
+    assert clock.getDelayedCalls() == []
+
+
+def test_destroyByIDAndByKey(
+    browser: Browser, sessions: Sessions, events: list[Any]
+) -> None:
+    first, second = login(browser), login(browser)
+    assert resultOf(sessions.destroyByID(first)) is True
+    assert resultOf(sessions.destroyByID(first)) is False
+    assert resultOf(sessions.destroyByID("not an id")) is False
+    assert resultOf(sessions.destroyByKey(storeKey(second))) is True
+    assert events == [
+        (storeKey(first), DestroyReason.destroyByID),
+        (storeKey(second), DestroyReason.destroyByID),
+    ]
+    _, body = browser.get("/all", {COOKIE: first})
+    assert json.loads(body)["isNew"] is True
+
+
+def test_destroyAll(browser: Browser, sessions: Sessions, events: list[Any]) -> None:
+    for _ in range(3):
+        login(browser)
+    assert count(sessions) == 3
+    assert resultOf(sessions.destroyAll()) == 3
+    assert count(sessions) == 0
+    assert [reason for _, reason in events] == [DestroyReason.destroyAll] * 3
+
+
+def test_failingListenerIsLoggedAndOthersRun(
+    browser: Browser, sessions: Sessions
+) -> None:
+    seen: list[str] = []
+
+    def bad(key: str, reason: DestroyReason) -> None:
+        raise RuntimeError("listener bug")
+
+    sessions.onDestroy(bad)
+    sessions.onDestroy(lambda key, reason: seen.append(key))
+    sid = login(browser)
+    resultOf(sessions.destroyByID(sid))
+    assert seen == [storeKey(sid)]
+
+
+def test_listenerMayCallBackIntoTheManager(
+    browser: Browser, sessions: Sessions
+) -> None:
+    counts: list[int] = []
+    sessions.onDestroy(lambda key, reason: counts.append(resultOf(sessions.count())))
+    first, _ = login(browser), login(browser)
+    resultOf(sessions.destroyByID(first))
+    assert counts == [1]
+
+
+def test_useDatabase(browser: Browser, sessions: Sessions, clock: Any) -> None:
+    old = sessions.database
+    sid = login(browser)
+    new = MemoryDatabase(clock)
+    sessions.useDatabase(new)
+    assert sessions.database is new
+    _, body = browser.get("/all", {COOKIE: sid})
+    assert json.loads(body)["isNew"] is True
+    events: list[Any] = []
+    sessions.onDestroy(lambda *a: events.append(a))
+    resultOf(old.destroyAll(DestroyReason.destroyAll))
+    assert events == []
+
+
+def test_startTwiceGivesOneSession(sessions: Sessions, db: ControlledDatabase) -> None:
+    request = Request(DummyChannel())
+    request.received_cookies = {COOKIE.encode(): b"C" * 43}
+    db.holdLoads = True
+    first, second = sessions.start(request), sessions.start(request)
+    assert db.loads == 1
+    db.release()
+    assert resultOf(first) is resultOf(second) is get(request)
+
+
+def test_startFailsForEveryWaiterWhenTheLoadFails(
+    sessions: Sessions, db: ControlledDatabase
+) -> None:
+    from txsessions import DatabaseError
+
+    request = Request(DummyChannel())
+    request.received_cookies = {COOKIE.encode(): b"C" * 43}
+    db.failLoads = True
+    first, second = sessions.start(request), sessions.start(request)
+    for d in (first, second):
+        with pytest.raises(DatabaseError, match="OSError: the store is down"):
+            resultOf(d)
+    with pytest.raises(NoSessionError):
+        get(request)
+
+
+def test_getWithoutASession() -> None:
+    with pytest.raises(NoSessionError, match="Sessions.wrap"):
+        get(Request(DummyChannel()))
+
+
+def test_oneManagerPerRequest(sessions: Sessions, clock: Any) -> None:
+    request = Request(DummyChannel())
+    sessions.start(request)
+    with pytest.raises(SessionError, match="another Sessions manager"):
+        Sessions(clock=clock).start(request)
+
+
+def test_closeStopsTheTimers(browser: Browser, sessions: Sessions, clock: Any) -> None:
+    login(browser)
+    assert clock.getDelayedCalls() != []
+    resultOf(sessions.close())
+    assert clock.getDelayedCalls() == []
+
+
+def test_defaultsToTheGlobalReactor() -> None:
+    from twisted.internet import reactor
+
+    sessions = Sessions()
+    assert sessions._clock is reactor
+    assert isinstance(sessions.database, MemoryDatabase)

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.web.http_headers import Headers
+
+from txsessions.responses import UNAVAILABLE, HeldResponse
+
+
+class FakeTransport:
+    aborted = False
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+
+class FakeChannel:
+    def __init__(self) -> None:
+        self.transport = FakeTransport()
+
+
+class FakeRequest:
+    """
+    Records what reaches the real write and finish.
+    """
+
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+        self.startedWriting = False
+        self._disconnected = False
+        self.code = 200
+        self.responseHeaders = Headers()
+        self.channel = FakeChannel()
+
+    def write(self, data: bytes) -> None:
+        self.startedWriting = True
+        self.log.append(data)
+
+    def finish(self) -> None:
+        if not self.startedWriting:
+            self.write(b"")
+        self.log.append("finished")
+
+    def setResponseCode(self, code: int) -> None:
+        self.code = code
+
+
+class Commits:
+    def __init__(self) -> None:
+        self.calls: list[bool] = []
+        self.answers: list[Deferred[None] | None] = []
+
+    def __call__(self, headersSent: bool) -> Deferred[None] | None:
+        self.calls.append(headersSent)
+        return self.answers.pop(0) if self.answers else None
+
+
+def held() -> tuple[FakeRequest, Commits]:
+    request, commits = FakeRequest(), Commits()
+    HeldResponse(request, commits)  # type: ignore[arg-type]
+    return request, commits
+
+
+def test_nothingToSavePassesStraightThrough() -> None:
+    request, commits = held()
+    request.write(b"a")
+    request.write(b"b")
+    request.finish()
+    assert request.log == [b"a", b"b", "finished"]
+    assert commits.calls == [False, True]
+
+
+def test_finishWithoutWritesCommitsOnce() -> None:
+    request, commits = held()
+    request.finish()
+    assert request.log == [b"", "finished"]
+    assert commits.calls == [False]
+
+
+def test_firstWriteWaitsForTheSave() -> None:
+    request, commits = held()
+    saving: Deferred[None] = Deferred()
+    commits.answers = [saving]
+    request.write(b"a")
+    request.write(b"b")
+    request.finish()
+    assert request.log == []
+    saving.callback(None)
+    assert request.log == [b"ab", "finished"]
+    assert commits.calls == [False, True]
+
+
+def test_finishWaitsForTheLastSave() -> None:
+    request, commits = held()
+    saving: Deferred[None] = Deferred()
+    commits.answers = [None, saving]
+    request.write(b"a")
+    request.finish()
+    assert request.log == [b"a"]
+    saving.callback(None)
+    assert request.log == [b"a", "finished"]
+
+
+def test_failureBeforeTheHeadersIsA503() -> None:
+    request, commits = held()
+    commits.answers = [fail(OSError("down"))]
+    request.responseHeaders.setRawHeaders(b"Content-Length", [b"5"])
+    request.write(b"hello")
+    request.finish()
+    assert request.code == 503
+    assert request.log == [UNAVAILABLE, "finished"]
+    assert request.responseHeaders.getRawHeaders(b"Content-Length") == [
+        b"%d" % len(UNAVAILABLE)
+    ]
+
+
+def test_failureAfterTheHeadersAbortsTheConnection() -> None:
+    request, commits = held()
+    commits.answers = [None, fail(OSError("down"))]
+    request.write(b"hello")
+    request.finish()
+    assert request.channel.transport.aborted
+    assert request.log == [b"hello"]
+
+
+def test_commitThatRaisesIsAFailure() -> None:
+    request = FakeRequest()
+
+    def commit(headersSent: bool) -> None:
+        raise ValueError("bug")
+
+    HeldResponse(request, commit)  # type: ignore[arg-type]
+    request.finish()
+    assert request.code == 503
+
+
+def test_disconnectedClientIsNotFinished() -> None:
+    request, commits = held()
+    saving: Deferred[None] = Deferred()
+    commits.answers = [saving]
+    request.finish()
+    request._disconnected = True
+    saving.callback(None)
+    assert request.log == []
+
+
+def test_finishTwiceCommitsOnce() -> None:
+    request, commits = held()
+    commits.answers = [succeed(None)]
+    request.finish()
+    request.finish()
+    assert commits.calls == [False]
+    assert request.log == [b"", "finished"]

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+import pytest
+import pytest_twisted
+from klein import Klein
+from twisted.application.service import IServiceMaker, MultiService
+from twisted.plugin import getPlugins
+from twisted.python.usage import UsageError
+from twisted.web.resource import Resource
+
+from tests.processes import Server, twistd
+from tests.support import Browser, cookieValue
+from txsessions import MemoryDatabase
+from txsessions.db import openDatabase
+from txsessions.tap import Options, loadApp, makeService
+
+sampleApp = Klein()
+
+
+@sampleApp.route("/")
+def sampleHome(request: Any) -> str:
+    import txsessions
+
+    session = txsessions.get(request)
+    session.set("visits", session.get("visits", 0) + 1)
+    return str(session.get("visits"))
+
+
+sampleResource = Resource()
+
+
+def sampleFactory() -> Klein:
+    return sampleApp
+
+
+notAnApp = 42
+
+
+def options(*argv: str) -> Options:
+    o = Options()
+    o.parseOptions(list(argv))
+    return o
+
+
+def test_twistdFindsThePlugin() -> None:
+    assert "txsessions" in {p.tapname for p in getPlugins(IServiceMaker)}
+
+
+def test_defaults() -> None:
+    o = options()
+    assert o["listen"] == ["tcp:8080"]
+    assert o["database"] == "memory:"
+    assert o["app"] is None
+    assert o["cookie"] is None
+
+
+def test_listenRepeats() -> None:
+    assert options("--listen", "tcp:1", "--listen", "unix:/tmp/s")["listen"] == [
+        "tcp:1",
+        "unix:/tmp/s",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--app", "nocolon"], "module:attribute"),
+        (["--cookie", "bad name"], "cookie name"),
+    ],
+)
+def test_badOptions(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        options(*argv)
+
+
+def test_loadApp() -> None:
+    assert IResourceProvided(loadApp("tests.test_tap:sampleApp"))
+    assert loadApp("tests.test_tap:sampleResource") is sampleResource
+    assert IResourceProvided(loadApp("tests.test_tap:sampleFactory"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no.such.module:app", "cannot load"),
+        ("tests.test_tap:missing", "cannot load"),
+        ("tests.test_tap:notAnApp", "neither a Klein app nor a resource"),
+    ],
+)
+def test_loadAppErrors(spec: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        loadApp(spec)
+
+
+def IResourceProvided(resource: Any) -> bool:
+    from twisted.web.resource import IResource
+
+    return bool(IResource.providedBy(resource))
+
+
+def siteOf(service: Any) -> Any:
+    return [s for s in service if hasattr(s, "factory")][0].factory
+
+
+def test_makeServiceServesTheDemo() -> None:
+    service = makeService(options("--listen", "tcp:0"))
+    assert isinstance(service, MultiService)
+    browser = Browser(siteOf(service).resource)
+    response, _ = browser.get("/login")
+    assert cookieValue(response, "mycookiesessionnameid")
+
+
+def test_makeServiceWrapsTheApp() -> None:
+    service = makeService(
+        options("--app", "tests.test_tap:sampleApp", "--cookie", "mine")
+    )
+    browser = Browser(siteOf(service).resource)
+    response, body = browser.get("/")
+    assert body == b"1"
+    sid = cookieValue(response, "mine")
+    assert browser.get("/", {"mine": sid})[1] == b"2"
+
+
+def test_stoppingTheServiceClosesTheDatabase() -> None:
+    service: Any = makeService(options("--listen", "tcp:0"))
+    sessionsService = [s for s in service if hasattr(s, "sessions")][0]
+    closed: list[bool] = []
+    sessionsService.sessions.database.close = lambda: closed.append(True)
+    sessionsService.startService()
+    sessionsService.stopService()
+    assert closed == [True]
+
+
+def test_openDatabase() -> None:
+    assert isinstance(openDatabase("memory:"), MemoryDatabase)
+    with pytest.raises(
+        ValueError, match="unknown database URL 'nosuch://x': use one of memory:"
+    ):
+        openDatabase("nosuch://x")
+
+
+def test_unknownDatabaseIsAUsageErrorAtStartUp() -> None:
+    with pytest.raises(UsageError, match="unknown database URL 'nosuch:'"):
+        options("--database", "nosuch:")
+
+
+@pytest_twisted.ensureDeferred
+async def test_twistdServesAUserApp(tmp_path: Any) -> None:
+    from treq.client import HTTPClient
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    (tmp_path / "myapp.py").write_text(
+        textwrap.dedent(
+            """
+            from klein import Klein
+            import txsessions
+
+            app = Klein()
+
+            @app.route("/")
+            def home(request):
+                session = txsessions.get(request)
+                session.set("n", session.get("n", 0) + 1)
+                return str(session.get("n"))
+            """
+        )
+    )
+    argv = [
+        twistd(),
+        "-n",
+        "--pidfile=",
+        "txsessions",
+        "--app",
+        "myapp:app",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+    ]
+    server = Server(argv, str(tmp_path), pythonPath=str(tmp_path))
+    client = HTTPClient(
+        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    )
+    try:
+        base = await server.start()
+        response = await client.get(base + "/")
+        assert await response.text() == "1"
+        sid = cookieValue(response, "txsessionid")
+        response = await client.get(base + "/", cookies={"txsessionid": sid})
+        assert await response.text() == "2"
+    finally:
+        await server.stop()

@@ -1,0 +1,363 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import pytest_twisted
+from klein import Klein
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred
+from twisted.web.client import ResponseFailed
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from twisted.web.static import Data
+
+import txsessions
+from tests.apps import kvApp
+from tests.support import Browser, ControlledDatabase, cookieValue, resultOf, setCookies
+from txsessions import Config, Session, Sessions
+from txsessions.responses import UNAVAILABLE
+
+COOKIE = "sid"
+
+
+@pytest.fixture
+def db(clock: Any) -> ControlledDatabase:
+    return ControlledDatabase(clock)
+
+
+@pytest.fixture
+def sessions(clock: Any, db: ControlledDatabase) -> Sessions:
+    return Sessions(Config(cookie=COOKIE), db, clock)
+
+
+@pytest.fixture
+def browser(sessions: Sessions) -> Browser:
+    return Browser(sessions.wrap(kvApp(sessions).resource()))
+
+
+def login(browser: Browser) -> str:
+    response, _ = browser.get("/set/user/alice")
+    return cookieValue(response, COOKIE)
+
+
+# The resource wrapper
+
+
+def test_responseWaitsForTheSave(sessions: Sessions, db: ControlledDatabase) -> None:
+    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
+    db.holdSaves = True
+    d = stub.get("http://example.com/set/a/1")
+    fired: list[Any] = []
+    d.addCallback(fired.append)
+    stub.flush()
+    assert fired == []
+    db.release()
+    stub.flush()
+    [response] = fired
+    assert cookieValue(response, COOKIE)
+    assert resultOf(response.content()) == b"ok"
+
+
+def test_changeAfterTheHeadersIsSavedBeforeTheResponseEnds(
+    browser: Browser, sessions: Sessions, db: ControlledDatabase
+) -> None:
+    sid = login(browser)
+    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
+    db.holdSaves = True
+    d = stub.get("http://example.com/stream", cookies={COOKIE: sid})
+    stub.flush()
+    body = resultOf(d).content()
+    stub.flush()
+    assert not body.called
+    db.release()
+    stub.flush()
+    assert resultOf(body) == b"first second"
+    _, values = browser.get("/get/late", {COOKIE: sid})
+    assert json.loads(values) == "yes"
+
+
+def test_newSessionChangedAfterTheHeadersIsNotSaved(
+    browser: Browser, sessions: Sessions
+) -> None:
+    response, body = browser.get("/stream")
+    assert body == b"first second"
+    assert setCookies(response) == []
+    assert resultOf(sessions.count()) == 0
+
+
+def test_saveFailureBeforeTheHeadersIsA503WithoutCookie(
+    browser: Browser, db: ControlledDatabase
+) -> None:
+    db.failSaves = True
+    response, body = browser.get("/set/a/1")
+    assert response.code == 503
+    assert body == UNAVAILABLE
+    assert setCookies(response) == []
+
+
+def test_saveFailureAfterTheHeadersAbortsTheResponse(
+    browser: Browser, sessions: Sessions, db: ControlledDatabase
+) -> None:
+    sid = login(browser)
+    db.failSaves = True
+    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
+    d = stub.get("http://example.com/stream", cookies={COOKIE: sid})
+    stub.flush()
+    body = resultOf(d).content()
+    stub.flush()
+    with pytest.raises(ResponseFailed):
+        resultOf(body)
+
+
+def test_destroyFailureIsA503(browser: Browser, db: ControlledDatabase) -> None:
+    sid = login(browser)
+    db.failDestroys = True
+    response, _ = browser.get("/destroy", {COOKIE: sid})
+    assert response.code == 503
+    assert setCookies(response) == []
+
+
+def test_loadFailureIsA503(browser: Browser, db: ControlledDatabase) -> None:
+    sid = login(browser)
+    db.failLoads = True
+    response, body = browser.get("/all", {COOKIE: sid})
+    assert response.code == 503
+    assert b"unavailable" in body
+    assert setCookies(response) == []
+
+
+def test_handlerErrorSavesNothing(browser: Browser, db: ControlledDatabase) -> None:
+    saves = len(db.saves)
+    response, _ = browser.get("/crash")
+    assert response.code == 500
+    assert setCookies(response) == []
+    assert len(db.saves) == saves
+
+
+def test_varyCookie(browser: Browser) -> None:
+    response, _ = browser.get("/all")
+    assert response.headers.getRawHeaders("vary") == ["Cookie"]
+
+
+def test_secureCookieOverTLS(sessions: Sessions) -> None:
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()), "https://example.com")
+    response, _ = browser.get("/set/a/1")
+    [header] = setCookies(response)
+    assert header.endswith("; Path=/; HttpOnly; Secure; SameSite=Lax")
+
+
+def test_plainHTTPCookieIsNotSecure(browser: Browser) -> None:
+    response, _ = browser.get("/set/a/1")
+    [header] = setCookies(response)
+    assert header.endswith("; Path=/; HttpOnly; SameSite=Lax")
+
+
+def test_headGetsTheCookieAndNoBody(browser: Browser) -> None:
+    response, body = browser.request("HEAD", "/set/a/1")
+    assert response.code == 200
+    assert body == b""
+    assert cookieValue(response, COOKIE)
+
+
+def test_wrapperIsTransparentToAResourceTree(sessions: Sessions) -> None:
+    class Visits(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: IRequest) -> bytes:
+            session = txsessions.get(request)
+            session.set("visits", session.get("visits", 0) + 1)
+            return b"%d %s" % (session.get("visits"), b"/".join(request.prepath))
+
+    inner = Resource()
+    inner.putChild(b"count", Visits())
+    inner.putChild(b"static", Data(b"plain", "text/plain"))
+    root = Resource()
+    root.putChild(b"app", sessions.wrap(inner))
+    browser = Browser(root)
+    response, body = browser.get("/app/count")
+    assert body == b"1 app/count"
+    sid = cookieValue(response, COOKIE)
+    _, body = browser.get("/app/count", {COOKIE: sid})
+    assert body == b"2 app/count"
+    _, body = browser.get("/app/static")
+    assert body == b"plain"
+    response, _ = browser.get("/app/missing")
+    assert response.code == 404
+
+
+def test_wrapperAtTheRootRendersTheWrappedRoot(sessions: Sessions) -> None:
+    class Root(Resource):
+        def getChild(self, path: bytes, request: IRequest) -> Resource:
+            return self if path == b"" else super().getChild(path, request)
+
+        def render_GET(self, request: IRequest) -> bytes:
+            return b"new" if txsessions.get(request).isNew else b"old"
+
+    browser = Browser(sessions.wrap(Root()))
+    assert browser.get("/")[1] == b"new"
+
+
+def test_kleinAppMountedBelowTheRoot(sessions: Sessions) -> None:
+    root = Resource()
+    root.putChild(b"kv", sessions.wrap(kvApp(sessions).resource()))
+    browser = Browser(root)
+    response, _ = browser.get("/kv/set/a/1")
+    sid = cookieValue(response, COOKIE)
+    assert browser.get("/kv/get/a", {COOKIE: sid})[1] == b'"1"'
+
+
+def test_kleinBranchRoute(sessions: Sessions) -> None:
+    app = Klein()
+
+    @app.route("/files/", branch=True)
+    def files(request: IRequest) -> str:
+        txsessions.get(request).set("seen", True)
+        return "/".join(p.decode() for p in request.postpath)
+
+    browser = Browser(sessions.wrap(app.resource()))
+    response, body = browser.get("/files/a/b")
+    assert body == b"a/b"
+    assert cookieValue(response, COOKIE)
+
+
+def test_putChildOnTheWrapperIsRefused(sessions: Sessions) -> None:
+    with pytest.raises(NotImplementedError):
+        sessions.wrap(Resource()).putChild(b"x", Resource())
+
+
+# The Klein decorator
+
+
+def decoratedApp(sessions: Sessions) -> Klein:
+    app = Klein()
+
+    @app.route("/sync")
+    @sessions.withSession
+    def sync(request: IRequest, session: Session) -> str:
+        session.set("n", session.get("n", 0) + 1)
+        return f"sync {session.get('n')}"
+
+    @app.route("/async/<word>")
+    @sessions.withSession
+    async def asynchronous(request: IRequest, session: Session, word: str) -> str:
+        await Deferred.fromCoroutine(_noop())
+        session.set("word", word)
+        return f"async {word}"
+
+    return app
+
+
+async def _noop() -> None:
+    return None
+
+
+def test_decoratorHandsTheSessionToSyncAndAsyncHandlers(sessions: Sessions) -> None:
+    browser = Browser(decoratedApp(sessions).resource())
+    response, body = browser.get("/sync")
+    assert body == b"sync 1"
+    sid = cookieValue(response, COOKIE)
+    assert browser.get("/sync", {COOKIE: sid})[1] == b"sync 2"
+    assert browser.get("/async/hello", {COOKIE: sid})[1] == b"async hello"
+    _, body = browser.get("/sync", {COOKIE: sid})
+    assert body == b"sync 3"
+
+
+def test_decoratorKeepsTheHandlerName(sessions: Sessions) -> None:
+    def handler(request: IRequest, session: Session) -> str:
+        """Doc."""
+        return ""
+
+    wrapped = sessions.withSession(handler)
+    assert wrapped.__name__ == "handler"
+    assert wrapped.__doc__ == "Doc."
+    assert wrapped.__wrapped__ is handler  # type: ignore[attr-defined]
+
+
+def test_decoratorOnAClassBoundApp(sessions: Sessions) -> None:
+    class Service:
+        app = Klein()
+
+        def __init__(self, greeting: str) -> None:
+            self.greeting = greeting
+
+        @app.route("/hi")
+        @sessions.withSession
+        def hi(self, request: IRequest, session: Session) -> str:
+            session.set("greeted", True)
+            return self.greeting
+
+    browser = Browser(Service("hello").app.resource())
+    response, body = browser.get("/hi")
+    assert body == b"hello"
+    assert cookieValue(response, COOKIE)
+
+
+def test_decoratorAndWrapperShareOneSession(sessions: Sessions) -> None:
+    app = Klein()
+
+    @app.route("/")
+    @sessions.withSession
+    def both(request: IRequest, session: Session) -> str:
+        return str(session is txsessions.get(request))
+
+    browser = Browser(sessions.wrap(app.resource()))
+    assert browser.get("/")[1] == b"True"
+
+
+def test_decoratorAnswers503WhenTheLoadFails(
+    sessions: Sessions, db: ControlledDatabase
+) -> None:
+    browser = Browser(decoratedApp(sessions).resource())
+    response, _ = browser.get("/sync")
+    sid = cookieValue(response, COOKIE)
+    db.failLoads = True
+    response, body = browser.get("/sync", {COOKIE: sid})
+    assert response.code == 503
+    assert body == UNAVAILABLE
+
+
+def test_decoratorNeedsARequest(sessions: Sessions) -> None:
+    handler = sessions.withSession(lambda: None)
+    with pytest.raises(TypeError, match="not called with a request"):
+        resultOf(Deferred.fromCoroutine(handler()))
+
+
+# Over a real port
+
+
+@pytest_twisted.ensureDeferred
+async def test_overARealPort(listen: Any) -> None:
+    sessions = Sessions(Config(cookie=COOKIE, expires=60))
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await client.get(base + "/set/user/bob")
+        assert response.code == 200
+        await response.content()
+        sid = cookieValue(response, COOKIE)
+        response = await client.get(base + "/all", cookies={COOKIE: sid})
+        assert json.loads(await response.content()) == {
+            "isNew": False,
+            "values": {"user": "bob"},
+        }
+        response = await client.get(base + "/destroy", cookies={COOKIE: sid})
+        await response.content()
+        response = await client.get(base + "/all", cookies={COOKIE: sid})
+        assert json.loads(await response.content())["isNew"] is True
+    finally:
+        await sessions.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_decoratorOverARealPort(listen: Any) -> None:
+    sessions = Sessions(Config(cookie=COOKIE))
+    try:
+        base, client = listen(decoratedApp(sessions).resource())
+        response = await client.get(base + "/sync")
+        assert await response.text() == "sync 1"
+        sid = cookieValue(response, COOKIE)
+        response = await client.get(base + "/sync", cookies={COOKIE: sid})
+        assert await response.text() == "sync 2"
+    finally:
+        await sessions.close()

@@ -1,0 +1,59 @@
+"""
+txsessions: HTTP sessions for Twisted and Klein, after Iris's sessions, but
+asynchronous and secure by default.
+
+    from klein import Klein
+    from txsessions import Config, Sessions
+
+    app = Klein()
+    sessions = Sessions(Config(cookie="sid", expires=3600))
+
+    @app.route("/login")
+    @sessions.withSession
+    def login(request, session):
+        session.set("authenticated", True)
+        return "welcome"
+"""
+
+from .config import Config
+from .db.memory import MemoryDatabase
+from .errors import (
+    DatabaseError,
+    EntryError,
+    EntryNotFound,
+    EntryTypeError,
+    NoSessionError,
+    SessionDestroyedError,
+    SessionError,
+    SessionIDError,
+    ValueNotSerializable,
+)
+from .interfaces import DestroyListener, IDatabase
+from .manager import Sessions
+from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
+from .session import Session
+from .web import SessionResource, get
+
+__all__ = [
+    "Config",
+    "DatabaseError",
+    "DestroyListener",
+    "DestroyReason",
+    "EntryError",
+    "EntryNotFound",
+    "EntryTypeError",
+    "IDatabase",
+    "Lifetime",
+    "MemoryDatabase",
+    "NoSessionError",
+    "Session",
+    "SessionChanges",
+    "SessionDestroyedError",
+    "SessionError",
+    "SessionIDError",
+    "SessionResource",
+    "Sessions",
+    "StoredSession",
+    "ValueNotSerializable",
+    "get",
+]

@@ -1,0 +1,160 @@
+# -*- test-case-name: tests.test_cookies -*-
+"""
+Reading the session cookie from a request and writing it to the response.
+
+Twisted's C{Request.addCookie} cannot replace a cookie it already queued, nor
+write C{SameSite=None}; this module builds the C{Set-Cookie} value itself and
+keeps at most one for the session cookie in C{request.cookies}, the list
+Twisted turns into C{Set-Cookie} headers when the response starts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from twisted.web.http import datetimeToString
+from twisted.web.iweb import IRequest
+
+if TYPE_CHECKING:
+    from .config import Config
+
+# RFC 6265 section 4.1.1: a cookie name is an RFC 2616 token.
+_token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A path attribute value: any CHAR except CTLs and ";" (RFC 6265); we also
+# refuse "," and white space, which some servers and proxies split on.
+_pathValue = re.compile(r"/[\x21-\x2b\x2d-\x3a\x3c-\x7e]*")
+
+_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+def checkCookieName(name: str) -> str:
+    """
+    Refuse a cookie name that could not be sent as it is or that would inject
+    attributes (CVE-2024-47764).
+
+    @param name: the cookie name.
+    @return: C{name}, unchanged.
+    @raise ValueError: when C{name} is not an RFC 6265 token.
+    """
+    if not isinstance(name, str) or _token.fullmatch(name) is None:
+        raise ValueError(
+            f"cookie name {name!r} is not a valid cookie name: use letters, "
+            "digits and !#$%&'*+-.^_`|~ only"
+        )
+    return name
+
+
+def checkCookiePath(path: str) -> str:
+    """
+    Refuse a cookie path that does not start with C{/} or that holds a
+    separator, white space or a control character.
+
+    @param path: the cookie's Path attribute.
+    @return: C{path}, unchanged.
+    @raise ValueError: when C{path} is not a safe path.
+    """
+    if not isinstance(path, str) or _pathValue.fullmatch(path) is None:
+        raise ValueError(
+            f"cookie path {path!r} must start with '/' and hold no ';', ',', "
+            "white space or control characters"
+        )
+    return path
+
+
+def readCookie(request: IRequest, name: bytes) -> str | None:
+    """
+    Read a cookie's value from a request.
+
+    @param request: the request.
+    @param name: the cookie name, encoded.
+    @return: the value, or C{None} when the cookie is absent, empty or not
+        ASCII (a session cookie never is).
+    """
+    raw = request.getCookie(name)
+    if not raw:
+        return None
+    try:
+        return raw.decode("ascii").strip() or None
+    except UnicodeDecodeError:
+        return None
+
+
+def sessionCookie(
+    config: Config, request: IRequest, value: str, maxAge: float | None, now: float
+) -> bytes:
+    """
+    Build the C{Set-Cookie} value that hands a session id to the client.
+
+    @param config: the manager's configuration.
+    @param request: the request being answered; C{Secure} is added when it
+        came over TLS, or always when the configuration forces it.
+    @param value: the cookie value (the session id).
+    @param maxAge: the cookie's lifetime in seconds, or C{None} for a cookie
+        that lasts until the browser closes.
+    @param now: the current time, for the C{Expires} attribute.
+    @return: the header value.
+    """
+    parts = [f"{config.cookie}={value}", f"Path={config.cookiePath}"]
+    if maxAge is not None:
+        seconds = max(int(maxAge), 0)
+        parts.append("Expires=" + datetimeToString(now + seconds).decode("ascii"))
+        parts.append(f"Max-Age={seconds}")
+    return _withFlags(config, request, parts)
+
+
+def deletionCookie(config: Config, request: IRequest) -> bytes:
+    """
+    Build the C{Set-Cookie} value that makes the client forget its session
+    cookie: empty, expired in 1970, same name, path and flags.
+
+    @param config: the manager's configuration.
+    @param request: the request being answered.
+    @return: the header value.
+    """
+    parts = [
+        f"{config.cookie}=",
+        f"Path={config.cookiePath}",
+        f"Expires={_EPOCH}",
+        "Max-Age=0",
+    ]
+    return _withFlags(config, request, parts)
+
+
+def _withFlags(config: Config, request: IRequest, parts: list[str]) -> bytes:
+    if config.cookieHTTPOnly:
+        parts.append("HttpOnly")
+    if (
+        config.forceSecureCookie
+        or config.cookieSameSite == "none"
+        or request.isSecure()
+    ):
+        parts.append("Secure")
+    if config.cookieSameSite is not None:
+        parts.append("SameSite=" + config.cookieSameSite.capitalize())
+    return "; ".join(parts).encode("ascii")
+
+
+def upsertCookie(request: IRequest, name: bytes, header: bytes) -> None:
+    """
+    Queue a C{Set-Cookie} value on a response, replacing any already queued
+    for the same cookie name, so the client never receives two.
+
+    @param request: the request being answered (before its headers are sent).
+    @param name: the cookie name, encoded.
+    @param header: the value built by L{sessionCookie} or L{deletionCookie}.
+    """
+    removeCookie(request, name)
+    request.cookies.append(header)  # type: ignore[attr-defined]
+
+
+def removeCookie(request: IRequest, name: bytes) -> None:
+    """
+    Withdraw a queued C{Set-Cookie} for a cookie name, if there is one.
+
+    @param request: the request being answered (before its headers are sent).
+    @param name: the cookie name, encoded.
+    """
+    prefix = name + b"="
+    cookies: list[bytes] = request.cookies  # type: ignore[attr-defined]
+    cookies[:] = [c for c in cookies if not c.startswith(prefix)]

@@ -1,0 +1,72 @@
+# -*- test-case-name: tests.test_session,tests.test_manager -*-
+"""
+The exceptions txsessions raises, each with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+
+class SessionError(Exception):
+    """
+    The base class of every txsessions error.
+    """
+
+
+class NoSessionError(SessionError, LookupError):
+    """
+    L{txsessions.get} was asked for the session of a request that has none.
+    """
+
+
+class SessionDestroyedError(SessionError, RuntimeError):
+    """
+    A destroyed L{txsessions.Session} was asked to change.
+    """
+
+
+class ValueNotSerializable(SessionError, TypeError):
+    """
+    A session key is not a C{str}, or a value is not JSON: C{str}, C{int},
+    C{float} (finite), C{bool}, C{None}, or lists and dicts of them.
+    """
+
+
+class EntryError(SessionError):
+    """
+    The base class of the errors of the typed getters.
+
+    @ivar key: the session key asked for.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class EntryNotFound(EntryError, LookupError):
+    """
+    A typed getter was asked for a key the session does not hold.
+    """
+
+
+class EntryTypeError(EntryError, ValueError):
+    """
+    A typed getter found a value it cannot convert to the type asked for.
+    """
+
+
+class DatabaseError(SessionError):
+    """
+    A session database failed or did not answer in time.  The web layer
+    answers 503 rather than serve a request whose session it could not load
+    or save.
+    """
+
+
+class SessionIDError(SessionError, ValueError):
+    """
+    A session id generator returned an id that is not a well-formed id.
+    """

@@ -1,0 +1,70 @@
+# -*- test-case-name: tests.test_ids -*-
+"""
+Session ids: how they are made, what a well-formed one looks like, and the
+store key derived from each.
+
+An id is the secret in the session cookie.  Databases never see it: they are
+keyed by L{storeKey}, the SHA-256 of the id, so a copy of the database, or a
+timing difference in a lookup, gives nobody a cookie to present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+from twisted.web.iweb import IRequest
+
+ID_BYTES = 32
+"""
+How many random bytes a generated id carries: 256 bits, twice the 128 bits
+OWASP asks for.
+"""
+
+MIN_ID_LENGTH = 22
+MAX_ID_LENGTH = 128
+
+_wellFormed = re.compile(rf"[A-Za-z0-9_-]{{{MIN_ID_LENGTH},{MAX_ID_LENGTH}}}")
+
+
+def generateSessionID(request: IRequest | None = None) -> str:
+    """
+    Make a new session id from the operating system's CSPRNG.
+
+    @param request: the request the session starts in (unused; custom
+        generators may look at it).
+    @return: 43 URL-safe base64 characters carrying 256 random bits.
+    """
+    return secrets.token_urlsafe(ID_BYTES)
+
+
+def isWellFormedID(value: str) -> bool:
+    """
+    Tell whether C{value} may be a session id: 22 to 128 characters of the
+    URL-safe base64 alphabet.  Checked before anything reaches a database.
+
+    @param value: a candidate id, typically a cookie value.
+    @return: C{True} when it is well formed.
+    """
+    return _wellFormed.fullmatch(value) is not None
+
+
+def storeKey(sessionID: str) -> str:
+    """
+    Derive the database key of a session from its id.
+
+    @param sessionID: a well-formed session id.
+    @return: 64 lowercase hexadecimal characters (SHA-256).
+    """
+    return hashlib.sha256(sessionID.encode("ascii")).hexdigest()
+
+
+def redact(secret: str) -> str:
+    """
+    Shorten an id or key for a log line, so that no log holds it in full.
+
+    @param secret: an id or a store key.
+    @return: its first six characters followed by an ellipsis.
+    """
+    return secret[:6] + "\N{HORIZONTAL ELLIPSIS}"

@@ -1,0 +1,89 @@
+# -*- test-case-name: tests.db.test_conformance -*-
+"""
+The interfaces of txsessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred
+from zope.interface import Interface
+
+from .records import DestroyReason, SessionChanges, StoredSession
+
+DestroyListener = Callable[[str, DestroyReason], object]
+"""
+Called with a session's store key and the reason it was destroyed.
+"""
+
+
+class IDatabase(Interface):
+    """
+    Where sessions live.  Every method that may do I/O returns a L{Deferred},
+    and each is one round trip for a networked store: a request costs one
+    L{load} and at most one L{save} or L{destroy}.
+
+    Keys are store keys (L{txsessions.ids.storeKey}), never session ids.  A
+    database removes a session when its lifetime ends and tells its
+    listeners, with L{DestroyReason.expired}; it never returns an expired
+    session from L{load}.
+    """
+
+    def load(key: str) -> Deferred[StoredSession | None]:
+        """
+        Load a session.
+
+        @param key: the session's store key.
+        @return: a L{Deferred} firing with the session, or with C{None} when
+            there is no such live session.
+        """
+
+    def save(key: str, changes: SessionChanges) -> Deferred[bool]:
+        """
+        Apply one request's changes to a session, atomically.
+
+        @param key: the session's store key.
+        @param changes: what to change.
+        @return: a L{Deferred} firing with C{True}, or with C{False} when
+            C{changes.create} is false and the session no longer exists
+            (nothing is written then).
+        """
+
+    def destroy(key: str, reason: DestroyReason) -> Deferred[bool]:
+        """
+        Remove a session and tell the listeners, with C{reason}, if it
+        existed.
+
+        @param key: the session's store key.
+        @param reason: why.
+        @return: a L{Deferred} firing with whether the session existed.
+        """
+
+    def destroyAll(reason: DestroyReason) -> Deferred[int]:
+        """
+        Remove every session, telling the listeners of each.
+
+        @param reason: why.
+        @return: a L{Deferred} firing with how many sessions were removed.
+        """
+
+    def count() -> Deferred[int]:
+        """
+        @return: a L{Deferred} firing with the number of live sessions.
+        """
+
+    def listen(listener: DestroyListener) -> Callable[[], None]:
+        """
+        Be told of every session this database destroys.
+
+        @param listener: called with the store key and the reason.
+        @return: a function that stops telling C{listener}.
+        """
+
+    def close() -> Deferred[None]:
+        """
+        Release the database's timers and connections.
+
+        @return: a L{Deferred} firing when it is closed.
+        """

@@ -1,0 +1,103 @@
+# -*- test-case-name: tests.test_lifetime -*-
+"""
+Scheduling session expirations on an L{IReactorTime}.
+
+One L{IDelayedCall} per session would cost a heap entry each and, when many
+expire together, one long reactor turn.  L{ExpirationScheduler} instead puts
+every session that ends within the same second in one bucket with one
+L{IDelayedCall}, and expires a full bucket in slices, giving the reactor back
+between them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+_log = Logger()
+
+SLICE = 2000
+"""
+How many sessions one reactor turn expires at the most.
+"""
+
+
+class ExpirationScheduler:
+    """
+    Call C{expire(key)} once the time given for C{key} has come, no more than
+    a second late.
+
+    @ivar granularity: how late, in seconds, an expiration may run at most.
+    """
+
+    granularity = 1.0
+
+    def __init__(self, clock: IReactorTime, expire: Callable[[str], object]) -> None:
+        """
+        @param clock: what schedules the calls.
+        @param expire: called with each key whose time has come.
+        """
+        self._clock = clock
+        self._expire = expire
+        self._buckets: dict[int, set[str]] = {}
+        self._calls: dict[int, IDelayedCall] = {}
+        self._slices: set[IDelayedCall] = set()
+
+    def add(self, key: str, at: float) -> None:
+        """
+        Schedule C{key} to expire at C{at}.
+
+        @param key: a store key.
+        @param at: the time it expires.
+        """
+        second = math.ceil(at)
+        bucket = self._buckets.get(second)
+        if bucket is None:
+            bucket = self._buckets[second] = set()
+            delay = max(second - self._clock.seconds(), 0)
+            self._calls[second] = self._clock.callLater(delay, self._fire, second)
+        bucket.add(key)
+
+    def remove(self, key: str, at: float) -> None:
+        """
+        Forget the expiration of C{key} scheduled with L{add}.
+
+        @param key: a store key.
+        @param at: the time given to L{add}.
+        """
+        second = math.ceil(at)
+        bucket = self._buckets.get(second)
+        if bucket is None:
+            return
+        bucket.discard(key)
+        if not bucket:
+            del self._buckets[second]
+            self._calls.pop(second).cancel()
+
+    def close(self) -> None:
+        """
+        Cancel every pending call; nothing expires after this.
+        """
+        for call in [*self._calls.values(), *self._slices]:
+            call.cancel()
+        self._calls.clear()
+        self._slices.clear()
+        self._buckets.clear()
+
+    def _fire(self, second: int) -> None:
+        del self._calls[second]
+        self._drain(self._buckets.pop(second))
+
+    def _drain(self, keys: set[str]) -> None:
+        self._slices = {call for call in self._slices if call.active()}
+        for _ in range(min(SLICE, len(keys))):
+            key = keys.pop()
+            try:
+                self._expire(key)
+            except Exception:
+                _log.failure("expiring a session failed")
+        if keys:
+            self._slices.add(self._clock.callLater(0, self._drain, keys))

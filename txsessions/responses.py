@@ -1,0 +1,140 @@
+# -*- test-case-name: tests.test_web -*-
+"""
+Holding a response back until its session is saved.
+
+Twisted writes a response's headers on its first C{write} and ends it with
+C{finish}.  L{HeldResponse} steps in front of both on one request: before the
+headers go out the session is saved (so its cookie can still be set), and
+the response finishes only once every change is saved, so the client's next
+request always sees them.  While a save is under way, writes are buffered.
+
+If the save fails before the headers were sent, the client gets a 503 and no
+cookie; if it fails later, the connection is aborted, so that no response
+looks complete when its session changes were lost.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+
+_log = Logger()
+
+Commit = Callable[[bool], "Deferred[None] | None"]
+
+UNAVAILABLE = b"Session storage is unavailable; please try again.\n"
+
+
+class _State(enum.Enum):
+    open = "nothing written yet"
+    holding = "saving before the headers go out; writes are buffered"
+    streaming = "headers sent; writes pass through"
+    finishing = "saving before the response finishes"
+    closed = "finished or failed; writes are dropped"
+
+
+class HeldResponse:
+    """
+    Hooks a request's C{write} and C{finish} so that C{commit} runs, and
+    completes, before the headers go out and again before the response ends.
+    """
+
+    def __init__(self, request: IRequest, commit: Commit) -> None:
+        """
+        @param request: a C{twisted.web.server.Request} (or anything with
+            its C{write}, C{finish}, C{startedWriting} and C{code}).
+        @param commit: called with whether the headers are already sent;
+            returns C{None} when it has nothing to wait for, or a
+            L{Deferred} to wait for.
+        """
+        self._request: Any = request
+        self._commit = commit
+        self._write = request.write
+        self._finish = request.finish
+        self._state = _State.open
+        self._buffer: list[bytes] = []
+        self._finishRequested = False
+        # Instance attributes shadow the class's methods for this request only.
+        setattr(request, "write", self.write)  # noqa: B010
+        setattr(request, "finish", self.finish)  # noqa: B010
+
+    def write(self, data: bytes) -> None:
+        """
+        Replaces C{request.write}.
+        """
+        state = self._state
+        if state is _State.streaming:
+            self._write(data)
+        elif state is _State.open:
+            waiting = self._runCommit(False)
+            if waiting is None:
+                self._state = _State.streaming
+                self._write(data)
+            else:
+                self._state = _State.holding
+                self._buffer.append(data)
+                waiting.addCallbacks(self._released, self._failed)
+        elif state is _State.holding:
+            self._buffer.append(data)
+
+    def finish(self) -> None:
+        """
+        Replaces C{request.finish}.
+        """
+        state = self._state
+        if state is _State.holding:
+            self._finishRequested = True
+        elif state in (_State.open, _State.streaming):
+            self._state = _State.finishing
+            waiting = self._runCommit(state is _State.streaming)
+            if waiting is None:
+                self._finishNow()
+            else:
+                waiting.addCallbacks(lambda _: self._finishNow(), self._failed)
+
+    def _runCommit(self, headersSent: bool) -> Deferred[None] | None:
+        try:
+            return self._commit(headersSent)
+        except Exception:
+            return fail()
+
+    def _released(self, _: object) -> None:
+        self._state = _State.streaming
+        data = b"".join(self._buffer)
+        self._buffer = []
+        self._write(data)
+        if self._finishRequested:
+            self.finish()
+
+    def _finishNow(self) -> None:
+        self._state = _State.streaming
+        if not self._request._disconnected:
+            self._finish()
+        self._state = _State.closed
+
+    def _failed(self, failure: Failure) -> None:
+        _log.failure("the session could not be saved", failure=failure)
+        request = self._request
+        self._state = _State.closed
+        self._buffer = []
+        if request._disconnected:
+            return
+        if request.startedWriting:
+            request.channel.transport.abortConnection()
+            return
+        request.setResponseCode(503)
+        request.responseHeaders.setRawHeaders(
+            b"Content-Type", [b"text/plain; charset=utf-8"]
+        )
+        request.responseHeaders.setRawHeaders(
+            b"Content-Length", [b"%d" % len(UNAVAILABLE)]
+        )
+        request.responseHeaders.setRawHeaders(b"Cache-Control", [b"no-store"])
+        self._write(UNAVAILABLE)
+        self._finish()

@@ -1,0 +1,48 @@
+# -*- test-case-name: tests.test_session -*-
+"""
+How session values are stored: each value as its own JSON text.
+
+JSON keeps every database honest: an C{int} comes back an C{int}, a tuple
+comes back a list in memory as in Redis, and nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import ValueNotSerializable
+
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_decoder = json.JSONDecoder()
+
+
+def encodeValue(key: object, value: object) -> str:
+    """
+    Serialise a session value.
+
+    @param key: the session key the value goes under; must be a C{str}.
+    @param value: C{str}, C{int}, C{float} (finite), C{bool}, C{None}, or
+        lists and dicts (with C{str} keys) of them.
+    @return: its JSON text.
+    @raise ValueNotSerializable: when C{key} or C{value} cannot be stored.
+    """
+    if not isinstance(key, str):
+        raise ValueNotSerializable(f"session keys are str, not {type(key).__name__}")
+    try:
+        return _encoder.encode(value)
+    except (TypeError, ValueError) as e:
+        raise ValueNotSerializable(
+            f"the value for session key {key!r} is not JSON-serialisable: {e}"
+        ) from None
+
+
+def decodeValue(text: str) -> Any:
+    """
+    Parse a stored session value.
+
+    @param text: JSON text written by L{encodeValue}.
+    @return: the value.
+    @raise ValueError: when C{text} is not JSON.
+    """
+    return _decoder.decode(text)
