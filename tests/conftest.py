@@ -22,6 +22,38 @@ def clock() -> Any:
 
 
 @pytest.fixture
+def db(clock: Any) -> Any:
+    """
+    A database whose loads and saves the test controls.
+    """
+    from tests.support import ControlledDatabase
+
+    return ControlledDatabase(clock)
+
+
+@pytest.fixture
+def sessions(clock: Any, db: Any) -> Any:
+    """
+    A manager on C{db} and C{clock}: cookie C{sid}, sessions living 10 s.
+    """
+    from tests.support import COOKIE
+    from txsessions import Config, Sessions
+
+    return Sessions(Config(cookie=COOKIE, expires=10), db, clock)
+
+
+@pytest.fixture
+def browser(sessions: Any) -> Any:
+    """
+    A L{tests.support.Browser} on L{tests.apps.kvApp} under C{sessions}.
+    """
+    from tests.apps import kvApp
+    from tests.support import Browser
+
+    return Browser(sessions.wrap(kvApp(sessions).resource()))
+
+
+@pytest.fixture
 def listen() -> Iterator[Any]:
     """
     Serve resources on real ports on 127.0.0.1; returns a function taking a

@@ -20,6 +20,11 @@ from txsessions.records import DestroyReason, SessionChanges, StoredSession
 
 T = TypeVar("T")
 
+COOKIE = "sid"
+"""
+The cookie name of the C{sessions} fixture.
+"""
+
 
 def resultOf(d: Deferred[T]) -> T:
     """
@@ -53,6 +58,16 @@ def cookieValue(response: Any, name: str) -> str:
             values.append(cookie[name].value)
     assert len(values) == 1, f"expected one {name} cookie, got {setCookies(response)}"
     return values[0]
+
+
+def login(browser: Browser) -> str:
+    """
+    Write to a new session through L{tests.apps.kvApp}.
+
+    @return: its id.
+    """
+    response, _ = browser.get("/set/user/alice")
+    return cookieValue(response, COOKIE)
 
 
 class Browser:

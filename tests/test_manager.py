@@ -8,7 +8,15 @@ from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyChannel
 
 from tests.apps import kvApp
-from tests.support import Browser, ControlledDatabase, cookieValue, resultOf, setCookies
+from tests.support import (
+    COOKIE,
+    Browser,
+    ControlledDatabase,
+    cookieValue,
+    login,
+    resultOf,
+    setCookies,
+)
 from txsessions import (
     Config,
     DestroyReason,
@@ -21,34 +29,12 @@ from txsessions import (
 )
 from txsessions.ids import storeKey
 
-COOKIE = "sid"
-
-
-@pytest.fixture
-def db(clock: Any) -> ControlledDatabase:
-    return ControlledDatabase(clock)
-
-
-@pytest.fixture
-def sessions(clock: Any, db: ControlledDatabase) -> Sessions:
-    return Sessions(Config(cookie=COOKIE, expires=10), db, clock)
-
 
 @pytest.fixture
 def events(sessions: Sessions) -> list[tuple[str, DestroyReason]]:
     recorded: list[tuple[str, DestroyReason]] = []
     sessions.onDestroy(lambda key, reason: recorded.append((key, reason)))
     return recorded
-
-
-@pytest.fixture
-def browser(sessions: Sessions) -> Browser:
-    return Browser(sessions.wrap(kvApp(sessions).resource()))
-
-
-def login(browser: Browser) -> str:
-    response, _ = browser.get("/set/user/alice")
-    return cookieValue(response, COOKIE)
 
 
 def count(sessions: Sessions) -> int:

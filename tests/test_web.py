@@ -15,32 +15,17 @@ from twisted.web.static import Data
 
 import txsessions
 from tests.apps import kvApp
-from tests.support import Browser, ControlledDatabase, cookieValue, resultOf, setCookies
+from tests.support import (
+    COOKIE,
+    Browser,
+    ControlledDatabase,
+    cookieValue,
+    login,
+    resultOf,
+    setCookies,
+)
 from txsessions import Config, Session, Sessions
 from txsessions.responses import UNAVAILABLE
-
-COOKIE = "sid"
-
-
-@pytest.fixture
-def db(clock: Any) -> ControlledDatabase:
-    return ControlledDatabase(clock)
-
-
-@pytest.fixture
-def sessions(clock: Any, db: ControlledDatabase) -> Sessions:
-    return Sessions(Config(cookie=COOKIE), db, clock)
-
-
-@pytest.fixture
-def browser(sessions: Sessions) -> Browser:
-    return Browser(sessions.wrap(kvApp(sessions).resource()))
-
-
-def login(browser: Browser) -> str:
-    response, _ = browser.get("/set/user/alice")
-    return cookieValue(response, COOKIE)
-
 
 # The resource wrapper
 
@@ -145,13 +130,13 @@ def test_secureCookieOverTLS(sessions: Sessions) -> None:
     browser = Browser(sessions.wrap(kvApp(sessions).resource()), "https://example.com")
     response, _ = browser.get("/set/a/1")
     [header] = setCookies(response)
-    assert header.endswith("; Path=/; HttpOnly; Secure; SameSite=Lax")
+    assert header.endswith("; Max-Age=10; HttpOnly; Secure; SameSite=Lax")
 
 
 def test_plainHTTPCookieIsNotSecure(browser: Browser) -> None:
     response, _ = browser.get("/set/a/1")
     [header] = setCookies(response)
-    assert header.endswith("; Path=/; HttpOnly; SameSite=Lax")
+    assert header.endswith("; Max-Age=10; HttpOnly; SameSite=Lax")
 
 
 def test_headGetsTheCookieAndNoBody(browser: Browser) -> None:
