@@ -49,6 +49,31 @@ def kvApp(sessions: Sessions) -> Klein:
         txsessions.get(request).clear()
         return "ok"
 
+    @app.route("/incr/<key>/<int(signed=True):n>")
+    async def incr(request: IRequest, key: str, n: int) -> str:
+        return str(await txsessions.get(request).increment(key, n))
+
+    @app.route("/decr/<key>")
+    async def decr(request: IRequest, key: str) -> str:
+        return str(await txsessions.get(request).decrement(key))
+
+    @app.route("/remember/<int:seconds>")
+    async def remember(request: IRequest, seconds: int) -> str:
+        await sessions.updateExpiration(request, seconds)
+        return "remembered"
+
+    @app.route("/shift")
+    async def shift(request: IRequest) -> str:
+        await sessions.shiftExpiration(request)
+        return "shifted"
+
+    @app.route("/setthenremember/<int:seconds>")
+    async def setThenRemember(request: IRequest, seconds: int) -> str:
+        txsessions.get(request).set("a", 1)
+        await sessions.updateExpiration(request, seconds)
+        await sessions.updateExpiration(request, seconds + 1)
+        return "ok"
+
     @app.route("/destroy")
     async def destroy(request: IRequest) -> str:
         await sessions.destroy(request)

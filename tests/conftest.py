@@ -72,7 +72,7 @@ def listen() -> Iterator[Any]:
 
     def serve(resource: Any) -> tuple[str, Any]:
         site: Any = Site(resource)
-        port: Any = reactor.listenTCP(0, site, interface="127.0.0.1")
+        port: Any = reactor.listenTCP(0, site, backlog=1024, interface="127.0.0.1")
         ports.append(port)
         pool = HTTPConnectionPool(reactor, persistent=True)
         pools.append(pool)

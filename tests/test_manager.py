@@ -181,9 +181,11 @@ def test_destroyWithAStaleCookieClearsIt(browser: Browser, events: list[Any]) ->
     assert events == []
 
 
-def test_destroyThenStartLeavesOneNewCookie(
-    browser: Browser, sessions: Sessions, events: list[Any]
-) -> None:
+def test_destroyThenStartLeavesOneNewCookie(clock: Any, db: ControlledDatabase) -> None:
+    sessions = Sessions(Config(cookie=COOKIE, allowReclaim=True), db, clock)
+    events: list[Any] = []
+    sessions.onDestroy(lambda *a: events.append(a))
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
     sid = login(browser)
     response, _ = browser.get("/reclaim", {COOKIE: sid})
     fresh = cookieValue(response, COOKIE)
@@ -192,6 +194,21 @@ def test_destroyThenStartLeavesOneNewCookie(
     _, body = browser.get("/all", {COOKIE: fresh})
     assert json.loads(body) == {"isNew": False, "values": {"fresh": True}}
     assert events == [(storeKey(sid), DestroyReason.destroyed)]
+    assert resultOf(sessions.count()) == 1
+
+
+def test_withoutAllowReclaimStartGivesTheDestroyedSession(
+    sessions: Sessions, browser: Browser
+) -> None:
+    sid = login(browser)
+    request = Request(DummyChannel())
+    request.received_cookies = {COOKIE.encode(): sid.encode()}
+    session = resultOf(sessions.start(request))
+    resultOf(session.destroy())
+    again = resultOf(sessions.start(request))
+    assert again is session and again.destroyed
+    response, _ = browser.get("/reclaim", {COOKIE: sid})
+    assert response.code == 500
 
 
 def test_expiry(
@@ -367,3 +384,136 @@ def test_defaultsToTheGlobalReactor() -> None:
     sessions = Sessions()
     assert sessions._clock is reactor
     assert isinstance(sessions.database, MemoryDatabase)
+
+
+def test_aSaveNeverResurrectsASessionDestroyedMeanwhile(
+    browser: Browser, sessions: Sessions, db: ControlledDatabase
+) -> None:
+    from treq.testing import StubTreq
+
+    sid = login(browser)
+    db.holdSaves = True
+    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
+    d = stub.get("http://example.com/remember/600", cookies={COOKIE: sid})
+    stub.flush()
+    assert resultOf(sessions.destroyByID(sid)) is True
+    db.release()
+    stub.flush()
+    response = resultOf(d)
+    assert response.code == 200
+    assert setCookies(response) == []
+    assert count(sessions) == 0
+    _, body = browser.get("/all", {COOKIE: sid})
+    assert json.loads(body)["isNew"] is True
+
+
+def test_cookieOptionsPerCall(sessions: Sessions, clock: Any) -> None:
+    from klein import Klein
+
+    app = Klein()
+
+    @app.route("/admin")
+    async def admin(request: Any) -> str:
+        session = await sessions.start(
+            request, cookiePath="/admin", cookieSameSite="strict"
+        )
+        session.set("admin", True)
+        return "ok"
+
+    response, _ = Browser(app.resource()).get("/admin")
+    [header] = setCookies(response)
+    assert "; Path=/admin; " in header and header.endswith("SameSite=Strict")
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [({"cookie": "other"}, TypeError), ({"expires": 5}, TypeError),
+     ({"cookiePath": "nope"}, ValueError), ({"cookieSameSite": "LAX"}, ValueError)],
+)
+def test_badCookieOptions(sessions: Sessions, options: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        sessions.start(Request(DummyChannel()), **options)
+
+
+def test_cookieDomainSharesWithSubdomains(clock: Any) -> None:
+    sessions = Sessions(Config(cookie=COOKIE, cookieDomain="example.com"), clock=clock)
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    response, _ = browser.get("/set/a/1")
+    sid = cookieValue(response, COOKIE)
+    assert "; Path=/; Domain=example.com; " in setCookies(response)[0]
+    response, _ = browser.get("/destroy", {COOKIE: sid})
+    assert "; Path=/; Domain=example.com; Expires=Thu, 01 Jan 1970" in setCookies(response)[0]
+
+
+def test_subdomainSettingsAreChecked() -> None:
+    assert Config(cookieDomain="example.com").disableSubdomainPersistence is False
+    assert Config().disableSubdomainPersistence is True
+    with pytest.raises(ValueError, match="needs cookieDomain"):
+        Config(disableSubdomainPersistence=False)
+    with pytest.raises(ValueError, match="contradicts"):
+        Config(cookieDomain="example.com", disableSubdomainPersistence=True)
+    with pytest.raises(ValueError, match="not a DNS name"):
+        Config(cookieDomain="example.com; Secure")
+
+
+def test_cookieSecureTLSOff(clock: Any) -> None:
+    sessions = Sessions(Config(cookie=COOKIE, cookieSecureTLS=False), clock=clock)
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()), "https://example.com")
+    response, _ = browser.get("/set/a/1")
+    assert "Secure" not in setCookies(response)[0]
+
+
+class Reversing:
+    """
+    A toy encoding: the id reversed behind a prefix; anything else is refused.
+    """
+
+    def encode(self, cookieName: str, value: str) -> str:
+        return f"{cookieName}.{value[::-1]}"
+
+    def decode(self, cookieName: str, value: str) -> str:
+        prefix, _, body = value.partition(".")
+        if prefix != cookieName:
+            raise ValueError("not ours")
+        return body[::-1]
+
+
+def test_encodingWrapsTheIDInTheCookie(clock: Any) -> None:
+    sessions = Sessions(Config(cookie=COOKIE, encoding=Reversing()), clock=clock)
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    response, _ = browser.get("/set/a/1")
+    value = cookieValue(response, COOKIE)
+    assert value.startswith("sid.")
+    sid = value[4:][::-1]
+    assert resultOf(sessions.database.load(storeKey(sid))) is not None
+    assert json.loads(browser.get("/all", {COOKIE: value})[1])["isNew"] is False
+    assert json.loads(browser.get("/all", {COOKIE: sid})[1])["isNew"] is True
+
+
+def test_encodingMustHaveBothMethods() -> None:
+    with pytest.raises(ValueError, match="encoding needs"):
+        Config(encoding=object())  # type: ignore[arg-type]
+
+
+def test_incrementAndDecrementOverHTTP(browser: Browser, sessions: Sessions) -> None:
+    response, body = browser.get("/incr/n/5")
+    assert body == b"5"
+    sid = cookieValue(response, COOKIE)
+    assert browser.get("/incr/n/2", {COOKIE: sid})[1] == b"7"
+    assert browser.get("/decr/n", {COOKIE: sid})[1] == b"6"
+    assert browser.get("/incr/n/-10", {COOKIE: sid})[1] == b"-4"
+    assert json.loads(browser.get("/all", {COOKIE: sid})[1])["values"] == {"n": -4}
+
+
+def test_incrementOfAStringCountsFromZero(browser: Browser) -> None:
+    sid = login(browser)
+    assert browser.get("/incr/user/3", {COOKIE: sid})[1] == b"3"
+
+
+def test_incrementSavesPendingChangesInTheSameRoundTrip(
+    browser: Browser, db: ControlledDatabase
+) -> None:
+    sid = login(browser)
+    saves = len(db.saves)
+    browser.get("/incr/n/1", {COOKIE: sid})
+    assert len(db.saves) == saves + 1

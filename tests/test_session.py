@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
+import attrs
 import pytest
 from twisted.internet.defer import Deferred, succeed
 
@@ -16,13 +19,21 @@ from txsessions import (
 
 
 class Owner:
+    """
+    Stands in for the request a session belongs to.
+    """
+
     def __init__(self) -> None:
         self.ids = 0
         self.destroyed: list[Session] = []
+        self.clock = 0.0
 
     def newID(self) -> tuple[str, str]:
         self.ids += 1
         return f"id{self.ids:030d}", f"key{self.ids}"
+
+    def now(self) -> float:
+        return self.clock
 
     def destroy(self, session: Session) -> Deferred[None]:
         self.destroyed.append(session)
@@ -31,11 +42,12 @@ class Owner:
 
 
 def loaded(**values: Any) -> Session:
-    return Session(Owner(), "x" * 43, "k", dict(values), Lifetime(0, None))  # type: ignore[arg-type]
+    fields = {k: json.dumps(v) for k, v in values.items()}
+    return Session(Owner(), "x" * 43, "k", Lifetime(0, None), fields)  # type: ignore[arg-type]
 
 
 def new() -> Session:
-    return Session(Owner(), None, None, {}, None)  # type: ignore[arg-type]
+    return Session(Owner(), None, None, Lifetime(0, None))  # type: ignore[arg-type]
 
 
 def test_newSessionDrawsItsIDOnlyWhenAsked() -> None:
@@ -94,81 +106,23 @@ def test_valueIsStoredAsItWasWhenSet() -> None:
     value = [1]
     session.set("k", value)
     value.append(2)
-    changes = session._takeChanges(None)
-    assert changes is not None
-    assert changes.updated == {"k": "[1]"}
+    assert session._takeChanges().updated == {"k": "[1]"}
 
 
 def test_unicodeValuesRoundTrip() -> None:
     session = loaded()
     session.set("k", "\u2019 \N{GRINNING FACE} \U0001f600")
-    changes = session._takeChanges(None)
-    assert changes is not None
-    assert changes.updated["k"] == '"\u2019 \N{GRINNING FACE} \U0001f600"'
+    assert (
+        session._takeChanges().updated["k"] == '"\u2019 \N{GRINNING FACE} \U0001f600"'
+    )
 
 
-def test_getString() -> None:
-    session = loaded(s="text", i=42, f=1.5, b=True, n=None)
-    assert session.getString("s") == "text"
-    assert session.getString("i") == "42"
-    for key in ("f", "b", "n"):
-        with pytest.raises(EntryTypeError, match=f"session key '{key}' holds a"):
-            session.getString(key)
-    with pytest.raises(EntryNotFound, match="holds no key 'missing'"):
-        session.getString("missing")
-    assert session.getStringDefault("missing", "d") == "d"
-    assert session.getStringDefault("f", "d") == "d"
-    assert session.getStringDefault("s", "d") == "text"
-
-
-@pytest.mark.parametrize(
-    ("stored", "expected"),
-    [
-        (True, True),
-        (False, False),
-        ("1", True),
-        ("t", True),
-        ("TRUE", True),
-        ("True", True),
-        ("0", False),
-        ("f", False),
-        ("false", False),
-        ("False", False),
-    ],
-)
-def test_getBooleanConversions(stored: object, expected: bool) -> None:
-    assert loaded(k=stored).getBoolean("k") is expected
-
-
-@pytest.mark.parametrize("stored", ["yes", "", 1, 0, None, [True]])
-def test_getBooleanRefusesOtherValues(stored: object) -> None:
-    session = loaded(k=stored)
-    with pytest.raises(EntryTypeError) as caught:
-        session.getBoolean("k")
-    assert "not a boolean" in str(caught.value)
-    assert session.getBooleanDefault("k", True) is True
-
-
-def test_getBooleanMissing() -> None:
-    session = loaded()
-    with pytest.raises(EntryNotFound):
-        session.getBoolean("k")
-    assert session.getBooleanDefault("k", False) is False
-
-
-def test_entryErrorsArePrintable() -> None:
-    with pytest.raises(EntryNotFound) as caught:
-        loaded().getString("k")
-    assert str(caught.value) == "the session holds no key 'k'"
-    assert caught.value.key == "k"
-    assert isinstance(caught.value, LookupError)
-
-
-def test_noChangesMeansNothingToSave() -> None:
+def test_readingIsNoChange() -> None:
     session = loaded(a=1)
     session.get("a")
     session.getAll()
-    assert session._takeChanges(None) is None
+    session.visit(lambda k, v: None)
+    assert not session._hasChanges()
 
 
 def test_changesAreBatched() -> None:
@@ -177,34 +131,45 @@ def test_changesAreBatched() -> None:
     session.delete("a")
     session.set("a", 4)
     session.delete("b")
-    changes = session._takeChanges(None)
-    assert changes is not None
+    changes = session._takeChanges()
     assert not changes.create and changes.lifetime is None
     assert changes.updated == {"c": "3", "a": "4"}
     assert changes.deleted == {"b"}
-    assert session._takeChanges(None) is None
+    assert not session._hasChanges()
 
 
 def test_clearThenSet() -> None:
     session = loaded(a=1)
     session.clear()
     session.set("b", 2)
-    changes = session._takeChanges(None)
-    assert changes is not None
+    changes = session._takeChanges()
     assert changes.clear and changes.updated == {"b": "2"} and not changes.deleted
 
 
 def test_newSessionIsCreatedWithItsLifetime() -> None:
+    session = Session(Owner(), None, None, Lifetime(5, 15))  # type: ignore[arg-type]
+    session.set("a", 1)
+    changes = session._takeChanges()
+    assert changes.create and changes.lifetime == Lifetime(5, 15)
+    assert not changes.clear and not changes.deleted
+    session.set("b", 2)
+    later = session._takeChanges()
+    assert not later.create and later.lifetime is None
+
+
+def test_newSessionClearedIsCreatedEmpty() -> None:
     session = new()
     session.set("a", 1)
-    lifetime = Lifetime(5, 15)
-    changes = session._takeChanges(lifetime)
-    assert changes is not None
-    assert changes.create and changes.lifetime == lifetime
-    assert session.lifetime == lifetime
-    session.set("b", 2)
-    later = session._takeChanges(Lifetime(6, 16))
-    assert later is not None and not later.create and later.lifetime is None
+    session.clear()
+    changes = session._takeChanges()
+    assert changes.create and not changes.clear and changes.updated == {}
+
+
+def test_incrementsTravelWithTheChanges() -> None:
+    session = loaded(n=1)
+    session.set("a", 1)
+    changes = session._takeChanges({"n": 2})
+    assert changes.increments == {"n": 2} and changes.updated == {"a": "1"}
 
 
 def test_destroyedSessionRefusesChanges() -> None:
@@ -212,14 +177,85 @@ def test_destroyedSessionRefusesChanges() -> None:
     session.destroy()
     assert session.destroyed
     assert session.getAll() == {}
-    for change in (
+    changes = (
         lambda: session.set("a", 1),
         lambda: session.delete("a"),
         session.clear,
-    ):
+        lambda: session.setImmutable("a", 1),
+        lambda: session.increment("a"),
+        lambda: session.setFlash("a", 1),
+    )
+    for change in changes:
         with pytest.raises(SessionDestroyedError, match="destroyed"):
             change()
-    assert session._takeChanges(None) is None
+    assert not session._hasChanges()
+
+
+def test_keysStartingWithNULAreReserved() -> None:
+    with pytest.raises(ValueNotSerializable, match="NUL"):
+        loaded().set("\x00f", 1)
+
+
+def test_internalFieldsAreNotValues() -> None:
+    fields = {"a": "1", "\x00fnote": '"hi"', "\x00ia": "true", "\x00zfuture": "1"}
+    session = Session(Owner(), "x" * 43, "k", Lifetime(0, None), fields)  # type: ignore[arg-type]
+    assert session.getAll() == {"a": 1}
+    assert session.len() == 1
+    assert session.peekFlash("note") == "hi"
+
+
+def test_corruptFieldsRaiseValueError() -> None:
+    with pytest.raises(ValueError):
+        Session(Owner(), "x" * 43, "k", Lifetime(0, None), {"a": "{nope"})  # type: ignore[arg-type]
+
+
+def test_visitInInsertionOrder() -> None:
+    session = loaded(b=1, a=2)
+    session.set("c", 3)
+    seen: list[tuple[str, Any]] = []
+    session.visit(lambda k, v: seen.append((k, v)))
+    assert seen == [("b", 1), ("a", 2), ("c", 3)]
+
+
+@attrs.frozen
+class User:
+    name: str
+    roles: list[str] = attrs.Factory(list)
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+def test_decodeIntoAttrsAndDataclasses() -> None:
+    session = loaded(user={"name": "ann", "roles": ["admin"]}, point={"x": 1, "y": 2})
+    assert session.decode("user", User) == User("ann", ["admin"])
+    assert session.decode("point", Point) == Point(1, 2)
+
+
+def test_decodeErrors() -> None:
+    session = loaded(user={"nom": "ann"}, text="ann")
+    with pytest.raises(EntryTypeError, match="does not fit User"):
+        session.decode("user", User)
+    with pytest.raises(EntryTypeError, match="no object"):
+        session.decode("text", User)
+    with pytest.raises(EntryNotFound):
+        session.decode("missing", User)
+    with pytest.raises(TypeError, match="neither an attrs class nor a dataclass"):
+        session.decode("user", dict)
+
+
+def test_lifetime() -> None:
+    session = Session(Owner(), None, None, Lifetime(0, 30))  # type: ignore[arg-type]
+    owner: Owner = session._owner  # type: ignore[assignment]
+    assert session.expiresAt == 30
+    owner.clock = 12
+    assert session.remaining() == 18
+    owner.clock = 40
+    assert session.remaining() == 0
+    assert new().remaining() is None and new().expiresAt is None
 
 
 def test_reprShowsNoSecrets() -> None:

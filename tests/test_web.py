@@ -346,3 +346,29 @@ async def test_decoratorOverARealPort(listen: Any) -> None:
         assert await response.text() == "sync 2"
     finally:
         await sessions.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aThousandConcurrentIncrementsOverARealPort(listen: Any) -> None:
+    from twisted.internet.defer import gatherResults
+
+    sessions = Sessions(Config(cookie=COOKIE))
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await client.get(base + "/set/user/carol")
+        await response.content()
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+
+        async def increment() -> int:
+            response = await client.get(base + "/incr/hits/1", cookies=cookies)
+            assert response.code == 200
+            return int(await response.text())
+
+        results = await gatherResults(
+            [Deferred.fromCoroutine(increment()) for _ in range(1000)]
+        )
+        assert sorted(results) == list(range(1, 1001))
+        response = await client.get(base + "/get/hits", cookies=cookies)
+        assert await response.text() == "1000"
+    finally:
+        await sessions.close()

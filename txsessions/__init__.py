@@ -15,13 +15,14 @@ asynchronous and secure by default.
         return "welcome"
 """
 
-from .config import Config
+from .config import Config, CookieEncoding
 from .db.memory import MemoryDatabase
 from .errors import (
     DatabaseError,
     EntryError,
     EntryNotFound,
     EntryTypeError,
+    ImmutableValueError,
     NoSessionError,
     SessionDestroyedError,
     SessionError,
@@ -36,6 +37,7 @@ from .web import SessionResource, get
 
 __all__ = [
     "Config",
+    "CookieEncoding",
     "DatabaseError",
     "DestroyListener",
     "DestroyReason",
@@ -43,6 +45,7 @@ __all__ = [
     "EntryNotFound",
     "EntryTypeError",
     "IDatabase",
+    "ImmutableValueError",
     "Lifetime",
     "MemoryDatabase",
     "NoSessionError",

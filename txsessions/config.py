@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 from twisted.web.iweb import IRequest
 
-from .cookies import checkCookieName, checkCookiePath
+from .cookies import checkCookieDomain, checkCookieName, checkCookiePath
 from .ids import generateSessionID
 
 SameSite = Literal["lax", "strict", "none"]
@@ -40,11 +40,68 @@ def toSeconds(value: float | timedelta) -> float:
     return float(value)
 
 
-def _checkSameSite(instance: object, attribute: object, value: object) -> None:
+def _checkSameSite(instance: object, attribute: object, value: Any) -> None:
     if value not in ("lax", "strict", "none", None):
         raise ValueError(
             f"cookieSameSite must be 'lax', 'strict', 'none' or None, not {value!r}"
         )
+
+
+def _checkEncoding(instance: object, attribute: object, value: Any) -> None:
+    if value is not None and not (
+        callable(getattr(value, "encode", None))
+        and callable(getattr(value, "decode", None))
+    ):
+        raise ValueError(
+            "encoding needs encode(cookieName, value) and decode(cookieName, value)"
+        )
+
+
+def _checkSubdomains(instance: Config, attribute: object, value: bool) -> None:
+    if not value and instance.cookieDomain is None:
+        raise ValueError(
+            "disableSubdomainPersistence=False needs cookieDomain: name the domain "
+            "whose subdomains share the cookie"
+        )
+    if value and instance.cookieDomain is not None:
+        raise ValueError(
+            "cookieDomain shares the cookie with subdomains; "
+            "disableSubdomainPersistence=True contradicts it"
+        )
+
+
+class CookieEncoding(Protocol):
+    """
+    Turns a session id into a cookie value and back (Iris: C{Encoding}, as
+    gorilla/securecookie provides it); L{txsessions.codec} has one that signs
+    and encrypts.
+    """
+
+    def encode(self, cookieName: str, value: str) -> str:
+        """
+        @return: the cookie value carrying C{value}.
+        """
+
+    def decode(self, cookieName: str, value: str) -> str:
+        """
+        @return: the value a cookie value carries.
+        @raise Exception: when it carries none (tampered, expired, foreign).
+        """
+
+
+COOKIE_OPTIONS = frozenset(
+    {
+        "cookiePath",
+        "cookieDomain",
+        "cookieSameSite",
+        "cookieHTTPOnly",
+        "cookieSecureTLS",
+        "forceSecureCookie",
+    }
+)
+"""
+The settings L{txsessions.Sessions.start} may replace for one request.
+"""
 
 
 @attrs.frozen
@@ -61,13 +118,26 @@ class Config:
         (Iris: C{SessionIDGenerator}); the default draws 256 bits from
         L{secrets}.  An id it returns must be 22 to 128 URL-safe base64
         characters.
+    @ivar allowReclaim: after L{Session.destroy}, let
+        L{txsessions.Sessions.start} in the same request begin a new session
+        (its cookie replaces the deletion cookie).  Without it, C{start}
+        returns the destroyed session (Iris: C{AllowReclaim}).
+    @ivar encoding: turns session ids into cookie values and back, such as
+        the signing and encrypting L{txsessions.codec.CookieCodec} (Iris:
+        C{Encoding}); C{None} sends the id as it is.
     @ivar cookiePath: the cookie's C{Path}.
+    @ivar cookieDomain: the cookie's C{Domain}, shared with its subdomains;
+        C{None}, the default, makes a host-only cookie.
+    @ivar disableSubdomainPersistence: whether the cookie stays with the host
+        that set it; derived from C{cookieDomain} (Iris: the same name, but
+        Iris shares the cookie with every subdomain by default).
     @ivar cookieHTTPOnly: whether the cookie is hidden from scripts.
     @ivar cookieSameSite: C{"lax"}, C{"strict"}, C{"none"} (which makes the
         cookie C{Secure}) or C{None} for no attribute.
+    @ivar cookieSecureTLS: add C{Secure} to the cookie of a request that
+        came over TLS (Iris: C{CookieSecureTLS}, off by default there).
     @ivar forceSecureCookie: add C{Secure} even to responses over plain HTTP,
-        for servers behind a TLS-terminating proxy.  Without it, C{Secure} is
-        added to every response to a request that came over TLS.
+        for servers behind a TLS-terminating proxy.
     """
 
     cookie: str = attrs.field(
@@ -75,11 +145,39 @@ class Config:
     )
     expires: float = attrs.field(default=0.0, converter=toSeconds)
     sessionIDGenerator: Callable[[IRequest], str] = generateSessionID
+    allowReclaim: bool = False
+    encoding: CookieEncoding | None = attrs.field(
+        default=None, validator=_checkEncoding
+    )
     cookiePath: str = attrs.field(
         default="/", validator=lambda i, a, v: checkCookiePath(v)
+    )
+    cookieDomain: str | None = attrs.field(
+        default=None, validator=lambda i, a, v: v is None or checkCookieDomain(v)
+    )
+    disableSubdomainPersistence: bool = attrs.field(
+        default=attrs.Factory(lambda self: self.cookieDomain is None, takes_self=True),
+        validator=_checkSubdomains,
     )
     cookieHTTPOnly: bool = True
     cookieSameSite: SameSite | None = attrs.field(
         default="lax", validator=_checkSameSite
     )
+    cookieSecureTLS: bool = True
     forceSecureCookie: bool = False
+
+    def withCookieOptions(self, **options: Any) -> Config:
+        """
+        @param options: cookie settings (L{COOKIE_OPTIONS}) to replace.
+        @return: a copy with them replaced, validated.
+        @raise TypeError: for a setting that is not a cookie setting.
+        """
+        unknown = set(options) - COOKIE_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"not cookie options: {', '.join(sorted(unknown))}; "
+                f"use {', '.join(sorted(COOKIE_OPTIONS))}"
+            )
+        if "cookieDomain" in options and "disableSubdomainPersistence" not in options:
+            options["disableSubdomainPersistence"] = options["cookieDomain"] is None
+        return attrs.evolve(self, **options)

@@ -24,6 +24,12 @@ _token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # A path attribute value: any CHAR except CTLs and ";" (RFC 6265); we also
 # refuse "," and white space, which some servers and proxies split on.
 _pathValue = re.compile(r"/[\x21-\x2b\x2d-\x3a\x3c-\x7e]*")
+# RFC 1034 labels; a leading dot is allowed and ignored by browsers.
+_domain = re.compile(
+    r"\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+# RFC 6265 cookie-octets.
+_cookieValue = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 
@@ -62,6 +68,19 @@ def checkCookiePath(path: str) -> str:
     return path
 
 
+def checkCookieDomain(domain: str) -> str:
+    """
+    Refuse a cookie domain that is not a plain DNS name.
+
+    @param domain: the cookie's Domain attribute, such as C{example.com}.
+    @return: C{domain}, unchanged.
+    @raise ValueError: when C{domain} is not a DNS name.
+    """
+    if not isinstance(domain, str) or _domain.fullmatch(domain) is None:
+        raise ValueError(f"cookie domain {domain!r} is not a DNS name")
+    return domain
+
+
 def readCookie(request: IRequest, name: bytes) -> str | None:
     """
     Read a cookie's value from a request.
@@ -95,7 +114,9 @@ def sessionCookie(
     @param now: the current time, for the C{Expires} attribute.
     @return: the header value.
     """
-    parts = [f"{config.cookie}={value}", f"Path={config.cookiePath}"]
+    if _cookieValue.fullmatch(value) is None:
+        raise ValueError("a cookie value may hold no space, quote, comma, ';' or '\\'")
+    parts = [f"{config.cookie}={value}", *_scope(config)]
     if maxAge is not None:
         seconds = max(int(maxAge), 0)
         parts.append("Expires=" + datetimeToString(now + seconds).decode("ascii"))
@@ -112,13 +133,15 @@ def deletionCookie(config: Config, request: IRequest) -> bytes:
     @param request: the request being answered.
     @return: the header value.
     """
-    parts = [
-        f"{config.cookie}=",
-        f"Path={config.cookiePath}",
-        f"Expires={_EPOCH}",
-        "Max-Age=0",
-    ]
+    parts = [f"{config.cookie}=", *_scope(config), f"Expires={_EPOCH}", "Max-Age=0"]
     return _withFlags(config, request, parts)
+
+
+def _scope(config: Config) -> list[str]:
+    scope = [f"Path={config.cookiePath}"]
+    if config.cookieDomain is not None:
+        scope.append(f"Domain={config.cookieDomain}")
+    return scope
 
 
 def _withFlags(config: Config, request: IRequest, parts: list[str]) -> bytes:
@@ -127,7 +150,7 @@ def _withFlags(config: Config, request: IRequest, parts: list[str]) -> bytes:
     if (
         config.forceSecureCookie
         or config.cookieSameSite == "none"
-        or request.isSecure()
+        or (config.cookieSecureTLS and request.isSecure())
     ):
         parts.append("Secure")
     if config.cookieSameSite is not None:

@@ -58,6 +58,13 @@ class EntryTypeError(EntryError, ValueError):
     """
 
 
+class ImmutableValueError(SessionError, TypeError):
+    """
+    L{Session.set} was asked to replace a value stored with
+    L{Session.setImmutable}.
+    """
+
+
 class DatabaseError(SessionError):
     """
     A session database failed or did not answer in time.  The web layer

@@ -5,7 +5,7 @@ The interfaces of txsessions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
@@ -39,15 +39,16 @@ class IDatabase(Interface):
             there is no such live session.
         """
 
-    def save(key: str, changes: SessionChanges) -> Deferred[bool]:
+    def save(key: str, changes: SessionChanges) -> Deferred[Mapping[str, int] | None]:
         """
         Apply one request's changes to a session, atomically.
 
         @param key: the session's store key.
         @param changes: what to change.
-        @return: a L{Deferred} firing with C{True}, or with C{False} when
-            C{changes.create} is false and the session no longer exists
-            (nothing is written then).
+        @return: a L{Deferred} firing with the new value of each key in
+            C{changes.increments} (an empty mapping when there are none), or
+            with C{None} when C{changes.create} is false and the session no
+            longer exists (nothing is written then).
         """
 
     def destroy(key: str, reason: DestroyReason) -> Deferred[bool]:

@@ -7,7 +7,8 @@ destroy listeners.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
@@ -18,15 +19,20 @@ from twisted.web.iweb import IRequest
 from zope.interface import Interface
 
 from . import cookies
-from .config import Config
-from .errors import DatabaseError, NoSessionError, SessionError, SessionIDError
+from .config import Config, toSeconds
+from .errors import (
+    DatabaseError,
+    NoSessionError,
+    SessionDestroyedError,
+    SessionError,
+    SessionIDError,
+)
 from .ids import isWellFormedID, redact, storeKey
 from .interfaces import DestroyListener, IDatabase
 from .listeners import Listeners
 from .records import DestroyReason, Lifetime, StoredSession
 from .responses import HeldResponse
 from .session import Session
-from .values import decodeValue
 
 if TYPE_CHECKING:
     from twisted.web.resource import IResource
@@ -103,16 +109,23 @@ class Sessions:
         """
         self._listeners.add(listener)
 
-    def start(self, request: IRequest) -> Deferred[Session]:
+    def start(self, request: IRequest, **cookieOptions: Any) -> Deferred[Session]:
         """
         Start the request's session: the one its cookie names, if that is a
         live session, or else a new one.  The response then waits for the
         session to be saved.  Starting again in the same request gives the
-        same session, or a new one after it was destroyed.
+        same session (after L{Session.destroy}, a new one when
+        C{allowReclaim} is set).
 
         @param request: the request.
+        @param cookieOptions: settings of the cookie this response sends,
+            replacing the configuration's for this request: C{cookiePath},
+            C{cookieDomain}, C{cookieSameSite}, C{cookieHTTPOnly},
+            C{cookieSecureTLS}, C{forceSecureCookie}.
         @return: a L{Deferred} firing with the L{Session}, or failing with
             L{DatabaseError} when the database failed.
+        @raise TypeError: for an option that is not a cookie setting.
+        @raise ValueError: for an invalid setting.
         """
         component = cast(Componentized, request)
         state: _RequestSession | None = component.getComponent(_IRequestSession)
@@ -123,6 +136,8 @@ class Sessions:
             raise SessionError(
                 "this request already has a session from another Sessions manager"
             )
+        if cookieOptions:
+            state.config = self.config.withCookieOptions(**cookieOptions)
         return state.session()
 
     def destroy(self, request: IRequest) -> Deferred[None]:
@@ -204,6 +219,46 @@ class Sessions:
 
         return withSession(self, handler)
 
+    def shiftExpiration(self, request: IRequest) -> Deferred[None]:
+        """
+        Restart the request's session lifetime at C{config.expires} from now
+        and re-send its cookie (Iris: C{ShiftExpiration}); called on every
+        request, it makes expiry sliding.
+
+        @param request: the request.
+        @return: a L{Deferred} firing once the session is started; the new
+            lifetime is saved with the session.
+        """
+        return self.updateExpiration(request, self.config.expires)
+
+    def updateExpiration(
+        self, request: IRequest, expires: float | timedelta
+    ) -> Deferred[None]:
+        """
+        Give the request's session a new lifetime from now, and re-send its
+        cookie with it, replacing any cookie already in this response (Iris:
+        C{UpdateExpiration}).  Unlike Iris, a session started in this same
+        request can be given one too ("remember me" at login).
+
+        @param request: the request.
+        @param expires: seconds or a L{timedelta}; 0 for no server-side
+            lifetime and a cookie that lasts until the browser closes.
+        @return: a L{Deferred} firing once the session is started; the new
+            lifetime is saved with the session.
+        @raise ValueError: when C{expires} is not a lifetime.
+        """
+        seconds = toSeconds(expires)
+
+        async def update() -> None:
+            session = await self.start(request)
+            now = self._now()
+            createdAt = session.lifetime.createdAt
+            session._setLifetime(
+                Lifetime(createdAt, now + seconds if seconds else None)
+            )
+
+        return Deferred.fromCoroutine(update())
+
     def close(self) -> Deferred[None]:
         """
         Close the database (its timers and connections).
@@ -228,22 +283,46 @@ class Sessions:
         return d.addErrback(failed)
 
     async def _load(self, request: IRequest, owner: _RequestSession) -> Session:
-        sessionID = cookies.readCookie(request, self._cookieName)
-        owner.cookieReceived = sessionID is not None
+        sessionID = self._readID(request, owner)
         if sessionID is not None and isWellFormedID(sessionID):
             key = storeKey(sessionID)
             stored: StoredSession | None = await self._call(self._database.load(key))
             if stored is not None and not stored.lifetime.hasExpired(self._now()):
                 try:
-                    values = {k: decodeValue(v) for k, v in stored.values.items()}
+                    return Session(
+                        owner, sessionID, key, stored.lifetime, stored.values
+                    )
                 except ValueError:
                     _log.warn(
                         "session {key} holds data that is not JSON; ignored",
                         key=redact(key),
                     )
-                else:
-                    return Session(owner, sessionID, key, values, stored.lifetime)
-        return Session(owner, None, None, {}, None)
+        return self._newSession(owner)
+
+    def _readID(self, request: IRequest, owner: _RequestSession) -> str | None:
+        raw = cookies.readCookie(request, self._cookieName)
+        owner.cookieReceived = raw is not None
+        encoding = self.config.encoding
+        if raw is None or encoding is None:
+            return raw
+        try:
+            return str(encoding.decode(self.config.cookie, raw))
+        except Exception:
+            _log.info("a session cookie could not be decoded; ignored")
+            return None
+
+    def _cookieValue(self, session: Session) -> str:
+        encoding = self.config.encoding
+        if encoding is None:
+            return session.id
+        return str(encoding.encode(self.config.cookie, session.id))
+
+    def _newSession(self, owner: _RequestSession) -> Session:
+        now = self._now()
+        expires = self.config.expires
+        return Session(
+            owner, None, None, Lifetime(now, now + expires if expires else None)
+        )
 
     def _newID(self, request: IRequest) -> tuple[str, str]:
         sessionID = self.config.sessionIDGenerator(request)
@@ -254,23 +333,20 @@ class Sessions:
             )
         return sessionID, storeKey(sessionID)
 
-    def _newLifetime(self) -> Lifetime:
-        now = self._now()
-        expires = self.config.expires
-        return Lifetime(now, now + expires if expires else None)
-
 
 class _RequestSession:
     """
     The session of one request, and the response it holds back until the
     session is saved.
 
+    @ivar config: the configuration, with this request's cookie options.
     @ivar cookieReceived: whether the request carried a session cookie.
     """
 
     def __init__(self, manager: Sessions, request: IRequest) -> None:
         self.manager = manager
         self.request = request
+        self.config = manager.config
         self.cookieReceived = False
         self._session: Session | None = None
         self._loading: list[Deferred[Session]] | None = None
@@ -283,10 +359,11 @@ class _RequestSession:
         @return: a L{Deferred} firing with the current session, loading it
             first if need be.
         """
-        if self._session is not None:
-            if self._session.destroyed:
-                self._session = Session(self, None, None, {}, None)
-            return succeed(self._session)
+        session = self._session
+        if session is not None:
+            if session.destroyed and self.config.allowReclaim:
+                session = self._session = self.manager._newSession(self)
+            return succeed(session)
         if self._loading is not None:
             waiter: Deferred[Session] = Deferred()
             self._loading.append(waiter)
@@ -320,19 +397,25 @@ class _RequestSession:
         """
         return self.manager._newID(self.request)
 
+    def now(self) -> float:
+        """
+        @return: the manager's current time.
+        """
+        return self.manager._now()
+
     def destroy(self, session: Session) -> Deferred[None]:
         """
         Destroy C{session}: remove it from the database and have the client
         forget its cookie.
         """
-        stored = session.lifetime is not None
+        stored = session._stored
         key = session._key
         session._markDestroyed()
         if self._canSetCookies() and (self.cookieReceived or self._cookieSent):
             cookies.upsertCookie(
                 self.request,
                 self.manager._cookieName,
-                cookies.deletionCookie(self.manager.config, self.request),
+                cookies.deletionCookie(self.config, self.request),
             )
         if not stored or key is None:
             return succeed(None)
@@ -341,6 +424,28 @@ class _RequestSession:
         )
         self._pending.append(d)
         return d.addCallback(lambda _: None)
+
+    def increment(self, session: Session, key: str, n: int) -> Deferred[int]:
+        """
+        Save C{session}'s changes now, with C{key} incremented by C{n}.
+        """
+        headersSent = not self._canSetCookies()
+        if not session._stored and headersSent:
+            raise SessionError(
+                "a new session cannot be saved once the response headers are sent"
+            )
+        saving = self._save(session, headersSent, {key: n})
+        self._pending.append(saving)
+
+        def incremented(values: Mapping[str, int] | None) -> int:
+            if values is None:
+                raise SessionDestroyedError(
+                    "the session was destroyed by another request"
+                )
+            session._incremented(values)
+            return values[key]
+
+        return saving.addCallback(incremented)
 
     def commit(self, headersSent: bool) -> Deferred[None] | None:
         """
@@ -357,9 +462,15 @@ class _RequestSession:
         if session is not None and self.request.code < 500:  # type: ignore[attr-defined]
             if not headersSent:
                 self.request.responseHeaders.addRawHeader(b"Vary", b"Cookie")
-            save = self._save(session, headersSent)
-            if save is not None:
-                waits.append(save)
+            if session._hasChanges():
+                if not session._stored and headersSent:
+                    _log.error(
+                        "a new session was changed after the response headers were "
+                        "sent; it was not saved, as its cookie could not be sent"
+                    )
+                    session._markDestroyed()
+                else:
+                    waits.append(self._save(session, headersSent))
         if not waits:
             return None
 
@@ -370,48 +481,51 @@ class _RequestSession:
 
         return _all(waits).addErrback(failed)
 
-    def _save(self, session: Session, headersSent: bool) -> Deferred[None] | None:
+    def _save(
+        self,
+        session: Session,
+        headersSent: bool,
+        increments: Mapping[str, int] | None = None,
+    ) -> Deferred[Mapping[str, int] | None]:
         manager = self.manager
-        isNew = session.lifetime is None
-        if isNew and headersSent:
-            if session._takeChanges(None) is not None:
-                _log.error(
-                    "a new session was changed after the response headers were "
-                    "sent; it was not saved, as its cookie could not be sent"
-                )
-                session._markDestroyed()
-            return None
-        changes = session._takeChanges(manager._newLifetime() if isNew else None)
-        if changes is None:
-            return None
+        changes = session._takeChanges(increments)
         key = session.key
-        if changes.create:
-            lifetime = session.lifetime
-            assert lifetime is not None
-            maxAge = (
-                None
-                if lifetime.expiresAt is None
-                else lifetime.expiresAt - lifetime.createdAt
-            )
-            cookies.upsertCookie(
-                self.request,
-                manager._cookieName,
-                cookies.sessionCookie(
-                    manager.config, self.request, session.id, maxAge, manager._now()
-                ),
-            )
-            self._cookieSent = True
+        if changes.create or changes.lifetime is not None:
+            if headersSent:
+                _log.warn(
+                    "a session's new lifetime was saved, but its cookie could "
+                    "not be re-sent after the response headers"
+                )
+            else:
+                self._sendCookie(session)
 
-        def saved(exists: bool) -> None:
-            if not exists:
+        def saved(result: Mapping[str, int] | None) -> Mapping[str, int] | None:
+            if result is None:
                 _log.info(
                     "session {key} was destroyed by another request; its "
                     "changes were dropped",
                     key=redact(key),
                 )
                 session._markDestroyed()
+                if self._canSetCookies():
+                    cookies.removeCookie(self.request, manager._cookieName)
+            return result
 
         return manager._call(manager.database.save(key, changes)).addCallback(saved)
+
+    def _sendCookie(self, session: Session) -> None:
+        manager = self.manager
+        now = manager._now()
+        expiresAt = session.lifetime.expiresAt
+        header = cookies.sessionCookie(
+            self.config,
+            self.request,
+            manager._cookieValue(session),
+            None if expiresAt is None else expiresAt - now,
+            now,
+        )
+        cookies.upsertCookie(self.request, manager._cookieName, header)
+        self._cookieSent = True
 
     def _canSetCookies(self) -> bool:
         return not self.request.startedWriting  # type: ignore[attr-defined]

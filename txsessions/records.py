@@ -70,7 +70,8 @@ class StoredSession:
 class SessionChanges:
     """
     What one request changed in a session, applied by a database in one
-    step: first C{clear}, then C{deleted}, then C{updated}.
+    step: first C{clear}, then C{deleted}, then C{updated}, then
+    C{increments}.
 
     @ivar create: the session is new: create its record (with C{lifetime}).
         Otherwise change it only if it still exists, so a request that loaded
@@ -79,6 +80,8 @@ class SessionChanges:
     @ivar clear: remove every value first.
     @ivar deleted: the keys to remove.
     @ivar updated: the keys to set, with their values as JSON text.
+    @ivar increments: keys to add an integer to, atomically: a key holding
+        no JSON integer counts as 0.
     """
 
     create: bool = False
@@ -86,3 +89,4 @@ class SessionChanges:
     clear: bool = False
     deleted: frozenset[str] = frozenset()
     updated: Mapping[str, str] = attrs.field(factory=dict)
+    increments: Mapping[str, int] = attrs.field(factory=dict)

@@ -21,7 +21,8 @@ def encodeValue(key: object, value: object) -> str:
     """
     Serialise a session value.
 
-    @param key: the session key the value goes under; must be a C{str}.
+    @param key: the session key the value goes under; must be a C{str} not
+        starting with NUL, which marks txsessions' own fields.
     @param value: C{str}, C{int}, C{float} (finite), C{bool}, C{None}, or
         lists and dicts (with C{str} keys) of them.
     @return: its JSON text.
@@ -29,12 +30,30 @@ def encodeValue(key: object, value: object) -> str:
     """
     if not isinstance(key, str):
         raise ValueNotSerializable(f"session keys are str, not {type(key).__name__}")
+    if key.startswith("\x00"):
+        raise ValueNotSerializable("session keys may not start with NUL")
     try:
         return _encoder.encode(value)
     except (TypeError, ValueError) as e:
         raise ValueNotSerializable(
             f"the value for session key {key!r} is not JSON-serialisable: {e}"
         ) from None
+
+
+def integerOrZero(text: str | None) -> int:
+    """
+    Read a stored value as a counter.
+
+    @param text: JSON text, or C{None} for a missing key.
+    @return: the integer it holds, or 0 when it holds no integer.
+    """
+    if text is None:
+        return 0
+    try:
+        value = _decoder.decode(text)
+    except ValueError:
+        return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def decodeValue(text: str) -> Any:

@@ -39,7 +39,7 @@ def create(db: Any, key: str, expiresAt: float | None = None, **values: str) -> 
     changes = SessionChanges(
         create=True, lifetime=Lifetime(0, expiresAt), updated=values
     )
-    assert resultOf(db.save(key, changes)) is True
+    assert resultOf(db.save(key, changes)) == {}
 
 
 def load(db: IDatabase, key: str) -> StoredSession | None:
@@ -71,20 +71,20 @@ def test_loadReturnsACopy(database: Any) -> None:
 def test_saveAppliesClearThenDeletesThenUpdates(database: Any) -> None:
     create(database, "k", None, a="1", b="2", c="3")
     changes = SessionChanges(deleted=frozenset({"a"}), updated={"d": "4", "b": "5"})
-    assert resultOf(database.save("k", changes)) is True
+    assert resultOf(database.save("k", changes)) == {}
     assert load(database, "k") == StoredSession(
         Lifetime(0, None), {"b": "5", "c": "3", "d": "4"}
     )
     changes = SessionChanges(clear=True, updated={"e": "6"})
-    assert resultOf(database.save("k", changes)) is True
+    assert resultOf(database.save("k", changes)) == {}
     assert load(database, "k") == StoredSession(Lifetime(0, None), {"e": "6"})
 
 
 def test_saveNeverResurrects(database: Any, destroyed: list[Any]) -> None:
     create(database, "k", None, a="1")
     assert resultOf(database.destroy("k", DestroyReason.destroyed)) is True
-    changes = SessionChanges(updated={"a": "2"})
-    assert resultOf(database.save("k", changes)) is False
+    changes = SessionChanges(updated={"a": "2"}, increments={"n": 1})
+    assert resultOf(database.save("k", changes)) is None
     assert load(database, "k") is None
     assert resultOf(database.count()) == 0
 
@@ -92,7 +92,7 @@ def test_saveNeverResurrects(database: Any, destroyed: list[Any]) -> None:
 def test_saveCanChangeTheLifetime(database: Any, clock: Any) -> None:
     create(database, "k", 10, a="1")
     changes = SessionChanges(lifetime=Lifetime(0, 20))
-    assert resultOf(database.save("k", changes)) is True
+    assert resultOf(database.save("k", changes)) == {}
     clock.advance(15)
     stored = load(database, "k")
     assert stored is not None and stored.lifetime == Lifetime(0, 20)
@@ -106,11 +106,42 @@ def test_expiredSessionIsNeverLoaded(
     assert load(database, "k") is not None
     clock.advance(0.1)
     assert load(database, "k") is None
-    assert resultOf(database.save("k", SessionChanges(updated={"a": "2"}))) is False
+    assert resultOf(database.save("k", SessionChanges(updated={"a": "2"}))) is None
     clock.advance(1)
     assert destroyed == [("k", DestroyReason.expired)]
     assert resultOf(database.count()) == 0
     assert clock.getDelayedCalls() == []
+
+
+def test_incrementsAreAppliedLast(database: Any) -> None:
+    create(database, "k", None, n="5", s='"7"', f="1.5", b="true")
+    changes = SessionChanges(
+        updated={"n": "10"},
+        increments={"n": 2, "missing": -3, "s": 1, "f": 1, "b": 1},
+    )
+    result = resultOf(database.save("k", changes))
+    assert result == {"n": 12, "missing": -3, "s": 1, "f": 1, "b": 1}
+    stored = load(database, "k")
+    assert stored is not None
+    assert stored.values == {"n": "12", "missing": "-3", "s": "1", "f": "1", "b": "1"}
+
+
+def test_incrementOnCreate(database: Any) -> None:
+    changes = SessionChanges(
+        create=True, lifetime=Lifetime(0, None), increments={"n": 1}
+    )
+    assert resultOf(database.save("k", changes)) == {"n": 1}
+
+
+def test_incrementsNeverLoseAnUpdate(database: Any) -> None:
+    create(database, "k", None)
+    pending = [
+        database.save("k", SessionChanges(increments={"n": 1})) for _ in range(100)
+    ]
+    results = sorted(resultOf(d)["n"] for d in pending)
+    assert results == list(range(1, 101))
+    stored = load(database, "k")
+    assert stored is not None and stored.values["n"] == "100"
 
 
 def test_destroyTellsListenersOnce(database: Any, destroyed: list[Any]) -> None:

@@ -6,7 +6,7 @@ reactor's clock.  Fast, and gone when the process ends.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -17,6 +17,7 @@ from ..interfaces import DestroyListener, IDatabase
 from ..lifetime import ExpirationScheduler
 from ..listeners import Listeners
 from ..records import DestroyReason, Lifetime, SessionChanges, StoredSession
+from ._apply import applyChanges
 
 
 class _Record:
@@ -56,7 +57,9 @@ class MemoryDatabase:
             return succeed(None)
         return succeed(StoredSession(record.lifetime, dict(record.values)))
 
-    def save(self, key: str, changes: SessionChanges) -> Deferred[bool]:
+    def save(
+        self, key: str, changes: SessionChanges
+    ) -> Deferred[Mapping[str, int] | None]:
         """
         See L{IDatabase.save}.
         """
@@ -68,18 +71,12 @@ class MemoryDatabase:
             record = self._records[key] = _Record(changes.lifetime, {})
             self._schedule(key, changes.lifetime)
         elif record is None or record.lifetime.hasExpired(self._clock.seconds()):
-            return succeed(False)
+            return succeed(None)
         elif changes.lifetime is not None:
             self._unschedule(key, record.lifetime)
             record.lifetime = changes.lifetime
             self._schedule(key, changes.lifetime)
-        values = record.values
-        if changes.clear:
-            values.clear()
-        for name in changes.deleted:
-            values.pop(name, None)
-        values.update(changes.updated)
-        return succeed(True)
+        return succeed(applyChanges(record.values, changes))
 
     def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
         """

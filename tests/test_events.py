@@ -1,0 +1,102 @@
+"""
+Destroy events: each reason, exactly once, and listeners that misbehave.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support import COOKIE, Browser, login, resultOf
+from txsessions import DestroyReason, Sessions
+from txsessions.ids import storeKey
+
+
+@pytest.fixture
+def events(sessions: Sessions) -> list[tuple[str, DestroyReason]]:
+    recorded: list[tuple[str, DestroyReason]] = []
+    sessions.onDestroy(lambda key, reason: recorded.append((key, reason)))
+    return recorded
+
+
+def test_destroyed(browser: Browser, events: list[Any]) -> None:
+    sid = login(browser)
+    browser.get("/destroy", {COOKIE: sid})
+    browser.get("/destroy", {COOKIE: sid})
+    assert events == [(storeKey(sid), DestroyReason.destroyed)]
+
+
+def test_expired(browser: Browser, events: list[Any], clock: Any) -> None:
+    sid = login(browser)
+    clock.advance(10)
+    clock.advance(10)
+    assert events == [(storeKey(sid), DestroyReason.expired)]
+
+
+def test_destroyByID(browser: Browser, sessions: Sessions, events: list[Any]) -> None:
+    sid = login(browser)
+    resultOf(sessions.destroyByID(sid))
+    resultOf(sessions.destroyByID(sid))
+    assert events == [(storeKey(sid), DestroyReason.destroyByID)]
+
+
+def test_destroyAll(browser: Browser, sessions: Sessions, events: list[Any]) -> None:
+    first, second = login(browser), login(browser)
+    assert resultOf(sessions.destroyAll()) == 2
+    assert sorted(events) == sorted(
+        [(storeKey(first), DestroyReason.destroyAll),
+         (storeKey(second), DestroyReason.destroyAll)]
+    )
+
+
+def test_listenersRunInRegistrationOrder(browser: Browser, sessions: Sessions) -> None:
+    order: list[int] = []
+    for i in range(3):
+        sessions.onDestroy(lambda key, reason, i=i: order.append(i))
+    resultOf(sessions.destroyByID(login(browser)))
+    assert order == [0, 1, 2]
+
+
+def test_aRaisingListenerIsLoggedAndTheOthersRun(
+    browser: Browser, sessions: Sessions
+) -> None:
+    from twisted.logger import globalLogPublisher
+
+    logged: list[Any] = []
+    observer: Any = logged.append
+    seen: list[str] = []
+
+    def bad(key: str, reason: DestroyReason) -> None:
+        raise RuntimeError("listener bug")
+
+    sessions.onDestroy(bad)
+    sessions.onDestroy(lambda key, reason: seen.append(key))
+    sid = login(browser)
+    globalLogPublisher.addObserver(observer)
+    try:
+        resultOf(sessions.destroyByID(sid))
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert seen == [storeKey(sid)]
+    [failure] = [e for e in logged if "log_failure" in e]
+    assert "listener bug" in str(failure["log_failure"].value)
+    assert sid not in repr(failure) and storeKey(sid) not in repr(failure)
+
+
+def test_aListenerMayCallBackIntoTheManager(
+    browser: Browser, sessions: Sessions
+) -> None:
+    others = [login(browser) for _ in range(3)]
+    destroyedFromListener: list[bool] = []
+
+    def cascade(key: str, reason: DestroyReason) -> None:
+        if reason is DestroyReason.destroyByID:
+            destroyedFromListener.append(resultOf(sessions.destroyByID(others[1])))
+            resultOf(sessions.count())
+
+    sessions.onDestroy(cascade)
+    resultOf(sessions.destroyByID(others[0]))
+    # The nested call sees the session already gone, and returns first.
+    assert destroyedFromListener == [False, True]
+    assert resultOf(sessions.count()) == 1

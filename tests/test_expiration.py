@@ -1,0 +1,115 @@
+"""
+Session lifetimes: expiry, shiftExpiration and updateExpiration.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.apps import kvApp
+from tests.support import (
+    COOKIE,
+    Browser,
+    ControlledDatabase,
+    cookieValue,
+    login,
+    resultOf,
+    setCookies,
+)
+from txsessions import Config, DestroyReason, Lifetime, Sessions
+from txsessions.ids import storeKey
+
+
+def stored(sessions: Sessions, sid: str) -> Any:
+    return resultOf(sessions.database.load(storeKey(sid)))
+
+
+def test_updateExpirationExtendsTheLifetimeAndResendsTheCookie(
+    browser: Browser, sessions: Sessions, clock: Any
+) -> None:
+    sid = login(browser)
+    clock.advance(5)
+    response, _ = browser.get("/remember/3600", {COOKIE: sid})
+    [header] = setCookies(response)
+    assert header.startswith(f"{COOKIE}={sid}; Path=/; Expires=")
+    assert "; Max-Age=3600; " in header
+    assert stored(sessions, sid).lifetime == Lifetime(0, 3605)
+    clock.advance(100)
+    assert json.loads(browser.get("/all", {COOKIE: sid})[1])["isNew"] is False
+
+
+def test_updateExpirationReplacesTheCookieOfThisResponse(browser: Browser) -> None:
+    response, _ = browser.get("/setthenremember/60")
+    [header] = setCookies(response)
+    assert "; Max-Age=61; " in header
+
+
+def test_updateExpirationOfANewSessionCreatesIt(
+    browser: Browser, sessions: Sessions
+) -> None:
+    # Iris answers ErrNotFound for a session started in the same request.
+    response, _ = browser.get("/remember/600")
+    sid = cookieValue(response, COOKIE)
+    assert "; Max-Age=600; " in setCookies(response)[0]
+    assert stored(sessions, sid).lifetime == Lifetime(0, 600)
+
+
+def test_updateExpirationToZeroMeansNoLifetime(
+    browser: Browser, sessions: Sessions, clock: Any
+) -> None:
+    sid = login(browser)
+    response, _ = browser.get("/remember/0", {COOKIE: sid})
+    [header] = setCookies(response)
+    assert "Max-Age" not in header and "Expires" not in header
+    assert stored(sessions, sid).lifetime == Lifetime(0, None)
+    clock.advance(10_000)
+    assert stored(sessions, sid) is not None
+    assert clock.getDelayedCalls() == []
+
+
+def test_shiftExpirationMakesExpirySliding(
+    browser: Browser, sessions: Sessions, clock: Any
+) -> None:
+    sid = login(browser)
+    for _ in range(5):
+        clock.advance(9)
+        response, _ = browser.get("/shift", {COOKIE: sid})
+        assert "; Max-Age=10; " in setCookies(response)[0]
+    assert stored(sessions, sid).lifetime == Lifetime(0, 55)
+    clock.advance(10)
+    assert stored(sessions, sid) is None
+
+
+def test_readsAndWritesNeverExtendTheLifetime(
+    browser: Browser, sessions: Sessions, clock: Any
+) -> None:
+    sid = login(browser)
+    clock.advance(9)
+    response, _ = browser.get("/set/a/1", {COOKIE: sid})
+    assert setCookies(response) == []
+    clock.advance(1)
+    assert json.loads(browser.get("/all", {COOKIE: sid})[1])["isNew"] is True
+
+
+def test_expiredSessionFiresOneEvent(
+    browser: Browser, sessions: Sessions, clock: Any
+) -> None:
+    events: list[Any] = []
+    sessions.onDestroy(lambda *a: events.append(a))
+    sid = login(browser)
+    clock.advance(30)
+    assert events == [(storeKey(sid), DestroyReason.expired)]
+    assert clock.getDelayedCalls() == []
+
+
+def test_updateExpirationDuringAnotherRequestsDestroy(
+    clock: Any, db: ControlledDatabase
+) -> None:
+    sessions = Sessions(Config(cookie=COOKIE, expires=10), db, clock)
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    sid = login(browser)
+    resultOf(sessions.destroyByID(sid))
+    response, _ = browser.get("/remember/60", {COOKIE: sid})
+    fresh = cookieValue(response, COOKIE)
+    assert fresh != sid

@@ -1,0 +1,184 @@
+"""
+Flash messages, in one session object and across requests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support import COOKIE
+from tests.test_session import loaded
+from txsessions import ValueNotSerializable
+
+
+def test_setThenReadInTheSameRequest() -> None:
+    session = loaded()
+    assert not session.hasFlash()
+    session.setFlash("msg", "hello")
+    assert session.hasFlash()
+    assert session.peekFlash("msg") == "hello"
+    assert session.getFlash("msg") == "hello"
+    assert session.getFlash("msg") == "hello"
+    assert session.hasFlash()
+
+
+def test_missingFlash() -> None:
+    session = loaded()
+    assert session.getFlash("x") is None
+    assert session.peekFlash("x") is None
+    assert session.getFlashString("x") == ""
+    assert session.getFlashStringDefault("x", "d") == "d"
+
+
+def test_getFlashStringOfANonString() -> None:
+    session = loaded()
+    session.setFlash("n", 5)
+    assert session.getFlashString("n") == ""
+    assert session.getFlashStringDefault("n", "d") == "d"
+    assert session._takeChanges().deleted == {"\x00fn"}
+
+
+def test_flashValuesAreJSON() -> None:
+    with pytest.raises(ValueNotSerializable):
+        loaded().setFlash("k", object())
+
+
+def test_deleteAndClearFlashes() -> None:
+    session = loaded()
+    session.setFlash("a", 1)
+    session.setFlash("b", 2)
+    session.deleteFlash("a")
+    assert session.getFlashes() == {"b": 2}
+    session.clearFlashes()
+    assert not session.hasFlash()
+
+
+def test_clearKeepsFlashes() -> None:
+    session = loaded(a=1)
+    session.setFlash("note", "kept")
+    session.clear()
+    changes = session._takeChanges()
+    assert changes.clear
+    assert changes.updated == {"\x00fnote": '"kept"'}
+
+
+def test_flashesAreStoredFields() -> None:
+    session = loaded()
+    session.setFlash("note", {"level": "info"})
+    assert session._takeChanges().updated == {"\x00fnote": '{"level":"info"}'}
+    assert session.getAll() == {}
+
+
+def test_readFlashIsDeletedWhenTheRequestSaves() -> None:
+    session = loaded()
+    session.setFlash("a", 1)
+    session.setFlash("b", 2)
+    session._takeChanges()
+    session.getFlash("a")
+    session.peekFlash("b")
+    assert session._takeChanges().deleted == {"\x00fa"}
+
+
+def test_setAgainAfterReadingKeepsIt() -> None:
+    session = loaded()
+    session.setFlash("a", 1)
+    session._takeChanges()
+    session.getFlash("a")
+    session.setFlash("a", 2)
+    changes = session._takeChanges()
+    assert changes.updated == {"\x00fa": "2"} and not changes.deleted
+
+
+# Across requests
+
+
+@pytest.fixture
+def flashBrowser(sessions: Any) -> Any:
+    from klein import Klein
+
+    from tests.support import Browser
+
+    app = Klein()
+
+    @app.route("/set/<text>")
+    @sessions.withSession
+    def set(request: Any, session: Any, text: str) -> str:
+        session.setFlash("msg", text)
+        return "set"
+
+    @app.route("/get")
+    @sessions.withSession
+    def get(request: Any, session: Any) -> str:
+        return json.dumps([session.getFlash("msg"), session.getFlash("msg")])
+
+    @app.route("/peek")
+    @sessions.withSession
+    def peek(request: Any, session: Any) -> str:
+        return json.dumps([session.hasFlash(), session.peekFlash("msg")])
+
+    @app.route("/login")
+    @sessions.withSession
+    def login(request: Any, session: Any) -> str:
+        session.set("user", "alice")
+        return "ok"
+
+    return Browser(app.resource())
+
+
+def sid(browser: Any) -> str:
+    from tests.support import cookieValue
+
+    response, _ = browser.get("/login")
+    return cookieValue(response, COOKIE)
+
+
+def test_flashLivesUntilReadThenGoesAtTheNextRequest(flashBrowser: Any) -> None:
+    cookie = {COOKIE: sid(flashBrowser)}
+    flashBrowser.get("/set/hello", cookie)
+    assert json.loads(flashBrowser.get("/peek", cookie)[1]) == [True, "hello"]
+    assert json.loads(flashBrowser.get("/peek", cookie)[1]) == [True, "hello"]
+    assert json.loads(flashBrowser.get("/get", cookie)[1]) == ["hello", "hello"]
+    assert json.loads(flashBrowser.get("/get", cookie)[1]) == [None, None]
+    assert json.loads(flashBrowser.get("/peek", cookie)[1]) == [False, None]
+
+
+def test_flashOnANewSessionCreatesIt(flashBrowser: Any) -> None:
+    from tests.support import cookieValue
+
+    response, _ = flashBrowser.get("/set/first")
+    cookie = {COOKIE: cookieValue(response, COOKIE)}
+    assert json.loads(flashBrowser.get("/get", cookie)[1]) == ["first", "first"]
+
+
+def test_flashesSurviveARestartOfTheManager(clock: Any, db: Any) -> None:
+    from klein import Klein
+
+    from tests.support import Browser
+    from txsessions import Config, Sessions
+
+    def app(sessions: Any) -> Any:
+        app = Klein()
+
+        @app.route("/set")
+        @sessions.withSession
+        def set(request: Any, session: Any) -> str:
+            session.setFlash("msg", "persisted")
+            return ""
+
+        @app.route("/get")
+        @sessions.withSession
+        def get(request: Any, session: Any) -> str:
+            return str(session.getFlash("msg"))
+
+        return Browser(app.resource())
+
+    from tests.support import cookieValue
+
+    first = app(Sessions(Config(cookie=COOKIE), db, clock))
+    response, _ = first.get("/set")
+    cookie = {COOKIE: cookieValue(response, COOKIE)}
+    second = app(Sessions(Config(cookie=COOKIE), db, clock))
+    assert second.get("/get", cookie)[1] == b"persisted"

@@ -1,0 +1,78 @@
+"""
+Immutable values.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_session import loaded
+from txsessions import ImmutableValueError
+
+
+def test_readersGetACopy() -> None:
+    session = loaded()
+    session.setImmutable("roles", ["user"])
+    session.get("roles").append("admin")
+    session.getAll()["roles"].append("admin")
+    session.visit(lambda k, v: v.append("admin"))
+    assert session.get("roles") == ["user"]
+
+
+def test_theStoredValueIsACopyToo() -> None:
+    session = loaded()
+    roles = ["user"]
+    session.setImmutable("roles", roles)
+    roles.append("admin")
+    assert session.get("roles") == ["user"]
+
+
+def test_setRaises() -> None:
+    # Iris ignores the set silently.
+    session = loaded()
+    session.setImmutable("k", 1)
+    with pytest.raises(ImmutableValueError, match="setImmutable"):
+        session.set("k", 2)
+    assert session.get("k") == 1
+    with pytest.raises(ImmutableValueError):
+        session.increment("k")
+
+
+def test_setImmutableOverwrites() -> None:
+    session = loaded()
+    session.setImmutable("k", 1)
+    session.setImmutable("k", 2)
+    assert session.get("k") == 2
+
+
+def test_deleteAndClearRemove() -> None:
+    session = loaded()
+    session.setImmutable("a", 1)
+    assert session.delete("a") is True
+    session.set("a", 2)
+    assert session.get("a") == 2
+    session.setImmutable("b", 1)
+    session.clear()
+    session.set("b", 3)
+    assert session.getAll() == {"b": 3}
+
+
+def test_immutabilityIsStored() -> None:
+    session = loaded()
+    session.setImmutable("k", {"a": 1})
+    changes = session._takeChanges()
+    assert changes.updated == {"k": '{"a":1}', "\x00ik": "true"}
+    session.delete("k")
+    assert session._takeChanges().deleted == {"k", "\x00ik"}
+
+
+def test_loadedImmutableStaysImmutable() -> None:
+    from tests.test_session import Owner
+    from txsessions import Lifetime, Session
+
+    fields = {"k": "[1]", "\x00ik": "true"}
+    session = Session(Owner(), "x" * 43, "key", Lifetime(0), fields)  # type: ignore[arg-type]
+    with pytest.raises(ImmutableValueError):
+        session.set("k", 2)
+    session.get("k").append(2)
+    assert session.get("k") == [1]
