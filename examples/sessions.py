@@ -20,12 +20,9 @@ C{tcp:0:interface=127.0.0.1}.
 import sys
 
 from klein import Klein
-from twisted.internet import endpoints
-from twisted.internet.defer import Deferred
-from twisted.internet.task import react
-from twisted.web.server import Site
 
 from txsessions import Config, Sessions
+from txsessions.demo import serve
 
 cookieNameForSessionID = "mycookiesessionnameid"
 sess = Sessions(Config(cookie=cookieNameForSessionID))
@@ -67,12 +64,5 @@ async def logout(request, session):
     return ""
 
 
-async def main(reactor, description="tcp:8080"):
-    endpoint = endpoints.serverFromString(reactor, description)
-    port = await endpoint.listen(Site(app.resource()))
-    print(f"Now listening on: http://localhost:{port.getHost().port}", flush=True)
-    await Deferred()  # serve until interrupted
-
-
 if __name__ == "__main__":
-    react(lambda reactor: Deferred.fromCoroutine(main(reactor, *sys.argv[1:])))
+    serve(app.resource(), sys.argv[1:])

@@ -11,6 +11,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 
 READY = re.compile(rb"(?:Site starting on |Now listening on: http://localhost:)(\d+)")
@@ -68,8 +69,10 @@ class Server:
         return self._protocol.output.decode(errors="replace")
 
     async def stop(self) -> None:
-        if not self._protocol.ended.called:
+        try:
             self._process.signalProcess("TERM")
+        except ProcessExitedAlready:
+            pass
         await self._protocol.ended
 
 

@@ -5,7 +5,7 @@ and a database whose answers the test controls.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.cookies import SimpleCookie
 from typing import Any, TypeVar
 
@@ -142,13 +142,15 @@ class ControlledDatabase:
         self.heldLoads.append(release)
         return d
 
-    def save(self, key: str, changes: SessionChanges) -> Deferred[bool]:
+    def save(
+        self, key: str, changes: SessionChanges
+    ) -> Deferred[Mapping[str, int] | None]:
         self.saves.append(changes)
         if self.failSaves:
             return fail(OSError("the store is down"))
         if not self.holdSaves:
             return self.memory.save(key, changes)
-        d: Deferred[bool] = Deferred()
+        d: Deferred[Mapping[str, int] | None] = Deferred()
 
         def release() -> None:
             self.memory.save(key, changes).chainDeferred(d)

@@ -25,7 +25,7 @@ def test_sessionCookieAttributes() -> None:
 
 
 def test_sessionCookieWithALifetime() -> None:
-    header = sessionCookie(Config(cookie="sid"), request(), "v", 3600.9, 86400)
+    header = sessionCookie(Config(cookie="sid"), request(), "v", 3599.6, 86400)
     assert b"; Expires=Fri, 02 Jan 1970 01:00:00 GMT; Max-Age=3600;" in header
 
 

@@ -45,15 +45,17 @@ def test_destroyAll(browser: Browser, sessions: Sessions, events: list[Any]) -> 
     first, second = login(browser), login(browser)
     assert resultOf(sessions.destroyAll()) == 2
     assert sorted(events) == sorted(
-        [(storeKey(first), DestroyReason.destroyAll),
-         (storeKey(second), DestroyReason.destroyAll)]
+        [
+            (storeKey(first), DestroyReason.destroyAll),
+            (storeKey(second), DestroyReason.destroyAll),
+        ]
     )
 
 
 def test_listenersRunInRegistrationOrder(browser: Browser, sessions: Sessions) -> None:
     order: list[int] = []
     for i in range(3):
-        sessions.onDestroy(lambda key, reason, i=i: order.append(i))
+        sessions.onDestroy(lambda key, reason, i=i: order.append(i))  # type: ignore[misc]
     resultOf(sessions.destroyByID(login(browser)))
     assert order == [0, 1, 2]
 

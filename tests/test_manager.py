@@ -427,10 +427,16 @@ def test_cookieOptionsPerCall(sessions: Sessions, clock: Any) -> None:
 
 @pytest.mark.parametrize(
     ("options", "error"),
-    [({"cookie": "other"}, TypeError), ({"expires": 5}, TypeError),
-     ({"cookiePath": "nope"}, ValueError), ({"cookieSameSite": "LAX"}, ValueError)],
+    [
+        ({"cookie": "other"}, TypeError),
+        ({"expires": 5}, TypeError),
+        ({"cookiePath": "nope"}, ValueError),
+        ({"cookieSameSite": "LAX"}, ValueError),
+    ],
 )
-def test_badCookieOptions(sessions: Sessions, options: dict[str, Any], error: type) -> None:
+def test_badCookieOptions(
+    sessions: Sessions, options: dict[str, Any], error: type
+) -> None:
     with pytest.raises(error):
         sessions.start(Request(DummyChannel()), **options)
 
@@ -442,7 +448,10 @@ def test_cookieDomainSharesWithSubdomains(clock: Any) -> None:
     sid = cookieValue(response, COOKIE)
     assert "; Path=/; Domain=example.com; " in setCookies(response)[0]
     response, _ = browser.get("/destroy", {COOKIE: sid})
-    assert "; Path=/; Domain=example.com; Expires=Thu, 01 Jan 1970" in setCookies(response)[0]
+    assert (
+        "; Path=/; Domain=example.com; Expires=Thu, 01 Jan 1970"
+        in setCookies(response)[0]
+    )
 
 
 def test_subdomainSettingsAreChecked() -> None:
@@ -517,3 +526,24 @@ def test_incrementSavesPendingChangesInTheSameRoundTrip(
     saves = len(db.saves)
     browser.get("/incr/n/1", {COOKIE: sid})
     assert len(db.saves) == saves + 1
+
+
+def test_getAfterDestroyGivesTheDestroyedSession(
+    sessions: Sessions, browser: Browser
+) -> None:
+    # Iris's sessions.Get returns nil after the manager's Destroy.
+    sid = login(browser)
+    request = Request(DummyChannel())
+    request.received_cookies = {COOKIE.encode(): sid.encode()}
+    resultOf(sessions.destroy(request))
+    assert get(request).destroyed
+
+
+def test_destroyByIDReachesSessionsThisManagerNeverSaw(
+    sessions: Sessions, browser: Browser, clock: Any, db: ControlledDatabase
+) -> None:
+    # Iris's DestroyByID only reaches sessions in this process's memory.
+    sid = login(browser)
+    other = Sessions(Config(cookie=COOKIE), db, clock)
+    assert resultOf(other.destroyByID(sid)) is True
+    assert json.loads(browser.get("/all", {COOKIE: sid})[1])["isNew"] is True

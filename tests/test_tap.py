@@ -12,7 +12,7 @@ from twisted.python.usage import UsageError
 from twisted.web.resource import Resource
 
 from tests.processes import Server, twistd
-from tests.support import Browser, cookieValue
+from tests.support import Browser, cookieValue, resultOf
 from txsessions import MemoryDatabase
 from txsessions.db import openDatabase
 from txsessions.tap import Options, loadApp, makeService
@@ -192,3 +192,23 @@ async def test_twistdServesAUserApp(tmp_path: Any) -> None:
         assert await response.text() == "2"
     finally:
         await server.stop()
+
+
+ownSessions = None
+
+
+def ownWrapped() -> Any:
+    from txsessions import Config, Sessions
+
+    global ownSessions
+    ownSessions = Sessions(Config(cookie="own"))
+    return ownSessions.wrap(sampleApp.resource())
+
+
+def test_anAppWrappedAlreadyKeepsItsManager() -> None:
+    service = makeService(options("--app", "tests.test_tap:ownWrapped"))
+    browser = Browser(siteOf(service).resource)
+    response, _ = browser.get("/")
+    assert cookieValue(response, "own")
+    assert ownSessions is not None
+    assert resultOf(ownSessions.count()) == 1

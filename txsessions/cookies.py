@@ -118,7 +118,7 @@ def sessionCookie(
         raise ValueError("a cookie value may hold no space, quote, comma, ';' or '\\'")
     parts = [f"{config.cookie}={value}", *_scope(config)]
     if maxAge is not None:
-        seconds = max(int(maxAge), 0)
+        seconds = max(round(maxAge), 0)
         parts.append("Expires=" + datetimeToString(now + seconds).decode("ascii"))
         parts.append(f"Max-Age={seconds}")
     return _withFlags(config, request, parts)

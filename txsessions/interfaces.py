@@ -6,6 +6,7 @@ The interfaces of txsessions.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
@@ -87,4 +88,42 @@ class IDatabase(Interface):
         Release the database's timers and connections.
 
         @return: a L{Deferred} firing when it is closed.
+        """
+
+
+class ISessionValues(Interface):
+    """
+    The values of a Klein session kept by L{KleinSessionStore}: read from the
+    copy loaded with the session, written through to the database.
+    """
+
+    def get(key: str, default: Any = None) -> Any:
+        """
+        @return: the value under C{key}, or C{default}.
+        """
+
+    def getAll() -> dict[str, Any]:
+        """
+        @return: every key and value.
+        """
+
+    def set(key: str, value: Any) -> Deferred[None]:
+        """
+        Store a JSON value.
+
+        @return: a L{Deferred} firing once it is saved.
+        """
+
+    def delete(key: str) -> Deferred[bool]:
+        """
+        Remove a key.
+
+        @return: a L{Deferred} firing with whether the session held it.
+        """
+
+    def increment(key: str, n: int = 1) -> Deferred[int]:
+        """
+        Add C{n} to the integer under C{key}, atomically.
+
+        @return: a L{Deferred} firing with the new value.
         """

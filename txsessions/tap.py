@@ -18,6 +18,7 @@ from twisted.web.server import Site
 from .config import Config
 from .db import checkDatabaseURL, openDatabase
 from .manager import Sessions
+from .web import SessionResource
 
 
 class Options(usage.Options):
@@ -36,7 +37,9 @@ class Options(usage.Options):
             "a",
             None,
             "The app to serve, as module:attribute: a Klein app, a "
-            "resource, or a callable returning either.",
+            "resource, or a callable returning either.  It is wrapped in sessions "
+            "(read them with txsessions.get) unless it is a Sessions.wrap resource "
+            "already, whose manager then uses --database.",
         ],
         ["database", "d", "memory:", "The session database URL."],
         [
@@ -129,9 +132,14 @@ def makeService(options: Options) -> service.IService:
         sessions = Sessions(Config(cookie=options["cookie"] or COOKIE), database)
         root: IResource = demoApp(sessions).resource()
     else:
-        app = loadApp(options["app"])
-        sessions = Sessions(Config(cookie=options["cookie"] or "txsessionid"), database)
-        root = sessions.wrap(app)
+        root = loadApp(options["app"])
+        if isinstance(root, SessionResource):
+            sessions = root.sessions
+            sessions.useDatabase(database)
+        else:
+            config = Config(cookie=options["cookie"] or "txsessionid")
+            sessions = Sessions(config, database)
+            root = sessions.wrap(root)
     parent = service.MultiService()
     _SessionsService(sessions).setServiceParent(parent)
     site = Site(root)

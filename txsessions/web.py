@@ -50,6 +50,8 @@ class SessionResource:
     session and then hands the request to the wrapped resource, Klein's
     C{app.resource()} included.  When the session cannot be loaded the
     client gets a 503.
+
+    @ivar sessions: the manager that starts the sessions.
     """
 
     isLeaf = False
@@ -59,7 +61,7 @@ class SessionResource:
         @param sessions: the manager that starts the sessions.
         @param wrapped: the resource to serve.
         """
-        self._sessions = sessions
+        self.sessions = sessions
         self._wrapped = wrapped
 
     def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
@@ -85,7 +87,7 @@ class SessionResource:
 
     async def _start(self, request: IRequest) -> IResource:
         try:
-            await self._sessions.start(request)
+            await self.sessions.start(request)
         except DatabaseError:
             _log.failure("could not load the session")
             return errorPage(503, "Service Unavailable", UNAVAILABLE.decode())

@@ -1,0 +1,143 @@
+"""
+Every example in examples/, served over HTTP in memory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from typing import Any
+
+from tests.support import Browser, cookieValue, setCookies
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
+COOKIE = "_session_id"
+
+
+def example(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", os.path.join(EXAMPLES, f"{name}.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def browse(name: str) -> tuple[Any, Any]:
+    module = example(name)
+    return module, Browser(module.resource)
+
+
+class Jar:
+    """
+    A one-cookie jar over a Browser.
+    """
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.cookies: dict[str, str] = {}
+
+    def get(self, path: str) -> tuple[int, str]:
+        response, body = self.browser.get(path, self.cookies)
+        for header in setCookies(response):
+            name, _, rest = header.partition("=")
+            value = rest.partition(";")[0]
+            if value:
+                self.cookies[name] = value
+            else:
+                self.cookies.pop(name, None)
+        return response.code, body.decode()
+
+
+def test_basic() -> None:
+    module, browser = browse("basic")
+    jar = Jar(browser)
+    try:
+        assert jar.get("/secret") == (403, "Forbidden")
+        jar.get("/login")
+        assert jar.get("/secret") == (200, "The cake is a lie!")
+        jar.get("/logout")
+        assert jar.cookies == {}
+        assert jar.get("/secret") == (403, "Forbidden")
+    finally:
+        module.sessions.close()
+
+
+def test_overview() -> None:
+    module, browser = browse("overview")
+    jar = Jar(browser)
+    try:
+        assert jar.get("/")[1] == "you should navigate to /set to set a value"
+        assert jar.get("/set")[1] == "All ok session set to: iris"
+        response, _ = browser.get("/set", jar.cookies)
+        assert setCookies(response) == []
+        assert jar.get("/set/color/blue")[1].endswith("is: blue")
+        assert jar.get("/set/int/n/-5")[1].endswith("is: -5")
+        assert jar.get("/get")[1] == "The 'name' on the /set was: iris"
+        assert jar.get("/get/color")[1] == "The 'color' on the /set was: 'blue'"
+        assert jar.get("/get/int/n") == (200, "value: -5")
+        assert jar.get("/get/int/color")[0] == 404
+        assert jar.get("/increment/n")[1] == "n: -4"
+        assert jar.get("/")[1] == "name = 'iris'\ncolor = 'blue'\nn = -4"
+        jar.get("/delete")
+        assert jar.get("/get")[1] == "The 'name' on the /set was: "
+        jar.get("/set/struct")
+        assert jar.get("/get/struct")[1] == "BusinessModel(name='John Doe')"
+        jar.get("/set/immutable")
+        status, message = jar.get("/set/immutable/change")
+        assert status == 409 and "immutable" in message
+        assert jar.get("/get/immutable")[1] == "['Edward', 'Jane']"
+        response, _ = browser.get("/update", jar.cookies)
+        assert re.search(r"; Max-Age=7200; ", setCookies(response)[0])
+        jar.get("/clear")
+        assert jar.get("/")[1] == "you should navigate to /set to set a value"
+        jar.get("/destroy")
+        assert jar.cookies == {}
+    finally:
+        module.sessions.close()
+
+
+def test_flashMessages() -> None:
+    module, browser = browse("flash_messages")
+    jar = Jar(browser)
+    try:
+        assert jar.get("/get")[1] == "Empty name!!"
+        jar.get("/set")
+        assert jar.get("/test")[1] == (
+            "Ok you are coming from /set, the value of the name is iris, "
+            "and again from the same context: iris"
+        )
+        assert jar.get("/get")[1] == "Empty name!!"
+        jar.get("/set")
+        assert jar.get("/get")[1] == "Hello iris"
+        assert jar.get("/get")[1] == "Empty name!!"
+    finally:
+        module.sessions.close()
+
+
+def test_viewdata() -> None:
+    module, browser = browse("viewdata")
+    jar = Jar(browser)
+    try:
+        _, body = jar.get("/")
+        assert "<p>Hello iris</p>" in body
+        assert "<li>visits: 1</li>" in body
+        _, body = jar.get("/")
+        assert "<li>visits: 2</li>" in body
+        assert COOKIE in jar.cookies
+    finally:
+        module.sessions.close()
+
+
+def test_sessionsExample() -> None:
+    module = example("sessions")
+    browser = Browser(module.app.resource())
+    response, _ = browser.get("/login")
+    sid = cookieValue(response, "mycookiesessionnameid")
+    assert (
+        browser.get("/secret", {"mycookiesessionnameid": sid})[1]
+        == b"The cake is a lie!"
+    )
+    module.sess.close()

@@ -1,0 +1,131 @@
+"""
+KleinSessionStore with Klein's own SessionProcurer and Requirer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from klein import Authorization, Klein, Requirer, SessionProcurer
+from klein.interfaces import ISession, ISessionStore, NoSuchSession, SessionMechanism
+from twisted.web.iweb import IRequest
+from zope.interface.verify import verifyObject
+
+from tests.support import Browser, cookieValue, resultOf
+from txsessions import Config, DestroyReason, Sessions
+from txsessions.ids import storeKey
+from txsessions.interfaces import ISessionValues
+from txsessions.kleinstore import KleinSessionStore
+
+INSECURE = "Klein-INSECURE-Session"
+
+
+@pytest.fixture
+def kleinSessions(clock: Any) -> Sessions:
+    return Sessions(Config(expires=60), clock=clock)
+
+
+@pytest.fixture
+def store(kleinSessions: Sessions) -> KleinSessionStore:
+    return KleinSessionStore(kleinSessions)
+
+
+@pytest.fixture
+def app(store: KleinSessionStore) -> Browser:
+    app = Klein()
+    requirer = Requirer()
+    procurer = SessionProcurer(store)
+
+    @requirer.prerequisite([ISession])
+    def procure(request: IRequest) -> Any:
+        return procurer.procureSession(request)
+
+    @requirer.require(app.route("/hits"), values=Authorization(ISessionValues))
+    async def hits(values: ISessionValues) -> str:
+        return str(await values.increment("hits"))
+
+    @requirer.require(app.route("/name/<name>"), values=Authorization(ISessionValues))
+    async def setName(values: ISessionValues, name: str) -> str:
+        await values.set("name", name)
+        return "ok"
+
+    @requirer.require(app.route("/name"), values=Authorization(ISessionValues))
+    def getName(values: ISessionValues) -> str:
+        return str(values.get("name"))
+
+    return Browser(app.resource())
+
+
+def test_providesISessionStore(store: KleinSessionStore) -> None:
+    assert verifyObject(ISessionStore, store)
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    assert verifyObject(ISession, session)
+
+
+def test_requirerGetsValuesThatPersist(app: Browser) -> None:
+    response, body = app.get("/hits")
+    assert body == b"1"
+    cookie = {INSECURE: cookieValue(response, INSECURE)}
+    assert app.get("/hits", cookie)[1] == b"2"
+    app.get("/name/ann", cookie)
+    assert app.get("/name", cookie)[1] == b"ann"
+
+
+def test_sessionsExpire(app: Browser, clock: Any, kleinSessions: Sessions) -> None:
+    events: list[Any] = []
+    kleinSessions.onDestroy(lambda *a: events.append(a))
+    response, _ = app.get("/hits")
+    sid = cookieValue(response, INSECURE)
+    clock.advance(60)
+    assert events == [(storeKey(sid), DestroyReason.expired)]
+    response, body = app.get("/hits", {INSECURE: sid})
+    assert body == b"1"
+    assert cookieValue(response, INSECURE) != sid
+
+
+def test_unknownAndMalformedIdentifiers(store: KleinSessionStore) -> None:
+    for identifier in ("A" * 43, "../x", ""):
+        with pytest.raises(NoSuchSession):
+            resultOf(store.loadSession(identifier, False, SessionMechanism.Cookie))
+
+
+def test_confidentialityMustMatch(store: KleinSessionStore) -> None:
+    secure = resultOf(store.newSession(True, SessionMechanism.Cookie))
+    with pytest.raises(NoSuchSession, match="another transport"):
+        resultOf(store.loadSession(secure.identifier, False, SessionMechanism.Cookie))
+    loaded = resultOf(
+        store.loadSession(secure.identifier, True, SessionMechanism.Header)
+    )
+    assert loaded.isConfidential and loaded.authenticatedBy is SessionMechanism.Header
+
+
+def test_sentInsecurelyDestroysTheSession(
+    store: KleinSessionStore, kleinSessions: Sessions
+) -> None:
+    secure = resultOf(store.newSession(True, SessionMechanism.Cookie))
+    store.sentInsecurely([secure.identifier])
+    with pytest.raises(NoSuchSession):
+        resultOf(store.loadSession(secure.identifier, True, SessionMechanism.Cookie))
+
+
+def test_authorizeGrantsOnlyValues(store: KleinSessionStore) -> None:
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    granted = resultOf(session.authorize([ISessionValues, ISessionStore]))
+    assert list(granted) == [ISessionValues]
+    values = granted[ISessionValues]
+    assert verifyObject(ISessionValues, values)
+    resultOf(values.set("a", [1]))
+    assert resultOf(values.delete("a")) is True
+    assert resultOf(values.delete("a")) is False
+    assert values.getAll() == {}
+
+
+def test_valuesOfADestroyedSession(
+    store: KleinSessionStore, kleinSessions: Sessions
+) -> None:
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    values = resultOf(session.authorize([ISessionValues]))[ISessionValues]
+    resultOf(kleinSessions.destroyByID(session.identifier))
+    with pytest.raises(NoSuchSession):
+        resultOf(values.set("a", 1))
