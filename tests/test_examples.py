@@ -9,6 +9,9 @@ import os
 import re
 from typing import Any
 
+import pytest
+import pytest_twisted
+
 from tests.support import Browser, cookieValue, setCookies
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
@@ -141,3 +144,28 @@ def test_sessionsExample() -> None:
         == b"The cake is a lie!"
     )
     module.sess.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "setPath", "getPath"),
+    [
+        ("database_sqlite", "/set", "/get"),
+        ("database_lmdb", "/set/name/iris", "/get/name"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_databaseExamples(
+    name: str, setPath: str, getPath: str, tmp_path: Any, monkeypatch: Any, listen: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    module = example(name)
+    try:
+        base, client = listen(module.resource)
+        response = await client.get(base + setPath)
+        await response.content()
+        cookies = {"sessionscookieid": cookieValue(response, "sessionscookieid")}
+        response = await client.get(base + getPath, cookies=cookies)
+        assert (await response.text()).endswith("was: iris")
+    finally:
+        await module.sessions.close()
+    assert (tmp_path / "sessions.db").exists() or (tmp_path / "data").is_dir()

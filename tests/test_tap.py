@@ -137,7 +137,7 @@ def test_stoppingTheServiceClosesTheDatabase() -> None:
 def test_openDatabase() -> None:
     assert isinstance(openDatabase("memory:"), MemoryDatabase)
     with pytest.raises(
-        ValueError, match="unknown database URL 'nosuch://x': use one of memory:"
+        ValueError, match="unknown database URL 'nosuch://x': use memory:"
     ):
         openDatabase("nosuch://x")
 
@@ -212,3 +212,28 @@ def test_anAppWrappedAlreadyKeepsItsManager() -> None:
     assert cookieValue(response, "own")
     assert ownSessions is not None
     assert resultOf(ownSessions.count()) == 1
+
+
+def test_unusableDatabaseIsAUsageErrorNamingTheFile(tmp_path: Any) -> None:
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"garbage" * 500)
+    with pytest.raises(UsageError, match="broken.db"):
+        options("--database", f"sqlite:{path}")
+
+
+def test_twistdSaysClearlyWhenTheDatabaseIsUnusable(tmp_path: Any) -> None:
+    import subprocess
+
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"garbage" * 500)
+    result = subprocess.run(
+        [twistd(), "-n", "--pidfile=", "txsessions", "--database", f"sqlite:{path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "broken.db" in output
+    assert "Traceback" not in output

@@ -17,6 +17,8 @@ from twisted.web.server import Site
 
 from .config import Config
 from .db import checkDatabaseURL, openDatabase
+from .errors import DatabaseError
+from .interfaces import IDatabase
 from .manager import Sessions
 from .web import SessionResource
 
@@ -51,6 +53,9 @@ class Options(usage.Options):
         ],
     ]
 
+    database: IDatabase
+    "The database C{--database} names, opened by L{postOptions}."
+
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
@@ -72,7 +77,10 @@ class Options(usage.Options):
         try:
             Config(cookie=self["cookie"] or "txsessionid")
             checkDatabaseURL(self["database"])
-        except ValueError as e:
+            # Opened now, so that an unusable file is a clear message at
+            # start-up rather than a traceback.
+            self.database = openDatabase(self["database"])
+        except (ValueError, DatabaseError) as e:
             raise usage.UsageError(str(e)) from None
 
 
@@ -125,7 +133,7 @@ def makeService(options: Options) -> service.IService:
     @param options: the parsed command line.
     @return: a service listening on every C{--listen} endpoint.
     """
-    database = openDatabase(options["database"])
+    database = options.database
     if options["app"] is None:
         from .demo import COOKIE, demoApp
 

@@ -4,28 +4,36 @@ The conformance suite: every database passes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_twisted
 from zope.interface.verify import verifyObject
 
-from tests.support import resultOf
 from txsessions import (
     DestroyReason,
     IDatabase,
     Lifetime,
-    MemoryDatabase,
     SessionChanges,
     StoredSession,
 )
 
+DATABASES = ["memory", "sqlite", "lmdb"]
 
-@pytest.fixture(params=["memory"])
-def database(request: Any, clock: Any) -> Iterator[Any]:
-    db = MemoryDatabase(clock)
+
+def openDatabase(kind: str, clock: Any, path: Any) -> Any:
+    from txsessions.db import openDatabase
+
+    url = "memory:" if kind == "memory" else f"{kind}:{path / kind}"
+    return openDatabase(url, clock)
+
+
+@pytest_twisted.async_yield_fixture(params=DATABASES)
+async def database(request: Any, clock: Any, tmp_path: Any) -> AsyncIterator[Any]:
+    db = openDatabase(request.param, clock, tmp_path)
     yield db
-    resultOf(db.close())
+    await db.close()
 
 
 @pytest.fixture
@@ -35,154 +43,206 @@ def destroyed(database: Any) -> list[tuple[str, DestroyReason]]:
     return events
 
 
-def create(db: Any, key: str, expiresAt: float | None = None, **values: str) -> None:
+async def create(
+    db: Any, key: str, expiresAt: float | None = None, **values: str
+) -> None:
     changes = SessionChanges(
         create=True, lifetime=Lifetime(0, expiresAt), updated=values
     )
-    assert resultOf(db.save(key, changes)) == {}
+    assert await db.save(key, changes) == {}
 
 
-def load(db: IDatabase, key: str) -> StoredSession | None:
-    return resultOf(db.load(key))
+async def settle(db: Any) -> None:
+    """
+    Wait for the work a database started on its own (expirations) to end:
+    each runs its operations in order.
+    """
+    await db.count()
 
 
 def test_providesIDatabase(database: Any) -> None:
     assert verifyObject(IDatabase, database)
 
 
-def test_unknownKeyLoadsAsNone(database: Any) -> None:
-    assert load(database, "nope") is None
+@pytest_twisted.ensureDeferred
+async def test_unknownKeyLoadsAsNone(database: Any) -> None:
+    assert await database.load("nope") is None
 
 
-def test_createThenLoad(database: Any) -> None:
-    create(database, "k", None, a="1", b='"two"')
-    stored = load(database, "k")
-    assert stored == StoredSession(Lifetime(0, None), {"a": "1", "b": '"two"'})
+@pytest_twisted.ensureDeferred
+async def test_createThenLoad(database: Any) -> None:
+    await create(database, "k", None, a="1", b='"two"', c='"\\u2019 \U0001f600"')
+    assert await database.load("k") == StoredSession(
+        Lifetime(0, None), {"a": "1", "b": '"two"', "c": '"\\u2019 \U0001f600"'}
+    )
 
 
-def test_loadReturnsACopy(database: Any) -> None:
-    create(database, "k", None, a="1")
-    stored = load(database, "k")
-    assert stored is not None
-    stored.values["a"] = "2"  # type: ignore[index]
-    assert load(database, "k") == StoredSession(Lifetime(0, None), {"a": "1"})
+@pytest_twisted.ensureDeferred
+async def test_loadReturnsACopy(database: Any) -> None:
+    await create(database, "k", None, a="1")
+    stored = await database.load("k")
+    stored.values["a"] = "2"
+    assert await database.load("k") == StoredSession(Lifetime(0, None), {"a": "1"})
 
 
-def test_saveAppliesClearThenDeletesThenUpdates(database: Any) -> None:
-    create(database, "k", None, a="1", b="2", c="3")
+@pytest_twisted.ensureDeferred
+async def test_saveAppliesClearThenDeletesThenUpdates(database: Any) -> None:
+    await create(database, "k", None, a="1", b="2", c="3")
     changes = SessionChanges(deleted=frozenset({"a"}), updated={"d": "4", "b": "5"})
-    assert resultOf(database.save("k", changes)) == {}
-    assert load(database, "k") == StoredSession(
+    assert await database.save("k", changes) == {}
+    assert await database.load("k") == StoredSession(
         Lifetime(0, None), {"b": "5", "c": "3", "d": "4"}
     )
-    changes = SessionChanges(clear=True, updated={"e": "6"})
-    assert resultOf(database.save("k", changes)) == {}
-    assert load(database, "k") == StoredSession(Lifetime(0, None), {"e": "6"})
+    assert (
+        await database.save("k", SessionChanges(clear=True, updated={"e": "6"})) == {}
+    )
+    assert await database.load("k") == StoredSession(Lifetime(0, None), {"e": "6"})
 
 
-def test_saveNeverResurrects(database: Any, destroyed: list[Any]) -> None:
-    create(database, "k", None, a="1")
-    assert resultOf(database.destroy("k", DestroyReason.destroyed)) is True
+@pytest_twisted.ensureDeferred
+async def test_saveNeverResurrects(database: Any) -> None:
+    await create(database, "k", None, a="1")
+    assert await database.destroy("k", DestroyReason.destroyed) is True
     changes = SessionChanges(updated={"a": "2"}, increments={"n": 1})
-    assert resultOf(database.save("k", changes)) is None
-    assert load(database, "k") is None
-    assert resultOf(database.count()) == 0
+    assert await database.save("k", changes) is None
+    assert await database.load("k") is None
+    assert await database.count() == 0
 
 
-def test_saveCanChangeTheLifetime(database: Any, clock: Any) -> None:
-    create(database, "k", 10, a="1")
-    changes = SessionChanges(lifetime=Lifetime(0, 20))
-    assert resultOf(database.save("k", changes)) == {}
+@pytest_twisted.ensureDeferred
+async def test_saveCanChangeTheLifetime(database: Any, clock: Any) -> None:
+    await create(database, "k", 10, a="1")
+    assert await database.save("k", SessionChanges(lifetime=Lifetime(0, 20))) == {}
     clock.advance(15)
-    stored = load(database, "k")
+    await settle(database)
+    stored = await database.load("k")
     assert stored is not None and stored.lifetime == Lifetime(0, 20)
 
 
-def test_expiredSessionIsNeverLoaded(
+@pytest_twisted.ensureDeferred
+async def test_expiredSessionIsNeverLoaded(
     database: Any, clock: Any, destroyed: list[Any]
 ) -> None:
-    create(database, "k", 10.5, a="1")
+    await create(database, "k", 10.5, a="1")
     clock.advance(10.4)
-    assert load(database, "k") is not None
+    assert await database.load("k") is not None
     clock.advance(0.1)
-    assert load(database, "k") is None
-    assert resultOf(database.save("k", SessionChanges(updated={"a": "2"}))) is None
+    assert await database.load("k") is None
+    assert await database.save("k", SessionChanges(updated={"a": "2"})) is None
     clock.advance(1)
+    await settle(database)
     assert destroyed == [("k", DestroyReason.expired)]
-    assert resultOf(database.count()) == 0
+    assert await database.count() == 0
     assert clock.getDelayedCalls() == []
 
 
-def test_incrementsAreAppliedLast(database: Any) -> None:
-    create(database, "k", None, n="5", s='"7"', f="1.5", b="true")
+@pytest_twisted.ensureDeferred
+async def test_incrementsAreAppliedLast(database: Any) -> None:
+    await create(database, "k", None, n="5", s='"7"', f="1.5", b="true")
     changes = SessionChanges(
         updated={"n": "10"},
         increments={"n": 2, "missing": -3, "s": 1, "f": 1, "b": 1},
     )
-    result = resultOf(database.save("k", changes))
+    result = await database.save("k", changes)
     assert result == {"n": 12, "missing": -3, "s": 1, "f": 1, "b": 1}
-    stored = load(database, "k")
-    assert stored is not None
+    stored = await database.load("k")
     assert stored.values == {"n": "12", "missing": "-3", "s": "1", "f": "1", "b": "1"}
 
 
-def test_incrementOnCreate(database: Any) -> None:
+@pytest_twisted.ensureDeferred
+async def test_incrementOnCreate(database: Any) -> None:
     changes = SessionChanges(
         create=True, lifetime=Lifetime(0, None), increments={"n": 1}
     )
-    assert resultOf(database.save("k", changes)) == {"n": 1}
+    assert await database.save("k", changes) == {"n": 1}
 
 
-def test_incrementsNeverLoseAnUpdate(database: Any) -> None:
-    create(database, "k", None)
+@pytest_twisted.ensureDeferred
+async def test_concurrentIncrementsNeverLoseAnUpdate(database: Any) -> None:
+    from twisted.internet.defer import gatherResults
+
+    await create(database, "k", None)
     pending = [
         database.save("k", SessionChanges(increments={"n": 1})) for _ in range(100)
     ]
-    results = sorted(resultOf(d)["n"] for d in pending)
-    assert results == list(range(1, 101))
-    stored = load(database, "k")
-    assert stored is not None and stored.values["n"] == "100"
+    results = await gatherResults(pending)
+    assert sorted(r["n"] for r in results) == list(range(1, 101))
+    stored = await database.load("k")
+    assert stored.values["n"] == "100"
 
 
-def test_destroyTellsListenersOnce(database: Any, destroyed: list[Any]) -> None:
-    create(database, "k", 10)
-    assert resultOf(database.destroy("k", DestroyReason.destroyed)) is True
-    assert resultOf(database.destroy("k", DestroyReason.destroyed)) is False
+@pytest_twisted.ensureDeferred
+async def test_concurrentWritesOfDifferentKeysAllLand(database: Any) -> None:
+    from twisted.internet.defer import gatherResults
+
+    await create(database, "k", None)
+    await gatherResults(
+        [
+            database.save("k", SessionChanges(updated={f"k{i}": str(i)}))
+            for i in range(200)
+        ]
+    )
+    stored = await database.load("k")
+    assert stored.values == {f"k{i}": str(i) for i in range(200)}
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroyTellsListenersOnce(database: Any, destroyed: list[Any]) -> None:
+    await create(database, "k", 10)
+    assert await database.destroy("k", DestroyReason.destroyed) is True
+    assert await database.destroy("k", DestroyReason.destroyed) is False
     assert destroyed == [("k", DestroyReason.destroyed)]
 
 
-def test_destroyedSessionDoesNotExpireLater(
+@pytest_twisted.ensureDeferred
+async def test_destroyedSessionDoesNotExpireLater(
     database: Any, clock: Any, destroyed: list[Any]
 ) -> None:
-    create(database, "k", 10)
-    resultOf(database.destroy("k", DestroyReason.destroyByID))
+    await create(database, "k", 10)
+    await database.destroy("k", DestroyReason.destroyByID)
+    assert clock.getDelayedCalls() == []
     clock.advance(20)
+    await settle(database)
     assert destroyed == [("k", DestroyReason.destroyByID)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroyAllAndCount(
+    database: Any, destroyed: list[Any], clock: Any
+) -> None:
+    for i in range(5):
+        await create(database, f"k{i}", 10)
+    assert await database.count() == 5
+    assert await database.destroyAll(DestroyReason.destroyAll) == 5
+    assert await database.count() == 0
+    assert sorted(destroyed) == [(f"k{i}", DestroyReason.destroyAll) for i in range(5)]
     assert clock.getDelayedCalls() == []
 
 
-def test_destroyAllAndCount(database: Any, destroyed: list[Any]) -> None:
-    for i in range(5):
-        create(database, f"k{i}", 10)
-    assert resultOf(database.count()) == 5
-    assert resultOf(database.destroyAll(DestroyReason.destroyAll)) == 5
-    assert resultOf(database.count()) == 0
-    assert sorted(destroyed) == [(f"k{i}", DestroyReason.destroyAll) for i in range(5)]
+@pytest_twisted.ensureDeferred
+async def test_countSkipsExpiredSessions(database: Any, clock: Any) -> None:
+    await create(database, "short", 5)
+    await create(database, "long", 50)
+    await create(database, "forever", None)
+    clock.rightNow = 6.0  # no expiration has run yet
+    assert await database.count() == 2
 
 
-def test_listenReturnsAnUnsubscriber(database: Any) -> None:
+@pytest_twisted.ensureDeferred
+async def test_listenReturnsAnUnsubscriber(database: Any) -> None:
     events: list[Any] = []
     stop = database.listen(lambda *a: events.append(a))
-    create(database, "a")
-    resultOf(database.destroy("a", DestroyReason.destroyed))
+    await create(database, "a")
+    await database.destroy("a", DestroyReason.destroyed)
     stop()
     stop()
-    create(database, "b")
-    resultOf(database.destroy("b", DestroyReason.destroyed))
+    await create(database, "b")
+    await database.destroy("b", DestroyReason.destroyed)
     assert events == [("a", DestroyReason.destroyed)]
 
 
-def test_aFailingListenerDoesNotStopTheOthers(database: Any) -> None:
+@pytest_twisted.ensureDeferred
+async def test_aFailingListenerDoesNotStopTheOthers(database: Any) -> None:
     events: list[Any] = []
 
     def bad(key: str, reason: DestroyReason) -> None:
@@ -190,12 +250,15 @@ def test_aFailingListenerDoesNotStopTheOthers(database: Any) -> None:
 
     database.listen(bad)
     database.listen(lambda *a: events.append(a))
-    create(database, "a")
-    assert resultOf(database.destroy("a", DestroyReason.destroyed)) is True
+    await create(database, "a")
+    assert await database.destroy("a", DestroyReason.destroyed) is True
     assert events == [("a", DestroyReason.destroyed)]
 
 
-def test_closeStopsExpirations(database: Any, clock: Any) -> None:
-    create(database, "k", 10)
-    resultOf(database.close())
-    assert clock.getDelayedCalls() == []
+@pytest_twisted.ensureDeferred
+async def test_closeStopsExpirations(clock: Any, tmp_path: Any) -> None:
+    for kind in DATABASES:
+        db = openDatabase(kind, clock, tmp_path)
+        await create(db, "k", 10)
+        await db.close()
+        assert clock.getDelayedCalls() == []

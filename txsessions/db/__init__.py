@@ -9,7 +9,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..interfaces import IDatabase
 
-SCHEMES = ("memory",)
+SCHEMES = ("memory", "sqlite", "lmdb")
 """
 The URL schemes L{openDatabase} knows.
 """
@@ -23,10 +23,14 @@ def checkDatabaseURL(url: str) -> str:
     @return: its scheme, lowercased.
     @raise ValueError: when the scheme is unknown.
     """
-    scheme = url.partition(":")[0].lower()
+    scheme, _, path = url.partition(":")
+    scheme = scheme.lower()
     if scheme not in SCHEMES:
-        known = ", ".join(f"{s}:" for s in SCHEMES)
-        raise ValueError(f"unknown database URL {url!r}: use one of {known}")
+        raise ValueError(
+            f"unknown database URL {url!r}: use memory:, sqlite:PATH or lmdb:PATH"
+        )
+    if scheme != "memory" and not path:
+        raise ValueError(f"database URL {url!r} names no path: use {scheme}:PATH")
     return scheme
 
 
@@ -34,13 +38,23 @@ def openDatabase(url: str, clock: IReactorTime | None = None) -> IDatabase:
     """
     Open the database a URL names.
 
-    @param url: C{memory:} (the default database, in this process).
+    @param url: C{memory:} (the default database, in this process),
+        C{sqlite:PATH} (a file) or C{lmdb:PATH} (a directory).
     @param clock: the time source for expirations; the global reactor when
         C{None}.
     @return: the database.
     @raise ValueError: when the URL names no database txsessions has.
     """
-    checkDatabaseURL(url)
-    from .memory import MemoryDatabase
+    scheme = checkDatabaseURL(url)
+    path = url.partition(":")[2]
+    if scheme == "memory":
+        from .memory import MemoryDatabase
 
-    return MemoryDatabase(clock)
+        return MemoryDatabase(clock)
+    if scheme == "sqlite":
+        from .sqlite import SQLiteDatabase
+
+        return SQLiteDatabase(path, clock)
+    from .lmdb import LMDBDatabase
+
+    return LMDBDatabase(path, clock)

@@ -94,7 +94,12 @@ class MemoryDatabase:
         """
         See L{IDatabase.count}.
         """
-        return succeed(len(self._records))
+        now = self._clock.seconds()
+        return succeed(
+            sum(
+                not record.lifetime.hasExpired(now) for record in self._records.values()
+            )
+        )
 
     def listen(self, listener: DestroyListener) -> Callable[[], None]:
         """

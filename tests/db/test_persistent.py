@@ -1,0 +1,140 @@
+"""
+What the persistent databases (SQLite, LMDB) add: they survive a restart,
+and say clearly when their file is unusable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+import lmdb
+import pytest
+import pytest_twisted
+
+from tests.db.test_conformance import create
+from txsessions import (
+    DatabaseError,
+    DestroyReason,
+    Lifetime,
+    SessionChanges,
+    StoredSession,
+)
+from txsessions.db import checkDatabaseURL, openDatabase
+
+PERSISTENT = ["sqlite", "lmdb"]
+
+
+def url(kind: str, tmp_path: Any) -> str:
+    return f"{kind}:{tmp_path / ('sessions.db' if kind == 'sqlite' else 'sessions')}"
+
+
+@pytest.mark.parametrize("kind", PERSISTENT)
+@pytest_twisted.ensureDeferred
+async def test_sessionsSurviveARestart(kind: str, tmp_path: Any, clock: Any) -> None:
+    first = openDatabase(url(kind, tmp_path), clock)
+    await create(first, "short", 10, a="1")
+    await create(first, "long", 100, b="2")
+    await create(first, "forever", None, c="3")
+    await first.close()
+
+    clock.advance(50)
+    second = openDatabase(url(kind, tmp_path), clock)
+    events: list[Any] = []
+    second.listen(lambda *a: events.append(a))
+    clock.advance(0)
+    await second.count()
+    assert events == [("short", DestroyReason.expired)]
+    assert await second.load("long") == StoredSession(Lifetime(0, 100), {"b": "2"})
+    assert await second.load("forever") == StoredSession(Lifetime(0, None), {"c": "3"})
+    clock.advance(50)
+    await second.count()
+    assert events[1:] == [("long", DestroyReason.expired)]
+    assert await second.count() == 1
+    await second.close()
+    assert clock.getDelayedCalls() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_corruptSQLiteRowsAreNoSession(tmp_path: Any, clock: Any) -> None:
+    path = tmp_path / "s.db"
+    db = openDatabase(f"sqlite:{path}", clock)
+    await create(db, "k", None, a="1")
+    await db.close()
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute(
+            "UPDATE txsessions SET fields = 'cos\\nsystem\\n' WHERE key = 'k'"
+        )
+        connection.execute(
+            "INSERT INTO txsessions VALUES ('n', 'not a number', NULL, '{}')"
+        )
+    connection.close()
+    db = openDatabase(f"sqlite:{path}", clock)
+    assert await db.load("k") is None
+    assert await db.load("n") is None
+    assert await db.save("k", SessionChanges(updated={"a": "2"})) is None
+    await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_corruptLMDBRecordsAreRemovedAtStartUp(tmp_path: Any, clock: Any) -> None:
+    path = tmp_path / "env"
+    db = openDatabase(f"lmdb:{path}", clock)
+    await create(db, "k", None, a="1")
+    await create(db, "ok", None, b="2")
+    await db.close()
+    env = lmdb.open(str(path), max_dbs=1)
+    table = env.open_db(b"txsessions")
+    with env.begin(write=True, db=table) as txn:
+        txn.put(b"k", b"\x80\x04\x95pickle")
+        txn.put(b"j", json.dumps({"c": "x", "f": {}}).encode())
+    env.close()
+    db = openDatabase(f"lmdb:{path}", clock)
+    assert await db.load("k") is None
+    assert await db.load("j") is None
+    assert await db.load("ok") == StoredSession(Lifetime(0, None), {"b": "2"})
+    assert await db.count() == 1
+    await db.close()
+
+
+def test_unreadableSQLiteFileNamesTheFile(tmp_path: Any) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not an sqlite database" * 100)
+    with pytest.raises(DatabaseError, match="garbage.db"):
+        openDatabase(f"sqlite:{path}")
+
+
+def test_unreadableLMDBEnvironmentNamesIt(tmp_path: Any) -> None:
+    path = tmp_path / "env"
+    path.mkdir()
+    (path / "data.mdb").write_bytes(b"\x00garbage" * 1000)
+    with pytest.raises(DatabaseError, match="env"):
+        openDatabase(f"lmdb:{path}")
+
+
+def test_missingDirectoryIsAClearError(tmp_path: Any) -> None:
+    with pytest.raises(DatabaseError, match="nowhere"):
+        openDatabase(f"sqlite:{tmp_path / 'nowhere' / 's.db'}")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("sqlite:", "names no path"),
+        ("lmdb:", "names no path"),
+        ("redis2://x", "unknown"),
+    ],
+)
+def test_badURLs(bad: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        checkDatabaseURL(bad)
+
+
+@pytest_twisted.ensureDeferred
+async def test_lmdbReadsRunInline(tmp_path: Any, clock: Any) -> None:
+    db = openDatabase(f"lmdb:{tmp_path / 'env'}", clock)
+    await create(db, "k", None, a="1")
+    assert db.load("k").called
+    await db.close()

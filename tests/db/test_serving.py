@@ -1,0 +1,100 @@
+"""
+Each database behind a real server: many concurrent writers, and (for the
+persistent ones) a twistd restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import Deferred, gatherResults
+
+from tests.apps import kvApp
+from tests.db.test_conformance import DATABASES
+from tests.processes import Server, twistd
+from tests.support import COOKIE, cookieValue, setCookies
+from txsessions import Config, Sessions
+from txsessions.db import openDatabase
+
+
+def databaseURL(kind: str, tmp_path: Any) -> str:
+    return "memory:" if kind == "memory" else f"{kind}:{tmp_path / kind}"
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+@pytest_twisted.ensureDeferred
+async def test_200ConcurrentWritersOfOneSessionAllLand(
+    kind: str, tmp_path: Any, listen: Any
+) -> None:
+    sessions = Sessions(
+        Config(cookie=COOKIE), openDatabase(databaseURL(kind, tmp_path))
+    )
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await client.get(base + "/set/user/dora")
+        await response.content()
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+
+        async def write(i: int) -> None:
+            response = await client.get(f"{base}/setint/k{i}/{i}", cookies=cookies)
+            assert response.code == 200
+            await response.content()
+            assert setCookies(response) == []
+
+        await gatherResults([Deferred.fromCoroutine(write(i)) for i in range(200)])
+        response = await client.get(base + "/all", cookies=cookies)
+        values = (await response.json())["values"]
+        assert values == {"user": "dora", **{f"k{i}": i for i in range(200)}}
+    finally:
+        await sessions.close()
+
+
+async def login(base: str, client: Any) -> str:
+    response = await client.head(base + "/login")
+    await response.content()
+    return cookieValue(response, "mycookiesessionnameid")
+
+
+async def secret(base: str, client: Any, sid: str) -> tuple[int, str]:
+    response = await client.get(
+        base + "/secret", cookies={"mycookiesessionnameid": sid}
+    )
+    return response.code, await response.text()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "lmdb"])
+@pytest_twisted.ensureDeferred
+async def test_aCookieOutlivesATwistdRestart(kind: str, tmp_path: Any) -> None:
+    from treq.client import HTTPClient
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    client = HTTPClient(
+        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    )
+    argv = [
+        twistd(),
+        "-n",
+        "--pidfile=",
+        "txsessions",
+        "--database",
+        databaseURL(kind, tmp_path),
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+    ]
+    first = Server(argv, str(tmp_path))
+    try:
+        base = await first.start()
+        sid = await login(base, client)
+        assert await secret(base, client, sid) == (200, "The cake is a lie!")
+    finally:
+        await first.stop()
+    second = Server(argv, str(tmp_path))
+    try:
+        base = await second.start()
+        assert await secret(base, client, sid) == (200, "The cake is a lie!")
+        assert await secret(base, client, "A" * 43) == (403, "Forbidden")
+    finally:
+        await second.stop()

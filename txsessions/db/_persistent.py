@@ -1,0 +1,252 @@
+# -*- test-case-name: tests.db.test_conformance,tests.db.test_persistent -*-
+"""
+What the persistent databases share: listeners, expirations scheduled on
+the clock (again at start-up, for the sessions already stored), and the
+record format.
+
+A L{Backend} does the storage work, each operation returning a L{Deferred}
+(the SQLite backend runs in adbapi's thread, the LMDB backend in its own);
+L{PersistentDatabase} turns a backend into an L{IDatabase}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, cast
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..ids import redact
+from ..interfaces import DestroyListener, IDatabase
+from ..lifetime import ExpirationScheduler
+from ..listeners import Listeners
+from ..records import DestroyReason, Lifetime, SessionChanges, StoredSession
+
+_log = Logger()
+
+Expiry = tuple[str, float]
+"""
+A session's store key and when it expires.
+"""
+
+
+@attrs.frozen
+class Saved:
+    """
+    What a backend's save reports.
+
+    @ivar result: the result for L{IDatabase.save}.
+    @ivar before: the session's expiry before the save.
+    @ivar after: its expiry after.
+    """
+
+    result: Mapping[str, int] | None
+    before: float | None = None
+    after: float | None = None
+
+
+class Backend(Protocol):
+    """
+    The storage work of a persistent database.
+
+    @ivar initialExpirations: the sessions found when it was opened, with
+        their expiry times, to schedule.
+    """
+
+    initialExpirations: list[Expiry]
+
+    def load(self, key: str) -> Deferred[StoredSession | None]:
+        """
+        @return: the session, or C{None} when absent or corrupt.
+        """
+
+    def save(self, key: str, changes: SessionChanges, now: float) -> Deferred[Saved]:
+        """
+        Apply C{changes}, as L{IDatabase.save} says; a session expired at
+        C{now} counts as gone.
+        """
+
+    def destroy(self, key: str) -> Deferred[tuple[bool, float | None]]:
+        """
+        @return: whether the session existed, and its expiry.
+        """
+
+    def destroyAll(self) -> Deferred[list[tuple[str, float | None]]]:
+        """
+        @return: the sessions removed, with their expiry.
+        """
+
+    def count(self, now: float) -> Deferred[int]:
+        """
+        @return: how many sessions are live at C{now}.
+        """
+
+    def deleteIfExpired(self, key: str, now: float) -> Deferred[bool]:
+        """
+        @return: whether the session was there, expired at C{now}, and is
+            now removed.
+        """
+
+    def close(self) -> Deferred[None]:
+        """
+        Release files and threads.
+        """
+
+
+def encodeFields(fields: Mapping[str, str]) -> str:
+    """
+    @return: a session's fields as one JSON object.
+    """
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def decodeFields(text: str | bytes) -> dict[str, str]:
+    """
+    @return: a session's fields from L{encodeFields}'s JSON.
+    @raise ValueError: when C{text} is not such an object.
+    """
+    fields = json.loads(text)
+    if not isinstance(fields, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
+    ):
+        raise ValueError("session fields are not an object of strings")
+    return fields
+
+
+def lifetimeOf(created: object, expires: object) -> Lifetime:
+    """
+    @return: a L{Lifetime} from stored numbers.
+    @raise ValueError: when they are not numbers.
+    """
+    if not isinstance(created, (int, float)) or not (
+        expires is None or isinstance(expires, (int, float))
+    ):
+        raise ValueError("session times are not numbers")
+    return Lifetime(float(created), None if expires is None else float(expires))
+
+
+@implementer(IDatabase)
+class PersistentDatabase:
+    """
+    An L{IDatabase} over a L{Backend}.
+    """
+
+    def __init__(self, backend: Backend, clock: IReactorTime | None, name: str) -> None:
+        """
+        @param backend: the storage.
+        @param clock: what schedules expirations; the global reactor when
+            C{None}.
+        @param name: what log lines call the database.
+        """
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast(IReactorTime, reactor)
+        self._backend = backend
+        self._clock = clock
+        self._name = name
+        self._listeners = Listeners()
+        self._expirations = ExpirationScheduler(clock, self._expire)
+        for key, expiresAt in backend.initialExpirations:
+            self._expirations.add(key, expiresAt)
+
+    def load(self, key: str) -> Deferred[StoredSession | None]:
+        """
+        See L{IDatabase.load}.
+        """
+        now = self._clock.seconds()
+        return self._backend.load(key).addCallback(
+            lambda stored: (
+                None if stored is None or stored.lifetime.hasExpired(now) else stored
+            )
+        )
+
+    def save(
+        self, key: str, changes: SessionChanges
+    ) -> Deferred[Mapping[str, int] | None]:
+        """
+        See L{IDatabase.save}.
+        """
+
+        def saved(outcome: Saved) -> Mapping[str, int] | None:
+            if outcome.before != outcome.after:
+                self._reschedule(key, outcome.before, outcome.after)
+            return outcome.result
+
+        return self._backend.save(key, changes, self._clock.seconds()).addCallback(
+            saved
+        )
+
+    def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
+        """
+        See L{IDatabase.destroy}.
+        """
+
+        def destroyed(outcome: tuple[bool, float | None]) -> bool:
+            existed, expiresAt = outcome
+            if existed:
+                self._reschedule(key, expiresAt, None)
+                self._listeners.tell(key, reason)
+            return existed
+
+        return self._backend.destroy(key).addCallback(destroyed)
+
+    def destroyAll(self, reason: DestroyReason) -> Deferred[int]:
+        """
+        See L{IDatabase.destroyAll}.
+        """
+
+        def destroyed(removed: list[tuple[str, float | None]]) -> int:
+            for key, expiresAt in removed:
+                self._reschedule(key, expiresAt, None)
+                self._listeners.tell(key, reason)
+            return len(removed)
+
+        return self._backend.destroyAll().addCallback(destroyed)
+
+    def count(self) -> Deferred[int]:
+        """
+        See L{IDatabase.count}.
+        """
+        return self._backend.count(self._clock.seconds())
+
+    def listen(self, listener: DestroyListener) -> Callable[[], None]:
+        """
+        See L{IDatabase.listen}.
+        """
+        return self._listeners.add(listener)
+
+    def close(self) -> Deferred[None]:
+        """
+        See L{IDatabase.close}: expirations stop, files close.
+        """
+        self._expirations.close()
+        return self._backend.close()
+
+    def _reschedule(self, key: str, before: float | None, after: float | None) -> None:
+        if before is not None:
+            self._expirations.remove(key, before)
+        if after is not None:
+            self._expirations.add(key, after)
+
+    def _expire(self, key: str) -> None:
+        def expired(removed: bool) -> None:
+            if removed:
+                self._listeners.tell(key, DestroyReason.expired)
+
+        def failed(failure: Any) -> None:
+            _log.failure(
+                "{name}: expiring session {key} failed",
+                failure=failure,
+                name=self._name,
+                key=redact(key),
+            )
+
+        self._backend.deleteIfExpired(key, self._clock.seconds()).addCallbacks(
+            expired, failed
+        )

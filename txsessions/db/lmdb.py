@@ -1,0 +1,228 @@
+# -*- test-case-name: tests.db.test_conformance,tests.db.test_persistent -*-
+"""
+Sessions in an LMDB environment (the design BoltDB follows), with the
+C{lmdb} package.
+
+Reads run inline: LMDB serves them from memory-mapped pages, about a
+microsecond each here (see the README).  Writes, which wait for the disk,
+run in a thread of their own; LMDB lets one writer in at a time, so one
+session's changes never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import lmdb
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from ..errors import DatabaseError
+from ..ids import redact
+from ..records import Lifetime, SessionChanges, StoredSession
+from ._apply import applyChanges
+from ._persistent import Expiry, PersistentDatabase, Saved, decodeFields, lifetimeOf
+
+_log = Logger()
+
+T = TypeVar("T")
+
+MAP_SIZE = 1 << 30
+"""
+The largest the environment may grow, in bytes (1 GiB).
+"""
+
+
+def encodeRecord(lifetime: Lifetime, fields: dict[str, str]) -> bytes:
+    """
+    @return: a session as LMDB stores it: one JSON object.
+    """
+    record = {"c": lifetime.createdAt, "e": lifetime.expiresAt, "f": fields}
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decodeRecord(data: bytes) -> StoredSession:
+    """
+    @return: the session L{encodeRecord} stored.
+    @raise ValueError: when C{data} is not such a record.
+    """
+    record = json.loads(data)
+    if not isinstance(record, dict):
+        raise ValueError("a session record is not an object")
+    fields = decodeFields(json.dumps(record.get("f")))
+    return StoredSession(lifetimeOf(record.get("c"), record.get("e")), fields)
+
+
+class _LMDBBackend:
+    def __init__(self, path: str, threads: IReactorThreads) -> None:
+        try:
+            self._env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=1)
+            self._db = self._env.open_db(b"txsessions")
+            self.initialExpirations = self._scan()
+        except lmdb.Error as e:
+            raise DatabaseError(
+                f"cannot open the LMDB session database {path!r}: {e}"
+            ) from e
+        self._threads = threads
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="txsessions-lmdb")
+        self._pool.start()
+
+    def _scan(self) -> list[Expiry]:
+        expiries: list[Expiry] = []
+        corrupt: list[bytes] = []
+        with self._env.begin(db=self._db) as txn:
+            for rawKey, data in txn.cursor():
+                try:
+                    expiresAt = decodeRecord(data).lifetime.expiresAt
+                except ValueError:
+                    corrupt.append(rawKey)
+                    continue
+                if expiresAt is not None:
+                    expiries.append((rawKey.decode(), expiresAt))
+        if corrupt:
+            _log.warn("removed {n} corrupt sessions", n=len(corrupt))
+            with self._env.begin(write=True, db=self._db) as txn:
+                for rawKey in corrupt:
+                    txn.delete(rawKey)
+        return expiries
+
+    def _read(self, key: str) -> StoredSession | None:
+        with self._env.begin(db=self._db) as txn:
+            data = txn.get(key.encode())
+        if data is None:
+            return None
+        try:
+            return decodeRecord(data)
+        except ValueError:
+            _log.warn("session {key} is corrupt; ignored", key=redact(key))
+            return None
+
+    def _write(self, work: Callable[[Any], T]) -> Deferred[T]:
+        def inTransaction() -> T:
+            with self._env.begin(write=True, db=self._db) as txn:
+                return work(txn)
+
+        return deferToThreadPool(cast(Any, self._threads), self._pool, inTransaction)
+
+    def load(self, key: str) -> Deferred[StoredSession | None]:
+        try:
+            return succeed(self._read(key))
+        except lmdb.Error:
+            return fail()
+
+    def save(self, key: str, changes: SessionChanges, now: float) -> Deferred[Saved]:
+        def save(txn: Any) -> Saved:
+            data = txn.get(key.encode())
+            stored = None
+            if data is not None:
+                try:
+                    stored = decodeRecord(data)
+                except ValueError:
+                    stored = None
+            before = None if stored is None else stored.lifetime.expiresAt
+            if changes.create:
+                assert changes.lifetime is not None
+                lifetime, fields = changes.lifetime, {}
+            elif stored is None or stored.lifetime.hasExpired(now):
+                return Saved(None, before, before)
+            else:
+                lifetime = changes.lifetime or stored.lifetime
+                fields = dict(stored.values)
+            result = applyChanges(fields, changes)
+            txn.put(key.encode(), encodeRecord(lifetime, fields))
+            return Saved(result, before, lifetime.expiresAt)
+
+        return self._write(save)
+
+    def destroy(self, key: str) -> Deferred[tuple[bool, float | None]]:
+        def destroy(txn: Any) -> tuple[bool, float | None]:
+            data = txn.pop(key.encode())
+            if data is None:
+                return False, None
+            try:
+                return True, decodeRecord(data).lifetime.expiresAt
+            except ValueError:
+                return True, None
+
+        return self._write(destroy)
+
+    def destroyAll(self) -> Deferred[list[tuple[str, float | None]]]:
+        def destroyAll(txn: Any) -> list[tuple[str, float | None]]:
+            removed: list[tuple[str, float | None]] = []
+            for rawKey, data in txn.cursor():
+                try:
+                    expiresAt = decodeRecord(data).lifetime.expiresAt
+                except ValueError:
+                    expiresAt = None
+                removed.append((rawKey.decode(), expiresAt))
+            txn.drop(self._db, delete=False)
+            return removed
+
+        return self._write(destroyAll)
+
+    def count(self, now: float) -> Deferred[int]:
+        def count(txn: Any) -> int:
+            live = 0
+            for _, data in txn.cursor():
+                try:
+                    live += not decodeRecord(data).lifetime.hasExpired(now)
+                except ValueError:
+                    pass
+            return live
+
+        return self._write(count)
+
+    def deleteIfExpired(self, key: str, now: float) -> Deferred[bool]:
+        def delete(txn: Any) -> bool:
+            data = txn.get(key.encode())
+            if data is None:
+                return False
+            try:
+                expired = decodeRecord(data).lifetime.hasExpired(now)
+            except ValueError:
+                expired = True
+            if expired:
+                txn.delete(key.encode())
+            return expired
+
+        return self._write(delete)
+
+    def close(self) -> Deferred[None]:
+        self._pool.stop()
+        self._env.close()
+        return succeed(None)
+
+
+class LMDBDatabase(PersistentDatabase):
+    """
+    Sessions in an LMDB environment (a directory).  Sessions found there
+    when it opens are expired on schedule again; those whose time passed
+    while the server was down are removed on the reactor's first turn, with
+    L{DestroyReason.expired} events.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        clock: IReactorTime | None = None,
+        threads: IReactorThreads | None = None,
+    ) -> None:
+        """
+        @param path: the environment's directory, created if need be.
+        @param clock: what schedules expirations; the global reactor when
+            C{None}.
+        @param threads: what delivers the write threads' results; the global
+            reactor when C{None}.
+        @raise DatabaseError: when the environment cannot be opened; the
+            message names it.
+        """
+        if threads is None:
+            from twisted.internet import reactor
+
+            threads = cast(IReactorThreads, reactor)
+        super().__init__(_LMDBBackend(path, threads), clock, f"lmdb:{path}")
