@@ -164,6 +164,9 @@ class ControlledDatabase:
         for r in held:
             r()
 
+    def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
+        return self.memory.rename(oldKey, newKey)
+
     def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
         if self.failDestroys:
             return fail(OSError("the store is down"))
@@ -180,3 +183,26 @@ class ControlledDatabase:
 
     def close(self) -> Deferred[None]:
         return self.memory.close()
+
+
+def rawHTTP(resource: Any, request: bytes) -> Any:
+    """
+    Feed raw bytes to a Site over an in-memory transport.
+
+    @return: the transport, whose C{value()} is everything the server wrote.
+    """
+    from twisted.internet.testing import StringTransport
+    from twisted.web.server import Site
+
+    protocol = Site(resource).buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(request)
+    return transport
+
+
+def get(path: bytes = b"/", extra: bytes = b"", method: bytes = b"GET") -> bytes:
+    """
+    @return: the bytes of an HTTP/1.1 request.
+    """
+    return method + b" " + path + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n"

@@ -6,7 +6,9 @@ from twisted.web.test.requesthelper import DummyChannel
 from txsessions import Config
 from txsessions.cookies import (
     deletionCookie,
-    readCookie,
+    isSecureRequest,
+    markPrivate,
+    readCookies,
     removeCookie,
     sessionCookie,
     upsertCookie,
@@ -72,14 +74,63 @@ def test_upsertReplacesTheSameCookieOnly() -> None:
     assert r.cookies == [b"other=1"]
 
 
-def test_readCookieIgnoresEmptyAndNonASCIIValues() -> None:
+def withCookies(*headers: bytes) -> Request:
     r = request()
-    assert readCookie(r, b"sid") is None
-    for raw, expected in [
-        (b"", None),
-        (b"  ", None),
-        (b"\xff\xfe", None),
-        (b"ab", "ab"),
-    ]:
-        r.received_cookies = {b"sid": raw}
-        assert readCookie(r, b"sid") == expected
+    r.requestHeaders.setRawHeaders(b"cookie", list(headers))
+    return r
+
+
+def test_readCookiesIgnoresEmptyOversizedAndNonASCIIValues() -> None:
+    assert readCookies(request(), b"sid") == []
+    r = withCookies(b"sid=; other=1", b"sid=  ", b"sid=\xff\xfe", b"sid=" + b"x" * 4097)
+    assert readCookies(r, b"sid") == []
+    assert readCookies(withCookies(b"sid=ab"), b"sid") == ["ab"]
+
+
+def test_readCookiesFindsEveryCandidateInOrder() -> None:
+    r = withCookies(b"sid=A; x=1; sid=B", b"sidx=C; sid=A; sid=C")
+    assert readCookies(r, b"sid") == ["A", "B", "C"]
+
+
+def test_readCookiesStopsAtThree() -> None:
+    r = withCookies(b"; ".join(b"sid=%d" % i for i in range(100)))
+    assert readCookies(r, b"sid") == ["0", "1", "2"]
+
+
+def test_proxyHeadersAreTrustedOnlyWhenConfigured() -> None:
+    r = request()
+    r.requestHeaders.setRawHeaders(b"x-forwarded-proto", [b"https"])
+    assert not isSecureRequest(Config(), r)
+    assert isSecureRequest(Config(trustProxyHeaders=True), r)
+    r.requestHeaders.setRawHeaders(b"x-forwarded-proto", [b"http, https"])
+    assert not isSecureRequest(Config(trustProxyHeaders=True), r)
+
+
+def test_hostPrefixNeedsRootPathAndNoDomain() -> None:
+    import pytest
+
+    assert Config(cookie="__Host-sid").secureOnly
+    assert Config(cookie="__Secure-sid").secureOnly
+    with pytest.raises(ValueError, match="__Host-"):
+        Config(cookie="__Host-sid", cookiePath="/app")
+    with pytest.raises(ValueError, match="__Host-"):
+        Config(cookie="__Host-sid", cookieDomain="example.com")
+
+
+def test_markPrivate() -> None:
+    r = request()
+    markPrivate(r)
+    assert r.responseHeaders.getRawHeaders(b"vary") == [b"Cookie"]
+    assert r.responseHeaders.getRawHeaders(b"cache-control") == [b"private"]
+    r = request()
+    r.responseHeaders.setRawHeaders(b"vary", [b"Accept-Encoding"])
+    r.responseHeaders.setRawHeaders(b"cache-control", [b"public, max-age=60"])
+    markPrivate(r)
+    assert r.responseHeaders.getRawHeaders(b"vary") == [b"Accept-Encoding", b"Cookie"]
+    assert r.responseHeaders.getRawHeaders(b"cache-control") == [b"private, max-age=60"]
+    r = request()
+    r.responseHeaders.setRawHeaders(b"cache-control", [b"no-store"])
+    r.responseHeaders.setRawHeaders(b"vary", [b"cookie"])
+    markPrivate(r)
+    assert r.responseHeaders.getRawHeaders(b"cache-control") == [b"no-store"]
+    assert r.responseHeaders.getRawHeaders(b"vary") == [b"cookie"]

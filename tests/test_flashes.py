@@ -182,3 +182,13 @@ def test_flashesSurviveARestartOfTheManager(clock: Any, db: Any) -> None:
     cookie = {COOKIE: cookieValue(response, COOKIE)}
     second = app(Sessions(Config(cookie=COOKIE), db, clock))
     assert second.get("/get", cookie)[1] == b"persisted"
+
+
+def test_aFlashReadThenClearedStaysRead() -> None:
+    session = loaded()
+    session.setFlash("m", "hello")
+    session._takeChanges()
+    assert session.getFlash("m") == "hello"
+    session.clear()
+    changes = session._takeChanges()
+    assert changes.clear and "\x00fm" not in changes.updated

@@ -129,3 +129,14 @@ def test_valuesOfADestroyedSession(
     resultOf(kleinSessions.destroyByID(session.identifier))
     with pytest.raises(NoSuchSession):
         resultOf(values.set("a", 1))
+
+
+def test_sentInsecurelyLooksAtAFewDistinctTokens(
+    store: KleinSessionStore, kleinSessions: Sessions
+) -> None:
+    db: Any = kleinSessions.database
+    loads: list[str] = []
+    load = db.load
+    db.load = lambda key: (loads.append(key), load(key))[1]
+    store.sentInsecurely([b"A" * 43] * 50 + [b"B" * 43, b"C" * 43, b"D" * 43, b"bad"])
+    assert len(loads) == 3

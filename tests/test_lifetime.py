@@ -135,3 +135,10 @@ def test_closeCancelsEverything(clock: Any, monkeypatch: pytest.MonkeyPatch) -> 
     assert clock.getDelayedCalls() == []
     clock.advance(10)
     assert len(expired) == 1
+
+
+def test_nothingIsScheduledAfterClose(clock: Any) -> None:
+    s, expired = scheduler(clock)
+    s.close()
+    s.add("late", 5)
+    assert clock.getDelayedCalls() == []

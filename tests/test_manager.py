@@ -202,7 +202,7 @@ def test_withoutAllowReclaimStartGivesTheDestroyedSession(
 ) -> None:
     sid = login(browser)
     request = Request(DummyChannel())
-    request.received_cookies = {COOKIE.encode(): sid.encode()}
+    request.requestHeaders.setRawHeaders(b"cookie", [b"sid=" + sid.encode()])
     session = resultOf(sessions.start(request))
     resultOf(session.destroy())
     again = resultOf(sessions.start(request))
@@ -335,7 +335,7 @@ def test_useDatabase(browser: Browser, sessions: Sessions, clock: Any) -> None:
 
 def test_startTwiceGivesOneSession(sessions: Sessions, db: ControlledDatabase) -> None:
     request = Request(DummyChannel())
-    request.received_cookies = {COOKIE.encode(): b"C" * 43}
+    request.requestHeaders.setRawHeaders(b"cookie", [b"sid=" + b"C" * 43])
     db.holdLoads = True
     first, second = sessions.start(request), sessions.start(request)
     assert db.loads == 1
@@ -349,7 +349,7 @@ def test_startFailsForEveryWaiterWhenTheLoadFails(
     from txsessions import DatabaseError
 
     request = Request(DummyChannel())
-    request.received_cookies = {COOKIE.encode(): b"C" * 43}
+    request.requestHeaders.setRawHeaders(b"cookie", [b"sid=" + b"C" * 43])
     db.failLoads = True
     first, second = sessions.start(request), sessions.start(request)
     for d in (first, second):
@@ -534,7 +534,7 @@ def test_getAfterDestroyGivesTheDestroyedSession(
     # Iris's sessions.Get returns nil after the manager's Destroy.
     sid = login(browser)
     request = Request(DummyChannel())
-    request.received_cookies = {COOKIE.encode(): sid.encode()}
+    request.requestHeaders.setRawHeaders(b"cookie", [b"sid=" + sid.encode()])
     resultOf(sessions.destroy(request))
     assert get(request).destroyed
 

@@ -30,6 +30,8 @@ class FakeRequest:
         self.startedWriting = False
         self._disconnected = False
         self.code = 200
+        self.code_message = b"OK"
+        self.finished = False
         self.responseHeaders = Headers()
         self.channel = FakeChannel()
 

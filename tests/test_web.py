@@ -372,3 +372,168 @@ async def test_aThousandConcurrentIncrementsOverARealPort(listen: Any) -> None:
         assert await response.text() == "1000"
     finally:
         await sessions.close()
+
+
+# Found in review
+
+
+class Leaf(Resource):
+    isLeaf = True
+
+    def __init__(self, render: Any) -> None:
+        super().__init__()
+        self._render = render
+
+    def render_GET(self, request: IRequest) -> Any:
+        return self._render(request)
+
+
+def test_gzipInsideTheWrapperStillCompresses(sessions: Sessions) -> None:
+    from twisted.web.resource import EncodingResourceWrapper
+    from twisted.web.server import GzipEncoderFactory
+
+    from tests.support import get, rawHTTP
+
+    inner = EncodingResourceWrapper(Leaf(lambda r: b"x" * 2000), [GzipEncoderFactory()])
+    out = rawHTTP(sessions.wrap(inner), get(extra=b"Accept-Encoding: gzip\r\n")).value()
+    assert b"Content-Encoding: gzip" in out
+    assert b"x" * 100 not in out
+
+
+def test_headersChangedWhileTheSaveIsPendingAreNotSent(
+    sessions: Sessions, db: ControlledDatabase
+) -> None:
+    from tests.support import get, rawHTTP
+
+    def render(request: IRequest) -> Any:
+        from twisted.web.server import NOT_DONE_YET
+
+        txsessions.get(request).set("a", 1)
+        request.write(b"partial ")
+        request.setHeader(b"X-Late", b"1")
+        request.setResponseCode(500)
+        request.write(b"rest")
+        request.finish()
+        return NOT_DONE_YET
+
+    db.holdSaves = True
+    transport = rawHTTP(sessions.wrap(Leaf(render)), get())
+    db.release()
+    out = transport.value()
+    assert out.startswith(b"HTTP/1.1 200 OK")
+    assert b"X-Late" not in out
+    assert out.endswith(b"partial rest\r\n0\r\n\r\n")
+
+
+def test_incrementAwaitedAfterTheFirstWriteGetsItsValue(
+    sessions: Sessions, browser: Browser
+) -> None:
+    from tests.support import get, rawHTTP
+
+    sid = login(browser)
+    results: list[Any] = []
+
+    def render(request: IRequest) -> Any:
+        from twisted.web.server import NOT_DONE_YET
+
+        d = txsessions.get(request).increment("n", 5)
+        request.write(b"streaming")
+        d.addCallback(results.append)
+        d.addCallback(lambda _: request.finish())
+        return NOT_DONE_YET
+
+    rawHTTP(
+        sessions.wrap(Leaf(render)), get(extra=b"Cookie: sid=" + sid.encode() + b"\r\n")
+    )
+    assert results == [5]
+
+
+def test_aCaughtSessionDestroyedErrorIsNoStoreFailure(
+    sessions: Sessions, browser: Browser
+) -> None:
+    from txsessions import SessionDestroyedError
+
+    sid = login(browser)
+    app = Klein()
+
+    @app.route("/")
+    @sessions.withSession
+    async def count(request: IRequest, session: Session) -> str:
+        resultOf(sessions.destroyByID(sid))
+        try:
+            await session.increment("n")
+        except SessionDestroyedError:
+            return "gone"
+        return "counted"
+
+    response, body = Browser(app.resource()).get("/", {COOKIE: sid})
+    assert (response.code, body) == (200, b"gone")
+
+
+def test_destroyAfterClearOrShiftStoresNothingAndExpiresTheCookie(
+    sessions: Sessions, browser: Browser
+) -> None:
+    app = Klein()
+
+    @app.route("/clear-then-destroy")
+    @sessions.withSession
+    async def clearThenDestroy(request: IRequest, session: Session) -> str:
+        session.set("a", 1)
+        session.clear()
+        await session.destroy()
+        return "bye"
+
+    @app.route("/shift-then-destroy")
+    async def shiftThenDestroy(request: IRequest) -> str:
+        await sessions.shiftExpiration(request)
+        await sessions.destroy(request)
+        return "bye"
+
+    kleinBrowser = Browser(sessions.wrap(app.resource()))
+    response, _ = kleinBrowser.get("/clear-then-destroy")
+    assert setCookies(response) == []
+    assert resultOf(sessions.count()) == 0
+    sid = login(browser)
+    response, _ = kleinBrowser.get("/shift-then-destroy", {COOKIE: sid})
+    [header] = setCookies(response)
+    assert "Max-Age=0" in header
+    assert resultOf(sessions.count()) == 0
+
+
+def test_startAfterTheResponseBeganCreatesNoOrphan(sessions: Sessions) -> None:
+    from tests.support import get, rawHTTP
+
+    def render(request: IRequest) -> Any:
+        from twisted.web.server import NOT_DONE_YET
+
+        request.write(b"streaming")
+
+        def started(session: Session) -> None:
+            session.set("a", 1)
+            request.finish()
+
+        sessions.start(request).addCallback(started)
+        return NOT_DONE_YET
+
+    out = rawHTTP(Leaf(render), get()).value()
+    assert b"Set-Cookie" not in out
+    assert out.endswith(b"0\r\n\r\n")
+    assert resultOf(sessions.count()) == 0
+
+
+def test_abortWorksWithoutATransport() -> None:
+    from txsessions.responses import _abort
+
+    class H2Stream:
+        transport = None
+        aborted = False
+
+        def abortConnection(self) -> None:
+            self.aborted = True
+
+    class Request:
+        channel = H2Stream()
+
+    request = Request()
+    _abort(request)
+    assert request.channel.aborted

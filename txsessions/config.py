@@ -136,8 +136,21 @@ class Config:
         cookie C{Secure}) or C{None} for no attribute.
     @ivar cookieSecureTLS: add C{Secure} to the cookie of a request that
         came over TLS (Iris: C{CookieSecureTLS}, off by default there).
-    @ivar forceSecureCookie: add C{Secure} even to responses over plain HTTP,
-        for servers behind a TLS-terminating proxy.
+    @ivar forceSecureCookie: always mark the cookie C{Secure}, and never
+        send it in answer to a request that did not come over TLS (or, with
+        C{trustProxyHeaders}, through a proxy that says it did).  Implied by
+        the C{__Host-} and C{__Secure-} name prefixes and by
+        C{cookieSameSite="none"}.
+    @ivar trustProxyHeaders: believe C{X-Forwarded-Proto: https}, for
+        servers behind a TLS-terminating proxy that sets it (and strips it
+        from what clients send).  Off by default: a client could send it.
+    @ivar idleTimeout: end a session after this many seconds (or a
+        L{timedelta}) without a request; each request pushes the end back
+        (with a write, at most once per twentieth of the timeout) and
+        re-sends the cookie.  Cannot be combined with C{expires}, Iris's
+        fixed lifetime.
+    @ivar absoluteTimeout: end every session this long after it was created,
+        whatever else extends it (C{idleTimeout}, C{updateExpiration}).
     """
 
     cookie: str = attrs.field(
@@ -165,6 +178,34 @@ class Config:
     )
     cookieSecureTLS: bool = True
     forceSecureCookie: bool = False
+    trustProxyHeaders: bool = False
+    idleTimeout: float = attrs.field(default=0.0, converter=toSeconds)
+    absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
+
+    def __attrs_post_init__(self) -> None:
+        if self.idleTimeout and self.expires:
+            raise ValueError(
+                "expires is a fixed lifetime and idleTimeout a sliding one: choose "
+                "one, and add absoluteTimeout for a hard limit"
+            )
+        if self.cookie.startswith("__Host-") and (
+            self.cookiePath != "/" or self.cookieDomain is not None
+        ):
+            raise ValueError(
+                "a __Host- cookie needs cookiePath='/' and no cookieDomain"
+            )
+
+    @property
+    def secureOnly(self) -> bool:
+        """
+        Whether the cookie must be C{Secure} and go only over TLS: forced, or
+        implied by its name prefix or by C{SameSite=None}.
+        """
+        return (
+            self.forceSecureCookie
+            or self.cookieSameSite == "none"
+            or self.cookie.startswith(("__Host-", "__Secure-"))
+        )
 
     def withCookieOptions(self, **options: Any) -> Config:
         """

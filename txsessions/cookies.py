@@ -81,22 +81,65 @@ def checkCookieDomain(domain: str) -> str:
     return domain
 
 
-def readCookie(request: IRequest, name: bytes) -> str | None:
+MAX_CANDIDATES = 3
+"""
+How many values of the session cookie one request may offer; the rest are
+ignored.
+"""
+
+MAX_COOKIE_BYTES = 4096
+"""
+The longest cookie value read; a longer one is ignored unread.
+"""
+
+
+def readCookies(request: IRequest, name: bytes) -> list[str]:
     """
-    Read a cookie's value from a request.
+    Read every value a request gives a cookie: a client may send one cookie
+    name several times (planted by a subdomain, or for another path), in one
+    C{Cookie} header or several.
 
     @param request: the request.
     @param name: the cookie name, encoded.
-    @return: the value, or C{None} when the cookie is absent, empty or not
-        ASCII (a session cookie never is).
+    @return: the distinct values, in the order sent, at most
+        L{MAX_CANDIDATES}; empty, oversized and non-ASCII values are left out.
     """
-    raw = request.getCookie(name)
-    if not raw:
-        return None
-    try:
-        return raw.decode("ascii").strip() or None
-    except UnicodeDecodeError:
-        return None
+    values: list[str] = []
+    prefix = name + b"="
+    for header in request.requestHeaders.getRawHeaders(b"cookie", []):
+        for part in header.split(b";"):
+            part = part.strip()
+            if not part.startswith(prefix):
+                continue
+            raw = part[len(prefix) :].strip()
+            if not raw or len(raw) > MAX_COOKIE_BYTES:
+                continue
+            try:
+                value = raw.decode("ascii")
+            except UnicodeDecodeError:
+                continue
+            if value not in values:
+                values.append(value)
+                if len(values) == MAX_CANDIDATES:
+                    return values
+    return values
+
+
+def isSecureRequest(config: Config, request: IRequest) -> bool:
+    """
+    Tell whether a request came over TLS: directly, or, when the
+    configuration trusts proxy headers, through a proxy that says so.
+
+    @param config: the configuration.
+    @param request: the request.
+    @return: C{True} for a secure request.
+    """
+    if request.isSecure():
+        return True
+    if not config.trustProxyHeaders:
+        return False
+    forwarded = request.requestHeaders.getRawHeaders(b"x-forwarded-proto", [])
+    return bool(forwarded) and forwarded[0].split(b",")[0].strip().lower() == b"https"
 
 
 def sessionCookie(
@@ -147,10 +190,8 @@ def _scope(config: Config) -> list[str]:
 def _withFlags(config: Config, request: IRequest, parts: list[str]) -> bytes:
     if config.cookieHTTPOnly:
         parts.append("HttpOnly")
-    if (
-        config.forceSecureCookie
-        or config.cookieSameSite == "none"
-        or (config.cookieSecureTLS and request.isSecure())
+    if config.secureOnly or (
+        config.cookieSecureTLS and isSecureRequest(config, request)
     ):
         parts.append("Secure")
     if config.cookieSameSite is not None:
@@ -181,3 +222,28 @@ def removeCookie(request: IRequest, name: bytes) -> None:
     prefix = name + b"="
     cookies: list[bytes] = request.cookies  # type: ignore[attr-defined]
     cookies[:] = [c for c in cookies if not c.startswith(prefix)]
+
+
+def markPrivate(request: IRequest) -> None:
+    """
+    Keep shared caches from storing a response that depends on a session:
+    add C{Vary: Cookie}, and make C{Cache-Control} C{private} (dropping a
+    C{public}) unless it already says C{private} or C{no-store}.
+
+    @param request: the request being answered (before its headers are sent).
+    """
+    headers = request.responseHeaders
+    vary = b", ".join(headers.getRawHeaders(b"vary", []))
+    if b"cookie" not in vary.lower() and b"*" not in vary:
+        headers.addRawHeader(b"Vary", b"Cookie")
+    directives = [
+        d.strip()
+        for value in headers.getRawHeaders(b"cache-control", [])
+        for d in value.split(b",")
+        if d.strip()
+    ]
+    lowered = [d.lower() for d in directives]
+    if b"private" in lowered or b"no-store" in lowered:
+        return
+    kept = [d for d in directives if d.lower() != b"public"]
+    headers.setRawHeaders(b"Cache-Control", [b", ".join([b"private", *kept])])

@@ -52,6 +52,18 @@ class IDatabase(Interface):
             longer exists (nothing is written then).
         """
 
+    def rename(oldKey: str, newKey: str) -> Deferred[bool]:
+        """
+        Move a live session, with its lifetime and values, to a new key, in
+        one step, and tell the listeners of C{oldKey} with
+        L{DestroyReason.regenerated}.
+
+        @param oldKey: its store key now.
+        @param newKey: its store key from now on (unused).
+        @return: a L{Deferred} firing with C{False}, moving nothing, when
+            there is no live session under C{oldKey}.
+        """
+
     def destroy(key: str, reason: DestroyReason) -> Deferred[bool]:
         """
         Remove a session and tell the listeners, with C{reason}, if it

@@ -30,6 +30,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from .cookies import MAX_CANDIDATES
 from .ids import generateSessionID, isWellFormedID, storeKey
 from .interfaces import ISessionValues
 from .manager import Sessions
@@ -224,9 +225,12 @@ class KleinSessionStore:
             if stored is not None and stored.values.get(CONFIDENTIAL) == "true":
                 await self._sessions.destroyByKey(key)
 
+        distinct: list[str] = []
         for identifier in identifiers:
             if isinstance(identifier, bytes):
                 identifier = identifier.decode("ascii", "replace")
-            if isWellFormedID(identifier):
-                d = Deferred.fromCoroutine(destroy(identifier))
-                d.addErrback(lambda f: _log.failure("sentInsecurely failed", failure=f))
+            if isWellFormedID(identifier) and identifier not in distinct:
+                distinct.append(identifier)
+        for identifier in distinct[:MAX_CANDIDATES]:
+            d = Deferred.fromCoroutine(destroy(identifier))
+            d.addErrback(lambda f: _log.failure("sentInsecurely failed", failure=f))

@@ -45,6 +45,7 @@ class ExpirationScheduler:
         self._buckets: dict[int, set[str]] = {}
         self._calls: dict[int, IDelayedCall] = {}
         self._slices: set[IDelayedCall] = set()
+        self._closed = False
 
     def add(self, key: str, at: float) -> None:
         """
@@ -53,6 +54,8 @@ class ExpirationScheduler:
         @param key: a store key.
         @param at: the time it expires.
         """
+        if self._closed:
+            return
         second = math.ceil(at)
         bucket = self._buckets.get(second)
         if bucket is None:
@@ -81,6 +84,7 @@ class ExpirationScheduler:
         """
         Cancel every pending call; nothing expires after this.
         """
+        self._closed = True
         for call in [*self._calls.values(), *self._slices]:
             call.cancel()
         self._calls.clear()

@@ -7,14 +7,15 @@ destroy listeners.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.components import Componentized
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from zope.interface import Interface
 
@@ -30,7 +31,7 @@ from .errors import (
 from .ids import isWellFormedID, redact, storeKey
 from .interfaces import DestroyListener, IDatabase
 from .listeners import Listeners
-from .records import DestroyReason, Lifetime, StoredSession
+from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
 from .responses import HeldResponse
 from .session import Session
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from twisted.web.resource import IResource
 
 _log = Logger()
+
+T = TypeVar("T")
 
 
 class _IRequestSession(Interface):
@@ -253,9 +256,8 @@ class Sessions:
             session = await self.start(request)
             now = self._now()
             createdAt = session.lifetime.createdAt
-            session._setLifetime(
-                Lifetime(createdAt, now + seconds if seconds else None)
-            )
+            expiresAt = self._cap(createdAt, now + seconds if seconds else None)
+            session._setLifetime(Lifetime(createdAt, expiresAt))
 
         return Deferred.fromCoroutine(update())
 
@@ -283,33 +285,101 @@ class Sessions:
         return d.addErrback(failed)
 
     async def _load(self, request: IRequest, owner: _RequestSession) -> Session:
-        sessionID = self._readID(request, owner)
-        if sessionID is not None and isWellFormedID(sessionID):
+        now = self._now()
+        for sessionID, current in self._candidates(request, owner):
             key = storeKey(sessionID)
             stored: StoredSession | None = await self._call(self._database.load(key))
-            if stored is not None and not stored.lifetime.hasExpired(self._now()):
-                try:
-                    return Session(
-                        owner, sessionID, key, stored.lifetime, stored.values
-                    )
-                except ValueError:
-                    _log.warn(
-                        "session {key} holds data that is not JSON; ignored",
-                        key=redact(key),
-                    )
+            if stored is None:
+                _log.info(
+                    "unknown session id {id} ignored",
+                    id=redact(sessionID),
+                    security="unknown",
+                )
+                continue
+            if self._hasEnded(stored.lifetime, now):
+                _log.info("session {key} has ended", key=redact(key), security="ended")
+                continue
+            try:
+                session = Session(owner, sessionID, key, stored.lifetime, stored.values)
+            except ValueError:
+                _log.warn(
+                    "session {key} holds data that is not JSON; ignored",
+                    key=redact(key),
+                    security="corrupt",
+                )
+                continue
+            if not current:
+                session._cookieDirty = True
+            self._touch(session, now)
+            return session
         return self._newSession(owner)
 
-    def _readID(self, request: IRequest, owner: _RequestSession) -> str | None:
-        raw = cookies.readCookie(request, self._cookieName)
-        owner.cookieReceived = raw is not None
+    def _candidates(
+        self, request: IRequest, owner: _RequestSession
+    ) -> Iterator[tuple[str, bool]]:
+        """
+        The session ids the request's cookies carry, verified (when there is
+        an encoding) and well formed, each with whether its cookie is current.
+        """
+        values = cookies.readCookies(request, self._cookieName)
+        owner.cookieReceived = bool(values)
+        if len(values) > 1:
+            _log.info(
+                "{n} session cookies in one request", n=len(values), security="several"
+            )
         encoding = self.config.encoding
-        if raw is None or encoding is None:
-            return raw
-        try:
-            return str(encoding.decode(self.config.cookie, raw))
-        except Exception:
-            _log.info("a session cookie could not be decoded; ignored")
-            return None
+        opener = getattr(encoding, "open", None)
+        for value in values:
+            current = True
+            if encoding is not None:
+                try:
+                    if opener is not None:
+                        opened = opener(self.config.cookie, value)
+                        value, current = str(opened.value), bool(opened.current)
+                    else:
+                        value = str(encoding.decode(self.config.cookie, value))
+                except Exception as e:
+                    _log.info(
+                        "session cookie rejected: {why}",
+                        why=str(e),
+                        security="tampered",
+                    )
+                    continue
+                if not current:
+                    _log.info("session cookie due for re-issue", security="oldKey")
+            if isWellFormedID(value):
+                yield value, current
+            else:
+                _log.info("malformed session id ignored", security="malformed")
+
+    def _hasEnded(self, lifetime: Lifetime, now: float) -> bool:
+        absolute = self.config.absoluteTimeout
+        return lifetime.hasExpired(now) or bool(
+            absolute and lifetime.createdAt + absolute <= now
+        )
+
+    def _cap(self, createdAt: float, expiresAt: float | None) -> float | None:
+        """
+        Apply the absolute timeout to an expiry time.
+        """
+        absolute = self.config.absoluteTimeout
+        if not absolute:
+            return expiresAt
+        cap = createdAt + absolute
+        return cap if expiresAt is None else min(expiresAt, cap)
+
+    def _touch(self, session: Session, now: float) -> None:
+        """
+        Push back the end of an idle-timed session, at most once per
+        twentieth of the timeout.
+        """
+        idle = self.config.idleTimeout
+        lifetime = session.lifetime
+        if not idle or lifetime.expiresAt is None:
+            return
+        desired = self._cap(lifetime.createdAt, now + idle)
+        if desired is not None and desired - lifetime.expiresAt >= max(1.0, idle / 20):
+            session._setLifetime(Lifetime(lifetime.createdAt, desired))
 
     def _cookieValue(self, session: Session) -> str:
         encoding = self.config.encoding
@@ -319,10 +389,9 @@ class Sessions:
 
     def _newSession(self, owner: _RequestSession) -> Session:
         now = self._now()
-        expires = self.config.expires
-        return Session(
-            owner, None, None, Lifetime(now, now + expires if expires else None)
-        )
+        lifetime = self.config.expires or self.config.idleTimeout
+        expiresAt = self._cap(now, now + lifetime if lifetime else None)
+        return Session(owner, None, None, Lifetime(now, expiresAt))
 
     def _newID(self, request: IRequest) -> tuple[str, str]:
         sessionID = self.config.sessionIDGenerator(request)
@@ -350,7 +419,7 @@ class _RequestSession:
         self.cookieReceived = False
         self._session: Session | None = None
         self._loading: list[Deferred[Session]] | None = None
-        self._pending: list[Deferred[Any]] = []
+        self._pending: list[Deferred[None]] = []
         self._cookieSent = False
         HeldResponse(request, self.commit)
 
@@ -408,10 +477,9 @@ class _RequestSession:
         Destroy C{session}: remove it from the database and have the client
         forget its cookie.
         """
-        stored = session._stored
-        key = session._key
+        stored, key = session._stored, session._key
         session._markDestroyed()
-        if self._canSetCookies() and (self.cookieReceived or self._cookieSent):
+        if self._headersUnsent() and (self.cookieReceived or self._cookieSent):
             cookies.upsertCookie(
                 self.request,
                 self.manager._cookieName,
@@ -419,23 +487,46 @@ class _RequestSession:
             )
         if not stored or key is None:
             return succeed(None)
-        d = self.manager._call(
-            self.manager.database.destroy(key, DestroyReason.destroyed)
-        )
-        self._pending.append(d)
-        return d.addCallback(lambda _: None)
+        database = self.manager.database
+        destroying = self.manager._call(database.destroy(key, DestroyReason.destroyed))
+        return self._track(destroying).addCallback(lambda _: None)
+
+    def regenerate(self, session: Session) -> Deferred[None]:
+        """
+        Give C{session} a new id, keeping its data; the old id is dead once
+        the returned L{Deferred} fires, and the response carries the new one.
+        """
+        session._checkAlive()
+        oldKey = session._key if session._stored else None
+        session._id, session._key = self.newID()
+        if oldKey is None:
+            return succeed(None)
+        session._cookieDirty = True
+        database = self.manager.database
+        renaming = self.manager._call(database.rename(oldKey, session.key))
+
+        def renamed(moved: bool) -> None:
+            if not moved:
+                _log.info(
+                    "session {key} was destroyed before it could be regenerated",
+                    key=redact(oldKey),
+                )
+                session._markDestroyed()
+            else:
+                _log.info("session {key} regenerated", key=redact(oldKey))
+
+        return self._track(renaming).addCallback(renamed)
 
     def increment(self, session: Session, key: str, n: int) -> Deferred[int]:
         """
         Save C{session}'s changes now, with C{key} incremented by C{n}.
         """
-        headersSent = not self._canSetCookies()
-        if not session._stored and headersSent:
+        saving = self._flush(session, not self._headersUnsent(), {key: n})
+        if saving is None:
             raise SessionError(
-                "a new session cannot be saved once the response headers are sent"
+                "a new session cannot be created once the response headers are "
+                "sent, or over plain HTTP when its cookie must be Secure"
             )
-        saving = self._save(session, headersSent, {key: n})
-        self._pending.append(saving)
 
         def incremented(values: Mapping[str, int] | None) -> int:
             if values is None:
@@ -445,7 +536,7 @@ class _RequestSession:
             session._incremented(values)
             return values[key]
 
-        return saving.addCallback(incremented)
+        return self._track(saving).addCallback(incremented)
 
     def commit(self, headersSent: bool) -> Deferred[None] | None:
         """
@@ -461,43 +552,67 @@ class _RequestSession:
         session = self._session
         if session is not None and self.request.code < 500:  # type: ignore[attr-defined]
             if not headersSent:
-                self.request.responseHeaders.addRawHeader(b"Vary", b"Cookie")
-            if session._hasChanges():
-                if not session._stored and headersSent:
-                    _log.error(
-                        "a new session was changed after the response headers were "
-                        "sent; it was not saved, as its cookie could not be sent"
-                    )
-                    session._markDestroyed()
-                else:
-                    waits.append(self._save(session, headersSent))
+                cookies.markPrivate(self.request)
+            if not session.destroyed:
+                saving = self._flush(session, headersSent)
+                if saving is not None:
+                    waits.append(saving.addCallback(lambda _: None))
         if not waits:
             return None
 
         def failed(failure: Any) -> Any:
-            if self._canSetCookies():
+            if self._headersUnsent():
                 cookies.removeCookie(self.request, self.manager._cookieName)
             return failure
 
         return _all(waits).addErrback(failed)
 
-    def _save(
+    def _flush(
         self,
         session: Session,
         headersSent: bool,
         increments: Mapping[str, int] | None = None,
-    ) -> Deferred[Mapping[str, int] | None]:
-        manager = self.manager
-        changes = session._takeChanges(increments)
-        key = session.key
-        if changes.create or changes.lifetime is not None:
+    ) -> Deferred[Mapping[str, int] | None] | None:
+        """
+        Save what changed in C{session} (with C{increments}) and send its
+        cookie when it is new, has a new lifetime, a new id, or a cookie due
+        for re-issue.
+
+        @return: the save, or C{None} when there was nothing to save (or a
+            new session could not be given its cookie, and was dropped).
+        """
+        creating = not session._stored and (session._hasChanges() or bool(increments))
+        if creating:
+            session._cookieDirty = True
+        if creating and (headersSent or not self._canSendCookie()):
+            _log.error(
+                "a new session was not saved: its cookie could not be sent "
+                "(the response headers were sent, or the cookie must be Secure "
+                "and the request came over plain HTTP)"
+            )
+            session._markDestroyed()
+            return None
+        saving = None
+        if session._hasChanges() or increments:
+            key = session.key
+            cookieValue = self.manager._cookieValue(session) if creating else None
+            saving = self._save(session, key, session._takeChanges(increments))
+        else:
+            cookieValue = None
+        if session._stored and session._cookieDirty:
             if headersSent:
                 _log.warn(
-                    "a session's new lifetime was saved, but its cookie could "
-                    "not be re-sent after the response headers"
+                    "a session's cookie changed after the response headers were sent"
                 )
-            else:
-                self._sendCookie(session)
+            elif self._canSendCookie():
+                self._sendCookie(session, cookieValue)
+            session._cookieDirty = False
+        return saving
+
+    def _save(
+        self, session: Session, key: str, changes: SessionChanges
+    ) -> Deferred[Mapping[str, int] | None]:
+        manager = self.manager
 
         def saved(result: Mapping[str, int] | None) -> Mapping[str, int] | None:
             if result is None:
@@ -507,27 +622,50 @@ class _RequestSession:
                     key=redact(key),
                 )
                 session._markDestroyed()
-                if self._canSetCookies():
+                if self._headersUnsent():
                     cookies.removeCookie(self.request, manager._cookieName)
             return result
 
         return manager._call(manager.database.save(key, changes)).addCallback(saved)
 
-    def _sendCookie(self, session: Session) -> None:
+    def _sendCookie(self, session: Session, value: str | None = None) -> None:
         manager = self.manager
         now = manager._now()
         expiresAt = session.lifetime.expiresAt
         header = cookies.sessionCookie(
             self.config,
             self.request,
-            manager._cookieValue(session),
+            value if value is not None else manager._cookieValue(session),
             None if expiresAt is None else expiresAt - now,
             now,
         )
         cookies.upsertCookie(self.request, manager._cookieName, header)
         self._cookieSent = True
 
-    def _canSetCookies(self) -> bool:
+    def _track(self, d: Deferred[T]) -> Deferred[T]:
+        """
+        Have the response wait for C{d}, and fail with it on a database
+        error, without touching the result the caller gets from C{d}.
+        """
+        done: Deferred[None] = Deferred()
+
+        def mirror(result: Any) -> Any:
+            if isinstance(result, Failure):
+                done.errback(result)
+            else:
+                done.callback(None)
+            return result
+
+        d.addBoth(mirror)
+        self._pending.append(done)
+        return d
+
+    def _canSendCookie(self) -> bool:
+        return not self.config.secureOnly or cookies.isSecureRequest(
+            self.config, self.request
+        )
+
+    def _headersUnsent(self) -> bool:
         return not self.request.startedWriting  # type: ignore[attr-defined]
 
 

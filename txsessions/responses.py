@@ -22,6 +22,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
 
 _log = Logger()
@@ -57,9 +58,15 @@ class HeldResponse:
         self._commit = commit
         self._write = request.write
         self._finish = request.finish
-        self._state = _State.open
+        if getattr(request, "finished", False):
+            self._state = _State.closed
+        elif request.startedWriting:  # type: ignore[attr-defined]
+            self._state = _State.streaming
+        else:
+            self._state = _State.open
         self._buffer: list[bytes] = []
         self._finishRequested = False
+        self._sent: tuple[int, bytes, Headers] | None = None
         # Instance attributes shadow the class's methods for this request only.
         setattr(request, "write", self.write)  # noqa: B010
         setattr(request, "finish", self.finish)  # noqa: B010
@@ -77,8 +84,7 @@ class HeldResponse:
                 self._state = _State.streaming
                 self._write(data)
             else:
-                self._state = _State.holding
-                self._buffer.append(data)
+                self._hold(data)
                 waiting.addCallbacks(self._released, self._failed)
         elif state is _State.holding:
             self._buffer.append(data)
@@ -104,7 +110,25 @@ class HeldResponse:
         except Exception:
             return fail()
 
+    def _hold(self, data: bytes) -> None:
+        """
+        Buffer the first write while the session is saved.  The status and
+        headers it would have sent are kept aside: what the application
+        changes after it would not have reached the client, and must not now.
+        """
+        request = self._request
+        self._state = _State.holding
+        self._buffer.append(data)
+        self._sent = (
+            request.code,
+            request.code_message,
+            request.responseHeaders.copy(),
+        )
+
     def _released(self, _: object) -> None:
+        request = self._request
+        assert self._sent is not None
+        request.code, request.code_message, request.responseHeaders = self._sent
         self._state = _State.streaming
         data = b"".join(self._buffer)
         self._buffer = []
@@ -126,15 +150,27 @@ class HeldResponse:
         if request._disconnected:
             return
         if request.startedWriting:
-            request.channel.transport.abortConnection()
+            _abort(request)
             return
         request.setResponseCode(503)
-        request.responseHeaders.setRawHeaders(
-            b"Content-Type", [b"text/plain; charset=utf-8"]
+        request.responseHeaders = Headers(
+            {
+                b"Content-Type": [b"text/plain; charset=utf-8"],
+                b"Content-Length": [b"%d" % len(UNAVAILABLE)],
+                b"Cache-Control": [b"no-store"],
+            }
         )
-        request.responseHeaders.setRawHeaders(
-            b"Content-Length", [b"%d" % len(UNAVAILABLE)]
-        )
-        request.responseHeaders.setRawHeaders(b"Cache-Control", [b"no-store"])
+        request.cookies = []
         self._write(UNAVAILABLE)
         self._finish()
+
+
+def _abort(request: Any) -> None:
+    """
+    Cut a response short, over HTTP/1.1 or HTTP/2 alike.
+    """
+    channel = request.channel
+    abort = getattr(channel, "abortConnection", None)
+    if abort is None:
+        abort = channel.transport.abortConnection
+    abort()

@@ -118,6 +118,7 @@ class Session:
         self._deleted: set[str] = set()
         self._cleared = False
         self._lifetimeChanged = False
+        self._cookieDirty = False
         self._destroyed = False
 
     def __repr__(self) -> str:
@@ -342,12 +343,13 @@ class Session:
         @raise SessionDestroyedError: when the session was destroyed.
         """
         self._checkAlive()
-        existed = self._values.pop(key, _missing) is not _missing
+        if self._values.pop(key, _missing) is _missing:
+            return False
         self._remove(key)
         if key in self._immutables:
             self._immutables.discard(key)
             self._remove(IMMUTABLE + key)
-        return existed
+        return True
 
     def clear(self) -> None:
         """
@@ -361,7 +363,7 @@ class Session:
         self._immutables.clear()
         self._updated = {k: v for k, v in self._updated.items() if k.startswith(FLASH)}
         self._deleted = {k for k in self._deleted if k.startswith(FLASH)}
-        self._cleared = True
+        self._cleared = self._stored
 
     def increment(self, key: str, n: int = 1) -> Deferred[int]:
         """
@@ -389,6 +391,21 @@ class Session:
         @return: a L{Deferred} firing with the new value.
         """
         return self.increment(key, -n)
+
+    def regenerate(self) -> Deferred[None]:
+        """
+        Give the session a new id, keeping its data, and send the client the
+        new cookie; the old id is dead as soon as the returned L{Deferred}
+        fires.  Call it whenever privileges change, above all at login, so
+        that an id planted before cannot follow the user in (session
+        fixation).  Destroy listeners hear of the old key with
+        L{DestroyReason.regenerated}.
+
+        @return: a L{Deferred} firing once the database holds the session
+            under its new key; the response waits for it in any case.
+        @raise SessionDestroyedError: when the session was destroyed.
+        """
+        return self._owner.regenerate(self)
 
     def destroy(self) -> Deferred[None]:
         """
@@ -482,10 +499,12 @@ class Session:
     def _setLifetime(self, lifetime: Lifetime) -> None:
         self._checkAlive()
         self.lifetime = lifetime
-        self._lifetimeChanged = True
+        if self._stored:
+            self._lifetimeChanged = True
+            self._cookieDirty = True
 
     def _hasChanges(self) -> bool:
-        return bool(
+        return not self._destroyed and bool(
             self._updated
             or self._deleted
             or self._cleared
@@ -507,7 +526,9 @@ class Session:
         updated = self._updated
         if self._cleared and not create:
             updated.update(
-                (FLASH + k, encodeValue(k, v)) for k, v in self._flashes.items()
+                (FLASH + k, encodeValue(k, v))
+                for k, v in self._flashes.items()
+                if FLASH + k not in self._deleted
             )
         changes = SessionChanges(
             create=create,
@@ -534,6 +555,7 @@ class Session:
         self._updated.clear()
         self._deleted.clear()
         self._readFlashes.clear()
+        self._cleared = self._lifetimeChanged = self._cookieDirty = False
 
     def _put(self, key: str, text: str, value: Any) -> None:
         self._change(key, text)

@@ -9,14 +9,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.pages import errorPage
-from twisted.web.resource import IResource
-from twisted.web.util import DeferredResource
+from twisted.web.resource import IResource, _IEncodingResource, getChildForRequest
+from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from .errors import DatabaseError
@@ -70,14 +71,13 @@ class SessionResource:
         resource's child once the session is loaded.
         """
         request.postpath.insert(0, request.prepath.pop())
-        return DeferredResource(Deferred.fromCoroutine(self._start(request)))
+        return _Started(self)
 
     def render(self, request: IRequest) -> int:
         """
         Render the wrapped resource once the session is loaded.
         """
-        resource = DeferredResource(Deferred.fromCoroutine(self._start(request)))
-        return cast(int, resource.render(request))
+        return _Started(self).render(request)
 
     def putChild(self, path: bytes, child: IResource) -> None:
         """
@@ -85,13 +85,49 @@ class SessionResource:
         """
         raise NotImplementedError("put children on the wrapped resource")
 
-    async def _start(self, request: IRequest) -> IResource:
+    async def _serve(self, request: IRequest) -> None:
         try:
             await self.sessions.start(request)
         except DatabaseError:
             _log.failure("could not load the session")
-            return errorPage(503, "Service Unavailable", UNAVAILABLE.decode())
-        return self._wrapped
+            leaf: IResource = errorPage(
+                503, "Service Unavailable", UNAVAILABLE.decode()
+            )
+        else:
+            leaf = getChildForRequest(self._wrapped, request)
+            # What Request.process does for the leaf Site finds, so that an
+            # EncodingResourceWrapper (gzip) inside still compresses.
+            if _IEncodingResource.providedBy(leaf):
+                encoder = leaf.getEncoder(request)
+                if encoder is not None:
+                    request._encoder = encoder  # type: ignore[attr-defined]
+        request.render(leaf)  # type: ignore[attr-defined]
+
+
+@implementer(IResource)
+class _Started:
+    """
+    The leaf L{SessionResource} hands to C{Site}: it renders the wrapped
+    resource's leaf once the session is loaded.
+    """
+
+    isLeaf = True
+
+    def __init__(self, wrapper: SessionResource) -> None:
+        self._wrapper = wrapper
+
+    def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
+        return self
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        raise NotImplementedError()
+
+    def render(self, request: IRequest) -> int:
+        def failed(failure: Failure) -> None:
+            request.processingFailed(failure)  # type: ignore[attr-defined]
+
+        Deferred.fromCoroutine(self._wrapper._serve(request)).addErrback(failed)
+        return NOT_DONE_YET
 
 
 def withSession(sessions: Sessions, handler: Callable[..., Any]) -> Callable[..., Any]:

@@ -262,3 +262,28 @@ async def test_closeStopsExpirations(clock: Any, tmp_path: Any) -> None:
         await create(db, "k", 10)
         await db.close()
         assert clock.getDelayedCalls() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_renameMovesTheSessionAndItsExpiry(
+    database: Any, clock: Any, destroyed: list[Any]
+) -> None:
+    await create(database, "old", 10, a="1")
+    assert await database.rename("old", "new") is True
+    assert destroyed == [("old", DestroyReason.regenerated)]
+    assert await database.load("old") is None
+    assert await database.load("new") == StoredSession(Lifetime(0, 10), {"a": "1"})
+    assert await database.save("old", SessionChanges(updated={"a": "2"})) is None
+    clock.advance(10)
+    await settle(database)
+    assert destroyed[1:] == [("new", DestroyReason.expired)]
+    assert clock.getDelayedCalls() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_renameOfAMissingOrExpiredSession(database: Any, clock: Any) -> None:
+    assert await database.rename("nope", "new") is False
+    await create(database, "old", 5)
+    clock.rightNow = 5.0
+    assert await database.rename("old", "new") is False
+    assert await database.load("new") is None

@@ -71,6 +71,15 @@ class Backend(Protocol):
         C{now} counts as gone.
         """
 
+    def rename(
+        self, oldKey: str, newKey: str, now: float
+    ) -> Deferred[tuple[bool, float | None]]:
+        """
+        Move a session live at C{now} to C{newKey}.
+
+        @return: whether it moved, and its expiry.
+        """
+
     def destroy(self, key: str) -> Deferred[tuple[bool, float | None]]:
         """
         @return: whether the session existed, and its expiry.
@@ -181,6 +190,22 @@ class PersistentDatabase:
         return self._backend.save(key, changes, self._clock.seconds()).addCallback(
             saved
         )
+
+    def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
+        """
+        See L{IDatabase.rename}.
+        """
+
+        def renamed(outcome: tuple[bool, float | None]) -> bool:
+            moved, expiresAt = outcome
+            if moved:
+                self._reschedule(oldKey, expiresAt, None)
+                self._reschedule(newKey, None, expiresAt)
+                self._listeners.tell(oldKey, DestroyReason.regenerated)
+            return moved
+
+        now = self._clock.seconds()
+        return self._backend.rename(oldKey, newKey, now).addCallback(renamed)
 
     def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
         """

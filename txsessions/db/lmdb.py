@@ -139,6 +139,23 @@ class _LMDBBackend:
 
         return self._write(save)
 
+    def rename(
+        self, oldKey: str, newKey: str, now: float
+    ) -> Deferred[tuple[bool, float | None]]:
+        def rename(txn: Any) -> tuple[bool, float | None]:
+            data = txn.get(oldKey.encode())
+            try:
+                stored = None if data is None else decodeRecord(data)
+            except ValueError:
+                stored = None
+            if stored is None or stored.lifetime.hasExpired(now):
+                return False, None
+            txn.put(newKey.encode(), data)
+            txn.delete(oldKey.encode())
+            return True, stored.lifetime.expiresAt
+
+        return self._write(rename)
+
     def destroy(self, key: str) -> Deferred[tuple[bool, float | None]]:
         def destroy(txn: Any) -> tuple[bool, float | None]:
             data = txn.pop(key.encode())

@@ -78,6 +78,20 @@ class MemoryDatabase:
             self._schedule(key, changes.lifetime)
         return succeed(applyChanges(record.values, changes))
 
+    def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
+        """
+        See L{IDatabase.rename}.
+        """
+        record = self._records.get(oldKey)
+        if record is None or record.lifetime.hasExpired(self._clock.seconds()):
+            return succeed(False)
+        del self._records[oldKey]
+        self._unschedule(oldKey, record.lifetime)
+        self._records[newKey] = record
+        self._schedule(newKey, record.lifetime)
+        self._listeners.tell(oldKey, DestroyReason.regenerated)
+        return succeed(True)
+
     def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
         """
         See L{IDatabase.destroy}.

@@ -124,6 +124,19 @@ class _SQLiteBackend:
 
         return self._run(save)
 
+    def rename(
+        self, oldKey: str, newKey: str, now: float
+    ) -> Deferred[tuple[bool, float | None]]:
+        def rename(txn: Any) -> tuple[bool, float | None]:
+            row = txn.execute(
+                "UPDATE txsessions SET key = ? "
+                "WHERE key = ? AND (expires IS NULL OR expires > ?) RETURNING expires",
+                (newKey, oldKey, now),
+            ).fetchone()
+            return (False, None) if row is None else (True, row[0])
+
+        return self._run(rename)
+
     def destroy(self, key: str) -> Deferred[tuple[bool, float | None]]:
         def destroy(txn: Any) -> tuple[bool, float | None]:
             row = txn.execute(

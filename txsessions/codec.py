@@ -1,0 +1,193 @@
+# -*- test-case-name: tests.test_codec -*-
+"""
+L{CookieCodec}: signed and encrypted session cookies, for
+L{Config.encoding<txsessions.Config>}.
+
+A cookie value is URL-safe base64 of::
+
+    version (1 byte) | key id (4) | issued at (8, big-endian seconds)
+    | nonce (12) | AES-256-GCM ciphertext of the session id, with its tag
+
+The version, key id, issue time and cookie name are authenticated data, so
+a value made for another cookie, with another key, or at another time fails
+verification; nothing is decoded before it passes.  The newest key seals,
+every key opens, and a value opened with an older key (or older than half
+the maximum age) asks to be re-issued under the newest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import math
+import os
+import re
+import struct
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_BYTES = 32
+"""
+The length of every key: AES-256.
+"""
+
+MAX_COOKIE_BYTES = 4096
+"""
+The most a cookie value may weigh, coming in or going out.
+"""
+
+VERSION = 1
+_HEADER = struct.Struct(">B4sQ12s")
+_TAG_BYTES = 16
+_FUTURE_SKEW = 60.0
+_alphabet = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
+class CodecError(ValueError):
+    """
+    A cookie value did not verify: tampered, truncated, foreign, expired,
+    from the future, sealed with an unknown key, or too large.  Every
+    failure raises this one class with a message that says which, never
+    the value.
+    """
+
+
+@attrs.frozen
+class Opened:
+    """
+    A verified cookie value.
+
+    @ivar value: what it carries.
+    @ivar current: C{False} when it should be re-issued: sealed with an older
+        key, or older than half the maximum age.
+    """
+
+    value: str
+    current: bool
+
+
+def _keyID(key: bytes) -> bytes:
+    return hashlib.sha256(b"txsessions key id\x00" + key).digest()[:4]
+
+
+def generateKey() -> bytes:
+    """
+    @return: a new random key, for L{CookieCodec}.
+    """
+    return os.urandom(KEY_BYTES)
+
+
+class CookieCodec:
+    """
+    Seals session ids into cookie values and opens them again.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[bytes],
+        maxAge: float = 30 * 24 * 3600,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """
+        @param keys: 32-byte keys, oldest first: the last seals, all open.
+            Remove a key from the list to retire it.
+        @param maxAge: how long, in seconds, a sealed value stays valid;
+            give sessions a lifetime no longer than this.
+        @param clock: the current time, in seconds since the epoch.
+        @raise ValueError: when there is no key, or a key is not 32 bytes.
+        """
+        if isinstance(keys, (bytes, str)) or not keys:
+            raise ValueError("CookieCodec needs a list of one or more keys")
+        for key in keys:
+            if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+                raise ValueError(
+                    f"every key must be {KEY_BYTES} random bytes "
+                    "(txsessions.codec.generateKey makes one)"
+                )
+        if not (math.isfinite(maxAge) and maxAge > 0):
+            raise ValueError("maxAge must be a positive number of seconds")
+        self._keys = {_keyID(key): AESGCM(key) for key in keys}
+        if len(self._keys) != len(keys):
+            raise ValueError("the keys must differ")
+        self._newestID = _keyID(keys[-1])
+        self._newest = self._keys[self._newestID]
+        self._maxAge = maxAge
+        self._clock = clock
+
+    def encode(self, cookieName: str, value: str) -> str:
+        """
+        Seal C{value} with the newest key.
+
+        @return: the cookie value.
+        @raise CodecError: when the result would exceed 4096 bytes.
+        """
+        issued = int(self._clock())
+        nonce = os.urandom(12)
+        header = _HEADER.pack(VERSION, self._newestID, issued, nonce)
+        sealed = self._newest.encrypt(
+            nonce, value.encode(), self._aad(cookieName, header)
+        )
+        token = base64.urlsafe_b64encode(header + sealed).rstrip(b"=").decode("ascii")
+        if len(token) + len(cookieName) + 1 > MAX_COOKIE_BYTES:
+            raise CodecError("the sealed cookie would exceed 4096 bytes")
+        return token
+
+    def decode(self, cookieName: str, value: str) -> str:
+        """
+        Open a cookie value (Iris's C{Decode}).
+
+        @return: what it carries.
+        @raise CodecError: when it does not verify.
+        """
+        return self.open(cookieName, value).value
+
+    def open(self, cookieName: str, value: str) -> Opened:
+        """
+        Verify and open a cookie value.
+
+        @return: what it carries, and whether it should be re-issued.
+        @raise CodecError: when it does not verify.
+        """
+        if len(value) + len(cookieName) + 1 > MAX_COOKIE_BYTES:
+            raise CodecError("cookie too large")
+        if _alphabet.fullmatch(value) is None:
+            raise CodecError("cookie is not URL-safe base64")
+        try:
+            data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError):
+            raise CodecError("cookie is not base64") from None
+        if len(data) < _HEADER.size + _TAG_BYTES:
+            raise CodecError("cookie too short")
+        header = data[: _HEADER.size]
+        version, keyID, issued, nonce = _HEADER.unpack(header)
+        if version != VERSION:
+            raise CodecError("unknown cookie version")
+        cipher = self._keys.get(keyID)
+        if cipher is None:
+            raise CodecError("cookie sealed with an unknown key")
+        try:
+            plain = cipher.decrypt(
+                nonce, data[_HEADER.size :], self._aad(cookieName, header)
+            )
+        except InvalidTag:
+            raise CodecError("cookie failed verification") from None
+        age = self._clock() - issued
+        if age > self._maxAge:
+            raise CodecError("cookie expired")
+        if age < -_FUTURE_SKEW:
+            raise CodecError("cookie issued in the future")
+        try:
+            opened = plain.decode("ascii")
+        except UnicodeDecodeError:
+            raise CodecError("cookie carries no id") from None
+        current = keyID == self._newestID and age < self._maxAge / 2
+        return Opened(opened, current)
+
+    @staticmethod
+    def _aad(cookieName: str, header: bytes) -> bytes:
+        return b"txsessions cookie\x00" + cookieName.encode() + b"\x00" + header
