@@ -92,7 +92,11 @@ class Browser:
         """
         stub: Any = StubTreq(self.resource)
         d = stub.request(
-            method, self.base + path, cookies=cookies or {}, headers=headers or {}
+            method,
+            self.base + path,
+            cookies=cookies or {},
+            headers=headers or {},
+            allow_redirects=False,
         )
         stub.flush()
         response = resultOf(d)

@@ -14,14 +14,14 @@ import pytest_twisted
 
 from tests.processes import Server, twistd
 from tests.support import Browser, cookieValue, setCookies
-from txsessions import Config, Sessions
-from txsessions.demo import COOKIE, demoApp
+from txsessions import Sessions
+from txsessions.demo import COOKIE, demoApp, demoConfig
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
 
 
 def test_transcriptInMemory(clock: Any) -> None:
-    sessions = Sessions(Config(cookie=COOKIE), clock=clock)
+    sessions = Sessions(demoConfig(), clock=clock)
     browser = Browser(demoApp(sessions).resource(), "http://localhost:8080")
     response, body = browser.get("/secret")
     assert (response.code, body) == (403, b"Forbidden")
@@ -71,7 +71,7 @@ def client() -> Any:
 
 @pytest_twisted.ensureDeferred
 async def test_transcriptOverARealPort(listen: Any) -> None:
-    sessions = Sessions(Config(cookie=COOKIE))
+    sessions = Sessions(demoConfig())
     try:
         base, http = listen(demoApp(sessions).resource())
         await transcript(base, http)
@@ -111,3 +111,58 @@ async def test_transcriptAgainstTheRealServer(argv: list[str], tmp_path: Any) ->
         await transcript(base, client())
     finally:
         await server.stop()
+
+
+def homeBrowser(clock: Any) -> tuple[Sessions, Browser]:
+    sessions = Sessions(demoConfig(), clock=clock)
+    return sessions, Browser(demoApp(sessions).resource())
+
+
+def test_homePageLogsInAndOutWithNotices(clock: Any) -> None:
+    _, browser = homeBrowser(clock)
+    _, body = browser.get("/")
+    assert b"You are not logged in." in body
+    response, _ = browser.request("POST", "/login")
+    assert response.code == 303
+    assert response.headers.getRawHeaders("location") == ["/"]
+    cookie = {COOKIE: cookieValue(response, COOKIE)}
+    _, body = browser.get("/", cookie)
+    assert b"You are logged in." in body and b"Welcome! You logged in." in body
+    _, body = browser.get("/", cookie)
+    assert b"Welcome!" not in body
+    response, _ = browser.request("POST", "/logout", cookie)
+    fresh = {COOKIE: cookieValue(response, COOKIE)}
+    assert fresh != cookie
+    _, body = browser.get("/", fresh)
+    assert b"You are not logged in." in body and b"You logged out." in body
+    assert browser.get("/secret", cookie)[0].code == 403
+
+
+def test_loginRegeneratesTheID(clock: Any) -> None:
+    # R12: a session that existed before the login gets a new id at login,
+    # its data kept, and the old id is dead at once.
+    from tests.support import resultOf
+
+    sessions, browser = homeBrowser(clock)
+    planted = Sessions(demoConfig(), sessions.database, clock)
+    events: list[Any] = []
+    sessions.onDestroy(lambda *a: events.append(a))
+    from klein import Klein
+
+    app = Klein()
+
+    @app.route("/visit")
+    @planted.withSession
+    def visit(request: Any, session: Any) -> str:
+        session.set("cart", ["book"])
+        return ""
+
+    response, _ = Browser(app.resource()).get("/visit")
+    before = cookieValue(response, COOKIE)
+    response, _ = browser.request("HEAD", "/login", {COOKIE: before})
+    after = cookieValue(response, COOKIE)
+    assert after != before
+    assert browser.get("/secret", {COOKIE: after})[1] == b"The cake is a lie!"
+    assert browser.get("/secret", {COOKIE: before})[0].code == 403
+    assert [reason.value for _, reason in events] == ["regenerated"]
+    assert resultOf(sessions.count()) == 1

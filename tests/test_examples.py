@@ -169,3 +169,24 @@ async def test_databaseExamples(
     finally:
         await module.sessions.close()
     assert (tmp_path / "sessions.db").exists() or (tmp_path / "data").is_dir()
+
+
+def test_securecookie() -> None:
+    module, browser = browse("securecookie")
+    jar = Jar(browser)
+    try:
+        assert jar.get("/get")[1] == "The name on the /set was: , isNew: True"
+        jar.get("/set")
+        token = jar.cookies[COOKIE]
+        assert len(token) > 43
+        assert jar.get("/get")[1] == "The name on the /set was: iris, isNew: False"
+        jar.get("/delete")
+        assert jar.get("/get")[1] == "The name on the /set was: , isNew: False"
+        jar.get("/set")
+        jar.get("/clear")
+        assert jar.get("/get")[1] == "The name on the /set was: , isNew: False"
+        tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+        response, body = browser.get("/get", {COOKIE: tampered})
+        assert body.endswith(b"isNew: True")
+    finally:
+        module.sessions.close()

@@ -17,7 +17,7 @@ from tests.support import (
     resultOf,
     setCookies,
 )
-from txsessions import Config, DestroyReason, Lifetime, Sessions
+from txsessions import Config, DestroyReason, Lifetime, SessionChanges, Sessions
 from txsessions.ids import storeKey
 
 
@@ -123,3 +123,61 @@ def test_updateExpirationOfADestroyedSessionStoresNothing(
     response, _ = browser.get("/remember/60", {COOKIE: sid})
     assert setCookies(response) == []
     assert resultOf(sessions.count()) == 0
+
+
+def idleWorld(
+    clock: Any, **config: Any
+) -> tuple[Sessions, Browser, ControlledDatabase]:
+    db = ControlledDatabase(clock)
+    sessions = Sessions(Config(cookie=COOKIE, **config), db, clock)
+    return sessions, Browser(sessions.wrap(kvApp(sessions).resource())), db
+
+
+def test_idleTimeoutSlidesWithUse(clock: Any) -> None:
+    sessions, browser, db = idleWorld(clock, idleTimeout=100)
+    sid = login(browser)
+    for _ in range(10):
+        clock.advance(90)
+        _, body = browser.get("/get/user", {COOKIE: sid})
+        assert json.loads(body) == "alice"
+    clock.advance(100)
+    assert json.loads(browser.get("/all", {COOKIE: sid})[1])["isNew"] is True
+
+
+def test_idleTouchesAreThrottledAndResendTheCookie(clock: Any) -> None:
+    sessions, browser, db = idleWorld(clock, idleTimeout=100)
+    sid = login(browser)
+    saves = len(db.saves)
+    clock.advance(4)
+    response, _ = browser.get("/get/user", {COOKIE: sid})
+    assert len(db.saves) == saves and setCookies(response) == []
+    clock.advance(1)
+    response, _ = browser.get("/get/user", {COOKIE: sid})
+    assert len(db.saves) == saves + 1
+    assert db.saves[-1] == SessionChanges(lifetime=Lifetime(0, 105))
+    assert "; Max-Age=100; " in setCookies(response)[0]
+
+
+def test_idleTimeoutEndsByTimerToo(clock: Any) -> None:
+    sessions, browser, _ = idleWorld(clock, idleTimeout=100)
+    events: list[Any] = []
+    sessions.onDestroy(lambda *a: events.append(a))
+    sid = login(browser)
+    clock.advance(100)
+    assert events == [(storeKey(sid), DestroyReason.expired)]
+
+
+def test_absoluteTimeoutCapsUpdateExpiration(clock: Any) -> None:
+    sessions, browser, _ = idleWorld(clock, absoluteTimeout=50)
+    sid = login(browser)
+    response, _ = browser.get("/remember/3600", {COOKIE: sid})
+    assert "; Max-Age=50; " in setCookies(response)[0]
+    assert stored(sessions, sid).lifetime == Lifetime(0, 50)
+
+
+def test_expiresAndIdleTimeoutAreExclusive() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="choose one"):
+        Config(expires=10, idleTimeout=10)
+    assert Config(idleTimeout=10, absoluteTimeout=100).absoluteTimeout == 100

@@ -137,6 +137,11 @@ def test_sentInsecurelyLooksAtAFewDistinctTokens(
     db: Any = kleinSessions.database
     loads: list[str] = []
     load = db.load
-    db.load = lambda key: (loads.append(key), load(key))[1]
+
+    def spy(key: str) -> Any:
+        loads.append(key)
+        return load(key)
+
+    db.load = spy
     store.sentInsecurely([b"A" * 43] * 50 + [b"B" * 43, b"C" * 43, b"D" * 43, b"bad"])
     assert len(loads) == 3

@@ -537,3 +537,19 @@ def test_abortWorksWithoutATransport() -> None:
     request = Request()
     _abort(request)
     assert request.channel.aborted
+
+
+def test_aFullDatabaseAnswers503ToNewSessionsOnly(clock: Any) -> None:
+    from txsessions import MemoryDatabase
+
+    sessions = Sessions(
+        Config(cookie=COOKIE), MemoryDatabase(clock, maxSessions=1), clock
+    )
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    sid = login(browser)
+    response, body = browser.get("/set/a/1")
+    assert response.code == 503 and setCookies(response) == []
+    response, _ = browser.get("/set/a/1", {COOKIE: sid})
+    assert response.code == 200
+    response, _ = browser.get("/all")
+    assert response.code == 200

@@ -27,6 +27,7 @@ from .errors import (
     SessionDestroyedError,
     SessionError,
     SessionIDError,
+    SessionLimitError,
     ValueNotSerializable,
 )
 from .interfaces import DestroyListener, IDatabase
@@ -54,6 +55,7 @@ __all__ = [
     "SessionDestroyedError",
     "SessionError",
     "SessionIDError",
+    "SessionLimitError",
     "SessionResource",
     "Sessions",
     "StoredSession",

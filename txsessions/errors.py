@@ -73,6 +73,13 @@ class DatabaseError(SessionError):
     """
 
 
+class SessionLimitError(DatabaseError):
+    """
+    A database holding its maximum number of sessions refused a new one.
+    Existing sessions go on; the client gets a 503.
+    """
+
+
 class SessionIDError(SessionError, ValueError):
     """
     A session id generator returned an id that is not a well-formed id.

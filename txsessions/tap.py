@@ -135,9 +135,9 @@ def makeService(options: Options) -> service.IService:
     """
     database = options.database
     if options["app"] is None:
-        from .demo import COOKIE, demoApp
+        from .demo import COOKIE, demoApp, demoConfig
 
-        sessions = Sessions(Config(cookie=options["cookie"] or COOKIE), database)
+        sessions = Sessions(demoConfig(options["cookie"] or COOKIE), database)
         root: IResource = demoApp(sessions).resource()
     else:
         root = loadApp(options["app"])

@@ -287,3 +287,25 @@ async def test_renameOfAMissingOrExpiredSession(database: Any, clock: Any) -> No
     clock.rightNow = 5.0
     assert await database.rename("old", "new") is False
     assert await database.load("new") is None
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+@pytest_twisted.ensureDeferred
+async def test_aFullDatabaseRefusesNewSessionsOnly(
+    kind: str, clock: Any, tmp_path: Any
+) -> None:
+    from txsessions import SessionLimitError
+    from txsessions.db import openDatabase as openURL
+
+    url = "memory:" if kind == "memory" else f"{kind}:{tmp_path / kind}"
+    db = openURL(url, clock, maxSessions=2)
+    try:
+        await create(db, "a")
+        await create(db, "b")
+        with pytest.raises(SessionLimitError):
+            await create(db, "c")
+        assert await db.save("a", SessionChanges(updated={"x": "1"})) == {}
+        await db.destroy("b", DestroyReason.destroyed)
+        await create(db, "c")
+    finally:
+        await db.close()

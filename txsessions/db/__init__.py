@@ -34,7 +34,9 @@ def checkDatabaseURL(url: str) -> str:
     return scheme
 
 
-def openDatabase(url: str, clock: IReactorTime | None = None) -> IDatabase:
+def openDatabase(
+    url: str, clock: IReactorTime | None = None, maxSessions: int = 0
+) -> IDatabase:
     """
     Open the database a URL names.
 
@@ -42,6 +44,7 @@ def openDatabase(url: str, clock: IReactorTime | None = None) -> IDatabase:
         C{sqlite:PATH} (a file) or C{lmdb:PATH} (a directory).
     @param clock: the time source for expirations; the global reactor when
         C{None}.
+    @param maxSessions: the most sessions the database holds (0: no limit).
     @return: the database.
     @raise ValueError: when the URL names no database txsessions has.
     """
@@ -50,11 +53,11 @@ def openDatabase(url: str, clock: IReactorTime | None = None) -> IDatabase:
     if scheme == "memory":
         from .memory import MemoryDatabase
 
-        return MemoryDatabase(clock)
+        return MemoryDatabase(clock, maxSessions)
     if scheme == "sqlite":
         from .sqlite import SQLiteDatabase
 
-        return SQLiteDatabase(path, clock)
+        return SQLiteDatabase(path, clock, maxSessions)
     from .lmdb import LMDBDatabase
 
-    return LMDBDatabase(path, clock)
+    return LMDBDatabase(path, clock, maxSessions=maxSessions)

@@ -22,7 +22,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
 from ..records import Lifetime, SessionChanges, StoredSession
 from ._apply import applyChanges
@@ -59,7 +59,8 @@ def decodeRecord(data: bytes) -> StoredSession:
 
 
 class _LMDBBackend:
-    def __init__(self, path: str, threads: IReactorThreads) -> None:
+    def __init__(self, path: str, threads: IReactorThreads, maxSessions: int) -> None:
+        self._maxSessions = maxSessions
         try:
             self._env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=1)
             self._db = self._env.open_db(b"txsessions")
@@ -127,6 +128,12 @@ class _LMDBBackend:
             before = None if stored is None else stored.lifetime.expiresAt
             if changes.create:
                 assert changes.lifetime is not None
+                full = (
+                    self._maxSessions
+                    and txn.stat(self._db)["entries"] >= self._maxSessions
+                )
+                if full and data is None:
+                    raise SessionLimitError(f"{self._maxSessions} sessions live")
                 lifetime, fields = changes.lifetime, {}
             elif stored is None or stored.lifetime.hasExpired(now):
                 return Saved(None, before, before)
@@ -228,11 +235,14 @@ class LMDBDatabase(PersistentDatabase):
         path: str,
         clock: IReactorTime | None = None,
         threads: IReactorThreads | None = None,
+        maxSessions: int = 0,
     ) -> None:
         """
         @param path: the environment's directory, created if need be.
         @param clock: what schedules expirations; the global reactor when
             C{None}.
+        @param maxSessions: the most sessions it holds (0: no limit); once
+            full, new sessions are refused with L{SessionLimitError}.
         @param threads: what delivers the write threads' results; the global
             reactor when C{None}.
         @raise DatabaseError: when the environment cannot be opened; the
@@ -242,4 +252,6 @@ class LMDBDatabase(PersistentDatabase):
             from twisted.internet import reactor
 
             threads = cast(IReactorThreads, reactor)
-        super().__init__(_LMDBBackend(path, threads), clock, f"lmdb:{path}")
+        super().__init__(
+            _LMDBBackend(path, threads, maxSessions), clock, f"lmdb:{path}"
+        )

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import cast
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from ..errors import SessionLimitError
 from ..interfaces import DestroyListener, IDatabase
 from ..lifetime import ExpirationScheduler
 from ..listeners import Listeners
@@ -34,10 +35,12 @@ class MemoryDatabase:
     Sessions held in a C{dict}, each value as JSON text.
     """
 
-    def __init__(self, clock: IReactorTime | None = None) -> None:
+    def __init__(self, clock: IReactorTime | None = None, maxSessions: int = 0) -> None:
         """
         @param clock: what schedules expirations; the global reactor when
             C{None}.
+        @param maxSessions: the most sessions it holds (0: no limit); once
+            full, new sessions are refused with L{SessionLimitError}.
         """
         if clock is None:
             from twisted.internet import reactor
@@ -45,6 +48,7 @@ class MemoryDatabase:
             clock = cast(IReactorTime, reactor)
         self._clock = clock
         self._records: dict[str, _Record] = {}
+        self._maxSessions = maxSessions
         self._listeners = Listeners()
         self._expirations = ExpirationScheduler(clock, self._expire)
 
@@ -66,6 +70,8 @@ class MemoryDatabase:
         record = self._records.get(key)
         if changes.create:
             assert changes.lifetime is not None, "a new session needs a lifetime"
+            if self._maxSessions and len(self._records) >= self._maxSessions:
+                return fail(SessionLimitError(f"{self._maxSessions} sessions live"))
             if record is not None:
                 self._unschedule(key, record.lifetime)
             record = self._records[key] = _Record(changes.lifetime, {})

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
 from ..records import SessionChanges, StoredSession
 from ._apply import applyChanges
@@ -70,8 +70,9 @@ def _open(path: str) -> list[Expiry]:
 
 
 class _SQLiteBackend:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, maxSessions: int) -> None:
         self.initialExpirations = _open(path)
+        self._maxSessions = maxSessions
         self._pool = adbapi.ConnectionPool(
             "sqlite3", path, check_same_thread=False, cp_min=1, cp_max=1
         )
@@ -102,6 +103,10 @@ class _SQLiteBackend:
             before = None if row is None else row[1]
             if changes.create:
                 assert changes.lifetime is not None
+                if self._maxSessions:
+                    (n,) = txn.execute("SELECT COUNT(*) FROM txsessions").fetchone()
+                    if n >= self._maxSessions:
+                        raise SessionLimitError(f"{self._maxSessions} sessions live")
                 lifetime, fields = changes.lifetime, {}
             elif row is None:
                 return Saved(None)
@@ -187,12 +192,16 @@ class SQLiteDatabase(PersistentDatabase):
     L{DestroyReason.expired} events.
     """
 
-    def __init__(self, path: str, clock: IReactorTime | None = None) -> None:
+    def __init__(
+        self, path: str, clock: IReactorTime | None = None, maxSessions: int = 0
+    ) -> None:
         """
         @param path: the file, created if need be.
         @param clock: what schedules expirations; the global reactor when
             C{None}.
+        @param maxSessions: the most sessions it holds (0: no limit); once
+            full, new sessions are refused with L{SessionLimitError}.
         @raise DatabaseError: when the file cannot be opened or is corrupt;
             the message names it.
         """
-        super().__init__(_SQLiteBackend(path), clock, f"sqlite:{path}")
+        super().__init__(_SQLiteBackend(path, maxSessions), clock, f"sqlite:{path}")

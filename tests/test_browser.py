@@ -1,0 +1,126 @@
+"""
+The demo in a real browser: Debian's chromium, headless, driven by
+playwright, against `twistd -n txsessions` on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.processes import twistd
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _missing() -> str | None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    if not shutil.which(CHROMIUM):
+        return f"{CHROMIUM} is not installed"
+    return None
+
+
+@pytest.fixture
+def demo(tmp_path: Any) -> Iterator[str]:
+    missing = _missing()
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}; .ci/run installs it")
+        pytest.skip(missing)
+    process = subprocess.Popen(
+        [
+            twistd(),
+            "-n",
+            "--pidfile=",
+            "txsessions",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = re.search(r"Site starting on (\d+)", line)
+            if match:
+                break
+        else:
+            pytest.fail("twistd exited before listening")
+        yield f"http://127.0.0.1:{match.group(1)}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _browse(base: str) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    seen: dict[str, Any] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(base + "/")
+            seen["before"] = page.inner_text("#state")
+            page.click("#login")
+            page.wait_for_url(base + "/")
+            seen["loggedIn"] = page.inner_text("#state")
+            seen["welcome"] = page.inner_text("#notice")
+            response = page.goto(base + "/secret")
+            assert response is not None
+            seen["secret"] = (response.status, page.inner_text("body"))
+            seen["documentCookie"] = page.evaluate("document.cookie")
+            seen["cookies"] = page.context.cookies()
+            page.goto(base + "/")
+            seen["noticeOnce"] = page.inner_text("#notice")
+            page.click("#logout")
+            page.wait_for_url(base + "/")
+            seen["loggedOut"] = page.inner_text("#state")
+            seen["goodbye"] = page.inner_text("#notice")
+            response = page.goto(base + "/secret")
+            assert response is not None
+            seen["refused"] = (response.status, page.inner_text("body"))
+        finally:
+            browser.close()
+    return seen
+
+
+def test_loginSecretLogoutInChromium(demo: str) -> None:
+    # Playwright's sync API runs its own event loop: give it a thread of its
+    # own, away from the reactor's.
+    with ThreadPoolExecutor(1) as pool:
+        seen = pool.submit(_browse, demo).result(timeout=120)
+    assert seen["before"] == "You are not logged in."
+    assert seen["loggedIn"] == "You are logged in."
+    assert seen["welcome"] == "Welcome! You logged in."
+    assert seen["secret"] == (200, "The cake is a lie!")
+    assert "mycookiesessionnameid" not in seen["documentCookie"]
+    [cookie] = [c for c in seen["cookies"] if c["name"] == "mycookiesessionnameid"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert seen["noticeOnce"] == ""
+    assert seen["loggedOut"] == "You are not logged in."
+    assert seen["goodbye"] == "You logged out."
+    assert seen["refused"] == (403, "Forbidden")
