@@ -553,3 +553,44 @@ def test_aFullDatabaseAnswers503ToNewSessionsOnly(clock: Any) -> None:
     assert response.code == 200
     response, _ = browser.get("/all")
     assert response.code == 200
+
+
+def test_aDatabaseThatNeverAnswersGives503AtTheDeadline(
+    clock: Any, db: ControlledDatabase
+) -> None:
+    sessions = Sessions(Config(cookie=COOKIE, databaseTimeout=5), db, clock)
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    sid = login(browser)
+    db.holdLoads = True
+    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
+    d = stub.get("http://example.com/all", cookies={COOKIE: sid})
+    fired: list[Any] = []
+    d.addCallback(fired.append)
+    stub.flush()
+    clock.advance(4.9)
+    stub.flush()
+    assert fired == []
+    clock.advance(0.1)
+    stub.flush()
+    [response] = fired
+    assert response.code == 503
+    db.release()  # the late answer is ignored
+    assert clock.getDelayedCalls() == []
+
+
+def test_aSaveThatNeverAnswersGives503AtTheDeadline(
+    clock: Any, db: ControlledDatabase
+) -> None:
+    sessions = Sessions(Config(cookie=COOKIE, databaseTimeout=5), db, clock)
+    db.holdSaves = True
+    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
+    d = stub.get("http://example.com/set/a/1")
+    fired: list[Any] = []
+    d.addCallback(fired.append)
+    stub.flush()
+    clock.advance(5)
+    stub.flush()
+    [response] = fired
+    assert response.code == 503
+    assert setCookies(response) == []
+    db.release()

@@ -151,6 +151,10 @@ class Config:
         fixed lifetime.
     @ivar absoluteTimeout: end every session this long after it was created,
         whatever else extends it (C{idleTimeout}, C{updateExpiration}).
+    @ivar databaseTimeout: how long, in seconds, any one database call may
+        take before the request gets a 503 (0: no deadline).  A networked
+        client may queue commands silently while disconnected; this is what
+        keeps such a request from hanging.
     """
 
     cookie: str = attrs.field(
@@ -181,6 +185,7 @@ class Config:
     trustProxyHeaders: bool = False
     idleTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
+    databaseTimeout: float = attrs.field(default=10.0, converter=toSeconds)
 
     def __attrs_post_init__(self) -> None:
         if self.idleTimeout and self.expires:

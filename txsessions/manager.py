@@ -275,6 +275,14 @@ class Sessions:
         return self._clock.seconds()
 
     def _call(self, d: Deferred[Any]) -> Deferred[Any]:
+        """
+        Give a database call its deadline, and make any failure a
+        L{DatabaseError}.
+        """
+        timeout = self.config.databaseTimeout
+        if timeout and not d.called:
+            d.addTimeout(timeout, self._clock)
+
         def failed(failure: Any) -> Any:
             error = failure.value
             if isinstance(error, DatabaseError):
