@@ -64,6 +64,7 @@ def listen() -> Iterator[Any]:
     import pytest_twisted
     from treq.client import HTTPClient
     from twisted.internet import reactor
+    from twisted.internet.defer import maybeDeferred
     from twisted.web.client import Agent, HTTPConnectionPool
     from twisted.web.server import Site
 
@@ -83,4 +84,18 @@ def listen() -> Iterator[Any]:
     for pool in pools:
         pytest_twisted.blockon(pool.closeCachedConnections())
     for port in ports:
-        pytest_twisted.blockon(port.stopListening())
+        pytest_twisted.blockon(maybeDeferred(port.stopListening))
+
+
+@pytest.fixture(scope="session")
+def redisServer(tmp_path_factory: Any) -> Iterator[Any]:
+    """
+    A redis-server of the tests' own, on a free port on 127.0.0.1, with
+    persistence off; skipped where redis-server is not installed (CI
+    installs it, and fails instead).
+    """
+    from tests.redis import RedisServer
+
+    server = RedisServer.start(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

@@ -280,8 +280,9 @@ class Sessions:
         L{DatabaseError}.
         """
         timeout = self.config.databaseTimeout
-        if timeout and not d.called:
-            d.addTimeout(timeout, self._clock)
+        # A Deferred that has fired may still wait on another (paused).
+        if timeout and (not d.called or d.paused):
+            d = _raceAgainst(d, timeout, self._clock)
 
         def failed(failure: Any) -> Any:
             error = failure.value
@@ -675,6 +676,36 @@ class _RequestSession:
 
     def _headersUnsent(self) -> bool:
         return not self.request.startedWriting  # type: ignore[attr-defined]
+
+
+def _raceAgainst(d: Deferred[T], timeout: float, clock: IReactorTime) -> Deferred[T]:
+    """
+    A L{Deferred} with C{d}'s result, or failing with L{DatabaseError} after
+    C{timeout} seconds.  C{d} itself is never cancelled: cancelling a
+    command a client has already queued (txredisapi) could hand its reply to
+    the next command.  A late result is dropped.
+    """
+    raced: Deferred[T] = Deferred()
+
+    def late() -> None:
+        raced.errback(
+            DatabaseError(f"the session database did not answer in {timeout} s")
+        )
+
+    timer = clock.callLater(timeout, late)
+
+    def settled(result: Any) -> None:
+        if raced.called:
+            return None
+        timer.cancel()
+        if isinstance(result, Failure):
+            raced.errback(result)
+        else:
+            raced.callback(result)
+        return None
+
+    d.addBoth(settled)
+    return raced
 
 
 def _all(waits: Sequence[Deferred[Any]]) -> Deferred[None]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+import attrs
 from twisted.application import service, strports
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Site
@@ -18,9 +20,13 @@ from twisted.web.server import Site
 from .config import Config
 from .db import checkDatabaseURL, openDatabase
 from .errors import DatabaseError
+from .ids import redact
 from .interfaces import IDatabase
 from .manager import Sessions
+from .records import DestroyReason
 from .web import SessionResource
+
+_log = Logger()
 
 
 class Options(usage.Options):
@@ -51,10 +57,19 @@ class Options(usage.Options):
             "The session cookie name (default: txsessionid, "
             "and mycookiesessionnameid for the demo).",
         ],
+        ["expires", "e", "0", "Session lifetime in seconds (0: none)."],
+        [
+            "idle-timeout",
+            None,
+            "0",
+            "End sessions idle this many seconds (0: never; not with --expires).",
+        ],
     ]
 
     database: IDatabase
     "The database C{--database} names, opened by L{postOptions}."
+    config: Config
+    "The configuration the options make, built by L{postOptions}."
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,13 +90,24 @@ class Options(usage.Options):
         if self["app"] is not None and ":" not in self["app"]:
             raise usage.UsageError("--app takes module:attribute")
         try:
-            Config(cookie=self["cookie"] or "txsessionid")
+            self.config = Config(
+                cookie=self["cookie"] or "txsessionid",
+                expires=_seconds(self["expires"], "--expires"),
+                idleTimeout=_seconds(self["idle-timeout"], "--idle-timeout"),
+            )
             checkDatabaseURL(self["database"])
             # Opened now, so that an unusable file is a clear message at
             # start-up rather than a traceback.
             self.database = openDatabase(self["database"])
         except (ValueError, DatabaseError) as e:
             raise usage.UsageError(str(e)) from None
+
+
+def _seconds(value: str, option: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{option} takes a number of seconds, not {value!r}") from None
 
 
 def loadApp(spec: str) -> IResource:
@@ -113,6 +139,15 @@ def loadApp(spec: str) -> IResource:
     raise usage.UsageError(f"--app {spec} is neither a Klein app nor a resource")
 
 
+def _logDestroyed(key: str, reason: DestroyReason) -> None:
+    _log.info(
+        "session {key} destroyed ({reason})",
+        key=redact(key),
+        reason=reason.value,
+        event="destroyed",
+    )
+
+
 class _SessionsService(service.Service):
     """
     Closes the sessions' database when the server stops.
@@ -134,10 +169,15 @@ def makeService(options: Options) -> service.IService:
     @return: a service listening on every C{--listen} endpoint.
     """
     database = options.database
+    config = options.config
     if options["app"] is None:
         from .demo import COOKIE, demoApp, demoConfig
 
-        sessions = Sessions(demoConfig(options["cookie"] or COOKIE), database)
+        demo = demoConfig(options["cookie"] or COOKIE)
+        config = attrs.evolve(
+            config, cookie=demo.cookie, allowReclaim=demo.allowReclaim
+        )
+        sessions = Sessions(config, database)
         root: IResource = demoApp(sessions).resource()
     else:
         root = loadApp(options["app"])
@@ -145,9 +185,9 @@ def makeService(options: Options) -> service.IService:
             sessions = root.sessions
             sessions.useDatabase(database)
         else:
-            config = Config(cookie=options["cookie"] or "txsessionid")
             sessions = Sessions(config, database)
             root = sessions.wrap(root)
+    sessions.onDestroy(_logDestroyed)
     parent = service.MultiService()
     _SessionsService(sessions).setServiceParent(parent)
     site = Site(root)

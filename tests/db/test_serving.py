@@ -12,24 +12,20 @@ import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 
 from tests.apps import kvApp
-from tests.db.test_conformance import DATABASES
+from tests.db.test_conformance import DATABASES, databaseURL
 from tests.processes import Server, twistd
 from tests.support import COOKIE, cookieValue, setCookies
 from txsessions import Config, Sessions
 from txsessions.db import openDatabase
 
 
-def databaseURL(kind: str, tmp_path: Any) -> str:
-    return "memory:" if kind == "memory" else f"{kind}:{tmp_path / kind}"
-
-
 @pytest.mark.parametrize("kind", DATABASES)
 @pytest_twisted.ensureDeferred
 async def test_200ConcurrentWritersOfOneSessionAllLand(
-    kind: str, tmp_path: Any, listen: Any
+    kind: str, tmp_path: Any, listen: Any, request: Any
 ) -> None:
     sessions = Sessions(
-        Config(cookie=COOKIE), openDatabase(databaseURL(kind, tmp_path))
+        Config(cookie=COOKIE), openDatabase(databaseURL(kind, tmp_path, request))
     )
     try:
         base, client = listen(sessions.wrap(kvApp(sessions).resource()))
@@ -64,9 +60,11 @@ async def secret(base: str, client: Any, sid: str) -> tuple[int, str]:
     return response.code, await response.text()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "lmdb"])
+@pytest.mark.parametrize("kind", ["sqlite", "lmdb", "redis"])
 @pytest_twisted.ensureDeferred
-async def test_aCookieOutlivesATwistdRestart(kind: str, tmp_path: Any) -> None:
+async def test_aCookieOutlivesATwistdRestart(
+    kind: str, tmp_path: Any, request: Any
+) -> None:
     from treq.client import HTTPClient
     from twisted.internet import reactor
     from twisted.web.client import Agent, HTTPConnectionPool
@@ -80,7 +78,7 @@ async def test_aCookieOutlivesATwistdRestart(kind: str, tmp_path: Any) -> None:
         "--pidfile=",
         "txsessions",
         "--database",
-        databaseURL(kind, tmp_path),
+        databaseURL(kind, tmp_path, request),
         "--listen",
         "tcp:0:interface=127.0.0.1",
     ]

@@ -9,7 +9,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..interfaces import IDatabase
 
-SCHEMES = ("memory", "sqlite", "lmdb")
+SCHEMES = ("memory", "sqlite", "lmdb", "redis", "rediss", "unix")
 """
 The URL schemes L{openDatabase} knows.
 """
@@ -27,7 +27,8 @@ def checkDatabaseURL(url: str) -> str:
     scheme = scheme.lower()
     if scheme not in SCHEMES:
         raise ValueError(
-            f"unknown database URL {url!r}: use memory:, sqlite:PATH or lmdb:PATH"
+            f"unknown database URL {url!r}: use memory:, sqlite:PATH, lmdb:PATH "
+            "or redis://HOST:PORT/DB"
         )
     if scheme != "memory" and not path:
         raise ValueError(f"database URL {url!r} names no path: use {scheme}:PATH")
@@ -41,7 +42,9 @@ def openDatabase(
     Open the database a URL names.
 
     @param url: C{memory:} (the default database, in this process),
-        C{sqlite:PATH} (a file) or C{lmdb:PATH} (a directory).
+        C{sqlite:PATH} (a file), C{lmdb:PATH} (a directory), or a Redis URL
+        (C{redis://[user:password@]host:port/db}, C{rediss://...},
+        C{unix:///path?db=0}).
     @param clock: the time source for expirations; the global reactor when
         C{None}.
     @param maxSessions: the most sessions the database holds (0: no limit).
@@ -54,6 +57,14 @@ def openDatabase(
         from .memory import MemoryDatabase
 
         return MemoryDatabase(clock, maxSessions)
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis import RedisDatabase
+
+        if maxSessions:
+            raise ValueError(
+                "the Redis database has no maxSessions: use Redis maxmemory"
+            )
+        return RedisDatabase(url, clock)
     if scheme == "sqlite":
         from .sqlite import SQLiteDatabase
 

@@ -1,0 +1,424 @@
+"""
+What the Redis database adds: its URL, its layout, real expiry and events
+across processes, the round-trip budget, and what happens when Redis fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+
+from tests.apps import kvApp
+from tests.processes import Server, twistd
+from tests.redis import RedisServer
+from tests.support import COOKIE, cookieValue, setCookies
+from txsessions import Config, DestroyReason, Lifetime, SessionChanges, Sessions
+from txsessions.db.redis import RedisDatabase, RedisURL
+from txsessions.ids import storeKey
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6380/2", RedisURL(port=6380, db=2)),
+        (
+            "redis://u:p%40ss@redis.example:7000/3?prefix=app:",
+            RedisURL(
+                host="redis.example",
+                port=7000,
+                db=3,
+                username="u",
+                password="p@ss",
+                prefix="app:",
+            ),
+        ),
+        ("redis://:secret@localhost", RedisURL(host="localhost", password="secret")),
+        ("rediss://cache:6390/0", RedisURL(host="cache", port=6390, tls=True)),
+        ("unix:///run/redis.sock?db=4", RedisURL(socket="/run/redis.sock", db=4)),
+    ],
+)
+def test_urls(url: str, expected: RedisURL) -> None:
+    assert RedisURL.parse(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["http://x", "redis://x/notanumber", "unix://", "redis://x:y"]
+)
+def test_badURLs(url: str) -> None:
+    with pytest.raises(ValueError, match="bad Redis URL"):
+        RedisURL.parse(url)
+
+
+def prefixed(server: RedisServer) -> str:
+    return f"{server.url}?prefix=r{uuid.uuid4().hex[:10]}:"
+
+
+@pytest_twisted.async_yield_fixture
+async def redisDB(redisServer: RedisServer) -> AsyncIterator[RedisDatabase]:
+    db = RedisDatabase(prefixed(redisServer))
+    yield db
+    await db.close()
+
+
+def until(events: list[Any], count: int) -> Deferred[None]:
+    """
+    A Deferred that fires once C{events} holds C{count} items, checked each
+    time a listener appends; fails after 10 s.
+    """
+    done: Deferred[None] = Deferred()
+
+    def check() -> None:
+        if len(events) >= count and not done.called:
+            done.callback(None)
+        elif not done.called:
+            reactor.callLater(0.01, check)
+
+    check()
+    return done.addTimeout(10, reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_layout(redisDB: RedisDatabase, redisServer: RedisServer) -> None:
+    now = reactor.seconds()
+    key = storeKey("S" * 43)
+    changes = SessionChanges(
+        create=True, lifetime=Lifetime(now, now + 100), updated={"n": "5", "s": '"x"'}
+    )
+    assert await redisDB.save(key, changes) == {}
+    redisKey = redisDB._prefix + key
+    assert "S" * 43 not in redisKey
+    fields = redisServer.cli("--no-raw", "HGETALL", redisKey)
+    assert '"n"' in fields and '"5"' in fields and '"\\"x\\""' in fields
+    ttl = int(redisServer.cli("PTTL", redisKey))
+    assert 98_000 < ttl <= 100_000
+    assert await redisDB.save(key, SessionChanges(increments={"n": 2})) == {"n": 7}
+    stored = await redisDB.load(key)
+    assert stored is not None and stored.values == {"n": "7", "s": '"x"'}
+
+
+@pytest_twisted.ensureDeferred
+async def test_everyKeyHasATTL(
+    redisDB: RedisDatabase, redisServer: RedisServer
+) -> None:
+    now = reactor.seconds()
+    for i, expiresAt in enumerate([None, now + 50]):
+        changes = SessionChanges(create=True, lifetime=Lifetime(now, expiresAt))
+        await redisDB.save(f"k{i}", changes)
+    ttls = [int(redisServer.cli("TTL", redisDB._prefix + f"k{i}")) for i in range(2)]
+    assert 29 * 24 * 3600 < ttls[0] <= 30 * 24 * 3600
+    assert 0 < ttls[1] <= 50
+
+
+@pytest_twisted.ensureDeferred
+async def test_realExpiryIsHeardOnceByEveryProcess(redisServer: RedisServer) -> None:
+    url = prefixed(redisServer)
+    first, second = RedisDatabase(url), RedisDatabase(url)
+    heard: dict[str, list[Any]] = {"first": [], "second": []}
+    first.listen(lambda *a: heard["first"].append(a))
+    second.listen(lambda *a: heard["second"].append(a))
+    try:
+        await first.eventsDelivered()
+        await second.eventsDelivered()
+        now = reactor.seconds()
+        changes = SessionChanges(create=True, lifetime=Lifetime(now, now + 0.3))
+        await first.save("k", changes)
+        await gatherResults([until(heard["first"], 1), until(heard["second"], 1)])
+        await first.eventsDelivered()
+        await second.eventsDelivered()
+        assert heard == {
+            "first": [("k", DestroyReason.expired)],
+            "second": [("k", DestroyReason.expired)],
+        }
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroysReachEveryProcessOnce(redisServer: RedisServer) -> None:
+    url = prefixed(redisServer)
+    first, second = RedisDatabase(url), RedisDatabase(url)
+    heard: dict[str, list[Any]] = {"first": [], "second": []}
+    first.listen(lambda *a: heard["first"].append(a))
+    second.listen(lambda *a: heard["second"].append(a))
+    try:
+        await first.eventsDelivered()
+        await second.eventsDelivered()
+        now = reactor.seconds()
+        for key in ("a", "b", "c"):
+            await first.save(key, SessionChanges(create=True, lifetime=Lifetime(now)))
+        await second.destroy("a", DestroyReason.destroyByID)
+        await first.rename("b", "b2")
+        await second.destroyAll(DestroyReason.destroyAll)
+        await first.eventsDelivered()
+        await second.eventsDelivered()
+        expected = [
+            ("a", DestroyReason.destroyByID),
+            ("b", DestroyReason.regenerated),
+        ]
+        for name in heard:
+            assert heard[name][:2] == expected
+            assert sorted(heard[name][2:]) == [
+                ("b2", DestroyReason.destroyAll),
+                ("c", DestroyReason.destroyAll),
+            ]
+    finally:
+        await first.close()
+        await second.close()
+
+
+def commandCounts(server: RedisServer) -> dict[str, int]:
+    counts = {}
+    for line in server.cli("INFO", "commandstats").splitlines():
+        match = re.match(r"cmdstat_(\w+):calls=(\d+)", line)
+        if match:
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+TOP_LEVEL = {"hgetall": "load", "eval": "script", "evalsha": "script"}
+"""
+The commands a request sends; INFO commandstats also counts the commands
+its scripts run inside Redis, which cost no round trip.
+"""
+
+
+def roundTripsSince(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    trips: dict[str, int] = {}
+    for name, kind in TOP_LEVEL.items():
+        calls = after.get(name, 0) - before.get(name, 0)
+        if calls:
+            trips[kind] = trips.get(kind, 0) + calls
+    return trips
+
+
+@pytest_twisted.ensureDeferred
+async def test_roundTripsPerRequest(redisServer: RedisServer, listen: Any) -> None:
+    sessions = Sessions(Config(cookie=COOKIE), RedisDatabase(prefixed(redisServer)))
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await client.get(base + "/set/a/1")
+        await response.content()
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        budget = {}
+        for name, path in (
+            ("read", "/get/a"),
+            ("write", "/set/a/2"),
+            ("new", "/set/b/1"),
+        ):
+            before = commandCounts(redisServer)
+            if name == "new":
+                _, client = listen(sessions.wrap(kvApp(sessions).resource()))
+            response = await client.get(
+                base + path, cookies={} if name == "new" else cookies
+            )
+            await response.content()
+            budget[name] = roundTripsSince(before, commandCounts(redisServer))
+        assert budget == {
+            "read": {"load": 1},
+            "write": {"load": 1, "script": 1},
+            "new": {"script": 1},
+        }
+    finally:
+        await sessions.close()
+
+
+# Faults (security.md F1-F9)
+
+
+@pytest.fixture
+def ownRedis(tmp_path: Any) -> Any:
+    server = RedisServer.start(tmp_path)
+    yield server
+    server.stop()
+
+
+async def fetch(client: Any, url: str, cookies: dict[str, str] | None = None) -> Any:
+    response = await client.get(url, cookies=cookies or {})
+    response.body = await response.content()
+    return response
+
+
+@pytest_twisted.ensureDeferred
+async def test_F1_downAtStartThenBack(tmp_path: Any, listen: Any) -> None:
+    from tests.redis import freePort
+
+    port = freePort()
+    sessions = Sessions(
+        Config(cookie=COOKIE, databaseTimeout=1),
+        RedisDatabase(f"redis://127.0.0.1:{port}/0"),
+    )
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await fetch(client, base + "/set/a/1")
+        assert response.code == 503 and setCookies(response) == []
+        server = RedisServer.start(tmp_path, port)
+        try:
+            for _ in range(100):  # the pool reconnects on its own, with backoff
+                response = await fetch(client, base + "/set/a/1")
+                if response.code == 200:
+                    break
+            assert response.code == 200 and cookieValue(response, COOKIE)
+        finally:
+            server.stop()
+    finally:
+        await sessions.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_F3_pausedPastTheDeadline(ownRedis: RedisServer, listen: Any) -> None:
+    sessions = Sessions(
+        Config(cookie=COOKIE, databaseTimeout=0.5), RedisDatabase(ownRedis.url)
+    )
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await fetch(client, base + "/set/a/1")
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        sleeping = await ownRedis.sleep(3)
+        started = reactor.seconds()
+        response = await fetch(client, base + "/set/a/2", cookies)
+        assert reactor.seconds() - started < 2
+        assert response.code == 503 and setCookies(response) == []
+        await sleeping
+        response = await fetch(client, base + "/get/a", cookies)
+        assert response.code == 200
+        assert json.loads(response.body) == "1"
+    finally:
+        await sessions.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_F2_F4_killedBetweenLoadAndSaveThenRestartedEmpty(
+    ownRedis: RedisServer, listen: Any
+) -> None:
+    from klein import Klein
+
+    sessions = Sessions(
+        Config(cookie=COOKIE, databaseTimeout=2), RedisDatabase(ownRedis.url)
+    )
+    app = Klein()
+
+    @app.route("/kill-then-write")
+    @sessions.withSession
+    def killThenWrite(request: Any, session: Any) -> str:
+        ownRedis.kill()
+        session.set("a", "after the kill")
+        return "ok"
+
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        killBase, killClient = listen(app.resource())
+        response = await fetch(client, base + "/set/a/1")
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        response = await fetch(killClient, killBase + "/kill-then-write", cookies)
+        assert response.code == 503 and setCookies(response) == []
+        ownRedis.run()
+        for _ in range(100):
+            response = await fetch(client, base + "/all", cookies)
+            if response.code == 200:
+                break
+        assert response.code == 200
+        assert json.loads(response.body) == {"isNew": True, "values": {}}
+    finally:
+        await sessions.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_twoTwistdProcessesShareOneRedis(
+    redisServer: RedisServer, tmp_path: Any
+) -> None:
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    client = HTTPClient(
+        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    )
+    url = prefixed(redisServer)
+    argv = [
+        twistd(),
+        "-n",
+        "--pidfile=",
+        "txsessions",
+        "--database",
+        url,
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+    ]
+    first, second = Server(argv, str(tmp_path)), Server(argv, str(tmp_path))
+    try:
+        one, two = await first.start(), await second.start()
+        response = await client.head(one + "/login")
+        await response.content()
+        cookies = {
+            "mycookiesessionnameid": cookieValue(response, "mycookiesessionnameid")
+        }
+        response = await fetch(client, two + "/secret", cookies)
+        assert response.body == b"The cake is a lie!"
+        await fetch(client, two + "/logout", cookies)
+        response = await fetch(client, one + "/secret", cookies)
+        assert (response.code, response.body) == (403, b"Forbidden")
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_anExpiryIsLoggedOnceByEachTwistd(
+    redisServer: RedisServer, tmp_path: Any
+) -> None:
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    client = HTTPClient(
+        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    )
+    url = prefixed(redisServer)
+    argv = [
+        twistd(),
+        "-n",
+        "--pidfile=",
+        "txsessions",
+        "--database",
+        url,
+        "--expires",
+        "1",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+    ]
+    servers = [Server(argv, str(tmp_path)), Server(argv, str(tmp_path))]
+    try:
+        one = await servers[0].start()
+        await servers[1].start()
+        response = await client.head(one + "/login")
+        await response.content()
+        key = storeKey(cookieValue(response, "mycookiesessionnameid"))
+        line = f"session {key[:6]}\N{HORIZONTAL ELLIPSIS} destroyed (expired)"
+
+        async def logged(server: Server) -> None:
+            for _ in range(1000):
+                if line in server.output:
+                    return
+                await Deferred.fromCoroutine(_tick())
+            raise AssertionError(f"no expiry logged:\n{server.output}")
+
+        await gatherResults([Deferred.fromCoroutine(logged(s)) for s in servers])
+        for server in servers:
+            assert server.output.count(line) == 1
+            assert key not in server.output
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+async def _tick() -> None:
+    from twisted.internet.task import deferLater
+
+    await deferLater(reactor, 0.01, lambda: None)

@@ -1,0 +1,123 @@
+"""
+A redis-server for the tests: started on a free loopback port, persistence
+off, and stopped (or paused, killed, restarted) at will.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@attrs.define
+class RedisServer:
+    """
+    A running redis-server.
+    """
+
+    port: int
+    directory: Path
+    process: Any = None
+
+    @classmethod
+    def start(cls, directory: Path, port: int | None = None) -> RedisServer:
+        """
+        Start one, waiting until it accepts connections.
+        """
+        if shutil.which("redis-server") is None:
+            if os.environ.get("CI"):
+                pytest.fail("redis-server is not installed; .ci/run installs it")
+            pytest.skip("redis-server is not installed")
+        server = cls(port or freePort(), directory)
+        server.run()
+        return server
+
+    def run(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--notify-keyspace-events",
+                "Ex",
+                "--enable-debug-command",
+                "local",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if "Ready to accept connections" in line:
+                return
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def cli(self, *args: str) -> str:
+        """
+        Run a redis-cli command against it.
+        """
+        result = subprocess.run(
+            ["redis-cli", "-p", str(self.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return result.stdout
+
+    async def sleep(self, seconds: float) -> Any:
+        """
+        Block the server for C{seconds} (C{DEBUG SLEEP}), from a connection
+        of its own.
+
+        @return: a Deferred that fires when it answers again.
+        """
+        import txredisapi
+
+        connection = await txredisapi.Connection(
+            "127.0.0.1", self.port, reconnect=False
+        )
+        sleeping = connection.execute_command("DEBUG", "SLEEP", str(seconds))
+        return sleeping.addBoth(lambda _: connection.disconnect())
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        """
+        Kill it and start it again, empty, on the same port.
+        """
+        self.kill()
+        self.run()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)

@@ -1,0 +1,477 @@
+# -*- test-case-name: tests.db.test_conformance,tests.db.test_redis -*-
+r"""
+Sessions in Redis, over txredisapi: shared by every process and machine
+that points at the same server.
+
+Layout: one hash per session at C{prefix + key}, each field a session field
+with its JSON text, plus C{"\\0\\0c"} (created) and C{"\\0\\0e"} (expires, in
+the manager's clock).  The hash's TTL is set in the same round trip as every
+write: the session's lifetime, or C{defaultTTL} for sessions without one
+(refreshed on each write), so that no key lives forever.
+
+One round trip loads a session (C{HGETALL}); one saves it (a Lua script
+that never re-creates a session deleted meanwhile, and increments with
+C{HINCRBY}).  A write that reaches Redis more than C{staleAfter} seconds
+after it was sent (queued while the connection was down) is refused, so it
+never lands long after its request failed.
+
+Destroy events reach every process: destroys publish on the C{prefix +
+"events"} channel, and expiries come from Redis keyspace notifications
+(C{notify-keyspace-events Ex}, which this module sets when Redis allows).
+Each process's listeners hear of each event once, through its subscription,
+its own destroys included.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import attrs
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..ids import redact
+from ..interfaces import DestroyListener, IDatabase
+from ..listeners import Listeners
+from ..records import DestroyReason, SessionChanges, StoredSession
+from ._persistent import lifetimeOf
+
+_log = Logger()
+
+CREATED = "\x00\x00c"
+EXPIRES = "\x00\x00e"
+
+_SAVE = """
+local key = KEYS[1]
+local create, created, expires = ARGV[1], ARGV[2], ARGV[3]
+local lifetime, clear = ARGV[4], ARGV[5]
+local now, ttl, staleAfter = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local clock = redis.call('TIME')
+if tonumber(clock[1]) > staleAfter then return redis.error_reply('STALE write') end
+if create == '1' then
+  redis.call('DEL', key)
+  redis.call('HSET', key, '\\0\\0c', created)
+  lifetime = '1'
+else
+  if redis.call('EXISTS', key) == 0 then return false end
+  local stored = redis.call('HGET', key, '\\0\\0e')
+  if stored and tonumber(stored) <= now then return false end
+end
+local i = 9
+if clear == '1' then
+  local fields = redis.call('HKEYS', key)
+  for _, field in ipairs(fields) do
+    if string.sub(field, 1, 2) ~= '\\0\\0' then redis.call('HDEL', key, field) end
+  end
+end
+local n = tonumber(ARGV[i]); i = i + 1
+for j = 1, n do redis.call('HDEL', key, ARGV[i]); i = i + 1 end
+n = tonumber(ARGV[i]); i = i + 1
+for j = 1, n do redis.call('HSET', key, ARGV[i], ARGV[i + 1]); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
+local result = {'ok'}
+for j = 1, n do
+  local field, delta = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  local current = redis.call('HGET', key, field)
+  if current and not string.match(current, '^%-?%d+$') then
+    redis.call('HSET', key, field, '0')
+  end
+  local value = redis.call('HINCRBY', key, field, delta)
+  table.insert(result, field)
+  table.insert(result, tostring(value))
+end
+if lifetime == '1' then
+  if expires == '' then redis.call('HDEL', key, '\\0\\0e')
+  else redis.call('HSET', key, '\\0\\0e', expires) end
+end
+local stored = redis.call('HGET', key, '\\0\\0e')
+if stored then
+  redis.call('PEXPIRE', key, math.max(1, math.floor((tonumber(stored) - now) * 1000)))
+else
+  redis.call('PEXPIRE', key, ttl)
+end
+return result
+"""
+
+_RENAME = """
+local old, new, channel = KEYS[1], KEYS[2], ARGV[2]
+local stored = redis.call('HGET', old, '\\0\\0e')
+if redis.call('EXISTS', old) == 0 then return 0 end
+if stored and tonumber(stored) <= tonumber(ARGV[1]) then return 0 end
+if redis.call('RENAMENX', old, new) == 0 then return 0 end
+redis.call('PUBLISH', channel, 'regenerated ' .. ARGV[3])
+return 1
+"""
+
+_DESTROY = """
+local channel, reason, prefixLength = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local removed = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('DEL', key) == 1 then
+    removed = removed + 1
+    redis.call('PUBLISH', channel, reason .. ' ' .. string.sub(key, prefixLength + 1))
+  end
+end
+return removed
+"""
+
+
+@attrs.frozen
+class RedisURL:
+    """
+    Where a Redis server is and how to reach it, from a URL:
+    C{redis://[user:password@]host:port/db}, C{rediss://...} (TLS) or
+    C{unix:///path/to/socket?db=0}; C{?prefix=} sets the key prefix.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    socket: str | None = None
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    prefix: str = "txsessions:"
+
+    @classmethod
+    def parse(cls, url: str) -> RedisURL:
+        """
+        @param url: a Redis URL.
+        @return: what it says.
+        @raise ValueError: when it is not a Redis URL.
+        """
+        parts = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qs(parts.query)
+        prefix = query.get("prefix", ["txsessions:"])[0]
+        try:
+            if parts.scheme == "unix":
+                if not parts.path:
+                    raise ValueError("a unix: Redis URL needs a socket path")
+                return cls(
+                    socket=parts.path,
+                    db=int(query.get("db", ["0"])[0]),
+                    password=query.get("password", [None])[0],
+                    prefix=prefix,
+                )
+            if parts.scheme not in ("redis", "rediss"):
+                raise ValueError("not a redis:, rediss: or unix: URL")
+            path = parts.path.strip("/")
+            return cls(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 6379,
+                db=int(path) if path else 0,
+                username=urllib.parse.unquote(parts.username)
+                if parts.username
+                else None,
+                password=urllib.parse.unquote(parts.password)
+                if parts.password
+                else None,
+                tls=parts.scheme == "rediss",
+                prefix=prefix,
+            )
+        except ValueError as e:
+            raise ValueError(f"bad Redis URL: {e}") from None
+
+
+@implementer(IDatabase)
+class RedisDatabase:
+    """
+    Sessions in Redis.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        clock: IReactorTime | None = None,
+        poolsize: int = 10,
+        defaultTTL: float = 30 * 24 * 3600,
+        staleAfter: float = 30.0,
+        connectTimeout: float = 5.0,
+    ) -> None:
+        """
+        @param url: where Redis is (see L{RedisURL}).
+        @param clock: the manager's clock, for lifetimes; the global reactor
+            when C{None}.
+        @param poolsize: how many connections to keep.
+        @param defaultTTL: how long, in seconds after its last write, a
+            session without a lifetime stays in Redis.
+        @param staleAfter: refuse a write that reaches Redis this many
+            seconds after it was sent.
+        @param connectTimeout: how long each connection attempt may take.
+        @raise ValueError: when C{url} is not a Redis URL.
+        """
+        import txredisapi
+
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast(IReactorTime, reactor)
+        self._clock = clock
+        self.where = RedisURL.parse(url)
+        self._prefix = self.where.prefix
+        self._channel = self._prefix + "events"
+        self._defaultTTL = int(defaultTTL * 1000)
+        self._staleAfter = staleAfter
+        self._listeners = Listeners()
+        options: dict[str, Any] = {
+            "dbid": self.where.db,
+            "poolsize": poolsize,
+            "password": self.where.password,
+            "username": self.where.username,
+            "convertNumbers": False,
+            "connectTimeout": connectTimeout,
+        }
+        self._redis: Any
+        if self.where.socket is not None:
+            self._redis = txredisapi.lazyUnixConnectionPool(
+                self.where.socket, **options
+            )
+        else:
+            self._redis = txredisapi.lazyConnectionPool(
+                self.where.host,
+                self.where.port,
+                ssl_context_factory=self.where.tls,
+                **options,
+            )
+        self._marks: dict[str, Deferred[None]] = {}
+        self._markCount = 0
+        self._subscriber = _Subscription(self)
+        self._closed = False
+
+    # IDatabase
+
+    def load(self, key: str) -> Deferred[StoredSession | None]:
+        """
+        See L{IDatabase.load}: one C{HGETALL}.
+        """
+        now = self._clock.seconds()
+
+        def loaded(fields: Mapping[str, str]) -> StoredSession | None:
+            if not fields:
+                return None
+            fields = dict(fields)
+            try:
+                lifetime = lifetimeOf(
+                    float(fields.pop(CREATED)),
+                    float(fields[EXPIRES]) if EXPIRES in fields else None,
+                )
+            except (KeyError, ValueError):
+                _log.warn("session {key} is corrupt; ignored", key=redact(key))
+                return None
+            fields.pop(EXPIRES, None)
+            if lifetime.hasExpired(now):
+                return None
+            return StoredSession(lifetime, fields)
+
+        return cast(
+            "Deferred[Mapping[str, str]]", self._redis.hgetall(self._prefix + key)
+        ).addCallback(loaded)
+
+    def save(
+        self, key: str, changes: SessionChanges
+    ) -> Deferred[Mapping[str, int] | None]:
+        """
+        See L{IDatabase.save}: one C{EVALSHA}.
+        """
+        lifetime = changes.lifetime
+        args: list[Any] = [
+            "1" if changes.create else "0",
+            repr(lifetime.createdAt) if lifetime else "",
+            repr(lifetime.expiresAt)
+            if lifetime and lifetime.expiresAt is not None
+            else "",
+            "1" if lifetime else "0",
+            "1" if changes.clear else "0",
+            repr(self._clock.seconds()),
+            str(self._defaultTTL),
+            str(int(time.time() + self._staleAfter)),
+            str(len(changes.deleted)),
+            *changes.deleted,
+            str(len(changes.updated)),
+            *[x for item in changes.updated.items() for x in item],
+            str(len(changes.increments)),
+            *[str(x) for item in changes.increments.items() for x in item],
+        ]
+
+        def saved(reply: Any) -> Mapping[str, int] | None:
+            if not reply:
+                return None
+            values = reply[1:]
+            return {values[i]: int(values[i + 1]) for i in range(0, len(values), 2)}
+
+        saving: Deferred[Any] = self._redis.eval(_SAVE, [self._prefix + key], args)
+        return saving.addCallback(saved)
+
+    def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
+        """
+        See L{IDatabase.rename}: C{RENAMENX} in a script.
+        """
+        keys = [self._prefix + oldKey, self._prefix + newKey]
+        args = [repr(self._clock.seconds()), self._channel, oldKey]
+        renaming: Deferred[Any] = self._redis.eval(_RENAME, keys, args)
+        return renaming.addCallback(lambda n: bool(int(n)))
+
+    def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
+        """
+        See L{IDatabase.destroy}: C{DEL} and C{PUBLISH} in a script.
+        """
+        return self._destroy([key], reason).addCallback(bool)
+
+    def destroyAll(self, reason: DestroyReason) -> Deferred[int]:
+        """
+        See L{IDatabase.destroyAll}: C{SCAN}, then deletion in batches.
+        """
+
+        async def destroyAll() -> int:
+            removed = 0
+            async for batch in self._scan():
+                removed += await self._destroy(batch, reason)
+            return removed
+
+        return Deferred.fromCoroutine(destroyAll())
+
+    def count(self) -> Deferred[int]:
+        """
+        See L{IDatabase.count}: C{SCAN}, never C{KEYS}.
+        """
+
+        async def count() -> int:
+            n = 0
+            async for batch in self._scan():
+                n += len(batch)
+            return n
+
+        return Deferred.fromCoroutine(count())
+
+    def listen(self, listener: DestroyListener) -> Callable[[], None]:
+        """
+        See L{IDatabase.listen}: listeners hear of every destroy and expiry,
+        in any process, through Redis pub/sub.
+        """
+        return self._listeners.add(listener)
+
+    def close(self) -> Deferred[None]:
+        """
+        See L{IDatabase.close}: disconnect.
+        """
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+        for waiter in self._marks.values():
+            waiter.cancel()
+        stopping = [self._subscriber.stop(), self._redis.disconnect()]
+        return gatherResults(stopping, consumeErrors=True).addCallback(lambda _: None)
+
+    def eventsDelivered(self) -> Deferred[None]:
+        """
+        Wait until this process has heard every destroy event published so
+        far (they travel through Redis pub/sub).  For tests, and for code
+        that must see its own destroys' events before going on.
+
+        @return: a L{Deferred} firing once a marker published now comes back.
+        """
+        self._markCount += 1
+        mark = f"mark {self._markCount}"
+        waiter: Deferred[None] = Deferred()
+        self._marks[mark] = waiter
+        self._redis.publish(self._channel, mark).addErrback(waiter.errback)
+        return waiter
+
+    # Internals
+
+    def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
+        args = [self._channel, reason.value, str(len(self._prefix))]
+        full = [self._prefix + key for key in keys]
+        destroying: Deferred[Any] = self._redis.eval(_DESTROY, full, args)
+        return destroying.addCallback(int)
+
+    async def _scan(self) -> Any:
+        cursor = "0"
+        pattern = (
+            self._prefix.replace("[", "\\[").replace("*", "\\*").replace("?", "\\?")
+            + "*"
+        )
+        while True:
+            cursor, keys = await self._redis.scan(cursor, pattern, 1000)
+            batch = [k[len(self._prefix) :] for k in keys if k != self._channel]
+            if batch:
+                yield batch
+            if str(cursor) == "0":
+                return
+
+    def _expired(self, redisKey: str) -> None:
+        if redisKey.startswith(self._prefix):
+            self._listeners.tell(redisKey[len(self._prefix) :], DestroyReason.expired)
+
+    def _published(self, message: str) -> None:
+        waiter = self._marks.pop(message, None)
+        if waiter is not None:
+            waiter.callback(None)
+            return
+        reason, _, key = message.partition(" ")
+        if reason == "mark":
+            return
+        try:
+            self._listeners.tell(key, DestroyReason(reason))
+        except ValueError:
+            _log.warn("unknown session event on {channel}", channel=self._channel)
+
+
+class _Subscription:
+    """
+    The subscriber connection of one L{RedisDatabase}: it subscribes again
+    whenever it reconnects.
+    """
+
+    def __init__(self, database: RedisDatabase) -> None:
+        import txredisapi
+
+        where = database.where
+        channels = [database._channel, f"__keyevent@{where.db}__:expired"]
+
+        class Protocol(txredisapi.SubscriberProtocol):
+            def connectionMade(self) -> None:
+                super().connectionMade()
+                self.subscribe(channels)
+
+            def messageReceived(self, pattern: Any, channel: str, message: str) -> None:
+                if channel == channels[0]:
+                    database._published(message)
+                else:
+                    database._expired(message)
+
+        factory = txredisapi.SubscriberFactory()
+        factory.protocol = Protocol
+        factory.password = where.password
+        factory.username = where.username
+        self._factory = factory
+        if where.socket is not None:
+            from twisted.internet import reactor
+            from twisted.internet.endpoints import UNIXClientEndpoint
+
+            factory.startConnecting(UNIXClientEndpoint(reactor, where.socket))
+        else:
+            factory.startConnecting(
+                txredisapi._makeEndpoint(where.host, where.port, 5, where.tls or None)
+            )
+        # Keyspace notifications for expiries; a managed Redis may refuse
+        # CONFIG, and then its operator must set notify-keyspace-events Ex.
+        configuring = database._redis.execute_command(
+            "CONFIG", "SET", "notify-keyspace-events", "Ex"
+        )
+        configuring.addErrback(
+            lambda f: _log.warn(
+                "could not set notify-keyspace-events Ex ({error}): expiry events "
+                "need it set on the Redis server",
+                error=f.getErrorMessage(),
+            )
+        )
+
+    def stop(self) -> Deferred[None]:
+        return cast("Deferred[None]", self._factory.disconnect())
