@@ -190,3 +190,22 @@ def test_securecookie() -> None:
         assert body.endswith(b"isNew: True")
     finally:
         module.sessions.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_databaseRedisSharedByTwoServers(
+    redisServer: Any, monkeypatch: Any, listen: Any
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redisServer.url)
+    first, second = example("database_redis"), example("database_redis")
+    try:
+        one, client = listen(first.resource)
+        two, _ = listen(second.resource)
+        response = await client.get(one + "/set/name/iris")
+        await response.content()
+        cookies = {"sessionscookieid": cookieValue(response, "sessionscookieid")}
+        response = await client.get(two + "/get/name", cookies=cookies)
+        assert (await response.text()).endswith("was: iris")
+    finally:
+        await first.sessions.close()
+        await second.sessions.close()
