@@ -9,11 +9,25 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+
+
+def waitFor(process: Any, text: str) -> None:
+    """
+    Read a child's output until a line holds C{text}, then keep draining it
+    in a thread, so that a full pipe never stops the child.
+    """
+    assert process.stdout is not None
+    for line in process.stdout:
+        if text in line:
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return
+    raise RuntimeError(f"the process exited before saying {text!r}")
 
 
 def freePort() -> int:
@@ -68,11 +82,7 @@ class RedisServer:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if "Ready to accept connections" in line:
-                return
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
+        waitFor(self.process, "Ready to accept connections")
 
     @property
     def url(self) -> str:

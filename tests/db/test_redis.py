@@ -422,3 +422,59 @@ async def _tick() -> None:
     from twisted.internet.task import deferLater
 
     await deferLater(reactor, 0.01, lambda: None)
+
+
+def test_sentinelURLs() -> None:
+    assert RedisURL.parse("redis+sentinel://:pw@a:26380,b/mymaster/3") == RedisURL(
+        host="",
+        port=0,
+        db=3,
+        password="pw",
+        sentinels=(("a", 26380), ("b", 26379)),
+        service="mymaster",
+    )
+    with pytest.raises(ValueError, match="names the service"):
+        RedisURL.parse("redis+sentinel://a:26379/")
+
+
+@pytest_twisted.ensureDeferred
+async def test_throughSentinel(redisServer: RedisServer, tmp_path: Any) -> None:
+    import subprocess
+
+    from tests.redis import freePort, waitFor
+
+    port = freePort()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\n"
+        f"sentinel monitor mymaster 127.0.0.1 {redisServer.port} 1\n"
+    )
+    sentinel = subprocess.Popen(
+        ["redis-server", str(config), "--sentinel"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        waitFor(sentinel, "+monitor master mymaster")
+        url = f"redis+sentinel://127.0.0.1:{port}/mymaster/0?prefix=s{uuid.uuid4().hex[:8]}:"
+        db = RedisDatabase(url)
+        heard: list[Any] = []
+        db.listen(lambda *a: heard.append(a))
+        try:
+            now = reactor.seconds()
+            await db.save(
+                "k",
+                SessionChanges(create=True, lifetime=Lifetime(now), updated={"a": "1"}),
+            )
+            stored = await db.load("k")
+            assert stored is not None and stored.values == {"a": "1"}
+            await db.eventsDelivered()
+            assert await db.destroy("k", DestroyReason.destroyed) is True
+            await db.eventsDelivered()
+            assert heard == [("k", DestroyReason.destroyed)]
+        finally:
+            await db.close()
+    finally:
+        sentinel.terminate()
+        sentinel.wait(timeout=30)

@@ -9,7 +9,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..interfaces import IDatabase
 
-SCHEMES = ("memory", "sqlite", "lmdb", "redis", "rediss", "unix")
+SCHEMES = ("memory", "sqlite", "lmdb", "redis", "rediss", "unix", "redis+sentinel")
 """
 The URL schemes L{openDatabase} knows.
 """
@@ -57,7 +57,7 @@ def openDatabase(
         from .memory import MemoryDatabase
 
         return MemoryDatabase(clock, maxSessions)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+sentinel"):
         from .redis import RedisDatabase
 
         if maxSessions:

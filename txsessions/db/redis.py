@@ -126,8 +126,11 @@ return removed
 class RedisURL:
     """
     Where a Redis server is and how to reach it, from a URL:
-    C{redis://[user:password@]host:port/db}, C{rediss://...} (TLS) or
-    C{unix:///path/to/socket?db=0}; C{?prefix=} sets the key prefix.
+    C{redis://[user:password@]host:port/db}, C{rediss://...} (TLS),
+    C{unix:///path/to/socket?db=0}, or
+    C{redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]}
+    (the master of a Sentinel-watched service); C{?prefix=} sets the key
+    prefix.
     """
 
     host: str = "127.0.0.1"
@@ -138,6 +141,8 @@ class RedisURL:
     password: str | None = None
     tls: bool = False
     prefix: str = "txsessions:"
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> RedisURL:
@@ -159,8 +164,10 @@ class RedisURL:
                     password=query.get("password", [None])[0],
                     prefix=prefix,
                 )
+            if parts.scheme == "redis+sentinel":
+                return cls._sentinel(parts, prefix)
             if parts.scheme not in ("redis", "rediss"):
-                raise ValueError("not a redis:, rediss: or unix: URL")
+                raise ValueError("not a redis:, rediss:, unix: or redis+sentinel: URL")
             path = parts.path.strip("/")
             return cls(
                 host=parts.hostname or "127.0.0.1",
@@ -177,6 +184,28 @@ class RedisURL:
             )
         except ValueError as e:
             raise ValueError(f"bad Redis URL: {e}") from None
+
+    @classmethod
+    def _sentinel(cls, parts: urllib.parse.SplitResult, prefix: str) -> RedisURL:
+        credentials, _, hosts = parts.netloc.rpartition("@")
+        user, _, password = credentials.partition(":")
+        sentinels = []
+        for host in hosts.split(","):
+            name, _, port = host.partition(":")
+            sentinels.append((name or "127.0.0.1", int(port or 26379)))
+        service, _, db = parts.path.strip("/").partition("/")
+        if not service:
+            raise ValueError("a redis+sentinel: URL names the service: /service[/db]")
+        return cls(
+            host="",
+            port=0,
+            db=int(db) if db else 0,
+            username=urllib.parse.unquote(user) if user else None,
+            password=urllib.parse.unquote(password) if password else None,
+            prefix=prefix,
+            sentinels=tuple(sentinels),
+            service=service,
+        )
 
 
 @implementer(IDatabase)
@@ -228,7 +257,12 @@ class RedisDatabase:
             "connectTimeout": connectTimeout,
         }
         self._redis: Any
-        if self.where.socket is not None:
+        self._sentinel: Any = None
+        if self.where.service is not None:
+            self._sentinel = txredisapi.Sentinel(list(self.where.sentinels))
+            options.pop("connectTimeout")
+            self._redis = self._sentinel.master_for(self.where.service, **options)
+        elif self.where.socket is not None:
             self._redis = txredisapi.lazyUnixConnectionPool(
                 self.where.socket, **options
             )
@@ -366,6 +400,8 @@ class RedisDatabase:
         for waiter in self._marks.values():
             waiter.cancel()
         stopping = [self._subscriber.stop(), self._redis.disconnect()]
+        if self._sentinel is not None:
+            stopping.append(self._sentinel.disconnect())
         return gatherResults(stopping, consumeErrors=True).addCallback(lambda _: None)
 
     def eventsDelivered(self) -> Deferred[None]:
@@ -380,7 +416,11 @@ class RedisDatabase:
         mark = f"mark {self._markCount}"
         waiter: Deferred[None] = Deferred()
         self._marks[mark] = waiter
-        self._redis.publish(self._channel, mark).addErrback(waiter.errback)
+
+        def publish(_: object) -> None:
+            self._redis.publish(self._channel, mark).addErrback(waiter.errback)
+
+        self._subscriber.subscribed().addCallback(publish)
         return waiter
 
     # Internals
@@ -434,11 +474,19 @@ class _Subscription:
 
         where = database.where
         channels = [database._channel, f"__keyevent@{where.db}__:expired"]
+        self._isSubscribed = False
+        self._waiting: list[Deferred[None]] = []
+
+        subscription = self
 
         class Protocol(txredisapi.SubscriberProtocol):
             def connectionMade(self) -> None:
                 super().connectionMade()
-                self.subscribe(channels)
+                self.subscribe(channels).addCallback(lambda _: subscription._ready())
+
+            def connectionLost(self, why: Any) -> None:
+                subscription._isSubscribed = False
+                super().connectionLost(why)
 
             def messageReceived(self, pattern: Any, channel: str, message: str) -> None:
                 if channel == channels[0]:
@@ -451,7 +499,12 @@ class _Subscription:
         factory.password = where.password
         factory.username = where.username
         self._factory = factory
-        if where.socket is not None:
+        if database._sentinel is not None:
+            factory.sentinel_manager = database._sentinel
+            factory.service_name = where.service
+            factory.is_master = True
+            factory.startConnecting(txredisapi._SentinelEndpoint(factory))
+        elif where.socket is not None:
             from twisted.internet import reactor
             from twisted.internet.endpoints import UNIXClientEndpoint
 
@@ -473,5 +526,23 @@ class _Subscription:
             )
         )
 
+    def subscribed(self) -> Deferred[None]:
+        """
+        @return: a L{Deferred} firing once the subscription is in place.
+        """
+        if self._isSubscribed:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiting.append(waiter)
+        return waiter
+
+    def _ready(self) -> None:
+        self._isSubscribed = True
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.callback(None)
+
     def stop(self) -> Deferred[None]:
+        for waiter in self._waiting:
+            waiter.cancel()
         return cast("Deferred[None]", self._factory.disconnect())
