@@ -72,6 +72,10 @@ class _LMDBBackend:
         self._threads = threads
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="txsessions-lmdb")
         self._pool.start()
+        # The writer thread must not outlive the reactor, closed or not.
+        self._stopTrigger = cast(Any, threads).addSystemEventTrigger(
+            "during", "shutdown", self._pool.stop
+        )
 
     def _scan(self) -> list[Expiry]:
         expiries: list[Expiry] = []
@@ -217,8 +221,11 @@ class _LMDBBackend:
         return self._write(delete)
 
     def close(self) -> Deferred[None]:
-        self._pool.stop()
-        self._env.close()
+        if self._stopTrigger is not None:
+            cast(Any, self._threads).removeSystemEventTrigger(self._stopTrigger)
+            self._stopTrigger = None
+            self._pool.stop()
+            self._env.close()
         return succeed(None)
 
 

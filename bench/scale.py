@@ -1,0 +1,153 @@
+"""
+A million sessions in the memory database, beside Twisted's own Session:
+
+    python bench/scale.py [N ...]      (default: 100000 1000000)
+
+For each N: the bytes each session costs (beyond its values, measured with
+tracemalloc) and how many are created per second, for txsessions and for
+Twisted's Site.makeSession(); then all N txsessions sessions expire in the
+same second under the real reactor while a LoopingCall every 10 ms measures
+its own lateness: the longest is the longest the reactor was blocked.
+(A reactor runs once per process; Twisted's Session, one DelayedCall each,
+blocked it 290 ms for 200,000 in the issue's own measurement.)
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+sys.path.insert(0, os.path.dirname(HERE))  # this checkout's txsessions
+
+from twisted.internet import reactor  # noqa: E402
+from twisted.internet.task import LoopingCall  # noqa: E402
+from twisted.web.resource import Resource  # noqa: E402
+from twisted.web.server import Site  # noqa: E402
+
+from txsessions import Lifetime, MemoryDatabase, SessionChanges  # noqa: E402
+from txsessions.ids import generateSessionID, storeKey  # noqa: E402
+
+
+def txsessionsMaker(clock: Any, expiresAt: float) -> tuple[Any, Callable[[], None]]:
+    db = MemoryDatabase(clock)
+    lifetime = Lifetime(clock.seconds(), expiresAt)
+
+    def make() -> None:
+        db.save(
+            storeKey(generateSessionID()),
+            SessionChanges(create=True, lifetime=lifetime),
+        )
+
+    return db, make
+
+
+def twistedMaker(clock: Any, expiresAt: float) -> tuple[Any, Callable[[], None]]:
+    site = Site(Resource())
+    site.reactor = clock
+    site.sessionFactory.sessionTimeout = expiresAt - clock.seconds()
+
+    def make() -> None:
+        site.makeSession()
+
+    return site, make
+
+
+def footprint(maker: Any, n: int) -> tuple[float, float]:
+    """
+    Made on the real reactor (not yet running), whose heap of timed calls is
+    what a server pays for; every call is cancelled afterwards.
+
+    @return: bytes per session, and sessions created per second.
+    """
+    results = []
+    for traced in (True, False):
+        gc.collect()
+        if traced:
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+        keep, make = maker(reactor, reactor.seconds() + 10_000.0)
+        started = time.perf_counter()
+        for _ in range(n):
+            make()
+        elapsed = time.perf_counter() - started
+        if traced:
+            results.append((tracemalloc.get_traced_memory()[0] - before) / n)
+            tracemalloc.stop()
+        else:
+            results.append(n / elapsed)
+        for call in reactor.getDelayedCalls():
+            call.cancel()
+        del keep, make
+    return results[0], results[1]
+
+
+def longestBlock(maker: Any, n: int) -> tuple[float, float]:
+    """
+    Let n sessions expire in the same second under the real reactor.
+
+    @return: the longest the reactor was blocked, in seconds, and how long
+        expiring them all took.
+    """
+    expiresAt = reactor.seconds() + 2 + n / 100_000  # after they are all made
+    keep, make = maker(reactor, expiresAt)
+    for _ in range(n):
+        make()
+    worst = [0.0]
+    last = [reactor.seconds()]
+
+    def tick() -> None:
+        now = reactor.seconds()
+        worst[0] = max(worst[0], now - last[0] - 0.010)
+        last[0] = now
+
+    def live() -> int:
+        return len(keep._records) if hasattr(keep, "_records") else len(keep.sessions)
+
+    ticker = LoopingCall(tick)
+
+    def start() -> None:
+        last[0] = reactor.seconds()
+        ticker.start(0.010)
+
+    def check() -> None:
+        if live() == 0:
+            done[0] = reactor.seconds()
+            ticker.stop()
+            reactor.stop()
+        else:
+            reactor.callLater(0.05, check)
+
+    done = [0.0]
+    reactor.callLater(0, start)
+    reactor.callLater(0.05, check)
+    reactor.run()
+    return worst[0], done[0] - expiresAt
+
+
+def main(sizes: list[int]) -> None:
+    for n in sizes:
+        ours = footprint(txsessionsMaker, n)
+        theirs = footprint(twistedMaker, n)
+        print(f"N={n:,}")
+        print(f"  bytes/session   txsessions {ours[0]:7.0f}   Twisted {theirs[0]:7.0f}")
+        print(
+            f"  created/s       txsessions {ours[1]:7.0f}   Twisted {theirs[1]:7.0f}"
+            f"   ratio {ours[1] / theirs[1]:.2f}x"
+        )
+    n = sizes[-1]
+    worst, took = longestBlock(txsessionsMaker, n)
+    print(
+        f"{n:,} txsessions sessions expiring in one second: longest reactor block "
+        f"{worst * 1000:.1f} ms, all gone {took:.2f} s after their expiry"
+    )
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [100_000, 1_000_000])

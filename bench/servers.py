@@ -1,0 +1,145 @@
+"""
+The servers bench/http.py measures, one per process:
+
+    python bench/servers.py KIND PORT [DATABASE_URL]
+
+KIND is bare (Klein, no sessions: the baseline), twisted (Twisted's own
+request.getSession()), klein (Klein's SessionProcurer with its
+MemorySessionStore) or txsessions (with DATABASE_URL, memory: by default).
+Each serves /read (read one value), /write (write one value) and /new (a new
+session on every request, for clients that send no cookie).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/http.py would hide the standard library's http package.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+sys.path.insert(0, os.path.dirname(HERE))  # this checkout's txsessions
+
+from typing import Any  # noqa: E402
+
+from klein import Klein  # noqa: E402
+from twisted.internet import reactor  # noqa: E402
+from twisted.web.server import Site  # noqa: E402
+
+
+def bare() -> Any:
+    app = Klein()
+
+    @app.route("/read")
+    def read(request: Any) -> str:
+        return "0"
+
+    @app.route("/write")
+    def write(request: Any) -> str:
+        return "1"
+
+    @app.route("/new")
+    def new(request: Any) -> str:
+        return "1"
+
+    return app.resource()
+
+
+def twisted() -> Any:
+    app = Klein()
+
+    def values(request: Any) -> dict[str, Any]:
+        session = request.getSession()
+        if not hasattr(session, "values"):
+            session.values = {}
+        return session.values  # type: ignore[no-any-return]
+
+    @app.route("/read")
+    def read(request: Any) -> str:
+        return str(values(request).get("n", 0))
+
+    @app.route("/write")
+    def write(request: Any) -> str:
+        data = values(request)
+        data["n"] = data.get("n", 0) + 1
+        return str(data["n"])
+
+    @app.route("/new")
+    def new(request: Any) -> str:
+        values(request)["n"] = 1
+        return "1"
+
+    return app.resource()
+
+
+def klein() -> Any:
+    from klein import SessionProcurer
+    from klein.storage.memory import MemorySessionStore
+
+    app = Klein()
+    procurer = SessionProcurer(
+        MemorySessionStore(), secureCookie=b"s", insecureCookie=b"s"
+    )
+    data: dict[str, dict[str, int]] = {}
+
+    async def values(request: Any) -> dict[str, int]:
+        session = await procurer.procureSession(request)
+        return data.setdefault(session.identifier, {})
+
+    @app.route("/read")
+    async def read(request: Any) -> str:
+        return str((await values(request)).get("n", 0))
+
+    @app.route("/write")
+    async def write(request: Any) -> str:
+        v = await values(request)
+        v["n"] = v.get("n", 0) + 1
+        return str(v["n"])
+
+    @app.route("/new")
+    async def new(request: Any) -> str:
+        (await values(request))["n"] = 1
+        return "1"
+
+    return app.resource()
+
+
+def txsessions(url: str) -> Any:
+    from txsessions import Config, Sessions
+    from txsessions.db import openDatabase
+
+    sessions = Sessions(Config(cookie="s", expires=3600), openDatabase(url))
+    app = Klein()
+
+    @app.route("/read")
+    @sessions.withSession
+    def read(request: Any, session: Any) -> str:
+        return str(session.getIntDefault("n", 0))
+
+    @app.route("/write")
+    @sessions.withSession
+    def write(request: Any, session: Any) -> str:
+        n = session.getIntDefault("n", 0) + 1
+        session.set("n", n)
+        return str(n)
+
+    @app.route("/new")
+    @sessions.withSession
+    def new(request: Any, session: Any) -> str:
+        session.set("n", 1)
+        return "1"
+
+    return app.resource()
+
+
+def main(kind: str, port: str, url: str = "memory:") -> None:
+    resource = txsessions(url) if kind == "txsessions" else globals()[kind]()
+    site = Site(resource)
+    site.noisy = False
+    reactor.listenTCP(int(port), site, backlog=1024, interface="127.0.0.1")  # type: ignore[attr-defined]
+    print("ready", flush=True)
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
