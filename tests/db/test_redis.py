@@ -331,17 +331,16 @@ async def test_F2_F4_killedBetweenLoadAndSaveThenRestartedEmpty(
         await sessions.close()
 
 
-@pytest_twisted.ensureDeferred
-async def test_twoTwistdProcessesShareOneRedis(
-    redisServer: RedisServer, tmp_path: Any
-) -> None:
+def twistdPair(url: str, directory: Any, *options: str) -> tuple[Any, list[Server]]:
+    """
+    A client without connection reuse, and two twistd demos on one Redis.
+    """
     from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool
 
     client = HTTPClient(
         Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
     )
-    url = prefixed(redisServer)
     argv = [
         twistd(),
         "-n",
@@ -349,10 +348,18 @@ async def test_twoTwistdProcessesShareOneRedis(
         "txsessions",
         "--database",
         url,
+        *options,
         "--listen",
         "tcp:0:interface=127.0.0.1",
     ]
-    first, second = Server(argv, str(tmp_path)), Server(argv, str(tmp_path))
+    return client, [Server(argv, str(directory)), Server(argv, str(directory))]
+
+
+@pytest_twisted.ensureDeferred
+async def test_twoTwistdProcessesShareOneRedis(
+    redisServer: RedisServer, tmp_path: Any
+) -> None:
+    client, [first, second] = twistdPair(prefixed(redisServer), tmp_path)
     try:
         one, two = await first.start(), await second.start()
         response = await client.head(one + "/login")
@@ -374,26 +381,7 @@ async def test_twoTwistdProcessesShareOneRedis(
 async def test_anExpiryIsLoggedOnceByEachTwistd(
     redisServer: RedisServer, tmp_path: Any
 ) -> None:
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
-
-    client = HTTPClient(
-        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-    )
-    url = prefixed(redisServer)
-    argv = [
-        twistd(),
-        "-n",
-        "--pidfile=",
-        "txsessions",
-        "--database",
-        url,
-        "--expires",
-        "1",
-        "--listen",
-        "tcp:0:interface=127.0.0.1",
-    ]
-    servers = [Server(argv, str(tmp_path)), Server(argv, str(tmp_path))]
+    client, servers = twistdPair(prefixed(redisServer), tmp_path, "--expires", "1")
     try:
         one = await servers[0].start()
         await servers[1].start()
