@@ -189,6 +189,20 @@ class ControlledDatabase:
         return self.memory.close()
 
 
+def plainClient() -> Any:
+    """
+    A treq client on the real reactor that opens a connection per request,
+    for servers in other processes.
+    """
+    from treq.client import HTTPClient
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    return HTTPClient(
+        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+    )
+
+
 def rawHTTP(resource: Any, request: bytes) -> Any:
     """
     Feed raw bytes to a Site over an in-memory transport.

@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 
 from tests.processes import Server, twistd
-from tests.support import Browser, cookieValue, setCookies
+from tests.support import Browser, cookieValue, plainClient, setCookies
 from txsessions import Sessions
 from txsessions.demo import COOKIE, demoApp, demoConfig
 
@@ -59,16 +59,6 @@ async def transcript(base: str, client: Any) -> None:
     assert await response.text() == "Forbidden"
 
 
-def client() -> Any:
-    from treq.client import HTTPClient
-    from twisted.internet import reactor
-    from twisted.web.client import Agent, HTTPConnectionPool
-
-    return HTTPClient(
-        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-    )
-
-
 @pytest_twisted.ensureDeferred
 async def test_transcriptOverARealPort(listen: Any) -> None:
     sessions = Sessions(demoConfig())
@@ -108,7 +98,7 @@ async def test_transcriptAgainstTheRealServer(argv: list[str], tmp_path: Any) ->
     server = Server(argv, str(tmp_path))
     try:
         base = await server.start()
-        await transcript(base, client())
+        await transcript(base, plainClient())
     finally:
         await server.stop()
 

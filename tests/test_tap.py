@@ -12,7 +12,7 @@ from twisted.python.usage import UsageError
 from twisted.web.resource import Resource
 
 from tests.processes import Server, twistd
-from tests.support import Browser, cookieValue, resultOf
+from tests.support import Browser, cookieValue, plainClient, resultOf
 from txsessions import MemoryDatabase
 from txsessions.db import openDatabase
 from txsessions.tap import Options, loadApp, makeService
@@ -149,9 +149,6 @@ def test_unknownDatabaseIsAUsageErrorAtStartUp() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_twistdServesAUserApp(tmp_path: Any) -> None:
-    from treq.client import HTTPClient
-    from twisted.internet import reactor
-    from twisted.web.client import Agent, HTTPConnectionPool
 
     (tmp_path / "myapp.py").write_text(
         textwrap.dedent(
@@ -180,9 +177,7 @@ async def test_twistdServesAUserApp(tmp_path: Any) -> None:
         "tcp:0:interface=127.0.0.1",
     ]
     server = Server(argv, str(tmp_path), pythonPath=str(tmp_path))
-    client = HTTPClient(
-        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-    )
+    client = plainClient()
     try:
         base = await server.start()
         response = await client.get(base + "/")

@@ -34,7 +34,7 @@ from .cookies import MAX_CANDIDATES
 from .ids import generateSessionID, isWellFormedID, storeKey
 from .interfaces import ISessionValues
 from .manager import Sessions
-from .records import Lifetime, SessionChanges
+from .records import SessionChanges
 from .session import splitFields
 from .values import encodeValue
 
@@ -169,11 +169,9 @@ class KleinSessionStore:
         """
         identifier = generateSessionID()
         key = storeKey(identifier)
-        now = self._sessions._now()
-        expires = self._sessions.config.expires
         changes = SessionChanges(
             create=True,
-            lifetime=Lifetime(now, now + expires if expires else None),
+            lifetime=self._sessions._newLifetime(),
             updated={CONFIDENTIAL: "true" if isConfidential else "false"},
         )
         values = SessionValues(self._sessions, key, {})

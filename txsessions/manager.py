@@ -396,11 +396,17 @@ class Sessions:
             return session.id
         return str(encoding.encode(self.config.cookie, session.id))
 
-    def _newSession(self, owner: _RequestSession) -> Session:
+    def _newLifetime(self) -> Lifetime:
+        """
+        The lifetime of a session created now: C{expires} or C{idleTimeout},
+        capped by C{absoluteTimeout}.
+        """
         now = self._now()
         lifetime = self.config.expires or self.config.idleTimeout
-        expiresAt = self._cap(now, now + lifetime if lifetime else None)
-        return Session(owner, None, None, Lifetime(now, expiresAt))
+        return Lifetime(now, self._cap(now, now + lifetime if lifetime else None))
+
+    def _newSession(self, owner: _RequestSession) -> Session:
+        return Session(owner, None, None, self._newLifetime())
 
     def _newID(self, request: IRequest) -> tuple[str, str]:
         sessionID = self.config.sessionIDGenerator(request)

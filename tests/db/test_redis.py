@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from tests.apps import kvApp
 from tests.processes import Server, twistd
 from tests.redis import RedisServer
-from tests.support import COOKIE, cookieValue, setCookies
+from tests.support import COOKIE, cookieValue, plainClient, setCookies
 from txsessions import Config, DestroyReason, Lifetime, SessionChanges, Sessions
 from txsessions.db.redis import RedisDatabase, RedisURL
 from txsessions.ids import storeKey
@@ -117,62 +117,62 @@ async def test_everyKeyHasATTL(
     assert 0 < ttls[1] <= 50
 
 
-@pytest_twisted.ensureDeferred
-async def test_realExpiryIsHeardOnceByEveryProcess(redisServer: RedisServer) -> None:
+@pytest_twisted.async_yield_fixture
+async def twoProcesses(
+    redisServer: RedisServer,
+) -> AsyncIterator[tuple[RedisDatabase, RedisDatabase, dict[str, list[Any]]]]:
+    """
+    Two databases on one Redis prefix, as two processes would have, each
+    recording what its listeners hear, both subscribed.
+    """
     url = prefixed(redisServer)
     first, second = RedisDatabase(url), RedisDatabase(url)
     heard: dict[str, list[Any]] = {"first": [], "second": []}
     first.listen(lambda *a: heard["first"].append(a))
     second.listen(lambda *a: heard["second"].append(a))
-    try:
-        await first.eventsDelivered()
-        await second.eventsDelivered()
-        now = reactor.seconds()
-        changes = SessionChanges(create=True, lifetime=Lifetime(now, now + 0.3))
-        await first.save("k", changes)
-        await gatherResults([until(heard["first"], 1), until(heard["second"], 1)])
-        await first.eventsDelivered()
-        await second.eventsDelivered()
-        assert heard == {
-            "first": [("k", DestroyReason.expired)],
-            "second": [("k", DestroyReason.expired)],
-        }
-    finally:
-        await first.close()
-        await second.close()
+    await first.eventsDelivered()
+    await second.eventsDelivered()
+    yield first, second, heard
+    await first.close()
+    await second.close()
 
 
 @pytest_twisted.ensureDeferred
-async def test_destroysReachEveryProcessOnce(redisServer: RedisServer) -> None:
-    url = prefixed(redisServer)
-    first, second = RedisDatabase(url), RedisDatabase(url)
-    heard: dict[str, list[Any]] = {"first": [], "second": []}
-    first.listen(lambda *a: heard["first"].append(a))
-    second.listen(lambda *a: heard["second"].append(a))
-    try:
-        await first.eventsDelivered()
-        await second.eventsDelivered()
-        now = reactor.seconds()
-        for key in ("a", "b", "c"):
-            await first.save(key, SessionChanges(create=True, lifetime=Lifetime(now)))
-        await second.destroy("a", DestroyReason.destroyByID)
-        await first.rename("b", "b2")
-        await second.destroyAll(DestroyReason.destroyAll)
-        await first.eventsDelivered()
-        await second.eventsDelivered()
-        expected = [
-            ("a", DestroyReason.destroyByID),
-            ("b", DestroyReason.regenerated),
+async def test_realExpiryIsHeardOnceByEveryProcess(twoProcesses: Any) -> None:
+    first, second, heard = twoProcesses
+    now = reactor.seconds()
+    changes = SessionChanges(create=True, lifetime=Lifetime(now, now + 0.3))
+    await first.save("k", changes)
+    await gatherResults([until(heard["first"], 1), until(heard["second"], 1)])
+    await first.eventsDelivered()
+    await second.eventsDelivered()
+    assert heard == {
+        "first": [("k", DestroyReason.expired)],
+        "second": [("k", DestroyReason.expired)],
+    }
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroysReachEveryProcessOnce(twoProcesses: Any) -> None:
+    first, second, heard = twoProcesses
+    now = reactor.seconds()
+    for key in ("a", "b", "c"):
+        await first.save(key, SessionChanges(create=True, lifetime=Lifetime(now)))
+    await second.destroy("a", DestroyReason.destroyByID)
+    await first.rename("b", "b2")
+    await second.destroyAll(DestroyReason.destroyAll)
+    await first.eventsDelivered()
+    await second.eventsDelivered()
+    expected = [
+        ("a", DestroyReason.destroyByID),
+        ("b", DestroyReason.regenerated),
+    ]
+    for name in heard:
+        assert heard[name][:2] == expected
+        assert sorted(heard[name][2:]) == [
+            ("b2", DestroyReason.destroyAll),
+            ("c", DestroyReason.destroyAll),
         ]
-        for name in heard:
-            assert heard[name][:2] == expected
-            assert sorted(heard[name][2:]) == [
-                ("b2", DestroyReason.destroyAll),
-                ("c", DestroyReason.destroyAll),
-            ]
-    finally:
-        await first.close()
-        await second.close()
 
 
 def commandCounts(server: RedisServer) -> dict[str, int]:
@@ -335,12 +335,8 @@ def twistdPair(url: str, directory: Any, *options: str) -> tuple[Any, list[Serve
     """
     A client without connection reuse, and two twistd demos on one Redis.
     """
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
 
-    client = HTTPClient(
-        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-    )
+    client = plainClient()
     argv = [
         twistd(),
         "-n",

@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from tests.apps import kvApp
 from tests.db.test_conformance import DATABASES, databaseURL
 from tests.processes import Server, twistd
-from tests.support import COOKIE, cookieValue, setCookies
+from tests.support import COOKIE, cookieValue, plainClient, setCookies
 from txsessions import Config, Sessions
 from txsessions.db import openDatabase
 
@@ -65,13 +65,8 @@ async def secret(base: str, client: Any, sid: str) -> tuple[int, str]:
 async def test_aCookieOutlivesATwistdRestart(
     kind: str, tmp_path: Any, request: Any
 ) -> None:
-    from treq.client import HTTPClient
-    from twisted.internet import reactor
-    from twisted.web.client import Agent, HTTPConnectionPool
 
-    client = HTTPClient(
-        Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-    )
+    client = plainClient()
     argv = [
         twistd(),
         "-n",
