@@ -48,9 +48,9 @@ def toInt(key: str, value: Any) -> int:
 
     @raise EntryTypeError: for any other value.
     """
-    if _isInt(value):
-        return int(value)
-    if isinstance(value, float) and math.isfinite(value):
+    if type(value) is int:
+        return value
+    if _isInt(value) or (isinstance(value, float) and math.isfinite(value)):
         return int(value)
     if isinstance(value, str):
         try:

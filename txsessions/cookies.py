@@ -104,25 +104,42 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
     @return: the distinct values, in the order sent, at most
         L{MAX_CANDIDATES}; empty, oversized and non-ASCII values are left out.
     """
-    values: list[str] = []
+    headers = request.requestHeaders.getRawHeaders(b"cookie")
+    if not headers:
+        return []
     prefix = name + b"="
-    for header in request.requestHeaders.getRawHeaders(b"cookie", []):
+    if len(headers) == 1 and headers[0].count(prefix) == 1:
+        # One occurrence: the value Twisted parsed is the only candidate.
+        raw = getattr(request, "received_cookies", {}).get(name)
+        if raw is not None:
+            value = _candidate(raw)
+            return [] if value is None else [value]
+    values: list[str] = []
+    for header in headers:
         for part in header.split(b";"):
             part = part.strip()
             if not part.startswith(prefix):
                 continue
-            raw = part[len(prefix) :].strip()
-            if not raw or len(raw) > MAX_COOKIE_BYTES:
-                continue
-            try:
-                value = raw.decode("ascii")
-            except UnicodeDecodeError:
-                continue
-            if value not in values:
+            value = _candidate(part[len(prefix) :])
+            if value is not None and value not in values:
                 values.append(value)
                 if len(values) == MAX_CANDIDATES:
                     return values
     return values
+
+
+def _candidate(raw: bytes) -> str | None:
+    """
+    A cookie value worth trying, or C{None} for an empty, oversized or
+    non-ASCII one.
+    """
+    raw = raw.strip()
+    if not raw or len(raw) > MAX_COOKIE_BYTES:
+        return None
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
 
 
 def isSecureRequest(config: Config, request: IRequest) -> bool:
@@ -233,15 +250,19 @@ def markPrivate(request: IRequest) -> None:
     @param request: the request being answered (before its headers are sent).
     """
     headers = request.responseHeaders
-    vary = b", ".join(headers.getRawHeaders(b"vary", []))
-    if b"cookie" not in vary.lower() and b"*" not in vary:
-        headers.addRawHeader(b"Vary", b"Cookie")
-    directives = [
-        d.strip()
-        for value in headers.getRawHeaders(b"cache-control", [])
-        for d in value.split(b",")
-        if d.strip()
-    ]
+    vary = headers.getRawHeaders(b"vary")
+    if vary is None:
+        headers.setRawHeaders(b"Vary", [b"Cookie"])
+    else:
+        joined = b", ".join(vary)
+        if b"cookie" not in joined.lower() and b"*" not in joined:
+            headers.addRawHeader(b"Vary", b"Cookie")
+    cacheControl = headers.getRawHeaders(b"cache-control")
+    if cacheControl is None:
+        headers.setRawHeaders(b"Cache-Control", [b"private"])
+        return
+    directives = [d.strip() for value in cacheControl for d in value.split(b",")]
+    directives = [d for d in directives if d]
     lowered = [d.lower() for d in directives]
     if b"private" in lowered or b"no-store" in lowered:
         return

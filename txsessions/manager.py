@@ -7,17 +7,15 @@ destroy listeners.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from twisted.internet.defer import Deferred, FirstError, gatherResults, succeed
+from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from zope.interface import Interface
 
 from . import cookies
 from .config import Config, toSeconds
@@ -43,10 +41,10 @@ _log = Logger()
 T = TypeVar("T")
 
 
-class _IRequestSession(Interface):
-    """
-    Marks the L{_RequestSession} a request carries as a component.
-    """
+_STATE = "_txsessionsState"
+"""
+The request attribute that holds the request's L{_RequestSession}.
+"""
 
 
 class Sessions:
@@ -130,11 +128,25 @@ class Sessions:
         @raise TypeError: for an option that is not a cookie setting.
         @raise ValueError: for an invalid setting.
         """
-        component = cast(Componentized, request)
-        state: _RequestSession | None = component.getComponent(_IRequestSession)
+        try:
+            loaded = self._start(request, cookieOptions)
+        except DatabaseError:
+            return fail()
+        return succeed(loaded) if isinstance(loaded, Session) else loaded
+
+    def _start(
+        self, request: IRequest, cookieOptions: Mapping[str, Any] | None = None
+    ) -> Session | Deferred[Session]:
+        """
+        L{start}, answering at once when the database did: the session
+        itself, or a L{Deferred} when the database has yet to answer.
+
+        @raise DatabaseError: when the database failed at once.
+        """
+        state: _RequestSession | None = getattr(request, _STATE, None)
         if state is None:
             state = _RequestSession(self, request)
-            component.setComponent(_IRequestSession, state)
+            setattr(request, _STATE, state)
         elif state.manager is not self:
             raise SessionError(
                 "this request already has a session from another Sessions manager"
@@ -285,59 +297,119 @@ class Sessions:
             d = _raceAgainst(d, timeout, self._clock)
 
         def failed(failure: Any) -> Any:
-            error = failure.value
-            if isinstance(error, DatabaseError):
-                return failure
-            message = f"the session database failed: {type(error).__name__}: {error}"
-            raise DatabaseError(message) from error
+            raise _asDatabaseError(failure.value)
 
         return d.addErrback(failed)
 
-    async def _load(self, request: IRequest, owner: _RequestSession) -> Session:
-        now = self._now()
-        for sessionID, current in self._candidates(request, owner):
+    def _load(
+        self, request: IRequest, owner: _RequestSession
+    ) -> Session | Deferred[Session]:
+        """
+        Load the session the request's cookies name, trying each candidate
+        in turn, or make a new one.  A database that answers at once (memory,
+        LMDB) is read at once, with no L{Deferred} on the way.
+        """
+        return self._loadFrom(self._candidates(request, owner), owner)
+
+    def _loadFrom(
+        self, candidates: list[tuple[str, bool]], owner: _RequestSession
+    ) -> Session | Deferred[Session]:
+        now = self._clock.seconds()
+        while candidates:
+            sessionID, current = candidates.pop(0)
             key = storeKey(sessionID)
-            stored: StoredSession | None = await self._call(self._database.load(key))
-            if stored is None:
-                _log.info(
-                    "unknown session id {id} ignored",
-                    id=redact(sessionID),
-                    security="unknown",
-                )
-                continue
-            if self._hasEnded(stored.lifetime, now):
-                _log.info("session {key} has ended", key=redact(key), security="ended")
-                continue
             try:
-                session = Session(owner, sessionID, key, stored.lifetime, stored.values)
-            except ValueError:
-                _log.warn(
-                    "session {key} holds data that is not JSON; ignored",
-                    key=redact(key),
-                    security="corrupt",
+                loading = self._database.load(key)
+            except Exception as e:
+                raise _asDatabaseError(e) from e
+            stored = _resultNow(loading)
+            if isinstance(stored, _Pending):
+                return Deferred.fromCoroutine(
+                    self._loadLater(
+                        self._call(loading), sessionID, key, current, candidates, owner
+                    )
                 )
-                continue
-            if not current:
-                session._cookieDirty = True
-            self._touch(session, now)
-            return session
+            session = self._accept(stored, sessionID, key, current, now, owner)
+            if session is not None:
+                return session
         return self._newSession(owner)
+
+    async def _loadLater(
+        self,
+        loading: Deferred[StoredSession | None],
+        sessionID: str,
+        key: str,
+        current: bool,
+        candidates: list[tuple[str, bool]],
+        owner: _RequestSession,
+    ) -> Session:
+        stored = await loading
+        session = self._accept(stored, sessionID, key, current, self._now(), owner)
+        if session is not None:
+            return session
+        rest = self._loadFrom(candidates, owner)
+        return (await rest) if isinstance(rest, Deferred) else rest
+
+    def _accept(
+        self,
+        stored: StoredSession | None,
+        sessionID: str,
+        key: str,
+        current: bool,
+        now: float,
+        owner: _RequestSession,
+    ) -> Session | None:
+        """
+        The session a candidate id names, or C{None} when it names no live,
+        readable session.
+        """
+        if stored is None:
+            _log.info(
+                "unknown session id {id} ignored",
+                id=redact(sessionID),
+                security="unknown",
+            )
+            return None
+        lifetime = stored.lifetime
+        expiresAt = lifetime.expiresAt
+        if (expiresAt is not None and now >= expiresAt) or (
+            self.config.absoluteTimeout and self._hasEnded(lifetime, now)
+        ):
+            _log.info("session {key} has ended", key=redact(key), security="ended")
+            return None
+        try:
+            session = Session(owner, sessionID, key, lifetime, stored.values)
+        except ValueError:
+            _log.warn(
+                "session {key} holds data that is not JSON; ignored",
+                key=redact(key),
+                security="corrupt",
+            )
+            return None
+        if not current:
+            session._cookieDirty = True
+        if self.config.idleTimeout:
+            self._touch(session, now)
+        return session
 
     def _candidates(
         self, request: IRequest, owner: _RequestSession
-    ) -> Iterator[tuple[str, bool]]:
+    ) -> list[tuple[str, bool]]:
         """
         The session ids the request's cookies carry, verified (when there is
         an encoding) and well formed, each with whether its cookie is current.
         """
         values = cookies.readCookies(request, self._cookieName)
-        owner.cookieReceived = bool(values)
+        if not values:
+            return []
+        owner.cookieReceived = True
         if len(values) > 1:
             _log.info(
                 "{n} session cookies in one request", n=len(values), security="several"
             )
         encoding = self.config.encoding
         opener = getattr(encoding, "open", None)
+        candidates = []
         for value in values:
             current = True
             if encoding is not None:
@@ -357,9 +429,10 @@ class Sessions:
                 if not current:
                     _log.info("session cookie due for re-issue", security="oldKey")
             if isWellFormedID(value):
-                yield value, current
+                candidates.append((value, current))
             else:
                 _log.info("malformed session id ignored", security="malformed")
+        return candidates
 
     def _hasEnded(self, lifetime: Lifetime, now: float) -> bool:
         absolute = self.config.absoluteTimeout
@@ -438,36 +511,39 @@ class _RequestSession:
         self._cookieSent = False
         HeldResponse(request, self.commit)
 
-    def session(self) -> Deferred[Session]:
+    def session(self) -> Session | Deferred[Session]:
         """
-        @return: a L{Deferred} firing with the current session, loading it
-            first if need be.
+        @return: the current session, loading it first if need be: the
+            session itself when it is at hand, or a L{Deferred} firing with
+            it once the database answers.
+        @raise DatabaseError: when the database failed at once.
         """
         session = self._session
         if session is not None:
             if session.destroyed and self.config.allowReclaim:
                 session = self._session = self.manager._newSession(self)
-            return succeed(session)
+            return session
         if self._loading is not None:
             waiter: Deferred[Session] = Deferred()
             self._loading.append(waiter)
             return waiter
+        loaded = self.manager._load(self.request, self)
+        if isinstance(loaded, Session):
+            self._session = loaded
+            return loaded
         self._loading = []
-        return Deferred.fromCoroutine(self._load())
+        return loaded.addBoth(self._loaded)
 
-    async def _load(self) -> Session:
-        try:
-            session = await self.manager._load(self.request, self)
-        except BaseException as e:
-            waiters, self._loading = self._loading or [], None
-            for waiter in waiters:
-                waiter.errback(e)
-            raise
-        self._session = session
+    def _loaded(self, result: Session | Failure) -> Session | Failure:
         waiters, self._loading = self._loading or [], None
-        for waiter in waiters:
-            waiter.callback(session)
-        return session
+        if isinstance(result, Failure):
+            for waiter in waiters:
+                waiter.errback(result)
+        else:
+            self._session = result
+            for waiter in waiters:
+                waiter.callback(result)
+        return result
 
     def current(self) -> Session | None:
         """
@@ -563,15 +639,17 @@ class _RequestSession:
             that fires once everything is saved and fails with
             L{DatabaseError} when the database failed.
         """
-        waits, self._pending = self._pending, []
+        waits = self._pending
+        if waits:
+            self._pending = []
         session = self._session
         if session is not None and self.request.code < 500:  # type: ignore[attr-defined]
             if not headersSent:
                 cookies.markPrivate(self.request)
-            if not session.destroyed:
+            if session._cookieDirty or session._hasChanges():
                 saving = self._flush(session, headersSent)
-                if saving is not None:
-                    waits.append(saving.addCallback(lambda _: None))
+                if saving is not None and not _succeeded(saving):
+                    waits = [*waits, saving.addCallback(lambda _: None)]
         if not waits:
             return None
 
@@ -596,7 +674,8 @@ class _RequestSession:
         @return: the save, or C{None} when there was nothing to save (or a
             new session could not be given its cookie, and was dropped).
         """
-        creating = not session._stored and (session._hasChanges() or bool(increments))
+        changed = bool(increments) or session._hasChanges()
+        creating = changed and not session._stored
         if creating:
             session._cookieDirty = True
         if creating and (headersSent or not self._canSendCookie()):
@@ -608,7 +687,7 @@ class _RequestSession:
             session._markDestroyed()
             return None
         saving = None
-        if session._hasChanges() or increments:
+        if changed:
             key = session.key
             cookieValue = self.manager._cookieValue(session) if creating else None
             saving = self._save(session, key, session._takeChanges(increments))
@@ -641,7 +720,11 @@ class _RequestSession:
                     cookies.removeCookie(self.request, manager._cookieName)
             return result
 
-        return manager._call(manager.database.save(key, changes)).addCallback(saved)
+        saving = manager.database.save(key, changes)
+        if _succeeded(saving):
+            saved(cast("Mapping[str, int] | None", saving.result))
+            return saving
+        return manager._call(saving).addCallback(saved)
 
     def _sendCookie(self, session: Session, value: str | None = None) -> None:
         manager = self.manager
@@ -682,6 +765,54 @@ class _RequestSession:
 
     def _headersUnsent(self) -> bool:
         return not self.request.startedWriting  # type: ignore[attr-defined]
+
+
+class _Pending:
+    """
+    The type of L{_PENDING}.
+    """
+
+
+_PENDING = _Pending()
+"""
+What L{_resultNow} returns for a L{Deferred} that has not fired.
+"""
+
+
+def _resultNow(d: Deferred[T]) -> T | _Pending:
+    """
+    The result of a L{Deferred} that fired before it was returned, as the
+    memory database's do, without running a callback; L{_PENDING} otherwise.
+
+    @raise DatabaseError: when it failed.
+    """
+    if not d.called or d.paused:
+        return _PENDING
+    result = d.result
+    if isinstance(result, Failure):
+        d.addErrback(lambda _: None)
+        raise _asDatabaseError(cast(BaseException, result.value))
+    return cast(T, result)
+
+
+def _succeeded(d: Deferred[Any]) -> bool:
+    """
+    Tell whether a L{Deferred} has already succeeded, as the memory
+    database's do: its result can then be used at once.
+    """
+    return d.called and not d.paused and not isinstance(d.result, Failure)
+
+
+def _asDatabaseError(error: BaseException) -> DatabaseError:
+    """
+    A database's failure as a L{DatabaseError}.
+    """
+    if isinstance(error, DatabaseError):
+        return error
+    message = f"the session database failed: {type(error).__name__}: {error}"
+    wrapped = DatabaseError(message)
+    wrapped.__cause__ = error
+    return wrapped
 
 
 def _raceAgainst(d: Deferred[T], timeout: float, clock: IReactorTime) -> Deferred[T]:
@@ -737,9 +868,7 @@ def currentSession(request: IRequest) -> Session:
     @return: its L{Session}.
     @raise NoSessionError: when none was started (or it is still loading).
     """
-    state: _RequestSession | None = cast(Componentized, request).getComponent(
-        _IRequestSession
-    )
+    state: _RequestSession | None = getattr(request, _STATE, None)
     session = None if state is None else state.current()
     if session is None:
         raise NoSessionError(

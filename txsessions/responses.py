@@ -79,7 +79,10 @@ class HeldResponse:
         if state is _State.streaming:
             self._write(data)
         elif state is _State.open:
-            waiting = self._runCommit(False)
+            try:
+                waiting = self._commit(False)
+            except Exception:
+                waiting = fail()
             if waiting is None:
                 self._state = _State.streaming
                 self._write(data)
@@ -96,19 +99,16 @@ class HeldResponse:
         state = self._state
         if state is _State.holding:
             self._finishRequested = True
-        elif state in (_State.open, _State.streaming):
+        elif state is _State.streaming or state is _State.open:
             self._state = _State.finishing
-            waiting = self._runCommit(state is _State.streaming)
+            try:
+                waiting = self._commit(state is _State.streaming)
+            except Exception:
+                waiting = fail()
             if waiting is None:
                 self._finishNow()
             else:
                 waiting.addCallbacks(lambda _: self._finishNow(), self._failed)
-
-    def _runCommit(self, headersSent: bool) -> Deferred[None] | None:
-        try:
-            return self._commit(headersSent)
-        except Exception:
-            return fail()
 
     def _hold(self, data: bytes) -> None:
         """

@@ -62,7 +62,7 @@ def splitFields(
     immutables: set[str] = set()
     flashes: dict[str, Any] = {}
     for name, text in fields.items():
-        if not name.startswith("\x00"):
+        if name[:1] != "\x00":
             values[name] = decodeValue(text)
         elif name.startswith(FLASH):
             flashes[name[len(FLASH) :]] = decodeValue(text)
@@ -244,7 +244,7 @@ class Session:
         """
         @return: L{getString}, or C{default} when it raises.
         """
-        return self._orDefault(self.getString, key, default)
+        return self._orDefault(toString, key, default)
 
     def getInt(self, key: str) -> int:
         """
@@ -259,7 +259,7 @@ class Session:
         """
         @return: L{getInt}, or C{default} when it raises.
         """
-        return self._orDefault(self.getInt, key, default)
+        return self._orDefault(toInt, key, default)
 
     getInt64 = getInt
     "Iris's C{GetInt64}: the same as L{getInt}, as Python has one C{int}."
@@ -279,7 +279,7 @@ class Session:
         """
         @return: L{getFloat64}, or C{default} when it raises.
         """
-        return self._orDefault(self.getFloat64, key, default)
+        return self._orDefault(toFloat, key, default)
 
     getFloat32 = getFloat64
     "Iris's C{GetFloat32}: the same as L{getFloat64}, as Python has one float."
@@ -299,7 +299,7 @@ class Session:
         """
         @return: L{getBoolean}, or C{default} when it raises.
         """
-        return self._orDefault(self.getBoolean, key, default)
+        return self._orDefault(toBoolean, key, default)
 
     # Writing
 
@@ -313,7 +313,8 @@ class Session:
         @raise ImmutableValueError: when the key holds an immutable value.
         @raise SessionDestroyedError: when the session was destroyed.
         """
-        self._checkAlive()
+        if self._destroyed:
+            self._checkAlive()
         if key in self._immutables:
             raise ImmutableValueError(
                 f"session key {key!r} holds an immutable value: use setImmutable "
@@ -584,8 +585,11 @@ class Session:
             raise EntryNotFound(key, f"the session holds no key {key!r}")
         return value
 
-    def _orDefault(self, getter: Callable[[str], T], key: str, default: T) -> T:
+    def _orDefault(self, convert: Callable[[str, Any], T], key: str, default: T) -> T:
+        value = self._values.get(key, _missing)
+        if value is _missing:
+            return default
         try:
-            return getter(key)
+            return convert(key, value)
         except EntryError:
             return default

@@ -9,12 +9,18 @@ comes back a list in memory as in Redis, and nothing is ever pickled.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from .errors import ValueNotSerializable
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _decoder = json.JSONDecoder()
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
+_quote = json.encoder.encode_basestring
+"""
+What C{_encoder} writes for a C{str} (it does not escape non-ASCII).
+"""
 
 
 def encodeValue(key: object, value: object) -> str:
@@ -32,6 +38,11 @@ def encodeValue(key: object, value: object) -> str:
         raise ValueNotSerializable(f"session keys are str, not {type(key).__name__}")
     if key.startswith("\x00"):
         raise ValueNotSerializable("session keys may not start with NUL")
+    kind = type(value)
+    if kind is int:
+        return repr(value)
+    if kind is str:
+        return _quote(cast(str, value))
     try:
         return _encoder.encode(value)
     except (TypeError, ValueError) as e:
@@ -64,4 +75,13 @@ def decodeValue(text: str) -> Any:
     @return: the value.
     @raise ValueError: when C{text} is not JSON.
     """
-    return _decoder.decode(text)
+    # The decoder's own scanner, in C: one call for the compact JSON that
+    # encodeValue writes.  Anything else (white space, trailing text, no
+    # JSON at all) goes to the full decoder, which accepts or refuses it.
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        return _decoder.decode(text)
+    return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -85,15 +85,32 @@ class SessionResource:
         """
         raise NotImplementedError("put children on the wrapped resource")
 
-    async def _serve(self, request: IRequest) -> None:
+    def _serve(self, request: IRequest) -> None:
+        """
+        Start the request's session, then render the wrapped resource's leaf
+        (or a 503 when the database failed).
+        """
         try:
-            await self.sessions.start(request)
+            loaded = self.sessions._start(request)
         except DatabaseError:
-            _log.failure("could not load the session")
-            leaf: IResource = errorPage(
-                503, "Service Unavailable", UNAVAILABLE.decode()
-            )
+            self._render(request, None)
+            return
+        if isinstance(loaded, Deferred):
+
+            def failed(failure: Failure) -> None:
+                request.processingFailed(failure)  # type: ignore[attr-defined]
+
+            loaded.addCallbacks(
+                lambda _: self._render(request, True),
+                lambda failure: self._render(request, failure),
+            ).addErrback(failed)
         else:
+            self._render(request, True)
+
+    def _render(
+        self, request: IRequest, started: Literal[True] | Failure | None
+    ) -> None:
+        if started is True:
             leaf = getChildForRequest(self._wrapped, request)
             # What Request.process does for the leaf Site finds, so that an
             # EncodingResourceWrapper (gzip) inside still compresses.
@@ -101,6 +118,11 @@ class SessionResource:
                 encoder = leaf.getEncoder(request)
                 if encoder is not None:
                     request._encoder = encoder  # type: ignore[attr-defined]
+        else:
+            if started is not None:
+                started.trap(DatabaseError)
+            _log.failure("could not load the session", failure=started)
+            leaf = errorPage(503, "Service Unavailable", UNAVAILABLE.decode())
         request.render(leaf)  # type: ignore[attr-defined]
 
 
@@ -123,10 +145,7 @@ class _Started:
         raise NotImplementedError()
 
     def render(self, request: IRequest) -> int:
-        def failed(failure: Failure) -> None:
-            request.processingFailed(failure)  # type: ignore[attr-defined]
-
-        Deferred.fromCoroutine(self._wrapper._serve(request)).addErrback(failed)
+        self._wrapper._serve(request)
         return NOT_DONE_YET
 
 
@@ -139,26 +158,52 @@ def withSession(sessions: Sessions, handler: Callable[..., Any]) -> Callable[...
 
     @param sessions: the manager.
     @param handler: a Klein route handler, plain or C{async}.
-    @return: an C{async} handler with C{handler}'s name, as Klein needs
-        distinct names for distinct routes.
+    @return: a handler with C{handler}'s name, as Klein needs distinct
+        names for distinct routes.  It calls C{handler} at once when the
+        database answered at once, and returns a L{Deferred} otherwise.
     """
 
     @functools.wraps(handler)
-    async def withSessionHandler(*args: Any, **kwargs: Any) -> Any:
-        index = next((i for i, a in enumerate(args) if IRequest.providedBy(a)), None)
-        if index is None:
+    def withSessionHandler(*args: Any, **kwargs: Any) -> Any:
+        index = 0
+        for request in args:
+            if IRequest.providedBy(request):
+                break
+            index += 1
+        else:
             raise TypeError(f"{handler.__qualname__} was not called with a request")
-        request = args[index]
         try:
-            session = await sessions.start(request)
+            loaded = sessions._start(request)
         except DatabaseError:
-            _log.failure("could not load the session")
-            request.setResponseCode(503)
-            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-            return UNAVAILABLE
+            return _unavailable(request)
+        if isinstance(loaded, Deferred):
+            return Deferred.fromCoroutine(_later(request, loaded, index, args, kwargs))
+        return handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
+
+    async def _later(
+        request: IRequest,
+        loaded: Deferred[Session],
+        index: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        try:
+            session = await loaded
+        except DatabaseError:
+            return _unavailable(request)
         result = handler(*args[: index + 1], session, *args[index + 1 :], **kwargs)
         if inspect.isawaitable(result):
             result = await result
         return result
 
     return withSessionHandler
+
+
+def _unavailable(request: IRequest) -> bytes:
+    """
+    Answer 503: the session could not be loaded.
+    """
+    _log.failure("could not load the session")
+    request.setResponseCode(503)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    return UNAVAILABLE
