@@ -16,7 +16,12 @@ from zope.interface import implementer
 
 from txsessions import IDatabase, MemoryDatabase
 from txsessions.interfaces import DestroyListener
-from txsessions.records import DestroyReason, SessionChanges, StoredSession
+from txsessions.records import (
+    DestroyReason,
+    SessionChanges,
+    SessionInfo,
+    StoredSession,
+)
 
 T = TypeVar("T")
 
@@ -181,6 +186,12 @@ class ControlledDatabase:
 
     def count(self) -> Deferred[int]:
         return self.memory.count()
+
+    def sessions(self, prefix: str = "") -> Deferred[list[SessionInfo]]:
+        return self.memory.sessions(prefix)
+
+    def purgeExpired(self) -> Deferred[int]:
+        return self.memory.purgeExpired()
 
     def listen(self, listener: DestroyListener) -> Callable[[], None]:
         return self.memory.listen(listener)

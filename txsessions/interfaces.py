@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-from .records import DestroyReason, SessionChanges, StoredSession
+from .records import DestroyReason, SessionChanges, SessionInfo, StoredSession
 
 DestroyListener = Callable[[str, DestroyReason], object]
 """
@@ -85,6 +85,28 @@ class IDatabase(Interface):
     def count() -> Deferred[int]:
         """
         @return: a L{Deferred} firing with the number of live sessions.
+        """
+
+    def sessions(prefix: str = "") -> Deferred[list[SessionInfo]]:
+        """
+        Describe the live sessions, for the admin command
+        (L{txsessions.admin}): their keys, lifetimes and sizes, not their
+        values.  Walks the whole store (or the keys under C{prefix}), so it
+        is no part of serving a request.
+
+        @param prefix: only the sessions whose store key starts with it.
+        @return: a L{Deferred} firing with a L{SessionInfo} for each live
+            session, in no particular order.
+        """
+
+    def purgeExpired() -> Deferred[int]:
+        """
+        Remove every session whose lifetime has ended, telling the listeners
+        of each with L{DestroyReason.expired}: what the database does on its
+        own while it is open, done for sessions that expired while no server
+        had it open.
+
+        @return: a L{Deferred} firing with how many sessions were removed.
         """
 
     def listen(listener: DestroyListener) -> Callable[[], None]:

@@ -28,6 +28,12 @@ class DestroyReason(str, enum.Enum):
     "C{Sessions.destroyByID} removed it."
     regenerated = "regenerated"
     "Its id was replaced by a new one; the data lives on under the new id."
+    admin = "admin"
+    """
+    An administrator removed it from outside the server, with the
+    C{txsessions destroy} or C{txsessions destroy-all} command
+    (L{txsessions.admin}).
+    """
 
 
 @attrs.frozen
@@ -64,6 +70,33 @@ class StoredSession:
 
     lifetime: Lifetime
     values: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class SessionInfo:
+    """
+    What L{IDatabase.sessions<txsessions.interfaces.IDatabase.sessions>}
+    tells of one session: enough to list it, without its values.
+
+    @ivar key: its store key (never its id, which no database holds).
+    @ivar lifetime: its L{Lifetime}.
+    @ivar size: how many bytes its values take: each value's name and JSON
+        text, in UTF-8, added up.
+    """
+
+    key: str
+    lifetime: Lifetime
+    size: int
+
+    @staticmethod
+    def sizeOf(values: Mapping[str, str]) -> int:
+        """
+        @param values: a session's values, each as JSON text.
+        @return: their C{size}.
+        """
+        return sum(
+            len(name.encode()) + len(text.encode()) for name, text in values.items()
+        )
 
 
 @attrs.frozen

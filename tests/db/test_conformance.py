@@ -19,6 +19,7 @@ from txsessions import (
     SessionChanges,
     StoredSession,
 )
+from txsessions.records import SessionInfo
 
 DATABASES = ["memory", "sqlite", "lmdb", "redis"]
 CLOCKED = ["memory", "sqlite", "lmdb"]
@@ -340,3 +341,111 @@ async def test_aFullDatabaseRefusesNewSessionsOnly(
         await create(db, "c")
     finally:
         await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessionsDescribesEachLiveSession(database: Any) -> None:
+    await create(database, "k1", 10, a="1", b='"tw\u00f6"')
+    await create(database, "k2", None)
+    assert await database.sessions() in (
+        [
+            SessionInfo("k1", Lifetime(0, 10), 1 + 1 + 1 + 6),
+            SessionInfo("k2", Lifetime(0, None), 0),
+        ],
+        [
+            SessionInfo("k2", Lifetime(0, None), 0),
+            SessionInfo("k1", Lifetime(0, 10), 1 + 1 + 1 + 6),
+        ],
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessionsSizeFollowsTheValues(database: Any) -> None:
+    await create(database, "k", None, a="1")
+    await database.save("k", SessionChanges(updated={"name": '"\u00e9"'}))
+    assert [info.size for info in await database.sessions()] == [2 + 4 + 4]
+    await database.save("k", SessionChanges(clear=True))
+    assert [info.size for info in await database.sessions()] == [0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessionsUnderAPrefix(database: Any) -> None:
+    for key in ["abc1", "abc2", "abd", "x", "a*b", "a?b", "a[b]", "a\\b", "aab"]:
+        await create(database, key)
+    found = await database.sessions("abc")
+    assert sorted(info.key for info in found) == ["abc1", "abc2"]
+    assert [info.key for info in await database.sessions("a*")] == ["a*b"]
+    assert [info.key for info in await database.sessions("a?")] == ["a?b"]
+    assert [info.key for info in await database.sessions("a[")] == ["a[b]"]
+    assert [info.key for info in await database.sessions("a\\")] == ["a\\b"]
+    assert await database.sessions("zz") == []
+    assert len(await database.sessions()) == 9
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessionsSkipsExpiredSessions(database: Any, clock: Any) -> None:
+    await create(database, "short", 5)
+    await create(database, "long", 50)
+    clock.rightNow = 6.0  # no expiration has run yet
+    assert [info.key for info in await database.sessions()] == ["long"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sessionsOfAnEmptyDatabase(database: Any) -> None:
+    assert await database.sessions() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_purgeExpiredRemovesEndedSessionsOnly(
+    database: Any, clock: Any, destroyed: list[Any]
+) -> None:
+    clockedOnly(database)
+    await create(database, "short", 5)
+    await create(database, "long", 50)
+    await create(database, "forever", None)
+    clock.rightNow = 6.0  # no expiration has run yet
+    assert await database.purgeExpired() == 1
+    assert destroyed == [("short", DestroyReason.expired)]
+    assert await database.load("long") is not None
+    assert await database.count() == 2
+    assert await database.purgeExpired() == 0
+    clock.advance(50)
+    await settle(database)
+    assert destroyed == [
+        ("short", DestroyReason.expired),
+        ("long", DestroyReason.expired),
+    ]
+    assert clock.getDelayedCalls() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_redisPurgesNothingItself(database: Any) -> None:
+    if database.kind != "redis":
+        pytest.skip("Redis only")
+    await create(database, "k", 10)
+    assert await database.purgeExpired() == 0
+    assert await database.count() == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "lmdb"])
+@pytest_twisted.ensureDeferred
+async def test_purgeExpiredRemovesSessionsThatEndedWhileClosed(
+    kind: str, clock: Any, tmp_path: Any, request: Any
+) -> None:
+    first = openDatabase(kind, clock, tmp_path, request)
+    await create(first, "gone", 5)
+    await create(first, "kept", None)
+    await first.close()
+    clock.rightNow = 100.0
+    second = openDatabase(kind, clock, tmp_path, request)
+    try:
+        events: list[Any] = []
+        second.listen(lambda *a: events.append(a))
+        assert await second.purgeExpired() == 1
+        assert events == [("gone", DestroyReason.expired)]
+        clock.advance(1)  # the expiration scheduled at opening finds nothing
+        await settle(second)
+        assert events == [("gone", DestroyReason.expired)]
+        assert [info.key for info in await second.sessions()] == ["kept"]
+    finally:
+        await second.close()

@@ -25,7 +25,13 @@ from ..ids import redact
 from ..interfaces import DestroyListener, IDatabase
 from ..lifetime import ExpirationScheduler
 from ..listeners import Listeners
-from ..records import DestroyReason, Lifetime, SessionChanges, StoredSession
+from ..records import (
+    DestroyReason,
+    Lifetime,
+    SessionChanges,
+    SessionInfo,
+    StoredSession,
+)
 
 _log = Logger()
 
@@ -93,6 +99,19 @@ class Backend(Protocol):
     def count(self, now: float) -> Deferred[int]:
         """
         @return: how many sessions are live at C{now}.
+        """
+
+    def sessions(self, prefix: str, now: float) -> Deferred[list[SessionInfo]]:
+        """
+        @return: the sessions live at C{now} whose key starts with
+            C{prefix}, corrupt ones left out.
+        """
+
+    def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
+        """
+        Remove the sessions expired at C{now}.
+
+        @return: the sessions removed, with their expiry.
         """
 
     def deleteIfExpired(self, key: str, now: float) -> Deferred[bool]:
@@ -239,6 +258,25 @@ class PersistentDatabase:
         See L{IDatabase.count}.
         """
         return self._backend.count(self._clock.seconds())
+
+    def sessions(self, prefix: str = "") -> Deferred[list[SessionInfo]]:
+        """
+        See L{IDatabase.sessions}.
+        """
+        return self._backend.sessions(prefix, self._clock.seconds())
+
+    def purgeExpired(self) -> Deferred[int]:
+        """
+        See L{IDatabase.purgeExpired}.
+        """
+
+        def purged(removed: list[Expiry]) -> int:
+            for key, expiresAt in removed:
+                self._reschedule(key, expiresAt, None)
+                self._listeners.tell(key, DestroyReason.expired)
+            return len(removed)
+
+        return self._backend.purgeExpired(self._clock.seconds()).addCallback(purged)
 
     def listen(self, listener: DestroyListener) -> Callable[[], None]:
         """

@@ -24,7 +24,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
-from ..records import Lifetime, SessionChanges, StoredSession
+from ..records import Lifetime, SessionChanges, SessionInfo, StoredSession
 from ._apply import applyChanges
 from ._persistent import Expiry, PersistentDatabase, Saved, decodeFields, lifetimeOf
 
@@ -107,9 +107,14 @@ class _LMDBBackend:
             _log.warn("session {key} is corrupt; ignored", key=redact(key))
             return None
 
-    def _write(self, work: Callable[[Any], T]) -> Deferred[T]:
+    def _write(self, work: Callable[[Any], T], write: bool = True) -> Deferred[T]:
+        """
+        Run C{work} in a transaction in the writer thread: a write
+        transaction, or a read-only one for a long read.
+        """
+
         def inTransaction() -> T:
-            with self._env.begin(write=True, db=self._db) as txn:
+            with self._env.begin(write=write, db=self._db) as txn:
                 return work(txn)
 
         return deferToThreadPool(cast(Any, self._threads), self._pool, inTransaction)
@@ -204,6 +209,43 @@ class _LMDBBackend:
             return live
 
         return self._write(count)
+
+    def sessions(self, prefix: str, now: float) -> Deferred[list[SessionInfo]]:
+        def sessions(txn: Any) -> list[SessionInfo]:
+            found: list[SessionInfo] = []
+            start = prefix.encode()
+            cursor = txn.cursor()
+            if not cursor.set_range(start):
+                return found
+            for rawKey, data in cursor:
+                if not rawKey.startswith(start):
+                    break
+                try:
+                    stored = decodeRecord(data)
+                except ValueError:
+                    continue
+                if not stored.lifetime.hasExpired(now):
+                    size = SessionInfo.sizeOf(stored.values)
+                    found.append(SessionInfo(rawKey.decode(), stored.lifetime, size))
+            return found
+
+        return self._write(sessions, write=False)
+
+    def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
+        def purge(txn: Any) -> list[Expiry]:
+            removed: list[Expiry] = []
+            for rawKey, data in txn.cursor():
+                try:
+                    lifetime = decodeRecord(data).lifetime
+                except ValueError:
+                    continue
+                if lifetime.expiresAt is not None and lifetime.hasExpired(now):
+                    removed.append((rawKey.decode(), lifetime.expiresAt))
+            for key, _ in removed:
+                txn.delete(key.encode())
+            return removed
+
+        return self._write(purge)
 
     def deleteIfExpired(self, key: str, now: float) -> Deferred[bool]:
         def delete(txn: Any) -> bool:

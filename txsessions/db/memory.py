@@ -17,7 +17,13 @@ from ..errors import SessionLimitError
 from ..interfaces import DestroyListener, IDatabase
 from ..lifetime import ExpirationScheduler
 from ..listeners import Listeners
-from ..records import DestroyReason, Lifetime, SessionChanges, StoredSession
+from ..records import (
+    DestroyReason,
+    Lifetime,
+    SessionChanges,
+    SessionInfo,
+    StoredSession,
+)
 from ._apply import applyChanges
 
 
@@ -120,6 +126,31 @@ class MemoryDatabase:
                 not record.lifetime.hasExpired(now) for record in self._records.values()
             )
         )
+
+    def sessions(self, prefix: str = "") -> Deferred[list[SessionInfo]]:
+        """
+        See L{IDatabase.sessions}.
+        """
+        now = self._clock.seconds()
+        return succeed(
+            [
+                SessionInfo(key, record.lifetime, SessionInfo.sizeOf(record.values))
+                for key, record in self._records.items()
+                if key.startswith(prefix) and not record.lifetime.hasExpired(now)
+            ]
+        )
+
+    def purgeExpired(self) -> Deferred[int]:
+        """
+        See L{IDatabase.purgeExpired}.
+        """
+        now = self._clock.seconds()
+        expired = [
+            key
+            for key, record in self._records.items()
+            if record.lifetime.hasExpired(now)
+        ]
+        return succeed(sum(self._remove(key, DestroyReason.expired) for key in expired))
 
     def listen(self, listener: DestroyListener) -> Callable[[], None]:
         """

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
-from ..records import SessionChanges, StoredSession
+from ..records import SessionChanges, SessionInfo, StoredSession
 from ._apply import applyChanges
 from ._persistent import (
     Expiry,
@@ -169,6 +169,34 @@ class _SQLiteBackend:
             return int(n)
 
         return self._run(count)
+
+    def sessions(self, prefix: str, now: float) -> Deferred[list[SessionInfo]]:
+        def sessions(txn: Any) -> list[SessionInfo]:
+            found: list[SessionInfo] = []
+            rows = txn.execute(
+                "SELECT key, created, expires, fields FROM txsessions "
+                "WHERE substr(key, 1, ?) = ? AND (expires IS NULL OR expires > ?)",
+                (len(prefix), prefix, now),
+            )
+            for key, created, expires, fields in rows:
+                try:
+                    size = SessionInfo.sizeOf(decodeFields(fields))
+                    found.append(SessionInfo(key, lifetimeOf(created, expires), size))
+                except ValueError:
+                    pass
+            return found
+
+        return self._run(sessions)
+
+    def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
+        def purge(txn: Any) -> list[Expiry]:
+            rows = txn.execute(
+                "DELETE FROM txsessions WHERE expires <= ? RETURNING key, expires",
+                (now,),
+            ).fetchall()
+            return [(key, expires) for key, expires in rows]
+
+        return self._run(purge)
 
     def deleteIfExpired(self, key: str, now: float) -> Deferred[bool]:
         def delete(txn: Any) -> bool:

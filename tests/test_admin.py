@@ -1,0 +1,545 @@
+"""
+The admin command, C{txsessions}: each command against SQLite, LMDB and
+Redis, run as a user runs it (C{python -m txsessions}, a process of its
+own) beside a server holding sessions in the same database, whose next
+request sees the change.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import pytest_twisted
+from twisted.internet.utils import getProcessOutputAndValue
+
+from tests.apps import kvApp
+from tests.support import COOKIE, cookieValue, plainClient
+from txsessions import Config, DestroyReason, Lifetime, SessionChanges, Sessions
+from txsessions.admin import AdminError, Options, administer, confirm
+from txsessions.db import openDatabase
+from txsessions.ids import generateSessionID, storeKey
+
+ROOT = Path(__file__).resolve().parent.parent
+KINDS = ["sqlite", "lmdb", "redis"]
+ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+
+def databaseURL(kind: str, tmp_path: Path, request: Any) -> str:
+    if kind == "redis":
+        server = request.getfixturevalue("redisServer")
+        return f"{server.url}?prefix=a{os.urandom(6).hex()}:"
+    return f"{kind}:{tmp_path / kind}"
+
+
+def environment() -> dict[str, str]:
+    # The source tree, from the working directory, and nothing else.
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+@attrs.frozen
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+async def txsessions(*args: str) -> Result:
+    """
+    Run C{python -m txsessions ARGS} in a process of its own, with no
+    terminal (its standard input is closed).
+    """
+    out, err, code = await getProcessOutputAndValue(
+        sys.executable,
+        ["-m", "txsessions", *args],
+        env=environment(),
+        path=str(ROOT),
+    )
+    return Result(code, out.decode(), err.decode())
+
+
+def txsessionsNow(*args: str) -> Result:
+    """
+    L{txsessions}, blocking: for tests that need no reactor.
+    """
+    done = subprocess.run(
+        [sys.executable, "-m", "txsessions", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environment(),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+async def inProcess(*args: str) -> Result:
+    """
+    Run a command line in this process, on the reactor: for databases no
+    other handle in this process has open.
+    """
+    from twisted.internet import reactor
+
+    options = Options()
+    options.parseOptions(list(args))
+    out, err = io.StringIO(), io.StringIO()
+    code = await administer(options, reactor, out, err)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def assertOneErrorLine(result: Result, code: int, text: str) -> None:
+    assert result.code == code, result
+    assert result.out == ""
+    assert result.err.startswith("txsessions: ") and result.err.count("\n") == 1
+    assert text in result.err
+    assert "Traceback" not in result.err
+
+
+@attrs.define
+class Server:
+    """
+    A server with sessions (lasting an hour) in a database that the admin
+    command, in another process, opens too.
+    """
+
+    url: str
+    base: str
+    sessions: Sessions
+    database: Any
+    events: list[tuple[str, DestroyReason]]
+
+    async def login(self, user: str = "alice") -> str:
+        response = await plainClient().get(f"{self.base}/set/user/{user}")
+        assert response.code == 200
+        await response.content()
+        return cookieValue(response, COOKIE)
+
+    async def session(self, sid: str) -> Any:
+        """
+        @return: what the next request with C{sid} finds: C{isNew} and the
+            values.
+        """
+        response = await plainClient().get(f"{self.base}/all", cookies={COOKIE: sid})
+        return await response.json()
+
+    async def eventsDelivered(self) -> None:
+        if hasattr(self.database, "eventsDelivered"):
+            await self.database.eventsDelivered()
+
+
+@pytest_twisted.async_yield_fixture(params=KINDS)
+async def server(request: Any, tmp_path: Path, listen: Any) -> AsyncIterator[Server]:
+    url = databaseURL(request.param, tmp_path, request)
+    database = openDatabase(url)
+    events: list[tuple[str, DestroyReason]] = []
+    database.listen(lambda key, reason: events.append((key, reason)))
+    sessions = Sessions(Config(cookie=COOKIE, expires=3600), database)
+    base, _ = listen(sessions.wrap(kvApp(sessions).resource()))
+    yield Server(url, base, sessions, database, events)
+    await sessions.close()
+
+
+# Each command beside a running server
+
+
+@pytest_twisted.ensureDeferred
+async def test_countCountsTheServersSessions(server: Server) -> None:
+    await server.login("alice")
+    await server.login("bob")
+    assert await txsessions("--database", server.url, "count") == Result(0, "2\n", "")
+    result = await txsessions("--database", server.url, "count", "--json")
+    assert result.json() == {"count": 2}
+
+
+@pytest_twisted.ensureDeferred
+async def test_listShowsKeyPrefixesNeverIds(server: Server) -> None:
+    sid = await server.login()
+    key = storeKey(sid)
+    result = await txsessions("--database", server.url, "list")
+    assert result.code == 0 and result.err == ""
+    header, row = result.out.splitlines()
+    assert header.split() == ["KEY", "CREATED", "EXPIRES", "SIZE"]
+    assert re.fullmatch(rf"{key[:12]}  {ISO}  {ISO}  +{4 + 7}", row), row
+    assert key[:13] not in result.out and sid[:13] not in result.out
+
+
+@pytest_twisted.ensureDeferred
+async def test_listJSON(server: Server) -> None:
+    sid = await server.login()
+    result = await txsessions("--json", "--database", server.url, "list")
+    (described,) = result.json()["sessions"]
+    assert described["key"] == storeKey(sid)[:12]
+    assert described["size"] == len("user") + len('"alice"')
+    assert re.fullmatch(ISO, described["created"])
+    assert re.fullmatch(ISO, described["expires"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_showBySessionIDOrKeyPrefix(server: Server) -> None:
+    sid = await server.login()
+    key = storeKey(sid)
+    for given in [sid, key[:8]]:
+        result = await txsessions("--database", server.url, "show", "--", given)
+        assert result.code == 0, result
+        lines = result.out.splitlines()
+        assert lines[0] == f"key      {key[:12]}"
+        assert re.fullmatch(f"created  {ISO}", lines[1])
+        assert re.fullmatch(f"expires  {ISO}", lines[2])
+        assert lines[3] == "size     11 bytes"
+        assert json.loads("\n".join(lines[5:])) == {"user": "alice"}
+        assert sid not in result.out and key[:13] not in result.out
+
+
+@pytest_twisted.ensureDeferred
+async def test_showJSON(server: Server) -> None:
+    sid = await server.login()
+    result = await txsessions("--database", server.url, "show", "--json", "--", sid)
+    document = result.json()
+    assert document["values"] == {"user": "alice"}
+    assert document["flashes"] == {} and document["immutable"] == []
+    assert document["key"] == storeKey(sid)[:12] and document["size"] == 11
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroyByKeyPrefixEndsTheSessionOnTheNextRequest(
+    server: Server,
+) -> None:
+    sid = await server.login()
+    other = await server.login("bob")
+    key = storeKey(sid)
+    result = await txsessions("--database", server.url, "destroy", key[:12])
+    assert result == Result(0, f"destroyed session {key[:12]}\n", "")
+    assert await server.session(sid) == {"isNew": True, "values": {}}
+    assert (await server.session(other))["values"] == {"user": "bob"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroyBySessionIDEndsTheSessionOnTheNextRequest(
+    server: Server,
+) -> None:
+    sid = await server.login()
+    result = await txsessions("--database", server.url, "destroy", "--json", "--", sid)
+    assert result.json() == {"destroyed": 1, "key": storeKey(sid)[:12]}
+    assert await server.session(sid) == {"isNew": True, "values": {}}
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroyAllEndsEverySessionOnTheNextRequest(server: Server) -> None:
+    sids = [await server.login("alice"), await server.login("bob")]
+    result = await txsessions("--database", server.url, "destroy-all", "--yes")
+    assert result == Result(0, "destroyed 2 sessions\n", "")
+    for sid in sids:
+        assert await server.session(sid) == {"isNew": True, "values": {}}
+    result = await txsessions("-d", server.url, "destroy-all", "--yes", "--json")
+    assert result.json() == {"destroyed": 0}
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroyAllWithoutATerminalOrYesRefuses(server: Server) -> None:
+    sid = await server.login()
+    result = await txsessions("--database", server.url, "destroy-all")
+    assertOneErrorLine(result, 2, "add --yes")
+    assert (await server.session(sid))["values"] == {"user": "alice"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_purgeExpiredBesideAServerLeavesLiveSessions(server: Server) -> None:
+    sid = await server.login()
+    result = await txsessions("--database", server.url, "purge-expired", "--json")
+    assert result.json() == {"purged": 0}
+    assert (await server.session(sid))["values"] == {"user": "alice"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_redisServersHearOfAnAdminDestroy(server: Server) -> None:
+    if not server.url.startswith("redis"):
+        pytest.skip("only Redis tells other processes' listeners")
+    sid = await server.login()
+    await server.eventsDelivered()  # its subscription is in place
+    await txsessions("--database", server.url, "destroy", "--", sid)
+    await server.eventsDelivered()
+    assert server.events == [(storeKey(sid), DestroyReason.admin)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknownSessionIsExit1(server: Server) -> None:
+    await server.login()
+    sid = generateSessionID()
+    result = await txsessions("--database", server.url, "show", "--", sid)
+    assertOneErrorLine(
+        result, 1, f"no live session matches {sid[:6]}\N{HORIZONTAL ELLIPSIS}"
+    )
+    result = await txsessions("--database", server.url, "destroy", "0123abcd")
+    assertOneErrorLine(result, 1, "no live session matches 0123abcd")
+
+
+# purge-expired, after no server ran
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "lmdb"])
+@pytest_twisted.ensureDeferred
+async def test_purgeExpiredRemovesSessionsThatEndedWhileNoServerRan(
+    kind: str, tmp_path: Path, clock: Any, request: Any
+) -> None:
+    url = databaseURL(kind, tmp_path, request)
+    database = openDatabase(url, clock)
+    await database.save("gone", SessionChanges(create=True, lifetime=Lifetime(0, 10)))
+    await database.save("kept", SessionChanges(create=True, lifetime=Lifetime(0, None)))
+    await database.close()  # before its expiration ran
+    assert await txsessions("--database", url, "count") == Result(0, "1\n", "")
+    result = await txsessions("--database", url, "purge-expired")
+    assert result == Result(0, "purged 1 expired session\n", "")
+    result = await txsessions("--database", url, "purge-expired", "--json")
+    assert result.json() == {"purged": 0}
+    reopened = openDatabase(url, clock)
+    try:
+        assert [info.key for info in await reopened.sessions()] == ["kept"]
+        assert clock.getDelayedCalls() == []
+    finally:
+        await reopened.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_purgeExpiredOnRedisSaysRedisExpiresItself(
+    tmp_path: Path, request: Any
+) -> None:
+    url = databaseURL("redis", tmp_path, request)
+    result = await txsessions("--database", url, "purge-expired")
+    assert result == Result(
+        0, "purged 0 expired sessions (Redis removes expired sessions itself)\n", ""
+    )
+
+
+# Naming a session
+
+
+async def sqliteWith(tmp_path: Path, *keys: str) -> str:
+    url = f"sqlite:{tmp_path / 'sessions.db'}"
+    database = openDatabase(url)
+    for key in keys:
+        changes = SessionChanges(create=True, lifetime=Lifetime(0, None))
+        await database.save(key, changes)
+    await database.close()
+    return url
+
+
+@pytest_twisted.ensureDeferred
+async def test_anAmbiguousPrefixIsRefused(tmp_path: Path) -> None:
+    url = await sqliteWith(tmp_path, "abcdef01" + "0" * 56, "abcdef01" + "1" * 56)
+    for command in ["show", "destroy"]:
+        result = await inProcess("--database", url, command, "abcdef01")
+        assertOneErrorLine(result, 2, "abcdef01 is ambiguous: 2 sessions")
+    assert (await inProcess("--database", url, "count")).out == "2\n"
+    result = await inProcess("--database", url, "destroy", "abcdef010")
+    assert result == Result(0, "destroyed session abcdef010000\n", "")
+
+
+@pytest_twisted.ensureDeferred
+async def test_aShortPrefixIsAUsageError(tmp_path: Path) -> None:
+    url = await sqliteWith(tmp_path, "abcdef01" + "0" * 56)
+    for given in ["abcdef0", "not-hex!", "ghijklmn"]:
+        result = await inProcess("--database", url, "show", given)
+        assertOneErrorLine(result, 2, "neither a session id nor a store key prefix")
+
+
+@pytest_twisted.ensureDeferred
+async def test_aPrefixMayBeUppercaseOrEndInAnEllipsis(tmp_path: Path) -> None:
+    url = await sqliteWith(tmp_path, "abcdef01" + "0" * 56)
+    for given in ["ABCDEF01", "abcdef010000\N{HORIZONTAL ELLIPSIS}"]:
+        result = await inProcess("--database", url, "show", "--json", given)
+        assert result.json()["key"] == "abcdef010000"
+
+
+@pytest_twisted.ensureDeferred
+async def test_anIDStartingWithADashIsNoOption(tmp_path: Path) -> None:
+    sid = "-fa" + "A" * 40
+    url = await sqliteWith(tmp_path, storeKey(sid))
+    for argv in [["show", sid, "--json"], ["show", "--json", "--", sid]]:
+        result = await inProcess("-d", url, *argv)
+        assert result.json()["key"] == storeKey(sid)[:12]
+    result = await inProcess("-d", url, "destroy", sid)
+    assert result == Result(0, f"destroyed session {storeKey(sid)[:12]}\n", "")
+
+
+@pytest_twisted.ensureDeferred
+async def test_errorsNeverShowAWholeID(tmp_path: Path) -> None:
+    url = await sqliteWith(tmp_path)
+    sid = generateSessionID()
+    result = await inProcess("--database", url, "destroy", "--", sid)
+    assertOneErrorLine(result, 1, f"no live session matches {sid[:6]}")
+    assert sid[:7] not in result.err
+
+
+@pytest_twisted.ensureDeferred
+async def test_anEmptyDatabase(tmp_path: Path) -> None:
+    url = await sqliteWith(tmp_path)
+    assert await inProcess("-d", url, "count") == Result(0, "0\n", "")
+    assert (await inProcess("-d", url, "list")).out.split() == [
+        "KEY",
+        "CREATED",
+        "EXPIRES",
+        "SIZE",
+    ]
+    assert (await inProcess("-d", url, "list", "--json")).json() == {"sessions": []}
+
+
+@pytest_twisted.ensureDeferred
+async def test_showTextSectionsForFlashesAndImmutables(tmp_path: Path) -> None:
+    url = await sqliteWith(tmp_path)
+    database = openDatabase(url)
+    fields = {"n": "3", "\x00fnotice": '"hi"', "\x00iplan": "1", "plan": '"gold"'}
+    key = "f" * 64
+    await database.save(
+        key, SessionChanges(create=True, lifetime=Lifetime(0, None), updated=fields)
+    )
+    await database.close()
+    result = await inProcess("-d", url, "show", "ffffffff")
+    assert result.out == (
+        "key      ffffffffffff\n"
+        "created  1970-01-01T00:00:00Z\n"
+        "expires  never\n"
+        "size     31 bytes\n"
+        "values\n"
+        '  {\n    "n": 3,\n    "plan": "gold"\n  }\n'
+        "flashes\n"
+        '  {\n    "notice": "hi"\n  }\n'
+        "immutable\n"
+        '  [\n    "plan"\n  ]\n'
+    )
+    result = await inProcess("-d", url, "show", "--json", "ffffffff")
+    assert result.json() == {
+        "key": "ffffffffffff",
+        "created": "1970-01-01T00:00:00Z",
+        "expires": None,
+        "size": 31,
+        "values": {"n": 3, "plan": "gold"},
+        "flashes": {"notice": "hi"},
+        "immutable": ["plan"],
+    }
+
+
+# Usage
+
+
+def test_theMemoryDatabaseIsRefused() -> None:
+    result = txsessionsNow("--database", "memory:", "count")
+    assertOneErrorLine(result, 2, "memory: database lives inside one server process")
+
+
+def test_aDatabaseIsRequired() -> None:
+    assertOneErrorLine(txsessionsNow("count"), 2, "--database URL is required")
+
+
+def test_aCommandIsRequired(tmp_path: Path) -> None:
+    result = txsessionsNow("--database", f"sqlite:{tmp_path}/x")
+    assertOneErrorLine(result, 2, "name a command")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--database", "sqlite:{tmp}/none.db", "count"], "no SQLite session database"),
+        (["--database", "lmdb:{tmp}", "count"], "no LMDB session database"),
+        (["--database", "mysql://x", "count"], "unknown database URL"),
+        (["--database", "sqlite:{tmp}/none.db", "frobnicate"], "Unknown command"),
+        (["--database", "sqlite:{tmp}/none.db", "count", "--all"], "--all"),
+        (["--database", "sqlite:{tmp}/none.db", "show"], "show takes one session"),
+        (["-d", "sqlite:{tmp}/x.db", "destroy", "a", "b"], "destroy takes one"),
+        (["-d", "sqlite:{tmp}/x.db", "--timeout", "soon", "count"], "--timeout"),
+    ],
+)
+def test_usageErrors(argv: list[str], message: str, tmp_path: Path) -> None:
+    from twisted.python.usage import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(message)):
+        Options().parseOptions([a.format(tmp=tmp_path) for a in argv])
+
+
+def test_aUsageErrorIsOneLineAndExit2(tmp_path: Path) -> None:
+    result = txsessionsNow("--database", f"sqlite:{tmp_path}/none.db", "count")
+    assertOneErrorLine(result, 2, "no SQLite session database at")
+
+
+def test_helpListsTheCommands() -> None:
+    result = txsessionsNow("--help")
+    assert result.code == 0
+    for command in ["count", "list", "show", "destroy", "destroy-all"]:
+        assert f"    {command} " in result.out
+    assert "purge-expired" in result.out
+    assert "Redis removes expired sessions itself" in (
+        txsessionsNow("purge-expired", "--help").out.replace("\n", " ")
+    )
+
+
+def test_optionsMayFollowTheCommand(tmp_path: Path) -> None:
+    options = Options()
+    options.parseOptions(["count", "--database", "redis://h/0", "--json"])
+    assert (options.url, options.asJSON) == ("redis://h/0", True)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def destroyAllOptions(*extra: str) -> Options:
+    options = Options()
+    options.parseOptions(["-d", "redis://h/0", "destroy-all", *extra])
+    return options
+
+
+def test_destroyAllGoesOnWhenYesIsTyped() -> None:
+    err = io.StringIO()
+    confirm(destroyAllOptions(), Terminal("yes\n"), err)
+    assert "Type yes to go on" in err.getvalue()
+
+
+def test_destroyAllStopsUnlessYesIsTyped() -> None:
+    for answer in ["no\n", "y\n", ""]:
+        with pytest.raises(AdminError, match="not confirmed") as raised:
+            confirm(destroyAllOptions(), Terminal(answer), io.StringIO())
+        assert raised.value.code == 1
+
+
+def test_destroyAllWithYesAsksNothing() -> None:
+    err = io.StringIO()
+    confirm(destroyAllOptions("--yes"), io.StringIO(""), err)
+    assert err.getvalue() == ""
+
+
+def test_theConfirmationHidesARedisPassword() -> None:
+    options = Options()
+    options.parseOptions(["-d", "redis://u:s3cret@h:6379/0", "destroy-all"])
+    err = io.StringIO()
+    confirm(options, Terminal("yes\n"), err)
+    assert "s3cret" not in err.getvalue() and "redis://u:***@h:6379/0" in err.getvalue()
+
+
+@pytest_twisted.ensureDeferred
+async def test_anUnreachableRedisIsExit3(request: Any) -> None:
+    from tests.redis import freePort
+
+    url = f"redis://127.0.0.1:{freePort()}/0"
+    result = await txsessions("--database", url, "--timeout", "1", "count")
+    assertOneErrorLine(result, 3, "did not answer within 1 seconds")
+
+
+def test_theConsoleScriptIsDeclared() -> None:
+    tomllib = pytest.importorskip("tomllib")
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    assert project["scripts"]["txsessions"] == "txsessions.admin:main"
