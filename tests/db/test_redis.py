@@ -184,10 +184,12 @@ def commandCounts(server: RedisServer) -> dict[str, int]:
     return counts
 
 
-TOP_LEVEL = {"hgetall": "load", "eval": "script", "evalsha": "script"}
+TOP_LEVEL = {"eval": "script", "evalsha": "script", "hgetall": "hgetall"}
 """
-The commands a request sends; INFO commandstats also counts the commands
-its scripts run inside Redis, which cost no round trip.
+The commands a request may send: every load and save is a script.  INFO
+commandstats also counts the commands a script runs inside Redis (its
+C{HGETALL}), which cost no round trip, so C{hgetall} is counted to show it
+runs once per load and never on its own.
 """
 
 
@@ -223,8 +225,8 @@ async def test_roundTripsPerRequest(redisServer: RedisServer, listen: Any) -> No
             await response.content()
             budget[name] = roundTripsSince(before, commandCounts(redisServer))
         assert budget == {
-            "read": {"load": 1},
-            "write": {"load": 1, "script": 1},
+            "read": {"script": 1, "hgetall": 1},
+            "write": {"script": 2, "hgetall": 1},
             "new": {"script": 1},
         }
     finally:

@@ -24,6 +24,7 @@ its own destroys included.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -38,13 +39,23 @@ from zope.interface import implementer
 from ..ids import redact
 from ..interfaces import DestroyListener, IDatabase
 from ..listeners import Listeners
-from ..records import DestroyReason, SessionChanges, StoredSession
+from ..records import DestroyReason, SessionChanges, SessionInfo, StoredSession
 from ._persistent import lifetimeOf
 
 _log = Logger()
 
 CREATED = "\x00\x00c"
 EXPIRES = "\x00\x00e"
+
+_LOAD = """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
+return cjson.encode(fields)
+"""
+# A session's hash as one JSON array: txredisapi reads each element of a
+# multi-element reply in a turn of the reactor of its own (a callLater(0),
+# with the transport paused and resumed), so one bulk string is several times
+# cheaper than HGETALL's reply.
 
 _SAVE = """
 local key = KEYS[1]
@@ -119,6 +130,29 @@ for _, key in ipairs(KEYS) do
   end
 end
 return removed
+"""
+
+_DESCRIBE = """
+local result = {}
+for _, key in ipairs(KEYS) do
+  if redis.call('TYPE', key).ok == 'hash' then
+    local fields = redis.call('HGETALL', key)
+    local created, expires, size = nil, '', 0
+    for i = 1, #fields, 2 do
+      local name, value = fields[i], fields[i + 1]
+      if name == '\\0\\0c' then created = value
+      elseif name == '\\0\\0e' then expires = value
+      elseif string.sub(name, 1, 2) ~= '\\0\\0' then size = size + #name + #value end
+    end
+    if created then
+      table.insert(result, key)
+      table.insert(result, created)
+      table.insert(result, expires)
+      table.insert(result, tostring(size))
+    end
+  end
+end
+return result
 """
 
 
@@ -273,6 +307,12 @@ class RedisDatabase:
                 ssl_context_factory=self.where.tls,
                 **options,
             )
+        # A lazy pool reports a failed connection handshake (a refused AUTH
+        # or SELECT, or the pool closed mid-handshake) on this Deferred,
+        # which nobody else waits for.
+        connected = getattr(self._redis, "_connected", None)
+        if isinstance(connected, Deferred):
+            connected.addErrback(self._handshakeFailed)
         self._marks: dict[str, Deferred[None]] = {}
         self._markCount = 0
         self._subscriber = _Subscription(self)
@@ -282,20 +322,22 @@ class RedisDatabase:
 
     def load(self, key: str) -> Deferred[StoredSession | None]:
         """
-        See L{IDatabase.load}: one C{HGETALL}.
+        See L{IDatabase.load}: one C{EVALSHA}, an C{HGETALL} that answers
+        in one string.
         """
         now = self._clock.seconds()
 
-        def loaded(fields: Mapping[str, str]) -> StoredSession | None:
-            if not fields:
+        def loaded(reply: str | None) -> StoredSession | None:
+            if not reply:
                 return None
-            fields = dict(fields)
             try:
+                flat = json.loads(reply)
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
                 lifetime = lifetimeOf(
                     float(fields.pop(CREATED)),
                     float(fields[EXPIRES]) if EXPIRES in fields else None,
                 )
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, TypeError):
                 _log.warn("session {key} is corrupt; ignored", key=redact(key))
                 return None
             fields.pop(EXPIRES, None)
@@ -303,9 +345,8 @@ class RedisDatabase:
                 return None
             return StoredSession(lifetime, fields)
 
-        return cast(
-            "Deferred[Mapping[str, str]]", self._redis.hgetall(self._prefix + key)
-        ).addCallback(loaded)
+        loading: Deferred[str | None] = self._redis.eval(_LOAD, [self._prefix + key])
+        return loading.addCallback(loaded)
 
     def save(
         self, key: str, changes: SessionChanges
@@ -383,6 +424,40 @@ class RedisDatabase:
 
         return Deferred.fromCoroutine(count())
 
+    def sessions(self, prefix: str = "") -> Deferred[list[SessionInfo]]:
+        """
+        See L{IDatabase.sessions}: C{SCAN}, then one script per batch that
+        reads each hash inside Redis and returns its times and size only.
+        """
+        now = self._clock.seconds()
+
+        async def sessions() -> list[SessionInfo]:
+            found: list[SessionInfo] = []
+            async for batch in self._scan(prefix):
+                full = [self._prefix + key for key in batch]
+                reply = await self._redis.eval(_DESCRIBE, full, [])
+                for i in range(0, len(reply), 4):
+                    key, created, expires, size = reply[i : i + 4]
+                    try:
+                        lifetime = lifetimeOf(
+                            float(created), float(expires) if expires else None
+                        )
+                    except ValueError:
+                        continue
+                    if not lifetime.hasExpired(now):
+                        key = key[len(self._prefix) :]
+                        found.append(SessionInfo(key, lifetime, int(size)))
+            return found
+
+        return Deferred.fromCoroutine(sessions())
+
+    def purgeExpired(self) -> Deferred[int]:
+        """
+        See L{IDatabase.purgeExpired}: nothing to do, as Redis removes each
+        session when its TTL, set to its lifetime, runs out; always 0.
+        """
+        return succeed(0)
+
     def listen(self, listener: DestroyListener) -> Callable[[], None]:
         """
         See L{IDatabase.listen}: listeners hear of every destroy and expiry,
@@ -431,12 +506,12 @@ class RedisDatabase:
         destroying: Deferred[Any] = self._redis.eval(_DESTROY, full, args)
         return destroying.addCallback(int)
 
-    async def _scan(self) -> Any:
+    async def _scan(self, keyPrefix: str = "") -> Any:
         cursor = "0"
-        pattern = (
-            self._prefix.replace("[", "\\[").replace("*", "\\*").replace("?", "\\?")
-            + "*"
+        pattern = "".join(
+            "\\" + c if c in "[]*?\\" else c for c in self._prefix + keyPrefix
         )
+        pattern += "*"
         while True:
             cursor, keys = await self._redis.scan(cursor, pattern, 1000)
             batch = [k[len(self._prefix) :] for k in keys if k != self._channel]
@@ -444,6 +519,12 @@ class RedisDatabase:
                 yield batch
             if str(cursor) == "0":
                 return
+
+    def _handshakeFailed(self, failure: Any) -> None:
+        if not self._closed:
+            _log.warn(
+                "connecting to Redis failed: {error}", error=failure.getErrorMessage()
+            )
 
     def _expired(self, redisKey: str) -> None:
         if redisKey.startswith(self._prefix):
@@ -461,6 +542,17 @@ class RedisDatabase:
             self._listeners.tell(key, DestroyReason(reason))
         except ValueError:
             _log.warn("unknown session event on {channel}", channel=self._channel)
+
+
+def _unsubscribed(failure: Any) -> None:
+    """
+    A subscription was cut off before Redis confirmed it: the connection was
+    lost or closed, and the factory subscribes again when it reconnects.
+    """
+    import txredisapi
+
+    if not failure.check(txredisapi.ConnectionError):
+        _log.failure("subscribing to session events failed", failure)
 
 
 class _Subscription:
@@ -482,7 +574,8 @@ class _Subscription:
         class Protocol(txredisapi.SubscriberProtocol):
             def connectionMade(self) -> None:
                 super().connectionMade()
-                self.subscribe(channels).addCallback(lambda _: subscription._ready())
+                subscribing = self.subscribe(channels)
+                subscribing.addCallbacks(lambda _: subscription._ready(), _unsubscribed)
 
             def connectionLost(self, why: Any) -> None:
                 subscription._isSubscribed = False
