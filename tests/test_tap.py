@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import textwrap
 from typing import Any
 
@@ -13,9 +14,11 @@ from twisted.web.resource import Resource
 
 from tests.processes import Server, twistd
 from tests.support import Browser, cookieValue, plainClient, resultOf
-from txsessions import MemoryDatabase
+from txsessions import Config, MemoryDatabase
+from txsessions.codec import CookieCodec, generateKey
 from txsessions.db import openDatabase
-from txsessions.tap import Options, loadApp, makeService
+from txsessions.ids import isWellFormedID
+from txsessions.tap import Options, loadApp, makeService, readKeys
 
 sampleApp = Klein()
 
@@ -232,3 +235,301 @@ def test_twistdSaysClearlyWhenTheDatabaseIsUnusable(tmp_path: Any) -> None:
     output = result.stdout + result.stderr
     assert "broken.db" in output
     assert "Traceback" not in output
+
+
+def test_noOptionsMakeTheDefaultConfig() -> None:
+    assert options().config == Config()
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "value"),
+    [
+        (["--cookie", "mine"], "cookie", "mine"),
+        (["--expires", "60"], "expires", 60.0),
+        (["--idle-timeout", "1.5"], "idleTimeout", 1.5),
+        (["--absolute-timeout", "3600"], "absoluteTimeout", 3600.0),
+        (["--database-timeout", "2"], "databaseTimeout", 2.0),
+        (["--database-timeout", "0"], "databaseTimeout", 0.0),
+        (["--cookie-path", "/app"], "cookiePath", "/app"),
+        (["--cookie-domain", "example.com"], "cookieDomain", "example.com"),
+        (["--cookie-domain", "example.com"], "disableSubdomainPersistence", False),
+        (["--same-site", "Strict"], "cookieSameSite", "strict"),
+        (["--same-site", "STRICT"], "cookieSameSite", "strict"),
+        (["--same-site", "None"], "cookieSameSite", "none"),
+        (["--same-site", "omit"], "cookieSameSite", None),
+        (["--force-secure-cookie"], "forceSecureCookie", True),
+        (["--trust-proxy-headers"], "trustProxyHeaders", True),
+        (["--no-http-only"], "cookieHTTPOnly", False),
+        (["--allow-reclaim"], "allowReclaim", True),
+    ],
+)
+def test_eachOptionReachesTheConfig(argv: list[str], field: str, value: Any) -> None:
+    assert getattr(Config(), field) != value
+    assert getattr(options(*argv).config, field) == value
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--expires", "-1"], "--expires takes a number of seconds, at least 0"),
+        (["--idle-timeout", "soon"], "--idle-timeout takes a number of seconds"),
+        (["--absolute-timeout", "inf"], "--absolute-timeout takes a number"),
+        (["--database-timeout", "nan"], "--database-timeout takes a number"),
+        (["--expires", "5", "--idle-timeout", "5"], "--expires .* --idle-timeout"),
+        (["--cookie-path", "app"], "cookie path 'app' must start with '/'"),
+        (["--cookie-domain", "not a domain"], "'not a domain' is not a DNS name"),
+        (
+            ["--cookie", "__Host-sid", "--cookie-path", "/app"],
+            "__Host- cookie needs --cookie-path='/' and no --cookie-domain",
+        ),
+        (["--same-site", "sometimes"], "--same-site takes Lax, Strict, None or omit"),
+        (["--max-sessions", "many"], "--max-sessions takes a whole number"),
+        (["--max-sessions", "-1"], "--max-sessions takes a whole number"),
+        (
+            ["--max-sessions", "5", "--database", "redis://127.0.0.1:1/0"],
+            "Redis database has no maxSessions",
+        ),
+    ],
+)
+def test_badValuesAreUsageErrors(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        options(*argv)
+
+
+def test_maxSessionsReachesTheDatabase() -> None:
+    service = makeService(options("--max-sessions", "1"))
+    browser = Browser(siteOf(service).resource)
+    assert browser.get("/login")[0].code == 200
+    assert browser.get("/login")[0].code == 503
+
+
+def writeSecret(tmp_path: Any, *lines: str, mode: int = 0o600) -> str:
+    path = tmp_path / "secret"
+    path.write_text("".join(line + "\n" for line in lines))
+    path.chmod(mode)
+    return str(path)
+
+
+def b64(key: bytes) -> str:
+    import base64
+
+    return base64.b64encode(key).decode("ascii")
+
+
+def test_secretFileSealsWithTheFirstKeyAndOpensWithEvery(tmp_path: Any) -> None:
+    new, old = generateKey(), generateKey()
+    path = writeSecret(tmp_path, "# newest first", b64(new), "", b64(old))
+    codec = options("--secret-file", path).config.encoding
+    assert codec is not None
+    assert CookieCodec([new]).decode("c", codec.encode("c", "v")) == "v"
+    assert codec.decode("c", CookieCodec([old]).encode("c", "w")) == "w"
+
+
+def test_secretFileTakesURLSafeBase64AndHex(tmp_path: Any) -> None:
+    import base64
+
+    first, second = generateKey(), generateKey()
+    urlsafe = base64.urlsafe_b64encode(first).decode().rstrip("=")
+    path = writeSecret(tmp_path, urlsafe, second.hex())
+    assert readKeys(path) == [second, first]
+
+
+def test_theCodecLastsAsLongAsTheSessions(tmp_path: Any) -> None:
+    import time
+
+    from txsessions.codec import CodecError
+
+    key = generateKey()
+    path = writeSecret(tmp_path, b64(key))
+    days = 24 * 3600
+    old = CookieCodec([key], clock=lambda: time.time() - 45 * days).encode("c", "v")
+    sixtyDays = options("--secret-file", path, "--expires", str(60 * days))
+    assert sixtyDays.config.encoding is not None
+    assert sixtyDays.config.encoding.decode("c", old) == "v"
+    default = options("--secret-file", path).config.encoding
+    assert default is not None
+    with pytest.raises(CodecError, match="expired"):
+        default.decode("c", old)
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([], "holds no key"),
+        (["# only a comment"], "holds no key"),
+        (["c2hvcnQ="], "line 1 of --secret-file .* is not a key"),
+        (["#", "not base64 at all!"], "line 2 of --secret-file .* is not a key"),
+        ([b64(bytes(32))], "line 1 of --secret-file .* is a weak key"),
+        ([b64(b"ab" * 16)], "is a weak key"),
+        (["{key}", "{key}"], "holds a key twice"),
+    ],
+)
+def test_badSecretFilesAreUsageErrors(
+    tmp_path: Any, lines: list[str], message: str
+) -> None:
+    key = b64(generateKey())
+    path = writeSecret(tmp_path, *[line.format(key=key) for line in lines])
+    with pytest.raises(UsageError, match=message) as raised:
+        options("--secret-file", path)
+    assert key not in str(raised.value)
+
+
+def test_aWeakKeyIsNotPrinted(tmp_path: Any) -> None:
+    weak = b64(bytes(32))
+    path = writeSecret(tmp_path, weak)
+    with pytest.raises(UsageError) as raised:
+        options("--secret-file", path)
+    assert weak not in str(raised.value)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o620])
+def test_aSecretFileOthersCanReadIsRefused(tmp_path: Any, mode: int) -> None:
+    path = writeSecret(tmp_path, b64(generateKey()), mode=mode)
+    with pytest.raises(UsageError, match=f"{path} may be read or changed by other"):
+        options("--secret-file", path)
+
+
+def test_aGroupReadableSecretFileIsAccepted(tmp_path: Any) -> None:
+    path = writeSecret(tmp_path, b64(generateKey()), mode=0o640)
+    assert options("--secret-file", path).config.encoding is not None
+
+
+def test_aMissingSecretFileIsAUsageErrorNamingIt(tmp_path: Any) -> None:
+    path = tmp_path / "missing"
+    with pytest.raises(UsageError, match=f"cannot read --secret-file {path}: No such"):
+        options("--secret-file", str(path))
+
+
+def test_anUnreadableSecretFileIsAUsageErrorNamingIt(tmp_path: Any) -> None:
+    with pytest.raises(UsageError, match=f"cannot read --secret-file {tmp_path}"):
+        options("--secret-file", str(tmp_path))
+
+
+def test_generateSecretPrintsAKeyTheSecretFileTakes(tmp_path: Any, capsys: Any) -> None:
+    with pytest.raises(SystemExit) as exited:
+        options("--generate-secret")
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    path = writeSecret(tmp_path, printed.strip())
+    (key,) = readKeys(path)
+    assert len(key) == 32
+    with pytest.raises(SystemExit):
+        options("--generate-secret")
+    assert capsys.readouterr().out != printed
+
+
+def test_theSecretFileEncryptsTheDemosCookie(tmp_path: Any) -> None:
+    key = generateKey()
+    path = writeSecret(tmp_path, b64(key))
+    browser = Browser(siteOf(makeService(options("--secret-file", path))).resource)
+    response, _ = browser.get("/login")
+    value = cookieValue(response, "mycookiesessionnameid")
+    sessionID = CookieCodec([key]).decode("mycookiesessionnameid", value)
+    assert isWellFormedID(sessionID)
+    assert value != sessionID
+    cookie = {"mycookiesessionnameid": value}
+    assert browser.get("/secret", cookie)[1] == b"The cake is a lie!"
+    assert browser.get("/secret", {"mycookiesessionnameid": sessionID})[0].code == 403
+
+
+@pytest_twisted.ensureDeferred
+async def test_twistdWithASecretFile(tmp_path: Any) -> None:
+    key = generateKey()
+    path = writeSecret(tmp_path, b64(key))
+    argv = [
+        twistd(),
+        "-n",
+        "--pidfile=",
+        "txsessions",
+        "--secret-file",
+        path,
+        "--same-site",
+        "Strict",
+        "--expires",
+        "600",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+    ]
+    server = Server(argv, str(tmp_path))
+    client = plainClient()
+    try:
+        base = await server.start()
+        response = await client.get(base + "/login")
+        assert response.code == 200
+        (header,) = response.headers.getRawHeaders("set-cookie")
+        assert "SameSite=Strict" in header
+        assert "Max-Age=600" in header
+        value = cookieValue(response, "mycookiesessionnameid")
+        sessionID = CookieCodec([key]).decode("mycookiesessionnameid", value)
+        assert isWellFormedID(sessionID) and value != sessionID
+        cookies = {"mycookiesessionnameid": value}
+        response = await client.get(base + "/secret", cookies=cookies)
+        assert await response.text() == "The cake is a lie!"
+        cookies = {"mycookiesessionnameid": sessionID}
+        response = await client.get(base + "/secret", cookies=cookies)
+        assert response.code == 403
+    finally:
+        await server.stop()
+    assert b64(key) not in server.output
+
+
+def test_twistdRefusesAWorldReadableSecretFile(tmp_path: Any) -> None:
+    import subprocess
+
+    path = writeSecret(tmp_path, b64(generateKey()), mode=0o644)
+    result = subprocess.run(
+        [twistd(), "-n", "--pidfile=", "txsessions", "--secret-file", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"{path} may be read or changed by other users" in output
+    assert "Traceback" not in output
+
+
+@pytest_twisted.ensureDeferred
+async def test_metricsServedOnTheirOwnEndpoint() -> None:
+    options = Options()
+    options.parseOptions(
+        [
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--metrics",
+            "tcp:0:interface=127.0.0.1",
+        ]
+    )
+    parent = makeService(options)
+    parent.startService()
+    client = plainClient()
+    try:
+        metrics: Any = parent.getServiceNamed("metrics")  # type: ignore[attr-defined]
+        port = (await metrics._waitingForPort).getHost().port
+        response = await client.get(f"http://127.0.0.1:{port}/")
+        assert response.code == 200
+        figures = json.loads(await response.text())
+        assert figures["live"] == 0 and figures["created"] == 0
+    finally:
+        await parent.stopService()
+
+
+def test_noMetricsEndpointUnlessAsked() -> None:
+    options = Options()
+    options.parseOptions([])
+    parent: Any = makeService(options)
+    with pytest.raises(KeyError):
+        parent.getServiceNamed("metrics")
+
+
+def test_aMisspelledDatabaseURLIsRefusedWithoutItsPassword() -> None:
+    with pytest.raises(UsageError) as refused:
+        Options().parseOptions(["--database", "redsi://app:s3cret@cache:6379/0"])
+    assert "unknown database URL 'redsi://app:***@cache:6379/0'" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
+
+
+def test_anAppThatCannotBeLoadedIsAUsageError() -> None:
+    with pytest.raises(UsageError, match="cannot load --app no.such.module:app"):
+        Options().parseOptions(["--app", "no.such.module:app"])

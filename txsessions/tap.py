@@ -1,11 +1,18 @@
 # -*- test-case-name: tests.test_tap -*-
 """
 The C{twistd txsessions} plugin: serve the demo, or your own Klein app or
-resource, with sessions.
+resource, with sessions configured on the command line
+(C{twistd txsessions --help} lists the options).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
+import re
+import stat
+import sys
 from importlib import import_module
 from typing import Any
 
@@ -17,13 +24,13 @@ from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
-from .config import Config
+from .codec import KEY_BYTES, CookieCodec, generateKey
+from .config import Config, SameSite, toSeconds
 from .db import checkDatabaseURL, openDatabase
 from .errors import DatabaseError
-from .ids import redact
 from .interfaces import IDatabase
 from .manager import Sessions
-from .records import DestroyReason
+from .metrics import MetricsResource
 from .web import SessionResource
 
 _log = Logger()
@@ -47,15 +54,61 @@ class Options(usage.Options):
             "The app to serve, as module:attribute: a Klein app, a "
             "resource, or a callable returning either.  It is wrapped in sessions "
             "(read them with txsessions.get) unless it is a Sessions.wrap resource "
-            "already, whose manager then uses --database.",
+            "already, whose manager then uses --database (and ignores the "
+            "session options below).",
         ],
         ["database", "d", "memory:", "The session database URL."],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve the sessions' metrics as JSON (live sessions, created, "
+            "destroyed by reason, store errors and latency) on this endpoint, "
+            "for instance tcp:9100:interface=127.0.0.1; keep it private.",
+        ],
+        [
+            "max-sessions",
+            None,
+            "0",
+            "The most sessions the database holds; new ones are refused with a "
+            "503 beyond (0: no limit; not for Redis).",
+        ],
+        [
+            "database-timeout",
+            None,
+            None,
+            "Seconds a database call may take before the request gets a 503 "
+            "(default: 10; 0: no deadline).",
+        ],
         [
             "cookie",
             "c",
             None,
             "The session cookie name (default: txsessionid, "
             "and mycookiesessionnameid for the demo).",
+        ],
+        ["cookie-path", None, None, "The cookie's Path (default: /)."],
+        [
+            "cookie-domain",
+            None,
+            None,
+            "The cookie's Domain, to share it with subdomains (default: none, "
+            "a host-only cookie).",
+        ],
+        [
+            "same-site",
+            None,
+            None,
+            "The cookie's SameSite: Lax (the default), Strict, None (which "
+            "makes it Secure), or omit (no attribute).",
+        ],
+        [
+            "secret-file",
+            None,
+            None,
+            "Sign and encrypt the cookie with the keys in this file: one per "
+            "line, newest first, each 32 random bytes in base64 (make one with "
+            "--generate-secret).  The file must not be readable by other users.",
         ],
         ["expires", "e", "0", "Session lifetime in seconds (0: none)."],
         [
@@ -64,10 +117,46 @@ class Options(usage.Options):
             "0",
             "End sessions idle this many seconds (0: never; not with --expires).",
         ],
+        [
+            "absolute-timeout",
+            None,
+            "0",
+            "End every session this many seconds after it began, whatever "
+            "extends it (0: never).",
+        ],
+    ]
+
+    optFlags = [
+        [
+            "force-secure-cookie",
+            None,
+            "Always mark the cookie Secure, and send it only over TLS (or "
+            "through a proxy that says so, with --trust-proxy-headers).",
+        ],
+        [
+            "trust-proxy-headers",
+            None,
+            "Believe X-Forwarded-Proto: https from a TLS-terminating proxy that "
+            "sets it (and strips it from what clients send).",
+        ],
+        [
+            "no-http-only",
+            None,
+            "Let scripts in the page read the cookie (drops HttpOnly).",
+        ],
+        [
+            "allow-reclaim",
+            None,
+            "After a destroy, let a later start in the same request begin a "
+            "new session, whose cookie replaces the deletion cookie (Iris's "
+            "AllowReclaim; off by default; the demo always has it).",
+        ],
     ]
 
     database: IDatabase
     "The database C{--database} names, opened by L{postOptions}."
+    app: IResource | None
+    "The resource C{--app} names, loaded by L{postOptions}."
     config: Config
     "The configuration the options make, built by L{postOptions}."
 
@@ -81,6 +170,13 @@ class Options(usage.Options):
         """
         self["listen"].append(description)
 
+    def opt_generate_secret(self) -> None:
+        """
+        Print a new key for --secret-file, and exit.
+        """
+        print(base64.b64encode(generateKey()).decode("ascii"))
+        sys.exit(0)
+
     def postOptions(self) -> None:
         """
         Check the options before the service is made.
@@ -89,25 +185,183 @@ class Options(usage.Options):
             self["listen"] = ["tcp:8080"]
         if self["app"] is not None and ":" not in self["app"]:
             raise usage.UsageError("--app takes module:attribute")
+        # Loaded now, so that an app that cannot be loaded is a one-line
+        # usage error rather than a traceback.
+        self.app = None if self["app"] is None else loadApp(self["app"])
         try:
-            self.config = Config(
-                cookie=self["cookie"] or "txsessionid",
-                expires=_seconds(self["expires"], "--expires"),
-                idleTimeout=_seconds(self["idle-timeout"], "--idle-timeout"),
-            )
+            arguments = self._configArguments()
+            if arguments["expires"] and arguments["idleTimeout"]:
+                raise ValueError(
+                    "--expires is a fixed lifetime and --idle-timeout a sliding "
+                    "one: choose one, and add --absolute-timeout for a hard limit"
+                )
+            try:
+                self.config = Config(**arguments)
+            except (ValueError, TypeError) as e:
+                raise ValueError(_optionNames(str(e))) from None
             checkDatabaseURL(self["database"])
             # Opened now, so that an unusable file is a clear message at
             # start-up rather than a traceback.
-            self.database = openDatabase(self["database"])
-        except (ValueError, DatabaseError) as e:
+            self.database = openDatabase(
+                self["database"], maxSessions=self._maxSessions()
+            )
+        except (ValueError, TypeError, DatabaseError) as e:
             raise usage.UsageError(str(e)) from None
+
+    def _configArguments(self) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
+            "cookie": self["cookie"] or "txsessionid",
+            "expires": _seconds(self["expires"], "--expires"),
+            "idleTimeout": _seconds(self["idle-timeout"], "--idle-timeout"),
+            "absoluteTimeout": _seconds(self["absolute-timeout"], "--absolute-timeout"),
+            "allowReclaim": bool(self["allow-reclaim"]),
+            "forceSecureCookie": bool(self["force-secure-cookie"]),
+            "trustProxyHeaders": bool(self["trust-proxy-headers"]),
+            "cookieHTTPOnly": not self["no-http-only"],
+        }
+        if self["database-timeout"] is not None:
+            arguments["databaseTimeout"] = _seconds(
+                self["database-timeout"], "--database-timeout"
+            )
+        if self["cookie-path"] is not None:
+            arguments["cookiePath"] = self["cookie-path"]
+        if self["cookie-domain"] is not None:
+            arguments["cookieDomain"] = self["cookie-domain"]
+        if self["same-site"] is not None:
+            arguments["cookieSameSite"] = _sameSite(self["same-site"])
+        if self["secret-file"] is not None:
+            lifetime = max(arguments["expires"], arguments["absoluteTimeout"])
+            arguments["encoding"] = CookieCodec(
+                readKeys(self["secret-file"]), maxAge=max(_CODEC_MAX_AGE, lifetime)
+            )
+        return arguments
+
+    def _maxSessions(self) -> int:
+        value = self["max-sessions"]
+        try:
+            count = int(value)
+        except ValueError:
+            count = -1
+        if count < 0:
+            raise ValueError(
+                f"--max-sessions takes a whole number of sessions (0: no limit), "
+                f"not {value!r}"
+            )
+        return count
+
+
+_CODEC_MAX_AGE = 30 * 24 * 3600.0
+
+_SAME_SITE: dict[str, SameSite | None] = {
+    "lax": "lax",
+    "strict": "strict",
+    "none": "none",
+    "omit": None,
+}
+
+
+def _sameSite(value: str) -> SameSite | None:
+    try:
+        return _SAME_SITE[value.lower()]
+    except KeyError:
+        raise ValueError(
+            f"--same-site takes Lax, Strict, None or omit, not {value!r}"
+        ) from None
 
 
 def _seconds(value: str, option: str) -> float:
     try:
-        return float(value)
+        return toSeconds(float(value))
     except ValueError:
-        raise ValueError(f"{option} takes a number of seconds, not {value!r}") from None
+        raise ValueError(
+            f"{option} takes a number of seconds, at least 0, not {value!r}"
+        ) from None
+
+
+_OPTION_NAMES = {
+    "cookiePath": "--cookie-path",
+    "cookieDomain": "--cookie-domain",
+    "idleTimeout": "--idle-timeout",
+    "absoluteTimeout": "--absolute-timeout",
+}
+
+
+def _optionNames(message: str) -> str:
+    """
+    Name the options, not the L{Config} fields, in a message about them.
+    """
+    return re.sub(
+        r"\b(" + "|".join(_OPTION_NAMES) + r")\b",
+        lambda match: _OPTION_NAMES[match.group(1)],
+        message,
+    )
+
+
+def readKeys(path: str) -> list[bytes]:
+    """
+    Read the keys of a C{--secret-file}: one a line, newest first, each 32
+    bytes in base64 (standard or URL-safe) or hexadecimal; blank lines and
+    lines starting with C{#} are skipped.  Error messages name the file and
+    the line, never a key.
+
+    @param path: the file.
+    @return: the keys, oldest first, as L{CookieCodec} takes them.
+    @raise ValueError: when the file cannot be read, may be read by other
+        users or changed by its group, holds no key, holds a key twice, or
+        holds a line that is not a strong key.
+    """
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ValueError(f"cannot read --secret-file {path}: {e.strerror}") from None
+    if os.name == "posix" and mode & 0o027:
+        raise ValueError(
+            f"--secret-file {path} may be read or changed by other users "
+            f"(mode {stat.S_IMODE(mode):o}): chmod 600 {path}"
+        )
+    keys = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith(b"#"):
+            continue
+        key = _decodeKey(text)
+        where = f"line {number} of --secret-file {path}"
+        if key is None or len(key) != KEY_BYTES:
+            raise ValueError(
+                f"{where} is not a key: use {KEY_BYTES} random bytes in base64 "
+                "(twistd txsessions --generate-secret prints one)"
+            )
+        if len(set(key)) < _MIN_DISTINCT_BYTES:
+            raise ValueError(f"{where} is a weak key: make one that is random")
+        keys.append(key)
+    if not keys:
+        raise ValueError(f"--secret-file {path} holds no key")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"--secret-file {path} holds a key twice")
+    keys.reverse()
+    return keys
+
+
+# Thirty-two random bytes have fewer than 16 distinct values with a
+# probability below 1e-20; a key made by hand ("0000...") has far fewer.
+_MIN_DISTINCT_BYTES = 16
+
+
+def _decodeKey(text: bytes) -> bytes | None:
+    if len(text) == 2 * KEY_BYTES:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except ValueError:
+            pass
+    try:
+        return base64.b64decode(
+            text.replace(b"-", b"+").replace(b"_", b"/") + b"=" * (-len(text) % 4),
+            validate=True,
+        )
+    except (binascii.Error, ValueError):
+        return None
 
 
 def loadApp(spec: str) -> IResource:
@@ -137,15 +391,6 @@ def loadApp(spec: str) -> IResource:
     if IResource.providedBy(target):
         return target
     raise usage.UsageError(f"--app {spec} is neither a Klein app nor a resource")
-
-
-def _logDestroyed(key: str, reason: DestroyReason) -> None:
-    _log.info(
-        "session {key} destroyed ({reason})",
-        key=redact(key),
-        reason=reason.value,
-        event="destroyed",
-    )
 
 
 class _SessionsService(service.Service):
@@ -180,17 +425,21 @@ def makeService(options: Options) -> service.IService:
         sessions = Sessions(config, database)
         root: IResource = demoApp(sessions).resource()
     else:
-        root = loadApp(options["app"])
+        assert options.app is not None
+        root = options.app
         if isinstance(root, SessionResource):
             sessions = root.sessions
             sessions.useDatabase(database)
         else:
             sessions = Sessions(config, database)
             root = sessions.wrap(root)
-    sessions.onDestroy(_logDestroyed)
     parent = service.MultiService()
     _SessionsService(sessions).setServiceParent(parent)
     site = Site(root)
     for description in options["listen"]:
         strports.service(description, site).setServiceParent(parent)
+    if options["metrics"] is not None:
+        metrics = strports.service(options["metrics"], Site(MetricsResource(sessions)))
+        metrics.setName("metrics")
+        metrics.setServiceParent(parent)
     return parent
