@@ -79,6 +79,11 @@ def kvApp(sessions: Sessions) -> Klein:
         await sessions.destroy(request)
         return "bye"
 
+    @app.route("/regenerate")
+    async def regenerate(request: IRequest) -> str:
+        await txsessions.get(request).regenerate()
+        return "regenerated"
+
     @app.route("/reclaim")
     async def reclaim(request: IRequest) -> str:
         await txsessions.get(request).destroy()

@@ -91,6 +91,19 @@ def test_shiftExpirationMakesExpirySliding(
     assert stored(sessions, sid) is None
 
 
+def test_shiftExpirationOfAnIdleTimedSessionKeepsItMortal(
+    clock: Any, db: ControlledDatabase
+) -> None:
+    sessions = Sessions(Config(cookie=COOKIE, idleTimeout=10), db, clock)
+    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    sid = login(browser)
+    clock.advance(5)
+    browser.get("/shift", {COOKIE: sid})
+    assert stored(sessions, sid).lifetime == Lifetime(0, 15)
+    clock.advance(15)
+    assert stored(sessions, sid) is None
+
+
 def test_readsAndWritesNeverExtendTheLifetime(
     browser: Browser, sessions: Sessions, clock: Any
 ) -> None:

@@ -186,8 +186,21 @@ class Config:
     idleTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     databaseTimeout: float = attrs.field(default=10.0, converter=toSeconds)
+    secureOnly: bool = attrs.field(init=False, eq=False, repr=False)
+    """
+    Whether the cookie must be C{Secure} and go only over TLS: forced, or
+    implied by its name prefix or by C{SameSite=None}.  Derived from the
+    other fields.
+    """
 
     def __attrs_post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "secureOnly",
+            self.forceSecureCookie
+            or self.cookieSameSite == "none"
+            or self.cookie.startswith(("__Host-", "__Secure-")),
+        )
         if self.idleTimeout and self.expires:
             raise ValueError(
                 "expires is a fixed lifetime and idleTimeout a sliding one: choose "
@@ -199,18 +212,6 @@ class Config:
             raise ValueError(
                 "a __Host- cookie needs cookiePath='/' and no cookieDomain"
             )
-
-    @property
-    def secureOnly(self) -> bool:
-        """
-        Whether the cookie must be C{Secure} and go only over TLS: forced, or
-        implied by its name prefix or by C{SameSite=None}.
-        """
-        return (
-            self.forceSecureCookie
-            or self.cookieSameSite == "none"
-            or self.cookie.startswith(("__Host-", "__Secure-"))
-        )
 
     def withCookieOptions(self, **options: Any) -> Config:
         """

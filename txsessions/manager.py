@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, succeed
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    FirstError,
+    fail,
+    gatherResults,
+    succeed,
+)
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -29,6 +37,7 @@ from .errors import (
 from .ids import isWellFormedID, redact, storeKey
 from .interfaces import DestroyListener, IDatabase
 from .listeners import Listeners
+from .metrics import Metrics
 from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
 from .responses import HeldResponse
 from .session import Session
@@ -79,8 +88,10 @@ class Sessions:
         self._clock = clock
         self._cookieName = self.config.cookie.encode("ascii")
         self._listeners = Listeners()
+        self.metrics = Metrics()
+        "What this manager counts: see L{txsessions.metrics.Metrics}."
         self._database = database
-        self._unlisten = database.listen(self._listeners.tell)
+        self._unlisten = database.listen(self._destroyed)
 
     @property
     def database(self) -> IDatabase:
@@ -98,7 +109,7 @@ class Sessions:
         """
         self._unlisten()
         self._database = database
-        self._unlisten = database.listen(self._listeners.tell)
+        self._unlisten = database.listen(self._destroyed)
 
     def onDestroy(self, listener: DestroyListener) -> None:
         """
@@ -236,15 +247,18 @@ class Sessions:
 
     def shiftExpiration(self, request: IRequest) -> Deferred[None]:
         """
-        Restart the request's session lifetime at C{config.expires} from now
-        and re-send its cookie (Iris: C{ShiftExpiration}); called on every
-        request, it makes expiry sliding.
+        Restart the request's session lifetime at C{config.expires} (or, for
+        an idle-timed session, C{config.idleTimeout}) from now and re-send
+        its cookie (Iris: C{ShiftExpiration}); called on every request, it
+        makes expiry sliding.
 
         @param request: the request.
         @return: a L{Deferred} firing once the session is started; the new
             lifetime is saved with the session.
         """
-        return self.updateExpiration(request, self.config.expires)
+        return self.updateExpiration(
+            request, self.config.expires or self.config.idleTimeout
+        )
 
     def updateExpiration(
         self, request: IRequest, expires: float | timedelta
@@ -286,20 +300,96 @@ class Sessions:
     def _now(self) -> float:
         return self._clock.seconds()
 
-    def _call(self, d: Deferred[Any]) -> Deferred[Any]:
+    def _call(
+        self, d: Deferred[T], kind: str = "other", started: float | None = None
+    ) -> Deferred[T]:
         """
-        Give a database call its deadline, and make any failure a
+        Give a database call its deadline, time it, and make any failure a
         L{DatabaseError}.
+
+        @param d: what the database returned.
+        @param kind: C{load}, C{save} or C{other}, for L{Metrics.latency}.
+        @param started: when the call was made (C{perf_counter}); now, when
+            C{None}.
         """
+        latency = self.metrics.latency[kind]
+        begun = perf_counter() if started is None else started
+
+        def timed(result: Any) -> Any:
+            latency.add(perf_counter() - begun)
+            return result
+
+        d.addBoth(timed)
         timeout = self.config.databaseTimeout
         # A Deferred that has fired may still wait on another (paused).
         if timeout and (not d.called or d.paused):
             d = _raceAgainst(d, timeout, self._clock)
 
-        def failed(failure: Any) -> Any:
-            raise _asDatabaseError(failure.value)
+        def failed(failure: Failure) -> Any:
+            if failure.check(CancelledError):
+                # The request was given up (its client went away): no fault
+                # of the database's.
+                return failure
+            raise self._storeFailed(cast(BaseException, failure.value), kind)
 
         return d.addErrback(failed)
+
+    def _answered(self, d: Deferred[T], kind: str, started: float) -> T | _Pending:
+        """
+        The result of a database call that answered before it returned, as
+        the memory database's do, taken without running a callback; or
+        L{_PENDING}.
+
+        @raise DatabaseError: when it failed.
+        """
+        if not d.called or d.paused:
+            return _PENDING
+        self.metrics.latency[kind].add(perf_counter() - started)
+        result = d.result
+        if isinstance(result, Failure):
+            d.addErrback(lambda _: None)
+            raise self._storeFailed(cast(BaseException, result.value), kind)
+        return cast(T, result)
+
+    def _storeFailed(self, error: BaseException, kind: str) -> DatabaseError:
+        """
+        Count and log a database failure.
+
+        @return: it, as a L{DatabaseError}.
+        """
+        self.metrics.storeErrors += 1
+        _log.error(
+            "the session database failed ({kind}): {error}",
+            kind=kind,
+            error=f"{type(error).__name__}: {error}",
+            sessionEvent="storeError",
+        )
+        if isinstance(error, DatabaseError):
+            return error
+        message = f"the session database failed: {type(error).__name__}: {error}"
+        wrapped = DatabaseError(message)
+        wrapped.__cause__ = error
+        return wrapped
+
+    def _destroyed(self, key: str, reason: DestroyReason) -> None:
+        """
+        Count, log and announce a session the database destroyed.
+        """
+        self.metrics.destroyed[reason.value] += 1
+        _log.info(
+            "session {key} destroyed ({reason})",
+            key=redact(key),
+            reason=reason.value,
+            sessionEvent="destroyed",
+        )
+        self._listeners.tell(key, reason)
+
+    def _created(self, key: str) -> None:
+        """
+        Count and log a session this manager created.
+        """
+        self.metrics.created += 1
+        _log.info("session {key} created", key=redact(key), sessionEvent="created")
 
     def _load(
         self, request: IRequest, owner: _RequestSession
@@ -318,16 +408,16 @@ class Sessions:
         while candidates:
             sessionID, current = candidates.pop(0)
             key = storeKey(sessionID)
+            started = perf_counter()
             try:
                 loading = self._database.load(key)
             except Exception as e:
-                raise _asDatabaseError(e) from e
-            stored = _resultNow(loading)
+                raise self._storeFailed(e, "load") from e
+            stored = self._answered(loading, "load", started)
             if isinstance(stored, _Pending):
+                waiting = self._call(loading, "load", started)
                 return Deferred.fromCoroutine(
-                    self._loadLater(
-                        self._call(loading), sessionID, key, current, candidates, owner
-                    )
+                    self._loadLater(waiting, sessionID, key, current, candidates, owner)
                 )
             session = self._accept(stored, sessionID, key, current, now, owner)
             if session is not None:
@@ -604,7 +694,11 @@ class _RequestSession:
                 )
                 session._markDestroyed()
             else:
-                _log.info("session {key} regenerated", key=redact(oldKey))
+                _log.info(
+                    "session {key} regenerated",
+                    key=redact(oldKey),
+                    sessionEvent="regenerated",
+                )
 
         return self._track(renaming).addCallback(renamed)
 
@@ -718,13 +812,17 @@ class _RequestSession:
                 session._markDestroyed()
                 if self._headersUnsent():
                     cookies.removeCookie(self.request, manager._cookieName)
+            elif changes.create:
+                manager._created(key)
             return result
 
+        started = perf_counter()
         saving = manager.database.save(key, changes)
         if _succeeded(saving):
+            manager.metrics.latency["save"].add(perf_counter() - started)
             saved(cast("Mapping[str, int] | None", saving.result))
             return saving
-        return manager._call(saving).addCallback(saved)
+        return manager._call(saving, "save", started).addCallback(saved)
 
     def _sendCookie(self, session: Session, value: str | None = None) -> None:
         manager = self.manager
@@ -775,24 +873,8 @@ class _Pending:
 
 _PENDING = _Pending()
 """
-What L{_resultNow} returns for a L{Deferred} that has not fired.
+What L{Sessions._answered} returns for a L{Deferred} that has not fired.
 """
-
-
-def _resultNow(d: Deferred[T]) -> T | _Pending:
-    """
-    The result of a L{Deferred} that fired before it was returned, as the
-    memory database's do, without running a callback; L{_PENDING} otherwise.
-
-    @raise DatabaseError: when it failed.
-    """
-    if not d.called or d.paused:
-        return _PENDING
-    result = d.result
-    if isinstance(result, Failure):
-        d.addErrback(lambda _: None)
-        raise _asDatabaseError(cast(BaseException, result.value))
-    return cast(T, result)
 
 
 def _succeeded(d: Deferred[Any]) -> bool:
@@ -801,18 +883,6 @@ def _succeeded(d: Deferred[Any]) -> bool:
     database's do: its result can then be used at once.
     """
     return d.called and not d.paused and not isinstance(d.result, Failure)
-
-
-def _asDatabaseError(error: BaseException) -> DatabaseError:
-    """
-    A database's failure as a L{DatabaseError}.
-    """
-    if isinstance(error, DatabaseError):
-        return error
-    message = f"the session database failed: {type(error).__name__}: {error}"
-    wrapped = DatabaseError(message)
-    wrapped.__cause__ = error
-    return wrapped
 
 
 def _raceAgainst(d: Deferred[T], timeout: float, clock: IReactorTime) -> Deferred[T]:

@@ -5,9 +5,13 @@ The session databases, and L{openDatabase}, which opens one from a URL.
 
 from __future__ import annotations
 
+import re
+
 from twisted.internet.interfaces import IReactorTime
 
 from ..interfaces import IDatabase
+
+_password = re.compile(r"(//[^/@:]*:)[^/@]*@")
 
 SCHEMES = ("memory", "sqlite", "lmdb", "redis", "rediss", "unix", "redis+sentinel")
 """
@@ -27,12 +31,22 @@ def checkDatabaseURL(url: str) -> str:
     scheme = scheme.lower()
     if scheme not in SCHEMES:
         raise ValueError(
-            f"unknown database URL {url!r}: use memory:, sqlite:PATH, lmdb:PATH "
-            "or redis://HOST:PORT/DB"
+            f"unknown database URL {withoutPassword(url)!r}: use memory:, "
+            "sqlite:PATH, lmdb:PATH or redis://HOST:PORT/DB"
         )
     if scheme != "memory" and not path:
         raise ValueError(f"database URL {url!r} names no path: use {scheme}:PATH")
     return scheme
+
+
+def withoutPassword(url: str) -> str:
+    """
+    A database URL fit for a message: its password, if it has one, masked.
+
+    @param url: a database URL.
+    @return: C{url} with C{user:password@} shown as C{user:***@}.
+    """
+    return _password.sub(r"\1***@", url)
 
 
 def openDatabase(

@@ -1,0 +1,196 @@
+"""
+What a manager counts and logs, and the JSON resource that serves it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+import treq
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from zope.interface import provider
+
+from tests.support import COOKIE, Browser, ControlledDatabase, login, resultOf
+from txsessions import Sessions
+from txsessions.ids import storeKey
+from txsessions.metrics import WINDOW, Latency, MetricsResource
+
+
+@pytest.fixture
+def logged() -> Iterator[list[LogEvent]]:
+    """
+    The txsessions events logged during the test (those with a
+    C{sessionEvent} field).
+    """
+    events: list[LogEvent] = []
+
+    @provider(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        if "sessionEvent" in event:
+            events.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    yield events
+    globalLogPublisher.removeObserver(observe)
+
+
+def metricsBrowser(sessions: Sessions) -> Browser:
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(sessions))
+    return Browser(root)
+
+
+def test_createdCountedOnceSaved(browser: Browser, sessions: Sessions) -> None:
+    browser.get("/get/a")
+    assert sessions.metrics.created == 0
+    sid = login(browser)
+    browser.get("/set/b/2", {COOKIE: sid})
+    assert sessions.metrics.created == 1
+
+
+def test_destroyedCountedByReason(
+    browser: Browser, sessions: Sessions, clock: Any
+) -> None:
+    browser.get("/destroy", {COOKIE: login(browser)})
+    resultOf(sessions.destroyByID(login(browser)))
+    login(browser)
+    clock.advance(10)
+    assert sessions.metrics.snapshot()["destroyed"] == {
+        "destroyed": 1,
+        "destroyByID": 1,
+        "expired": 1,
+        "destroyAll": 0,
+        "regenerated": 0,
+        "admin": 0,
+    }
+
+
+def test_storeErrorsCounted(
+    browser: Browser, sessions: Sessions, db: ControlledDatabase
+) -> None:
+    sid = login(browser)
+    db.failLoads = True
+    response, _ = browser.get("/get/a", {COOKIE: sid})
+    assert response.code == 503
+    db.failLoads, db.failSaves = False, True
+    response, _ = browser.get("/set/a/1", {COOKIE: sid})
+    assert response.code == 503
+    assert sessions.metrics.storeErrors == 2
+
+
+def test_latencyOfLoadsAndSaves(browser: Browser, sessions: Sessions) -> None:
+    sid = login(browser)
+    browser.get("/set/a/1", {COOKIE: sid})
+    latency = sessions.metrics.snapshot()["latency"]
+    assert latency["load"]["calls"] == 1
+    assert latency["save"]["calls"] == 2
+    assert latency["load"]["max_ms"] >= latency["load"]["p50_ms"] >= 0
+
+
+def test_latencySummary() -> None:
+    latency = Latency()
+    assert latency.summary() == {
+        "calls": 0,
+        "p50_ms": None,
+        "p99_ms": None,
+        "max_ms": None,
+    }
+    for ms in range(1, 101):
+        latency.add(ms / 1000)
+    assert latency.summary() == {
+        "calls": 100,
+        "p50_ms": 51.0,
+        "p99_ms": 100.0,
+        "max_ms": 100.0,
+    }
+
+
+def test_latencyWindowKeepsTheLatestCalls() -> None:
+    latency = Latency()
+    for _ in range(WINDOW):
+        latency.add(1.0)
+    for _ in range(WINDOW):
+        latency.add(0.001)
+    summary = latency.summary()
+    assert summary["calls"] == 2 * WINDOW
+    assert summary["max_ms"] == 1.0
+
+
+def test_eventsLoggedWithoutFullKeys(
+    browser: Browser, sessions: Sessions, db: ControlledDatabase, logged: Any
+) -> None:
+    sid = login(browser)
+    browser.get("/regenerate", {COOKIE: sid})
+    db.failLoads = True
+    browser.get("/get/a", {COOKIE: sid})
+    db.failLoads = False
+    resultOf(sessions.destroyAll())
+    kinds = [event["sessionEvent"] for event in logged]
+    assert kinds == ["created", "destroyed", "regenerated", "storeError", "destroyed"]
+    assert [e["reason"] for e in logged if "reason" in e] == [
+        "regenerated",
+        "destroyAll",
+    ]
+    key = storeKey(sid)
+    for event in logged:
+        assert sid not in repr(event) and key not in repr(event)
+        if "key" in event:
+            assert len(event["key"]) < 16
+
+
+def test_metricsResource(browser: Browser, sessions: Sessions) -> None:
+    login(browser)
+    login(browser)
+    response, body = metricsBrowser(sessions).get("/metrics")
+    assert response.code == 200
+    assert response.headers.getRawHeaders(b"content-type") == [b"application/json"]
+    figures = json.loads(body)
+    assert figures["live"] == 2
+    assert figures["created"] == 2
+    assert figures["storeErrors"] == 0
+    assert set(figures["latency"]) == {"load", "save", "other"}
+
+
+def test_metricsResourceWhenTheDatabaseFails(
+    sessions: Sessions, db: ControlledDatabase
+) -> None:
+    db.memory.count = lambda: db.memory.load("broken").addCallback(  # type: ignore[method-assign]
+        lambda _: 1 // 0
+    )
+    response, body = metricsBrowser(sessions).get("/metrics")
+    assert response.code == 503
+    figures = json.loads(body)
+    assert figures["live"] is None
+    assert figures["storeErrors"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_metricsOverARealPort(listen: Any, clock: Any) -> None:
+    sessions = Sessions(clock=clock)
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(sessions))
+    base, client = listen(root)
+    response = await client.get(base + "/metrics")
+    assert response.code == 200
+    figures = json.loads(await treq.content(response))
+    assert figures["live"] == 0
+
+
+def test_givenUpCallsAreNoStoreErrors(sessions: Sessions) -> None:
+    """
+    A call cancelled because its request was given up (the client went
+    away, and Klein cancelled the handler) is not the database's failure.
+    """
+    waiting: Deferred[None] = Deferred()
+    call = sessions._call(waiting, "load")
+    call.cancel()
+    assert isinstance(call.result, Failure) and call.result.check(CancelledError)
+    call.addErrback(lambda _: None)
+    assert sessions.metrics.storeErrors == 0

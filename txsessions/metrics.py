@@ -1,0 +1,152 @@
+# -*- test-case-name: tests.test_metrics -*-
+"""
+What a L{Sessions} manager counts as it works, and L{MetricsResource}, which
+serves it as JSON for a monitoring system to poll.
+
+Counting costs a few integer additions per request; the latency of each kind
+of database call is kept for the most recent L{WINDOW} calls, so that the
+percentiles follow the database as it is now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, deque
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from .records import DestroyReason
+
+if TYPE_CHECKING:
+    from twisted.web.server import Request
+
+    from .manager import Sessions
+
+_log = Logger()
+
+WINDOW = 1024
+"""
+How many of the latest calls of each kind the latency figures describe.
+"""
+
+
+class Latency:
+    """
+    The durations of one kind of database call: how many there were, and
+    the latest L{WINDOW} of them.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._recent: deque[float] = deque(maxlen=WINDOW)
+
+    def add(self, seconds: float) -> None:
+        """
+        Record one call.
+
+        @param seconds: how long it took.
+        """
+        self.calls += 1
+        self._recent.append(seconds)
+
+    def summary(self) -> dict[str, Any]:
+        """
+        @return: C{calls} (since start), and the median, 99th percentile and
+            maximum of the recent calls in milliseconds (C{None} before any).
+        """
+        recent = sorted(self._recent)
+        if not recent:
+            return {"calls": self.calls, "p50_ms": None, "p99_ms": None, "max_ms": None}
+
+        def percentile(p: float) -> float:
+            return round(recent[min(len(recent) - 1, int(p * len(recent)))] * 1e3, 3)
+
+        return {
+            "calls": self.calls,
+            "p50_ms": percentile(0.50),
+            "p99_ms": percentile(0.99),
+            "max_ms": round(recent[-1] * 1e3, 3),
+        }
+
+
+class Metrics:
+    """
+    The counters of one L{Sessions} manager (C{sessions.metrics}).
+
+    @ivar created: sessions this process created (first saved).
+    @ivar destroyed: sessions the database destroyed, by L{DestroyReason}
+        value; with Redis, every process counts every destroy.
+    @ivar storeErrors: database calls that failed or did not answer in time.
+    @ivar latency: a L{Latency} for each kind of database call (C{load},
+        C{save}, C{other}).
+    """
+
+    def __init__(self) -> None:
+        self.created = 0
+        self.destroyed: Counter[str] = Counter()
+        self.storeErrors = 0
+        self.latency = {"load": Latency(), "save": Latency(), "other": Latency()}
+
+    def snapshot(self) -> dict[str, Any]:
+        """
+        @return: every figure, as a JSON-ready C{dict}.
+        """
+        return {
+            "created": self.created,
+            "destroyed": {r.value: self.destroyed[r.value] for r in DestroyReason},
+            "storeErrors": self.storeErrors,
+            "latency": {k: window.summary() for k, window in self.latency.items()},
+        }
+
+
+class MetricsResource(Resource):
+    """
+    Serves a manager's L{Metrics} and its live-session count as JSON::
+
+        root.putChild(b"metrics", MetricsResource(sessions))
+
+    C{GET} answers C{{"live": N, "created": ..., "destroyed": {...},
+    "storeErrors": ..., "latency": {...}}}, with status 200, or 503 with
+    C{"live": null} when the database could not count.  Counting asks the
+    database (a C{SCAN} on Redis), so poll it every few seconds, not on every
+    request, and mount it where only operators reach it.
+    """
+
+    isLeaf = True
+
+    def __init__(self, sessions: Sessions) -> None:
+        """
+        @param sessions: the manager to report on.
+        """
+        super().__init__()
+        self._sessions = sessions
+
+    def render_GET(self, request: Request) -> object:
+        """
+        Answer with the figures, once the database has counted.
+        """
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+
+        gone: list[Failure] = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def counted(live: int | Failure) -> None:
+            if gone:
+                return
+            body = {"live": None if isinstance(live, Failure) else live}
+            if isinstance(live, Failure):
+                _log.failure("could not count the sessions", failure=live)
+                request.setResponseCode(503)
+            body.update(self._sessions.metrics.snapshot())
+            request.write(json.dumps(body).encode("ascii") + b"\n")
+            request.finish()
+
+        counting: Deferred[int] = self._sessions.count()
+        counting.addBoth(counted)
+        return NOT_DONE_YET
