@@ -39,9 +39,6 @@ The convention, for anyone writing documentation here:
     C{127.0.0.1:PORT}, C{redis-server --port 6379} gains C{--bind
     127.0.0.1}, and any other 8080, 8081 or 6379 becomes its port, in
     expected output too.  A server command must name its port.
-  - A block right after C{<!-- docs-test: slow -->} (the benchmarks) runs
-    only when C{TXSESSIONS_DOCS_SLOW=1}; otherwise its test is skipped, and
-    the scripts it names must still exist.
 
 Python blocks (C{```python}):
 
@@ -128,7 +125,6 @@ ASSIGNMENTS = re.compile(r"^((?:[A-Z_][A-Z0-9_]*=\S*\s+)*)")
 """
 The variables a command starts with, which C{exec} must follow.
 """
-SLOW = "<!-- docs-test: slow -->"
 EXAMPLE = re.compile(r"<!-- example: (\S+) -->")
 WAIT = 60.0
 """
@@ -186,10 +182,6 @@ class Block:
     @property
     def name(self) -> str:
         return f"{self.path.relative_to(ROOT)}:{self.line}"
-
-    @property
-    def slow(self) -> bool:
-        return self.marker == SLOW
 
     @property
     def example(self) -> str | None:
@@ -626,15 +618,7 @@ def test_linksResolve(path: Path) -> None:
 @pytest.mark.parametrize("block", list(blocks("console")))
 @pytest_twisted.ensureDeferred
 async def test_consoleBlock(block: Block, tmp_path: Path) -> None:
-    if block.slow:
-        for word in block.body.split():
-            if word.startswith(("bench/", "examples/")):
-                assert (ROOT / word).exists(), f"{block.name}: no {word}"
-        if os.environ.get("TXSESSIONS_DOCS_SLOW") != "1":
-            pytest.skip("a slow block: set TXSESSIONS_DOCS_SLOW=1 to run it")
-        await runBlock(block, tmp_path, timeout=3600)
-    else:
-        await runBlock(block, tmp_path)
+    await runBlock(block, tmp_path)
 
 
 @pytest.mark.parametrize("block", list(blocks("python")))
@@ -707,18 +691,17 @@ def test_parserRefuses(text: str, message: str) -> None:
 
 def test_parserReadsCommandsAndOutput() -> None:
     [block] = parseText(
-        "<!-- docs-test: slow -->\n```console\n"
+        "```console\n"
         "$ redis-server --port 6379 &\n"
         "$ curl -s http://localhost:8080/   # a comment\n"
         "Forbidden\n\n...\n"
         "$ pip install . && twistd -n txsessions      # the demo\n"
         "```\n"
     )
-    assert block.slow
     assert block.commands == (
-        Command("redis-server --port 6379", 3, (), True),
-        Command("curl -s http://localhost:8080/", 4, ("Forbidden", "..."), False),
-        Command(INSTALL_AND_SERVE, 8, (), False),
+        Command("redis-server --port 6379", 2, (), True),
+        Command("curl -s http://localhost:8080/", 3, ("Forbidden", "..."), False),
+        Command(INSTALL_AND_SERVE, 7, (), False),
     )
 
 

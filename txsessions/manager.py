@@ -391,19 +391,15 @@ class Sessions:
         self.metrics.created += 1
         _log.info("session {key} created", key=redact(key), sessionEvent="created")
 
-    def _load(
-        self, request: IRequest, owner: _RequestSession
-    ) -> Session | Deferred[Session]:
-        """
-        Load the session the request's cookies name, trying each candidate
-        in turn, or make a new one.  A database that answers at once (memory,
-        LMDB) is read at once, with no L{Deferred} on the way.
-        """
-        return self._loadFrom(self._candidates(request, owner), owner)
-
     def _loadFrom(
         self, candidates: list[tuple[str, bool]], owner: _RequestSession
     ) -> Session | Deferred[Session]:
+        """
+        Load the session the first of C{candidates} (from L{_candidates})
+        that names a live, readable session, or make a new one.  A database
+        that has answered by the time it returns (memory, LMDB) is read at
+        once, with no L{Deferred} on the way.
+        """
         now = self._clock.seconds()
         while candidates:
             sessionID, current = candidates.pop(0)
@@ -617,7 +613,8 @@ class _RequestSession:
             waiter: Deferred[Session] = Deferred()
             self._loading.append(waiter)
             return waiter
-        loaded = self.manager._load(self.request, self)
+        manager = self.manager
+        loaded = manager._loadFrom(manager._candidates(self.request, self), self)
         if isinstance(loaded, Session):
             self._session = loaded
             return loaded
