@@ -459,6 +459,8 @@ def test_aCommandIsRequired(tmp_path: Path) -> None:
         (["--database", "sqlite:{tmp}/none.db", "show"], "show takes one session"),
         (["-d", "sqlite:{tmp}/x.db", "destroy", "a", "b"], "destroy takes one"),
         (["-d", "sqlite:{tmp}/x.db", "--timeout", "soon", "count"], "--timeout"),
+        (["-d", "sqlite:{tmp}/x.db", "--timeout", "-1", "count"], "above 0"),
+        (["-d", "sqlite:{tmp}/x.db", "--timeout", "nan", "count"], "above 0"),
     ],
 )
 def test_usageErrors(argv: list[str], message: str, tmp_path: Path) -> None:
@@ -543,3 +545,10 @@ def test_theConsoleScriptIsDeclared() -> None:
     with open(ROOT / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)["project"]
     assert project["scripts"]["txsessions"] == "txsessions.admin:main"
+
+
+def test_aTimeBeyondWhatADateShowsIsPrintedAsANumber() -> None:
+    from txsessions.admin import _time
+
+    assert _time(1e12) == "1000000000000.0"
+    assert _time(0) == "1970-01-01T00:00:00Z"

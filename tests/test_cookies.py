@@ -134,3 +134,21 @@ def test_markPrivate() -> None:
     markPrivate(r)
     assert r.responseHeaders.getRawHeaders(b"cache-control") == [b"no-store"]
     assert r.responseHeaders.getRawHeaders(b"vary") == [b"cookie"]
+
+
+def test_markPrivateAddsCookieBesideHeadersNamedLikeIt() -> None:
+    r = request()
+    r.responseHeaders.setRawHeaders(b"vary", [b"X-Cookie-Consent"])
+    markPrivate(r)
+    assert r.responseHeaders.getRawHeaders(b"vary") == [b"X-Cookie-Consent", b"Cookie"]
+
+
+def test_readCookiesTrustsOnlyTheHeaderItReads() -> None:
+    """
+    Twisted parses cookies when the request arrives; a header rewritten
+    since (by a proxy resource, say) is what counts.
+    """
+    r = request()
+    r.received_cookies = {b"sid": b"O" * 43}
+    r.requestHeaders.setRawHeaders(b"cookie", [b"sid=" + b"N" * 43])
+    assert readCookies(r, b"sid") == ["N" * 43]

@@ -194,3 +194,11 @@ def test_givenUpCallsAreNoStoreErrors(sessions: Sessions) -> None:
     assert isinstance(call.result, Failure) and call.result.check(CancelledError)
     call.addErrback(lambda _: None)
     assert sessions.metrics.storeErrors == 0
+
+
+def test_aCallCancelledBeforeItReturnedIsNoStoreError(sessions: Sessions) -> None:
+    cancelled: Deferred[None] = Deferred()
+    cancelled.cancel()
+    with pytest.raises(CancelledError):
+        sessions._answered(cancelled, "load", 0.0)
+    assert sessions.metrics.storeErrors == 0

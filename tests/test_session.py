@@ -87,13 +87,29 @@ def test_getAllIsACopy() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [b"bytes", object(), {1, 2}, float("nan"), float("inf"), {"k": b"v"}]
+    "value",
+    [
+        b"bytes",
+        object(),
+        {1, 2},
+        float("nan"),
+        float("inf"),
+        {"k": b"v"},
+        "\ud800",  # a lone surrogate: no database could store it as UTF-8
+        ["ok", "\udfff"],
+        pytest.param(10**5000, id="more digits than repr() writes"),
+    ],
 )
 def test_setRefusesNonJSONValues(value: object) -> None:
     session = loaded()
     with pytest.raises(ValueNotSerializable, match="'k'"):
         session.set("k", value)
     assert "k" not in session
+
+
+def test_setRefusesAKeyNoDatabaseCouldStore() -> None:
+    with pytest.raises(ValueNotSerializable):
+        loaded().set("\ud800", "v")
 
 
 def test_setRefusesNonStringKeys() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from typing import Any
 
@@ -533,3 +534,23 @@ def test_aMisspelledDatabaseURLIsRefusedWithoutItsPassword() -> None:
 def test_anAppThatCannotBeLoadedIsAUsageError() -> None:
     with pytest.raises(UsageError, match="cannot load --app no.such.module:app"):
         Options().parseOptions(["--app", "no.such.module:app"])
+
+
+@pytest.mark.parametrize("argv", [["--metrics", "bogus"], ["--listen", "tcp:notaport"]])
+def test_aBadEndpointIsAUsageError(argv: list[str]) -> None:
+    with pytest.raises(UsageError, match=re.escape(argv[0])):
+        Options().parseOptions(argv)
+
+
+def test_noPasswordInAnyURLMessage() -> None:
+    from txsessions.db import withoutPassword
+
+    assert withoutPassword("rediss://app:s3cret@cache:6379/0") == (
+        "rediss://app:***@cache:6379/0"
+    )
+    assert withoutPassword("unix:///run/redis.sock?db=0&password=s3cret") == (
+        "unix:///run/redis.sock?db=0&password=***"
+    )
+    with pytest.raises(UsageError) as refused:
+        Options().parseOptions(["--database", "redis://app:Zx9/q+Lw@cache:6379/0"])
+    assert "Zx9" not in str(refused.value)

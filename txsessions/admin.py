@@ -20,6 +20,7 @@ Errors are one line on standard error.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -33,7 +34,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, react
 from twisted.python import usage
 
-from .db import checkDatabaseURL, openDatabase
+from .db import checkDatabaseURL, openDatabase, withoutPassword
 from .errors import DatabaseError
 from .ids import isWellFormedID, redact, storeKey
 from .interfaces import IDatabase
@@ -385,7 +386,9 @@ class Options(usage.Options):
         try:
             self.timeout = float(self["timeout"])
         except ValueError:
-            raise usage.UsageError("--timeout takes a number of seconds") from None
+            self.timeout = math.nan
+        if not self.timeout > 0:
+            raise usage.UsageError("--timeout takes a number of seconds above 0")
         if not self.url:
             raise usage.UsageError(
                 "--database URL is required: the sqlite:, lmdb: or redis:// URL "
@@ -513,7 +516,7 @@ def confirm(options: Options, stdin: IO[str], err: IO[str]) -> None:
             USAGE, "destroy-all asks on a terminal; without one, add --yes"
         )
     err.write(
-        f"Destroy every session in {_shownURL(options.url)}, logging every user "
+        f"Destroy every session in {withoutPassword(options.url)}, logging every user "
         "out? Type yes to go on: "
     )
     err.flush()
@@ -576,17 +579,15 @@ def _oneLine(message: object) -> str:
     return " ".join(str(message).split()) or type(message).__name__
 
 
-def _shownURL(url: str) -> str:
-    # A Redis URL may carry a password.
-    return re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", url)
-
-
 def _prefix(key: str) -> str:
     return key[:KEY_PREFIX]
 
 
 def _time(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    try:
+        moment = datetime.fromtimestamp(seconds, timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return repr(seconds)  # beyond what a date can show
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -111,7 +111,7 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
     if len(headers) == 1 and headers[0].count(prefix) == 1:
         # One occurrence: the value Twisted parsed is the only candidate.
         raw = getattr(request, "received_cookies", {}).get(name)
-        if raw is not None:
+        if raw is not None and prefix + raw in headers[0]:
             value = _candidate(raw)
             return [] if value is None else [value]
     values: list[str] = []
@@ -254,8 +254,8 @@ def markPrivate(request: IRequest) -> None:
     if vary is None:
         headers.setRawHeaders(b"Vary", [b"Cookie"])
     else:
-        joined = b", ".join(vary)
-        if b"cookie" not in joined.lower() and b"*" not in joined:
+        tokens = {t.strip().lower() for value in vary for t in value.split(b",")}
+        if b"cookie" not in tokens and b"*" not in tokens:
             headers.addRawHeader(b"Vary", b"Cookie")
     cacheControl = headers.getRawHeaders(b"cache-control")
     if cacheControl is None:

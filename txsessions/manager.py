@@ -348,6 +348,8 @@ class Sessions:
         result = d.result
         if isinstance(result, Failure):
             d.addErrback(lambda _: None)
+            if result.check(CancelledError):
+                result.raiseException()
             raise self._storeFailed(cast(BaseException, result.value), kind)
         return cast(T, result)
 

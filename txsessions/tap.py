@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 from twisted.application import service, strports
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource
@@ -183,6 +184,11 @@ class Options(usage.Options):
         """
         if not self["listen"]:
             self["listen"] = ["tcp:8080"]
+        for option, description in [
+            *(("--listen", d) for d in self["listen"]),
+            *([("--metrics", self["metrics"])] if self["metrics"] is not None else []),
+        ]:
+            _checkEndpoint(option, description)
         if self["app"] is not None and ":" not in self["app"]:
             raise usage.UsageError("--app takes module:attribute")
         # Loaded now, so that an app that cannot be loaded is a one-line
@@ -362,6 +368,21 @@ def _decodeKey(text: bytes) -> bytes | None:
         )
     except (binascii.Error, ValueError):
         return None
+
+
+def _checkEndpoint(option: str, description: str) -> None:
+    """
+    Refuse an endpoint description Twisted cannot parse, before anything
+    starts.
+
+    @raise usage.UsageError: when it is not one.
+    """
+    from twisted.internet import reactor
+
+    try:
+        serverFromString(reactor, description)
+    except (ValueError, TypeError) as e:
+        raise usage.UsageError(f"{option} {description}: {e}") from None
 
 
 def loadApp(spec: str) -> IResource:

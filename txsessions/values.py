@@ -39,16 +39,23 @@ def encodeValue(key: object, value: object) -> str:
     if key.startswith("\x00"):
         raise ValueNotSerializable("session keys may not start with NUL")
     kind = type(value)
-    if kind is int:
-        return repr(value)
-    if kind is str:
-        return _quote(cast(str, value))
     try:
-        return _encoder.encode(value)
+        if kind is int:
+            text = repr(value)
+        elif kind is str:
+            text = _quote(cast(str, value))
+        else:
+            text = _encoder.encode(value)
+        # Every database stores UTF-8: a lone surrogate would fail the save.
+        if not text.isascii():
+            text.encode("utf-8")
+        if not key.isascii():
+            key.encode("utf-8")
     except (TypeError, ValueError) as e:
         raise ValueNotSerializable(
             f"the value for session key {key!r} is not JSON-serialisable: {e}"
         ) from None
+    return text
 
 
 def integerOrZero(text: str | None) -> int:

@@ -119,9 +119,9 @@ class SessionResource:
                 if encoder is not None:
                     request._encoder = encoder  # type: ignore[attr-defined]
         else:
+            # The manager has logged the failure (sessionEvent=storeError).
             if started is not None:
                 started.trap(DatabaseError)
-            _log.failure("could not load the session", failure=started)
             leaf = errorPage(503, "Service Unavailable", UNAVAILABLE.decode())
         request.render(leaf)  # type: ignore[attr-defined]
 
@@ -201,9 +201,9 @@ def withSession(sessions: Sessions, handler: Callable[..., Any]) -> Callable[...
 
 def _unavailable(request: IRequest) -> bytes:
     """
-    Answer 503: the session could not be loaded.
+    Answer 503: the session could not be loaded (the manager has logged
+    why).
     """
-    _log.failure("could not load the session")
     request.setResponseCode(503)
     request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
     return UNAVAILABLE

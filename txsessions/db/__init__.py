@@ -11,7 +11,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..interfaces import IDatabase
 
-_password = re.compile(r"(//[^/@:]*:)[^/@]*@")
+_password = re.compile(r"(//[^/@:]*:)[^/@]*@|((?:[?&])password=)[^&#]*")
 
 SCHEMES = ("memory", "sqlite", "lmdb", "redis", "rediss", "unix", "redis+sentinel")
 """
@@ -44,9 +44,12 @@ def withoutPassword(url: str) -> str:
     A database URL fit for a message: its password, if it has one, masked.
 
     @param url: a database URL.
-    @return: C{url} with C{user:password@} shown as C{user:***@}.
+    @return: C{url} with C{user:password@} shown as C{user:***@}, and a
+        C{password=} query parameter as C{password=***}.
     """
-    return _password.sub(r"\1***@", url)
+    return _password.sub(
+        lambda m: f"{m.group(1)}***@" if m.group(1) else f"{m.group(2)}***", url
+    )
 
 
 def openDatabase(

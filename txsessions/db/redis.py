@@ -216,8 +216,12 @@ class RedisURL:
                 tls=parts.scheme == "rediss",
                 prefix=prefix,
             )
-        except ValueError as e:
-            raise ValueError(f"bad Redis URL: {e}") from None
+        except ValueError:
+            # urllib's message may quote part of the password.
+            raise ValueError(
+                "bad Redis URL: check the port, and percent-encode any / @ : # "
+                "in the user name or password"
+            ) from None
 
     @classmethod
     def _sentinel(cls, parts: urllib.parse.SplitResult, prefix: str) -> RedisURL:
