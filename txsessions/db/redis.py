@@ -156,6 +156,13 @@ return result
 """
 
 
+class _BadURL(ValueError):
+    """
+    A Redis URL refused with a message of txsessions' own, which quotes none
+    of it.
+    """
+
+
 @attrs.frozen
 class RedisURL:
     """
@@ -191,7 +198,7 @@ class RedisURL:
         try:
             if parts.scheme == "unix":
                 if not parts.path:
-                    raise ValueError("a unix: Redis URL needs a socket path")
+                    raise _BadURL("a unix: Redis URL needs a socket path")
                 return cls(
                     socket=parts.path,
                     db=int(query.get("db", ["0"])[0]),
@@ -201,7 +208,7 @@ class RedisURL:
             if parts.scheme == "redis+sentinel":
                 return cls._sentinel(parts, prefix)
             if parts.scheme not in ("redis", "rediss"):
-                raise ValueError("not a redis:, rediss:, unix: or redis+sentinel: URL")
+                raise _BadURL("not a redis:, rediss:, unix: or redis+sentinel: URL")
             path = parts.path.strip("/")
             return cls(
                 host=parts.hostname or "127.0.0.1",
@@ -216,6 +223,8 @@ class RedisURL:
                 tls=parts.scheme == "rediss",
                 prefix=prefix,
             )
+        except _BadURL as e:
+            raise ValueError(f"bad Redis URL: {e}") from None
         except ValueError:
             # urllib's message may quote part of the password.
             raise ValueError(
@@ -233,7 +242,7 @@ class RedisURL:
             sentinels.append((name or "127.0.0.1", int(port or 26379)))
         service, _, db = parts.path.strip("/").partition("/")
         if not service:
-            raise ValueError("a redis+sentinel: URL names the service: /service[/db]")
+            raise _BadURL("a redis+sentinel: URL names the service: /service[/db]")
         return cls(
             host="",
             port=0,
