@@ -459,10 +459,7 @@ class Sessions:
             )
             return None
         lifetime = stored.lifetime
-        expiresAt = lifetime.expiresAt
-        if (expiresAt is not None and now >= expiresAt) or (
-            self.config.absoluteTimeout and self._hasEnded(lifetime, now)
-        ):
+        if self._hasEnded(lifetime, now):
             _log.info("session {key} has ended", key=redact(key), security="ended")
             return None
         try:
@@ -476,8 +473,7 @@ class Sessions:
             return None
         if not current:
             session._cookieDirty = True
-        if self.config.idleTimeout:
-            self._touch(session, now)
+        self._touch(session, now)
         return session
 
     def _candidates(
@@ -732,9 +728,7 @@ class _RequestSession:
             that fires once everything is saved and fails with
             L{DatabaseError} when the database failed.
         """
-        waits = self._pending
-        if waits:
-            self._pending = []
+        waits, self._pending = self._pending, []
         session = self._session
         if session is not None and self.request.code < 500:  # type: ignore[attr-defined]
             if not headersSent:
@@ -742,7 +736,7 @@ class _RequestSession:
             if session._cookieDirty or session._hasChanges():
                 saving = self._flush(session, headersSent)
                 if saving is not None and not _succeeded(saving):
-                    waits = [*waits, saving.addCallback(lambda _: None)]
+                    waits.append(saving.addCallback(lambda _: None))
         if not waits:
             return None
 
@@ -817,11 +811,14 @@ class _RequestSession:
 
         started = perf_counter()
         saving = manager.database.save(key, changes)
-        if _succeeded(saving):
-            manager.metrics.latency["save"].add(perf_counter() - started)
-            saved(cast("Mapping[str, int] | None", saving.result))
-            return saving
-        return manager._call(saving, "save", started).addCallback(saved)
+        try:
+            result = manager._answered(saving, "save", started)
+        except Exception:
+            return fail()
+        if isinstance(result, _Pending):
+            return manager._call(saving, "save", started).addCallback(saved)
+        saved(result)
+        return saving
 
     def _sendCookie(self, session: Session, value: str | None = None) -> None:
         manager = self.manager

@@ -313,8 +313,7 @@ class Session:
         @raise ImmutableValueError: when the key holds an immutable value.
         @raise SessionDestroyedError: when the session was destroyed.
         """
-        if self._destroyed:
-            self._checkAlive()
+        self._checkAlive()
         if key in self._immutables:
             raise ImmutableValueError(
                 f"session key {key!r} holds an immutable value: use setImmutable "

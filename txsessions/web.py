@@ -9,10 +9,9 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.pages import errorPage
@@ -27,8 +26,6 @@ from .session import Session
 
 if TYPE_CHECKING:
     from .manager import Sessions
-
-_log = Logger()
 
 
 def get(request: IRequest) -> Session:
@@ -88,29 +85,30 @@ class SessionResource:
     def _serve(self, request: IRequest) -> None:
         """
         Start the request's session, then render the wrapped resource's leaf
-        (or a 503 when the database failed).
+        (or a 503 when the database failed; the manager has logged why).
         """
         try:
             loaded = self.sessions._start(request)
         except DatabaseError:
-            self._render(request, None)
+            self._render(request, started=False)
             return
-        if isinstance(loaded, Deferred):
+        if not isinstance(loaded, Deferred):
+            self._render(request, started=True)
+            return
 
-            def failed(failure: Failure) -> None:
-                request.processingFailed(failure)  # type: ignore[attr-defined]
+        def unavailable(failure: Failure) -> None:
+            failure.trap(DatabaseError)
+            self._render(request, started=False)
 
-            loaded.addCallbacks(
-                lambda _: self._render(request, True),
-                lambda failure: self._render(request, failure),
-            ).addErrback(failed)
-        else:
-            self._render(request, True)
+        def failed(failure: Failure) -> None:
+            request.processingFailed(failure)  # type: ignore[attr-defined]
 
-    def _render(
-        self, request: IRequest, started: Literal[True] | Failure | None
-    ) -> None:
-        if started is True:
+        loaded.addCallbacks(
+            lambda _: self._render(request, started=True), unavailable
+        ).addErrback(failed)
+
+    def _render(self, request: IRequest, started: bool) -> None:
+        if started:
             leaf = getChildForRequest(self._wrapped, request)
             # What Request.process does for the leaf Site finds, so that an
             # EncodingResourceWrapper (gzip) inside still compresses.
@@ -119,9 +117,6 @@ class SessionResource:
                 if encoder is not None:
                     request._encoder = encoder  # type: ignore[attr-defined]
         else:
-            # The manager has logged the failure (sessionEvent=storeError).
-            if started is not None:
-                started.trap(DatabaseError)
             leaf = errorPage(503, "Service Unavailable", UNAVAILABLE.decode())
         request.render(leaf)  # type: ignore[attr-defined]
 

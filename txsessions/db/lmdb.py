@@ -107,7 +107,7 @@ class _LMDBBackend:
             _log.warn("session {key} is corrupt; ignored", key=redact(key))
             return None
 
-    def _write(self, work: Callable[[Any], T], write: bool = True) -> Deferred[T]:
+    def _transact(self, work: Callable[[Any], T], write: bool = True) -> Deferred[T]:
         """
         Run C{work} in a transaction in the writer thread: a write
         transaction, or a read-only one for a long read.
@@ -153,7 +153,7 @@ class _LMDBBackend:
             txn.put(key.encode(), encodeRecord(lifetime, fields))
             return Saved(result, before, lifetime.expiresAt)
 
-        return self._write(save)
+        return self._transact(save)
 
     def rename(
         self, oldKey: str, newKey: str, now: float
@@ -170,7 +170,7 @@ class _LMDBBackend:
             txn.delete(oldKey.encode())
             return True, stored.lifetime.expiresAt
 
-        return self._write(rename)
+        return self._transact(rename)
 
     def destroy(self, key: str) -> Deferred[tuple[bool, float | None]]:
         def destroy(txn: Any) -> tuple[bool, float | None]:
@@ -182,7 +182,7 @@ class _LMDBBackend:
             except ValueError:
                 return True, None
 
-        return self._write(destroy)
+        return self._transact(destroy)
 
     def destroyAll(self) -> Deferred[list[tuple[str, float | None]]]:
         def destroyAll(txn: Any) -> list[tuple[str, float | None]]:
@@ -196,7 +196,7 @@ class _LMDBBackend:
             txn.drop(self._db, delete=False)
             return removed
 
-        return self._write(destroyAll)
+        return self._transact(destroyAll)
 
     def count(self, now: float) -> Deferred[int]:
         def count(txn: Any) -> int:
@@ -208,7 +208,7 @@ class _LMDBBackend:
                     pass
             return live
 
-        return self._write(count)
+        return self._transact(count)
 
     def sessions(self, prefix: str, now: float) -> Deferred[list[SessionInfo]]:
         def sessions(txn: Any) -> list[SessionInfo]:
@@ -229,7 +229,7 @@ class _LMDBBackend:
                     found.append(SessionInfo(rawKey.decode(), stored.lifetime, size))
             return found
 
-        return self._write(sessions, write=False)
+        return self._transact(sessions, write=False)
 
     def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
         def purge(txn: Any) -> list[Expiry]:
@@ -245,7 +245,7 @@ class _LMDBBackend:
                 txn.delete(key.encode())
             return removed
 
-        return self._write(purge)
+        return self._transact(purge)
 
     def deleteIfExpired(self, key: str, now: float) -> Deferred[bool]:
         def delete(txn: Any) -> bool:
@@ -260,7 +260,7 @@ class _LMDBBackend:
                 txn.delete(key.encode())
             return expired
 
-        return self._write(delete)
+        return self._transact(delete)
 
     def close(self) -> Deferred[None]:
         if self._stopTrigger is not None:

@@ -63,15 +63,9 @@ class MemoryDatabase:
         See L{IDatabase.load}.
         """
         record = self._records.get(key)
-        if record is None:
+        if record is None or record.lifetime.hasExpired(self._clock.seconds()):
             return succeed(None)
-        lifetime = record.lifetime
-        if (
-            lifetime.expiresAt is not None
-            and self._clock.seconds() >= lifetime.expiresAt
-        ):
-            return succeed(None)
-        return succeed(StoredSession(lifetime, dict(record.values)))
+        return succeed(StoredSession(record.lifetime, dict(record.values)))
 
     def save(
         self, key: str, changes: SessionChanges
