@@ -11,6 +11,7 @@ from klein import Klein
 from twisted.web.iweb import IRequest
 
 import txsessions
+from tests.support import Browser
 from txsessions import Sessions
 
 
@@ -107,3 +108,10 @@ def kvApp(sessions: Sessions) -> Klein:
         raise RuntimeError("handler bug")
 
     return app
+
+
+def kvBrowser(sessions: Sessions, base: str = "http://example.com") -> Browser:
+    """
+    A L{Browser} on L{kvApp} wrapped in C{sessions}, sending to C{base}.
+    """
+    return Browser(sessions.wrap(kvApp(sessions).resource()), base)

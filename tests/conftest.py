@@ -47,10 +47,9 @@ def browser(sessions: Any) -> Any:
     """
     A L{tests.support.Browser} on L{tests.apps.kvApp} under C{sessions}.
     """
-    from tests.apps import kvApp
-    from tests.support import Browser
+    from tests.apps import kvBrowser
 
-    return Browser(sessions.wrap(kvApp(sessions).resource()))
+    return kvBrowser(sessions)
 
 
 @pytest.fixture

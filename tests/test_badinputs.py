@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from twisted.logger import globalLogPublisher
 
-from tests.apps import kvApp
+from tests.apps import kvApp, kvBrowser
 from tests.support import Browser, cookieValue, get, rawHTTP, resultOf, setCookies
 from txsessions import Config, DestroyReason, Sessions, ValueNotSerializable
 from txsessions.codec import CookieCodec, generateKey
@@ -399,11 +399,11 @@ def test_33_postWithAnUnknownCookieCreatesNothing(plain: World) -> None:
 
 def test_34_secureCookieNeverGoesOverPlainHTTP(clock: Any) -> None:
     sessions = Sessions(Config(cookie=COOKIE, forceSecureCookie=True), clock=clock)
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     response, _ = browser.get("/set/a/1")
     assert response.code == 200 and setCookies(response) == []
     assert resultOf(sessions.count()) == 0
-    secure = Browser(sessions.wrap(kvApp(sessions).resource()), "https://example.com")
+    secure = kvBrowser(sessions, "https://example.com")
     response, _ = secure.get("/set/a/1")
     assert "; Secure" in setCookies(response)[0]
 
@@ -415,7 +415,7 @@ def test_35_spoofedForwardedProtoIsNotTrusted(clock: Any) -> None:
             Config(cookie=COOKIE, forceSecureCookie=True, trustProxyHeaders=trust),
             clock=clock,
         )
-        browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+        browser = kvBrowser(sessions)
         response, _ = browser.request("GET", "/set/a/1", headers=spoof)
         assert len(setCookies(response)) == expected
         assert resultOf(sessions.count()) == expected

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tests.apps import kvApp
+from tests.apps import kvApp, kvBrowser
 from tests.support import Browser, cookieValue, resultOf, setCookies
 from txsessions import Config, Sessions
 from txsessions.codec import CodecError, CookieCodec, generateKey
@@ -190,7 +190,7 @@ def test_writeAlwaysUsesTheNewestKey() -> None:
 def rotating(clock: Any) -> Any:
     def make(*keys: bytes) -> tuple[Sessions, Browser]:
         sessions = Sessions(Config(cookie="sid", encoding=codec(*keys)), clock=clock)
-        return sessions, Browser(sessions.wrap(kvApp(sessions).resource()))
+        return sessions, kvBrowser(sessions)
 
     return make
 

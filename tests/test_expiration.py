@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.apps import kvApp
+from tests.apps import kvBrowser
 from tests.support import (
     COOKIE,
     Browser,
@@ -95,7 +95,7 @@ def test_shiftExpirationOfAnIdleTimedSessionKeepsItMortal(
     clock: Any, db: ControlledDatabase
 ) -> None:
     sessions = Sessions(Config(cookie=COOKIE, idleTimeout=10), db, clock)
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     sid = login(browser)
     clock.advance(5)
     browser.get("/shift", {COOKIE: sid})
@@ -130,7 +130,7 @@ def test_updateExpirationOfADestroyedSessionStoresNothing(
     clock: Any, db: ControlledDatabase
 ) -> None:
     sessions = Sessions(Config(cookie=COOKIE, expires=10), db, clock)
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     sid = login(browser)
     resultOf(sessions.destroyByID(sid))
     response, _ = browser.get("/remember/60", {COOKIE: sid})
@@ -143,7 +143,7 @@ def idleWorld(
 ) -> tuple[Sessions, Browser, ControlledDatabase]:
     db = ControlledDatabase(clock)
     sessions = Sessions(Config(cookie=COOKIE, **config), db, clock)
-    return sessions, Browser(sessions.wrap(kvApp(sessions).resource())), db
+    return sessions, kvBrowser(sessions), db
 
 
 def test_idleTimeoutSlidesWithUse(clock: Any) -> None:

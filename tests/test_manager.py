@@ -7,7 +7,7 @@ import pytest
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyChannel
 
-from tests.apps import kvApp
+from tests.apps import kvApp, kvBrowser
 from tests.support import (
     COOKIE,
     Browser,
@@ -130,7 +130,7 @@ def test_sessionIDsComeFromTheGenerator(clock: Any) -> None:
         Config(cookie=COOKIE, sessionIDGenerator=lambda request: next(issued)),
         clock=clock,
     )
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     response, _ = browser.get("/set/a/1")
     assert cookieValue(response, COOKIE) == "G" * 40
 
@@ -139,7 +139,7 @@ def test_aMalformedGeneratedIDIsA503AndNoCookie(clock: Any) -> None:
     sessions = Sessions(
         Config(cookie=COOKIE, sessionIDGenerator=lambda request: "short"), clock=clock
     )
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     response, _ = browser.get("/set/a/1")
     assert response.code == 503
     assert setCookies(response) == []
@@ -185,7 +185,7 @@ def test_destroyThenStartLeavesOneNewCookie(clock: Any, db: ControlledDatabase) 
     sessions = Sessions(Config(cookie=COOKIE, allowReclaim=True), db, clock)
     events: list[Any] = []
     sessions.onDestroy(lambda *a: events.append(a))
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     sid = login(browser)
     response, _ = browser.get("/reclaim", {COOKIE: sid})
     fresh = cookieValue(response, COOKIE)
@@ -246,7 +246,7 @@ def test_loadAtExpiryNeverReturnsTheSessionWhateverTheTimers(
             )
 
     sessions = Sessions(Config(cookie=COOKIE, expires=10), Stale(clock), clock)
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     sid = login(browser)
     clock.rightNow = 10.0  # no timer has run
     _, body = browser.get("/all", {COOKIE: sid})
@@ -262,7 +262,7 @@ def test_cookieCarriesTheLifetime(browser: Browser) -> None:
 
 def test_noLifetimeMeansABrowserSessionCookieAndNoTimer(clock: Any) -> None:
     sessions = Sessions(Config(cookie=COOKIE), clock=clock)
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     response, _ = browser.get("/set/a/1")
     [header] = setCookies(response)
     assert "Max-Age" not in header and "Expires" not in header
@@ -443,7 +443,7 @@ def test_badCookieOptions(
 
 def test_cookieDomainSharesWithSubdomains(clock: Any) -> None:
     sessions = Sessions(Config(cookie=COOKIE, cookieDomain="example.com"), clock=clock)
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     response, _ = browser.get("/set/a/1")
     sid = cookieValue(response, COOKIE)
     assert "; Path=/; Domain=example.com; " in setCookies(response)[0]
@@ -467,7 +467,7 @@ def test_subdomainSettingsAreChecked() -> None:
 
 def test_cookieSecureTLSOff(clock: Any) -> None:
     sessions = Sessions(Config(cookie=COOKIE, cookieSecureTLS=False), clock=clock)
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()), "https://example.com")
+    browser = kvBrowser(sessions, "https://example.com")
     response, _ = browser.get("/set/a/1")
     assert "Secure" not in setCookies(response)[0]
 
@@ -489,7 +489,7 @@ class Reversing:
 
 def test_encodingWrapsTheIDInTheCookie(clock: Any) -> None:
     sessions = Sessions(Config(cookie=COOKIE, encoding=Reversing()), clock=clock)
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     response, _ = browser.get("/set/a/1")
     value = cookieValue(response, COOKIE)
     assert value.startswith("sid.")

@@ -14,7 +14,7 @@ from twisted.web.resource import Resource
 from twisted.web.static import Data
 
 import txsessions
-from tests.apps import kvApp
+from tests.apps import kvApp, kvBrowser
 from tests.support import (
     COOKIE,
     Browser,
@@ -127,7 +127,7 @@ def test_varyCookie(browser: Browser) -> None:
 
 
 def test_secureCookieOverTLS(sessions: Sessions) -> None:
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()), "https://example.com")
+    browser = kvBrowser(sessions, "https://example.com")
     response, _ = browser.get("/set/a/1")
     [header] = setCookies(response)
     assert header.endswith("; Max-Age=10; HttpOnly; Secure; SameSite=Lax")
@@ -545,7 +545,7 @@ def test_aFullDatabaseAnswers503ToNewSessionsOnly(clock: Any) -> None:
     sessions = Sessions(
         Config(cookie=COOKIE), MemoryDatabase(clock, maxSessions=1), clock
     )
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     sid = login(browser)
     response, body = browser.get("/set/a/1")
     assert response.code == 503 and setCookies(response) == []
@@ -559,7 +559,7 @@ def test_aDatabaseThatNeverAnswersGives503AtTheDeadline(
     clock: Any, db: ControlledDatabase
 ) -> None:
     sessions = Sessions(Config(cookie=COOKIE, databaseTimeout=5), db, clock)
-    browser = Browser(sessions.wrap(kvApp(sessions).resource()))
+    browser = kvBrowser(sessions)
     sid = login(browser)
     db.holdLoads = True
     stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))

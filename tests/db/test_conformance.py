@@ -245,12 +245,19 @@ async def test_destroyAllAndCount(
     assert clock.getDelayedCalls() == []
 
 
-@pytest_twisted.ensureDeferred
-async def test_countSkipsExpiredSessions(database: Any, clock: Any) -> None:
-    clockedOnly(database)
+async def createShortLongForever(database: Any) -> None:
+    """
+    Store sessions ending at 5 and 50, and one with no lifetime.
+    """
     await create(database, "short", 5)
     await create(database, "long", 50)
     await create(database, "forever", None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_countSkipsExpiredSessions(database: Any, clock: Any) -> None:
+    clockedOnly(database)
+    await createShortLongForever(database)
     clock.rightNow = 6.0  # no expiration has run yet
     assert await database.count() == 2
 
@@ -400,9 +407,7 @@ async def test_purgeExpiredRemovesEndedSessionsOnly(
     database: Any, clock: Any, destroyed: list[Any]
 ) -> None:
     clockedOnly(database)
-    await create(database, "short", 5)
-    await create(database, "long", 50)
-    await create(database, "forever", None)
+    await createShortLongForever(database)
     clock.rightNow = 6.0  # no expiration has run yet
     assert await database.purgeExpired() == 1
     assert destroyed == [("short", DestroyReason.expired)]
