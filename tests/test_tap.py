@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import textwrap
 from typing import Any
 
@@ -47,6 +48,25 @@ def options(*argv: str) -> Options:
     o = Options()
     o.parseOptions(list(argv))
     return o
+
+
+def twistdArgv(*argv: str) -> list[str]:
+    """
+    The command line of C{twistd txsessions ARGV} in the foreground.
+    """
+    return [twistd(), "-n", "--pidfile=", "txsessions", *argv]
+
+
+def runTwistd(cwd: Any, *argv: str) -> tuple[int, str]:
+    """
+    Run C{twistd txsessions ARGV} to its end.
+
+    @return: its exit status, and its standard output and error.
+    """
+    result = subprocess.run(
+        twistdArgv(*argv), capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+    return result.returncode, result.stdout + result.stderr
 
 
 def test_twistdFindsThePlugin() -> None:
@@ -170,16 +190,7 @@ async def test_twistdServesAUserApp(tmp_path: Any) -> None:
             """
         )
     )
-    argv = [
-        twistd(),
-        "-n",
-        "--pidfile=",
-        "txsessions",
-        "--app",
-        "myapp:app",
-        "--listen",
-        "tcp:0:interface=127.0.0.1",
-    ]
+    argv = twistdArgv("--app", "myapp:app", "--listen", "tcp:0:interface=127.0.0.1")
     server = Server(argv, str(tmp_path), pythonPath=str(tmp_path))
     client = plainClient()
     try:
@@ -221,19 +232,10 @@ def test_unusableDatabaseIsAUsageErrorNamingTheFile(tmp_path: Any) -> None:
 
 
 def test_twistdSaysClearlyWhenTheDatabaseIsUnusable(tmp_path: Any) -> None:
-    import subprocess
-
     path = tmp_path / "broken.db"
     path.write_bytes(b"garbage" * 500)
-    result = subprocess.run(
-        [twistd(), "-n", "--pidfile=", "txsessions", "--database", f"sqlite:{path}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
+    code, output = runTwistd(tmp_path, "--database", f"sqlite:{path}")
+    assert code != 0
     assert "broken.db" in output
     assert "Traceback" not in output
 
@@ -437,11 +439,7 @@ def test_theSecretFileEncryptsTheDemosCookie(tmp_path: Any) -> None:
 async def test_twistdWithASecretFile(tmp_path: Any) -> None:
     key = generateKey()
     path = writeSecret(tmp_path, b64(key))
-    argv = [
-        twistd(),
-        "-n",
-        "--pidfile=",
-        "txsessions",
+    argv = twistdArgv(
         "--secret-file",
         path,
         "--same-site",
@@ -450,7 +448,7 @@ async def test_twistdWithASecretFile(tmp_path: Any) -> None:
         "600",
         "--listen",
         "tcp:0:interface=127.0.0.1",
-    ]
+    )
     server = Server(argv, str(tmp_path))
     client = plainClient()
     try:
@@ -475,34 +473,23 @@ async def test_twistdWithASecretFile(tmp_path: Any) -> None:
 
 
 def test_twistdRefusesAWorldReadableSecretFile(tmp_path: Any) -> None:
-    import subprocess
-
     path = writeSecret(tmp_path, b64(generateKey()), mode=0o644)
-    result = subprocess.run(
-        [twistd(), "-n", "--pidfile=", "txsessions", "--secret-file", path],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
+    code, output = runTwistd(tmp_path, "--secret-file", path)
+    assert code != 0
     assert f"{path} may be read or changed by other users" in output
     assert "Traceback" not in output
 
 
 @pytest_twisted.ensureDeferred
 async def test_metricsServedOnTheirOwnEndpoint() -> None:
-    options = Options()
-    options.parseOptions(
-        [
+    parent = makeService(
+        options(
             "--listen",
             "tcp:0:interface=127.0.0.1",
             "--metrics",
             "tcp:0:interface=127.0.0.1",
-        ]
+        )
     )
-    parent = makeService(options)
     parent.startService()
     client = plainClient()
     try:
@@ -517,29 +504,27 @@ async def test_metricsServedOnTheirOwnEndpoint() -> None:
 
 
 def test_noMetricsEndpointUnlessAsked() -> None:
-    options = Options()
-    options.parseOptions([])
-    parent: Any = makeService(options)
+    parent: Any = makeService(options())
     with pytest.raises(KeyError):
         parent.getServiceNamed("metrics")
 
 
 def test_aMisspelledDatabaseURLIsRefusedWithoutItsPassword() -> None:
     with pytest.raises(UsageError) as refused:
-        Options().parseOptions(["--database", "redsi://app:s3cret@cache:6379/0"])
+        options("--database", "redsi://app:s3cret@cache:6379/0")
     assert "unknown database URL 'redsi://app:***@cache:6379/0'" in str(refused.value)
     assert "s3cret" not in str(refused.value)
 
 
 def test_anAppThatCannotBeLoadedIsAUsageError() -> None:
     with pytest.raises(UsageError, match="cannot load --app no.such.module:app"):
-        Options().parseOptions(["--app", "no.such.module:app"])
+        options("--app", "no.such.module:app")
 
 
 @pytest.mark.parametrize("argv", [["--metrics", "bogus"], ["--listen", "tcp:notaport"]])
 def test_aBadEndpointIsAUsageError(argv: list[str]) -> None:
     with pytest.raises(UsageError, match=re.escape(argv[0])):
-        Options().parseOptions(argv)
+        options(*argv)
 
 
 def test_noPasswordInAnyURLMessage() -> None:
@@ -552,5 +537,5 @@ def test_noPasswordInAnyURLMessage() -> None:
         "unix:///run/redis.sock?db=0&password=***"
     )
     with pytest.raises(UsageError) as refused:
-        Options().parseOptions(["--database", "redis://app:Zx9/q+Lw@cache:6379/0"])
+        options("--database", "redis://app:Zx9/q+Lw@cache:6379/0")
     assert "Zx9" not in str(refused.value)

@@ -24,7 +24,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import IO, Any, NoReturn
 
@@ -39,6 +39,7 @@ from .errors import DatabaseError
 from .ids import isWellFormedID, redact, storeKey
 from .interfaces import IDatabase
 from .records import DestroyReason, Lifetime, SessionInfo
+from .session import splitFields
 
 OK = 0
 """
@@ -166,13 +167,13 @@ class ListOptions(_Command):
         row = "{:<" + str(KEY_PREFIX) + "}  {:<20}  {:<20}  {:>8}\n"
         out.write(row.format("KEY", "CREATED", "EXPIRES", "SIZE"))
         for info in found:
-            expiresAt = info.lifetime.expiresAt
+            shown = _describe(info)
             out.write(
                 row.format(
-                    _prefix(info.key),
-                    _time(info.lifetime.createdAt),
-                    "never" if expiresAt is None else _time(expiresAt),
-                    info.size,
+                    shown["key"],
+                    shown["created"],
+                    shown["expires"] or "never",
+                    shown["size"],
                 )
             )
 
@@ -601,9 +602,7 @@ def _describe(info: SessionInfo) -> dict[str, Any]:
     }
 
 
-def _fields(fields: dict[str, str] | Any) -> dict[str, Any]:
-    from .session import splitFields
-
+def _fields(fields: Mapping[str, str]) -> dict[str, Any]:
     try:
         values, immutables, flashes = splitFields(fields)
     except ValueError:

@@ -71,6 +71,13 @@ class Opened:
     current: bool
 
 
+DEFAULT_MAX_AGE = 30 * 24 * 3600.0
+"""
+How long, in seconds, a sealed value stays valid unless told otherwise:
+30 days.
+"""
+
+
 def _keyID(key: bytes) -> bytes:
     return hashlib.sha256(b"txsessions key id\x00" + key).digest()[:4]
 
@@ -90,7 +97,7 @@ class CookieCodec:
     def __init__(
         self,
         keys: Sequence[bytes],
-        maxAge: float = 30 * 24 * 3600,
+        maxAge: float = DEFAULT_MAX_AGE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """

@@ -25,7 +25,7 @@ from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
-from .codec import KEY_BYTES, CookieCodec, generateKey
+from .codec import DEFAULT_MAX_AGE, KEY_BYTES, CookieCodec, generateKey
 from .config import Config, SameSite, toSeconds
 from .db import checkDatabaseURL, openDatabase
 from .errors import DatabaseError
@@ -184,10 +184,10 @@ class Options(usage.Options):
         """
         if not self["listen"]:
             self["listen"] = ["tcp:8080"]
-        for option, description in [
-            *(("--listen", d) for d in self["listen"]),
-            *([("--metrics", self["metrics"])] if self["metrics"] is not None else []),
-        ]:
+        endpoints = [("--listen", description) for description in self["listen"]]
+        if self["metrics"] is not None:
+            endpoints.append(("--metrics", self["metrics"]))
+        for option, description in endpoints:
             _checkEndpoint(option, description)
         if self["app"] is not None and ":" not in self["app"]:
             raise usage.UsageError("--app takes module:attribute")
@@ -238,7 +238,7 @@ class Options(usage.Options):
         if self["secret-file"] is not None:
             lifetime = max(arguments["expires"], arguments["absoluteTimeout"])
             arguments["encoding"] = CookieCodec(
-                readKeys(self["secret-file"]), maxAge=max(_CODEC_MAX_AGE, lifetime)
+                readKeys(self["secret-file"]), maxAge=max(DEFAULT_MAX_AGE, lifetime)
             )
         return arguments
 
@@ -255,8 +255,6 @@ class Options(usage.Options):
             )
         return count
 
-
-_CODEC_MAX_AGE = 30 * 24 * 3600.0
 
 _SAME_SITE: dict[str, SameSite | None] = {
     "lax": "lax",
@@ -436,7 +434,7 @@ def makeService(options: Options) -> service.IService:
     """
     database = options.database
     config = options.config
-    if options["app"] is None:
+    if options.app is None:
         from .demo import COOKIE, demoApp, demoConfig
 
         demo = demoConfig(options["cookie"] or COOKIE)
@@ -446,7 +444,6 @@ def makeService(options: Options) -> service.IService:
         sessions = Sessions(config, database)
         root: IResource = demoApp(sessions).resource()
     else:
-        assert options.app is not None
         root = options.app
         if isinstance(root, SessionResource):
             sessions = root.sessions

@@ -364,7 +364,25 @@ class StubBrowser:
         self.cookies.clear_expired_cookies()
 
 
-class _ClockPolicy(DefaultCookiePolicy):
+class _OnClock:
+    """
+    Tells the time of a L{Clock} as the C{_now} that L{CookieJar} and
+    L{DefaultCookiePolicy} read, and ignores the wall-clock time
+    L{CookieJar} sets there.
+    """
+
+    _clock: Clock
+
+    @property
+    def _now(self) -> int:
+        return int(self._clock.seconds())
+
+    @_now.setter
+    def _now(self, value: int) -> None:
+        pass
+
+
+class _ClockPolicy(_OnClock, DefaultCookiePolicy):
     """
     A browser's rules, on a L{Clock}: host-only cookies stay with their
     host, and a C{Secure} cookie (which the C{__Secure-} and C{__Host-}
@@ -374,16 +392,6 @@ class _ClockPolicy(DefaultCookiePolicy):
     def __init__(self, clock: Clock) -> None:
         super().__init__(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain)
         self._clock = clock
-
-    @property
-    def _now(self) -> int:
-        return int(self._clock.seconds())
-
-    @_now.setter
-    def _now(self, value: int) -> None:
-        """
-        Ignore the wall-clock time L{CookieJar} sets.
-        """
 
     def set_ok(self, cookie: Cookie, request: Any) -> bool:
         secure = request.type in ("https", "wss")
@@ -398,7 +406,7 @@ class _ClockPolicy(DefaultCookiePolicy):
         return bool(super().set_ok(cookie, request))
 
 
-class _ClockCookieJar(IndexableCookieJar):
+class _ClockCookieJar(_OnClock, IndexableCookieJar):
     """
     A cookie jar whose time is a L{Clock}'s, so that C{Max-Age} and
     C{Expires} count in the clock's seconds.
@@ -407,14 +415,6 @@ class _ClockCookieJar(IndexableCookieJar):
     def __init__(self, clock: Clock) -> None:
         super().__init__(_ClockPolicy(clock))
         self._clock = clock
-
-    @property
-    def _now(self) -> int:
-        return int(self._clock.seconds())
-
-    @_now.setter
-    def _now(self, value: int) -> None:
-        pass
 
     def clear_expired_cookies(self) -> None:
         """
