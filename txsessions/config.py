@@ -15,7 +15,12 @@ from typing import Any, Literal, Protocol
 import attrs
 from twisted.web.iweb import IRequest
 
-from .cookies import checkCookieDomain, checkCookieName, checkCookiePath
+from .cookies import (
+    checkCookieDomain,
+    checkCookieName,
+    checkCookiePath,
+    cookieAttributes,
+)
 from .ids import generateSessionID
 
 SameSite = Literal["lax", "strict", "none"]
@@ -193,6 +198,15 @@ class Config:
     other fields.
     """
 
+    cookieAttributes: tuple[str, str, str] = attrs.field(
+        init=False, eq=False, repr=False
+    )
+    """
+    The cookie's attributes as C{Set-Cookie} writes them: its scope, and
+    its flags over plain HTTP and over TLS (see
+    L{txsessions.cookies.cookieAttributes}).  Derived from the other fields.
+    """
+
     def __attrs_post_init__(self) -> None:
         object.__setattr__(
             self,
@@ -201,6 +215,7 @@ class Config:
             or self.cookieSameSite == "none"
             or self.cookie.startswith(("__Host-", "__Secure-")),
         )
+        object.__setattr__(self, "cookieAttributes", cookieAttributes(self))
         if self.idleTimeout and self.expires:
             raise ValueError(
                 "expires is a fixed lifetime and idleTimeout a sliding one: choose "

@@ -159,6 +159,30 @@ def isSecureRequest(config: Config, request: IRequest) -> bool:
     return bool(forwarded) and forwarded[0].split(b",")[0].strip().lower() == b"https"
 
 
+def cookieAttributes(config: Config) -> tuple[str, str, str]:
+    """
+    Spell out the attributes a configuration gives the session cookie, once
+    per configuration rather than once per cookie.
+
+    @param config: the configuration.
+    @return: the scope (C{Path}, then any C{Domain}), and the flags that end
+        the header over plain HTTP and over TLS, each flag after C{"; "}:
+        C{HttpOnly}, C{Secure} (on the second, and on both when the cookie
+        must be secure), C{SameSite}.
+    """
+    scope = f"Path={config.cookiePath}"
+    if config.cookieDomain is not None:
+        scope += f"; Domain={config.cookieDomain}"
+    httpOnly = "; HttpOnly" if config.cookieHTTPOnly else ""
+    sameSite = (
+        ""
+        if config.cookieSameSite is None
+        else "; SameSite=" + config.cookieSameSite.capitalize()
+    )
+    secure = f"{httpOnly}; Secure{sameSite}"
+    return scope, secure if config.secureOnly else httpOnly + sameSite, secure
+
+
 def sessionCookie(
     config: Config, request: IRequest, value: str, maxAge: float | None, now: float
 ) -> bytes:
@@ -176,12 +200,15 @@ def sessionCookie(
     """
     if _cookieValue.fullmatch(value) is None:
         raise ValueError("a cookie value may hold no space, quote, comma, ';' or '\\'")
-    parts = [f"{config.cookie}={value}", *_scope(config)]
-    if maxAge is not None:
-        seconds = max(round(maxAge), 0)
-        parts.append("Expires=" + datetimeToString(now + seconds).decode("ascii"))
-        parts.append(f"Max-Age={seconds}")
-    return _withFlags(config, request, parts)
+    scope = config.cookieAttributes[0]
+    flags = _flags(config, request)
+    if maxAge is None:
+        return f"{config.cookie}={value}; {scope}{flags}".encode("ascii")
+    seconds = max(round(maxAge), 0)
+    expires = datetimeToString(now + seconds).decode("ascii")
+    return (
+        f"{config.cookie}={value}; {scope}; Expires={expires}; Max-Age={seconds}{flags}"
+    ).encode("ascii")
 
 
 def deletionCookie(config: Config, request: IRequest) -> bytes:
@@ -193,27 +220,21 @@ def deletionCookie(config: Config, request: IRequest) -> bytes:
     @param request: the request being answered.
     @return: the header value.
     """
-    parts = [f"{config.cookie}=", *_scope(config), f"Expires={_EPOCH}", "Max-Age=0"]
-    return _withFlags(config, request, parts)
+    scope = config.cookieAttributes[0]
+    flags = _flags(config, request)
+    return f"{config.cookie}=; {scope}; Expires={_EPOCH}; Max-Age=0{flags}".encode(
+        "ascii"
+    )
 
 
-def _scope(config: Config) -> list[str]:
-    scope = [f"Path={config.cookiePath}"]
-    if config.cookieDomain is not None:
-        scope.append(f"Domain={config.cookieDomain}")
-    return scope
-
-
-def _withFlags(config: Config, request: IRequest, parts: list[str]) -> bytes:
-    if config.cookieHTTPOnly:
-        parts.append("HttpOnly")
-    if config.secureOnly or (
-        config.cookieSecureTLS and isSecureRequest(config, request)
-    ):
-        parts.append("Secure")
-    if config.cookieSameSite is not None:
-        parts.append("SameSite=" + config.cookieSameSite.capitalize())
-    return "; ".join(parts).encode("ascii")
+def _flags(config: Config, request: IRequest) -> str:
+    """
+    The flags ending a C{Set-Cookie} header in answer to C{request}.
+    """
+    _, plain, secure = config.cookieAttributes
+    if config.secureOnly or not config.cookieSecureTLS:
+        return plain
+    return secure if isSecureRequest(config, request) else plain
 
 
 def upsertCookie(request: IRequest, name: bytes, header: bytes) -> None:
@@ -250,16 +271,24 @@ def markPrivate(request: IRequest) -> None:
     @param request: the request being answered (before its headers are sent).
     """
     headers = request.responseHeaders
-    vary = headers.getRawHeaders(b"vary")
+    vary = cacheControl = None
+    # One pass over what is set so far (usually nothing), in the canonical
+    # capitalization getAllRawHeaders promises.
+    for name, values in headers.getAllRawHeaders():
+        if name == b"Vary":
+            vary = values
+        elif name == b"Cache-Control":
+            cacheControl = values
     if vary is None:
         headers.setRawHeaders(b"Vary", [b"Cookie"])
-    else:
+    elif vary != [b"Cookie"]:
         tokens = {t.strip().lower() for value in vary for t in value.split(b",")}
         if b"cookie" not in tokens and b"*" not in tokens:
             headers.addRawHeader(b"Vary", b"Cookie")
-    cacheControl = headers.getRawHeaders(b"cache-control")
     if cacheControl is None:
         headers.setRawHeaders(b"Cache-Control", [b"private"])
+        return
+    if cacheControl == [b"private"]:
         return
     directives = [d.strip() for value in cacheControl for d in value.split(b",")]
     directives = [d for d in directives if d]

@@ -34,7 +34,7 @@ from .errors import (
     SessionError,
     SessionIDError,
 )
-from .ids import isWellFormedID, redact, storeKey
+from .ids import generateSessionID, isWellFormedID, redact, storeKey
 from .interfaces import DestroyListener, IDatabase
 from .listeners import Listeners
 from .metrics import Metrics
@@ -351,7 +351,7 @@ class Sessions:
             if result.check(CancelledError):
                 result.raiseException()
             raise self._storeFailed(cast(BaseException, result.value), kind)
-        return cast(T, result)
+        return result  # type: ignore[return-value]
 
     def _storeFailed(self, error: BaseException, kind: str) -> DatabaseError:
         """
@@ -566,7 +566,10 @@ class Sessions:
         return Session(owner, None, None, self._newLifetime())
 
     def _newID(self, request: IRequest) -> tuple[str, str]:
-        sessionID = self.config.sessionIDGenerator(request)
+        generator = self.config.sessionIDGenerator
+        sessionID = generator(request)
+        if generator is generateSessionID:
+            return sessionID, storeKey(sessionID)
         if not isinstance(sessionID, str) or not isWellFormedID(sessionID):
             raise SessionIDError(
                 "the session id generator must return 22 to 128 characters of "
@@ -728,7 +731,7 @@ class _RequestSession:
             that fires once everything is saved and fails with
             L{DatabaseError} when the database failed.
         """
-        waits, self._pending = self._pending, []
+        waits = self._pending
         session = self._session
         if session is not None and self.request.code < 500:  # type: ignore[attr-defined]
             if not headersSent:
@@ -739,6 +742,7 @@ class _RequestSession:
                     waits.append(saving.addCallback(lambda _: None))
         if not waits:
             return None
+        self._pending = []
 
         def failed(failure: Any) -> Any:
             if self._headersUnsent():
