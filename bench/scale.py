@@ -108,7 +108,9 @@ def longestBlock(maker: Any, n: int) -> tuple[float, float]:
         last[0] = now
 
     def live() -> int:
-        return len(keep._records) if hasattr(keep, "_records") else len(keep.sessions)
+        return (
+            len(keep._lifetimes) if hasattr(keep, "_lifetimes") else len(keep.sessions)
+        )
 
     ticker = LoopingCall(tick)
 

@@ -251,7 +251,7 @@ def test_19_picklesAreNeverLoaded(plain: World, tmp_path: Any) -> None:
         *plain.read(headers={b"Cookie": [b"sid=" + payload.encode()]})
     )
     db: Any = plain.sessions.database
-    db._records[storeKey(plain.victim)].values["secret"] = payload
+    db._values[storeKey(plain.victim)]["secret"] = payload
     response, data = plain.read({COOKIE: plain.victim})
     assert data == {"isNew": True, "values": {}}
     assert not sentinel.exists()

@@ -27,18 +27,11 @@ from ..records import (
 from ._apply import applyChanges
 
 
-class _Record:
-    __slots__ = ("lifetime", "values")
-
-    def __init__(self, lifetime: Lifetime, values: dict[str, str]) -> None:
-        self.lifetime = lifetime
-        self.values = values
-
-
 @implementer(IDatabase)
 class MemoryDatabase:
     """
-    Sessions held in a C{dict}, each value as JSON text.
+    Sessions held in two C{dict}s keyed by store key, their lifetimes and
+    their values (each as JSON text): no object per session besides those.
     """
 
     def __init__(self, clock: IReactorTime | None = None, maxSessions: int = 0) -> None:
@@ -53,7 +46,8 @@ class MemoryDatabase:
 
             clock = cast(IReactorTime, reactor)
         self._clock = clock
-        self._records: dict[str, _Record] = {}
+        self._lifetimes: dict[str, Lifetime] = {}
+        self._values: dict[str, dict[str, str]] = {}
         self._maxSessions = maxSessions
         self._listeners = Listeners()
         self._expirations = ExpirationScheduler(clock, self._expire)
@@ -62,10 +56,10 @@ class MemoryDatabase:
         """
         See L{IDatabase.load}.
         """
-        record = self._records.get(key)
-        if record is None or record.lifetime.hasExpired(self._clock.seconds()):
+        lifetime = self._lifetimes.get(key)
+        if lifetime is None or lifetime.hasExpired(self._clock.seconds()):
             return succeed(None)
-        return succeed(StoredSession(record.lifetime, dict(record.values)))
+        return succeed(StoredSession(lifetime, dict(self._values[key])))
 
     def save(
         self, key: str, changes: SessionChanges
@@ -73,34 +67,36 @@ class MemoryDatabase:
         """
         See L{IDatabase.save}.
         """
-        record = self._records.get(key)
+        lifetime = self._lifetimes.get(key)
         if changes.create:
             assert changes.lifetime is not None, "a new session needs a lifetime"
-            if self._maxSessions and len(self._records) >= self._maxSessions:
+            if self._maxSessions and len(self._lifetimes) >= self._maxSessions:
                 return fail(SessionLimitError(f"{self._maxSessions} sessions live"))
-            if record is not None:
-                self._unschedule(key, record.lifetime)
-            record = self._records[key] = _Record(changes.lifetime, {})
+            if lifetime is not None:
+                self._unschedule(key, lifetime)
+            self._lifetimes[key] = changes.lifetime
+            self._values[key] = {}
             self._schedule(key, changes.lifetime)
-        elif record is None or record.lifetime.hasExpired(self._clock.seconds()):
+        elif lifetime is None or lifetime.hasExpired(self._clock.seconds()):
             return succeed(None)
         elif changes.lifetime is not None:
-            self._unschedule(key, record.lifetime)
-            record.lifetime = changes.lifetime
+            self._unschedule(key, lifetime)
+            self._lifetimes[key] = changes.lifetime
             self._schedule(key, changes.lifetime)
-        return succeed(applyChanges(record.values, changes))
+        return succeed(applyChanges(self._values[key], changes))
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
         """
         See L{IDatabase.rename}.
         """
-        record = self._records.get(oldKey)
-        if record is None or record.lifetime.hasExpired(self._clock.seconds()):
+        lifetime = self._lifetimes.get(oldKey)
+        if lifetime is None or lifetime.hasExpired(self._clock.seconds()):
             return succeed(False)
-        del self._records[oldKey]
-        self._unschedule(oldKey, record.lifetime)
-        self._records[newKey] = record
-        self._schedule(newKey, record.lifetime)
+        del self._lifetimes[oldKey]
+        self._unschedule(oldKey, lifetime)
+        self._lifetimes[newKey] = lifetime
+        self._values[newKey] = self._values.pop(oldKey)
+        self._schedule(newKey, lifetime)
         self._listeners.tell(oldKey, DestroyReason.regenerated)
         return succeed(True)
 
@@ -114,7 +110,7 @@ class MemoryDatabase:
         """
         See L{IDatabase.destroyAll}.
         """
-        return succeed(sum(self._remove(key, reason) for key in list(self._records)))
+        return succeed(sum(self._remove(key, reason) for key in list(self._lifetimes)))
 
     def count(self) -> Deferred[int]:
         """
@@ -122,9 +118,7 @@ class MemoryDatabase:
         """
         now = self._clock.seconds()
         return succeed(
-            sum(
-                not record.lifetime.hasExpired(now) for record in self._records.values()
-            )
+            sum(not lifetime.hasExpired(now) for lifetime in self._lifetimes.values())
         )
 
     def sessions(self, prefix: str = "") -> Deferred[list[SessionInfo]]:
@@ -134,9 +128,9 @@ class MemoryDatabase:
         now = self._clock.seconds()
         return succeed(
             [
-                SessionInfo(key, record.lifetime, SessionInfo.sizeOf(record.values))
-                for key, record in self._records.items()
-                if key.startswith(prefix) and not record.lifetime.hasExpired(now)
+                SessionInfo(key, lifetime, SessionInfo.sizeOf(self._values[key]))
+                for key, lifetime in self._lifetimes.items()
+                if key.startswith(prefix) and not lifetime.hasExpired(now)
             ]
         )
 
@@ -146,9 +140,7 @@ class MemoryDatabase:
         """
         now = self._clock.seconds()
         expired = [
-            key
-            for key, record in self._records.items()
-            if record.lifetime.hasExpired(now)
+            key for key, lifetime in self._lifetimes.items() if lifetime.hasExpired(now)
         ]
         return succeed(sum(self._remove(key, DestroyReason.expired) for key in expired))
 
@@ -166,17 +158,18 @@ class MemoryDatabase:
         return succeed(None)
 
     def _remove(self, key: str, reason: DestroyReason) -> bool:
-        record = self._records.pop(key, None)
-        if record is None:
+        lifetime = self._lifetimes.pop(key, None)
+        if lifetime is None:
             return False
-        self._unschedule(key, record.lifetime)
+        del self._values[key]
+        self._unschedule(key, lifetime)
         self._listeners.tell(key, reason)
         return True
 
     def _expire(self, key: str) -> None:
-        record = self._records.get(key)
-        if record is not None and record.lifetime.hasExpired(self._clock.seconds()):
-            del self._records[key]
+        lifetime = self._lifetimes.get(key)
+        if lifetime is not None and lifetime.hasExpired(self._clock.seconds()):
+            del self._lifetimes[key], self._values[key]
             self._listeners.tell(key, DestroyReason.expired)
 
     def _schedule(self, key: str, lifetime: Lifetime) -> None:
