@@ -27,10 +27,10 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
-sys.path.insert(0, HERE)  # servers
-sys.path.insert(0, os.path.dirname(HERE))  # this checkout's txsessions
+sys.path.insert(0, HERE)  # servers, which puts this checkout's txsessions first
 
-SCENARIOS = ("read", "write", "new")
+from servers import SCENARIOS, resource  # noqa: E402
+
 RUNS = (100, 600)
 
 
@@ -56,11 +56,9 @@ def serve(kind: str, scenario: str, count: int) -> None:
     """
     Answer C{count} requests of C{scenario}, warmed up first.
     """
-    import servers
     from twisted.web.server import Site
 
-    resource = servers.txsessions("memory:") if kind == "txsessions" else None
-    site = Site(resource if resource is not None else getattr(servers, kind)())
+    site = Site(resource(kind))
     site.noisy = False
     cookie = None
     if scenario != "new":

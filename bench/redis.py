@@ -4,9 +4,9 @@ Redis round trips per request, for each scenario, from INFO commandstats:
     python bench/redis.py [REDIS_URL]     (default redis://127.0.0.1:6379/0)
 
 Serves bench/servers.py's txsessions app on that Redis, sends 100 requests
-per scenario, and prints the commands each request sent (HGETALL to load,
-EVAL/EVALSHA to save), not counting the commands its scripts run inside
-Redis, which cost no round trip.
+per scenario, and prints the commands each request sent (a script, EVAL or
+EVALSHA, to load and another to save), not counting the commands its
+scripts run inside Redis, which cost no round trip.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main(url: str = "redis://127.0.0.1:6379/0") -> None:
     try:
         first = urllib.request.urlopen(f"http://127.0.0.1:{port}/write")
         cookie = first.headers["Set-Cookie"].split(";")[0]
-        for scenario in ("read", "write", "new"):
+        for scenario in benchhttp.SCENARIOS:
             before = commandstats(url)
             for _ in range(100):
                 request = urllib.request.Request(f"http://127.0.0.1:{port}/{scenario}")

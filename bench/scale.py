@@ -108,9 +108,9 @@ def longestBlock(maker: Any, n: int) -> tuple[float, float]:
         last[0] = now
 
     def live() -> int:
-        return (
-            len(keep._lifetimes) if hasattr(keep, "_lifetimes") else len(keep.sessions)
-        )
+        if isinstance(keep, Site):
+            return len(keep.sessions)
+        return len(keep._lifetimes)
 
     ticker = LoopingCall(tick)
 

@@ -26,6 +26,11 @@ from klein import Klein  # noqa: E402
 from twisted.internet import reactor  # noqa: E402
 from twisted.web.server import Site  # noqa: E402
 
+SCENARIOS = ("read", "write", "new")
+"""
+The routes each server has, one per scenario.
+"""
+
 
 def bare() -> Any:
     app = Klein()
@@ -132,9 +137,16 @@ def txsessions(url: str) -> Any:
     return app.resource()
 
 
+def resource(kind: str, url: str = "memory:") -> Any:
+    """
+    The resource of one server: C{kind} as the module docstring lists them,
+    with C{url} for txsessions.
+    """
+    return txsessions(url) if kind == "txsessions" else globals()[kind]()
+
+
 def main(kind: str, port: str, url: str = "memory:") -> None:
-    resource = txsessions(url) if kind == "txsessions" else globals()[kind]()
-    site = Site(resource)
+    site = Site(resource(kind, url))
     site.noisy = False
     reactor.listenTCP(int(port), site, backlog=1024, interface="127.0.0.1")  # type: ignore[attr-defined]
     print("ready", flush=True)

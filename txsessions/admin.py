@@ -161,13 +161,13 @@ class ListOptions(_Command):
         """
         found = await database.sessions()
         found.sort(key=lambda info: (info.lifetime.createdAt, info.key))
+        rows = [_describe(info) for info in found]
         if options.asJSON:
-            _write(out, True, {"sessions": [_describe(info) for info in found]}, "")
+            _write(out, True, {"sessions": rows}, "")
             return
         row = "{:<" + str(KEY_PREFIX) + "}  {:<20}  {:<20}  {:>8}\n"
         out.write(row.format("KEY", "CREATED", "EXPIRES", "SIZE"))
-        for info in found:
-            shown = _describe(info)
+        for shown in rows:
             out.write(
                 row.format(
                     shown["key"],
@@ -236,9 +236,7 @@ class ShowOptions(_OneSession):
         stored = await database.load(key)
         if stored is None:
             raise AdminError(NOT_FOUND, f"session {_prefix(key)} is gone")
-        document = _describe(
-            SessionInfo(key, stored.lifetime, SessionInfo.sizeOf(stored.values))
-        )
+        document = _describe(SessionInfo.of(key, stored))
         document.update(_fields(stored.values))
         if options.asJSON:
             _write(out, True, document, "")

@@ -34,7 +34,7 @@ from .errors import (
     SessionError,
     SessionIDError,
 )
-from .ids import generateSessionID, isWellFormedID, redact, storeKey
+from .ids import isWellFormedID, redact, storeKey
 from .interfaces import DestroyListener, IDatabase
 from .listeners import Listeners
 from .metrics import Metrics
@@ -566,10 +566,7 @@ class Sessions:
         return Session(owner, None, None, self._newLifetime())
 
     def _newID(self, request: IRequest) -> tuple[str, str]:
-        generator = self.config.sessionIDGenerator
-        sessionID = generator(request)
-        if generator is generateSessionID:
-            return sessionID, storeKey(sessionID)
+        sessionID = self.config.sessionIDGenerator(request)
         if not isinstance(sessionID, str) or not isWellFormedID(sessionID):
             raise SessionIDError(
                 "the session id generator must return 22 to 128 characters of "

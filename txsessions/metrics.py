@@ -15,7 +15,6 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
     from .manager import Sessions
 
-_log = Logger()
 
 WINDOW = 1024
 """
@@ -139,9 +137,9 @@ class MetricsResource(Resource):
         def counted(live: int | Failure) -> None:
             if gone:
                 return
+            # A failure is the manager's to log: it has.
             body = {"live": None if isinstance(live, Failure) else live}
             if isinstance(live, Failure):
-                _log.failure("could not count the sessions", failure=live)
                 request.setResponseCode(503)
             body.update(self._sessions.metrics.snapshot())
             request.write(json.dumps(body).encode("ascii") + b"\n")

@@ -88,6 +88,15 @@ class SessionInfo:
     lifetime: Lifetime
     size: int
 
+    @classmethod
+    def of(cls, key: str, stored: StoredSession) -> SessionInfo:
+        """
+        @param key: a session's store key.
+        @param stored: the session, as its database holds it.
+        @return: what to tell of it.
+        """
+        return cls(key, stored.lifetime, cls.sizeOf(stored.values))
+
     @staticmethod
     def sizeOf(values: Mapping[str, str]) -> int:
         """

@@ -20,7 +20,6 @@ import attrs
 from twisted.application import service, strports
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Site
@@ -33,8 +32,6 @@ from .interfaces import IDatabase
 from .manager import Sessions
 from .metrics import MetricsResource
 from .web import SessionResource
-
-_log = Logger()
 
 
 class Options(usage.Options):
@@ -196,11 +193,6 @@ class Options(usage.Options):
         self.app = None if self["app"] is None else loadApp(self["app"])
         try:
             arguments = self._configArguments()
-            if arguments["expires"] and arguments["idleTimeout"]:
-                raise ValueError(
-                    "--expires is a fixed lifetime and --idle-timeout a sliding "
-                    "one: choose one, and add --absolute-timeout for a hard limit"
-                )
             try:
                 self.config = Config(**arguments)
             except (ValueError, TypeError) as e:
@@ -283,6 +275,7 @@ def _seconds(value: str, option: str) -> float:
 
 
 _OPTION_NAMES = {
+    "expires": "--expires",
     "cookiePath": "--cookie-path",
     "cookieDomain": "--cookie-domain",
     "idleTimeout": "--idle-timeout",

@@ -41,7 +41,7 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 from treq.client import HTTPClient
-from treq.cookies import IndexableCookieJar
+from treq.cookies import CookieCollision, IndexableCookieJar
 from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
@@ -332,10 +332,12 @@ class StubBrowser:
             domains).
         """
         self.cookies.clear_expired_cookies()
-        values = [c.value for c in self.cookies if c.name == name]
-        if len(values) > 1:
-            raise AssertionError(f"the browser holds {len(values)} {name} cookies")
-        return values[0] if values else None
+        try:
+            return self.cookies[name]
+        except KeyError:
+            return None
+        except CookieCollision:
+            raise AssertionError(f"the browser holds several {name} cookies") from None
 
     @property
     def sessionID(self) -> str | None:
@@ -420,9 +422,9 @@ class _ClockCookieJar(_OnClock, IndexableCookieJar):
         """
         Forget the cookies whose time is up on the clock.
         """
-        now = self._clock.seconds()
+        now = self._now
         for cookie in list(self):
-            if cookie.is_expired(now):  # type: ignore[arg-type]
+            if cookie.is_expired(now):
                 self.clear(cookie.domain, cookie.path, cookie.name)
 
 

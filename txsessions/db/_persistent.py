@@ -12,7 +12,7 @@ L{PersistentDatabase} turns a backend into an L{IDatabase}.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 import attrs
@@ -244,14 +244,7 @@ class PersistentDatabase:
         """
         See L{IDatabase.destroyAll}.
         """
-
-        def destroyed(removed: list[tuple[str, float | None]]) -> int:
-            for key, expiresAt in removed:
-                self._reschedule(key, expiresAt, None)
-                self._listeners.tell(key, reason)
-            return len(removed)
-
-        return self._backend.destroyAll().addCallback(destroyed)
+        return self._backend.destroyAll().addCallback(self._forget, reason)
 
     def count(self) -> Deferred[int]:
         """
@@ -269,14 +262,23 @@ class PersistentDatabase:
         """
         See L{IDatabase.purgeExpired}.
         """
+        now = self._clock.seconds()
+        return self._backend.purgeExpired(now).addCallback(
+            self._forget, DestroyReason.expired
+        )
 
-        def purged(removed: list[Expiry]) -> int:
-            for key, expiresAt in removed:
-                self._reschedule(key, expiresAt, None)
-                self._listeners.tell(key, DestroyReason.expired)
-            return len(removed)
+    def _forget(
+        self, removed: Sequence[tuple[str, float | None]], reason: DestroyReason
+    ) -> int:
+        """
+        Unschedule and announce the sessions a backend removed.
 
-        return self._backend.purgeExpired(self._clock.seconds()).addCallback(purged)
+        @return: how many there were.
+        """
+        for key, expiresAt in removed:
+            self._reschedule(key, expiresAt, None)
+            self._listeners.tell(key, reason)
+        return len(removed)
 
     def listen(self, listener: DestroyListener) -> Callable[[], None]:
         """

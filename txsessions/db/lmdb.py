@@ -12,7 +12,7 @@ session's changes never interleave.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
 import lmdb
@@ -56,6 +56,18 @@ def decodeRecord(data: bytes) -> StoredSession:
         raise ValueError("a session record is not an object")
     fields = decodeFields(json.dumps(record.get("f")))
     return StoredSession(lifetimeOf(record.get("c"), record.get("e")), fields)
+
+
+def _readable(cursor: Any) -> Iterator[tuple[bytes, StoredSession]]:
+    """
+    The records a cursor reaches, decoded, from where it stands; corrupt
+    ones are skipped.
+    """
+    for rawKey, data in cursor:
+        try:
+            yield rawKey, decodeRecord(data)
+        except ValueError:
+            continue
 
 
 class _LMDBBackend:
@@ -200,15 +212,12 @@ class _LMDBBackend:
 
     def count(self, now: float) -> Deferred[int]:
         def count(txn: Any) -> int:
-            live = 0
-            for _, data in txn.cursor():
-                try:
-                    live += not decodeRecord(data).lifetime.hasExpired(now)
-                except ValueError:
-                    pass
-            return live
+            return sum(
+                not stored.lifetime.hasExpired(now)
+                for _, stored in _readable(txn.cursor())
+            )
 
-        return self._transact(count)
+        return self._transact(count, write=False)
 
     def sessions(self, prefix: str, now: float) -> Deferred[list[SessionInfo]]:
         def sessions(txn: Any) -> list[SessionInfo]:
@@ -217,16 +226,11 @@ class _LMDBBackend:
             cursor = txn.cursor()
             if not cursor.set_range(start):
                 return found
-            for rawKey, data in cursor:
+            for rawKey, stored in _readable(cursor):
                 if not rawKey.startswith(start):
                     break
-                try:
-                    stored = decodeRecord(data)
-                except ValueError:
-                    continue
                 if not stored.lifetime.hasExpired(now):
-                    size = SessionInfo.sizeOf(stored.values)
-                    found.append(SessionInfo(rawKey.decode(), stored.lifetime, size))
+                    found.append(SessionInfo.of(rawKey.decode(), stored))
             return found
 
         return self._transact(sessions, write=False)
@@ -234,11 +238,8 @@ class _LMDBBackend:
     def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
         def purge(txn: Any) -> list[Expiry]:
             removed: list[Expiry] = []
-            for rawKey, data in txn.cursor():
-                try:
-                    lifetime = decodeRecord(data).lifetime
-                except ValueError:
-                    continue
+            for rawKey, stored in _readable(txn.cursor()):
+                lifetime = stored.lifetime
                 if lifetime.expiresAt is not None and lifetime.hasExpired(now):
                     removed.append((rawKey.decode(), lifetime.expiresAt))
             for key, _ in removed:

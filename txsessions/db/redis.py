@@ -9,11 +9,12 @@ the manager's clock).  The hash's TTL is set in the same round trip as every
 write: the session's lifetime, or C{defaultTTL} for sessions without one
 (refreshed on each write), so that no key lives forever.
 
-One round trip loads a session (C{HGETALL}); one saves it (a Lua script
-that never re-creates a session deleted meanwhile, and increments with
-C{HINCRBY}).  A write that reaches Redis more than C{staleAfter} seconds
-after it was sent (queued while the connection was down) is refused, so it
-never lands long after its request failed.
+One round trip loads a session (a Lua script answering with one JSON
+string); one saves it (a Lua script that never re-creates a session
+deleted meanwhile, and increments with C{HINCRBY}).  A write that reaches
+Redis more than C{staleAfter} seconds after it was sent (queued while the
+connection was down) is refused, so it never lands long after its request
+failed.
 
 Destroy events reach every process: destroys publish on the C{prefix +
 "events"} channel, and expiries come from Redis keyspace notifications
