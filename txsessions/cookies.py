@@ -10,6 +10,7 @@ Twisted turns into C{Set-Cookie} headers when the response starts.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -205,10 +206,20 @@ def sessionCookie(
     if maxAge is None:
         return f"{config.cookie}={value}; {scope}{flags}".encode("ascii")
     seconds = max(round(maxAge), 0)
-    expires = datetimeToString(now + seconds).decode("ascii")
+    expires = _httpDate(int(now + seconds))
     return (
         f"{config.cookie}={value}; {scope}; Expires={expires}; Max-Age={seconds}{flags}"
     ).encode("ascii")
+
+
+@functools.lru_cache(maxsize=8)
+def _httpDate(second: int) -> str:
+    """
+    An C{Expires} date.  Cookies given the same lifetime within one second
+    share it, and Twisted's C{datetimeToString} takes several microseconds.
+    """
+    date: bytes = datetimeToString(second)
+    return date.decode("ascii")
 
 
 def deletionCookie(config: Config, request: IRequest) -> bytes:

