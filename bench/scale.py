@@ -3,13 +3,16 @@ A million sessions in the memory database, beside Twisted's own Session:
 
     python bench/scale.py [N ...]      (default: 100000 1000000)
 
-For each N: the bytes each session costs (beyond its values, measured with
-tracemalloc) and how many are created per second (the best of three runs,
-alternating), for txsessions and for Twisted's Site.makeSession(); then all N txsessions sessions expire in the
-same second under the real reactor while a LoopingCall every 10 ms measures
-its own lateness: the longest is the longest the reactor was blocked.
-(A reactor runs once per process; Twisted's Session, one DelayedCall each,
-blocked it 290 ms for 200,000 in the issue's own measurement.)
+For each N, for txsessions and for Twisted's Site.makeSession(): the bytes
+each session costs (beyond its values, measured with tracemalloc), how many
+are created per second (the best of three runs, alternating), and how long
+a full garbage collection takes with N sessions alive (the longest of those
+runs: Python collects in full from time to time, and the reactor waits).
+Then all N txsessions sessions expire in the same second under the real
+reactor while a LoopingCall every 10 ms measures its own lateness: the
+longest is the longest the reactor was blocked.  (A reactor runs once per
+process; Twisted's Session, one DelayedCall each, blocked it 290 ms for
+200,000 in the issue's own measurement.)
 """
 
 from __future__ import annotations
@@ -66,13 +69,13 @@ def twistedMaker(clock: Any, expiresAt: float) -> tuple[Any, Callable[[], None]]
     return site, make
 
 
-def made(maker: Any, n: int, traced: bool) -> float:
+def made(maker: Any, n: int, traced: bool) -> tuple[float, float]:
     """
     Make n sessions on the real reactor (not yet running), whose heap of
     timed calls is what a server pays for; every call is cancelled afterwards.
 
     @return: bytes per session when C{traced}, else sessions created per
-        second.
+        second; and how long a full garbage collection took with them alive.
     """
     gc.collect()
     if traced:
@@ -88,10 +91,16 @@ def made(maker: Any, n: int, traced: bool) -> float:
         tracemalloc.stop()
     else:
         result = n / elapsed
+    started = time.perf_counter()
+    gc.collect()
+    collected = time.perf_counter() - started
     for call in reactor.getDelayedCalls():
         call.cancel()
+    # Let the reactor drop the cancelled calls, and with them what they hold,
+    # so that the next run's collection does not walk this run's sessions.
+    reactor.runUntilCurrent()  # type: ignore[attr-defined]
     del keep, make
-    return result
+    return result, collected
 
 
 def longestBlock(maker: Any, n: int) -> tuple[float, float]:
@@ -116,7 +125,7 @@ def longestBlock(maker: Any, n: int) -> tuple[float, float]:
     def live() -> int:
         if isinstance(keep, Site):
             return len(keep.sessions)
-        return len(keep._lifetimes)
+        return len(keep._createdAt)
 
     ticker = LoopingCall(tick)
 
@@ -142,13 +151,16 @@ def longestBlock(maker: Any, n: int) -> tuple[float, float]:
 def main(sizes: list[int]) -> None:
     makers = {"txsessions": txsessionsMaker, "Twisted": twistedMaker}
     for n in sizes:
-        size = {name: made(maker, n, traced=True) for name, maker in makers.items()}
+        size = {name: made(maker, n, traced=True)[0] for name, maker in makers.items()}
         # Best of RUNS, alternating: one run moves by a quarter with the
         # machine's load (Twisted's the most, from its heap of DelayedCalls).
         rate = {name: 0.0 for name in makers}
+        pause = {name: 0.0 for name in makers}
         for _ in range(RUNS):
             for name, maker in makers.items():
-                rate[name] = max(rate[name], made(maker, n, traced=False))
+                created, collected = made(maker, n, traced=False)
+                rate[name] = max(rate[name], created)
+                pause[name] = max(pause[name], collected)
         ours, theirs = rate["txsessions"], rate["Twisted"]
         print(f"N={n:,}")
         print(
@@ -158,6 +170,10 @@ def main(sizes: list[int]) -> None:
         print(
             f"  created/s       txsessions {ours:7.0f}   Twisted {theirs:7.0f}"
             f"   ratio {ours / theirs:.2f}x"
+        )
+        print(
+            f"  full collection txsessions {pause['txsessions'] * 1000:5.0f} ms"
+            f"   Twisted {pause['Twisted'] * 1000:5.0f} ms"
         )
     n = sizes[-1]
     worst, took = longestBlock(txsessionsMaker, n)

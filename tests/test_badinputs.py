@@ -15,7 +15,13 @@ from twisted.logger import globalLogPublisher
 
 from tests.apps import kvApp, kvBrowser
 from tests.support import Browser, cookieValue, get, rawHTTP, resultOf, setCookies
-from txsessions import Config, DestroyReason, Sessions, ValueNotSerializable
+from txsessions import (
+    Config,
+    DestroyReason,
+    SessionChanges,
+    Sessions,
+    ValueNotSerializable,
+)
 from txsessions.codec import CookieCodec, generateKey
 from txsessions.ids import storeKey
 
@@ -251,7 +257,7 @@ def test_19_picklesAreNeverLoaded(plain: World, tmp_path: Any) -> None:
         *plain.read(headers={b"Cookie": [b"sid=" + payload.encode()]})
     )
     db: Any = plain.sessions.database
-    db._values[storeKey(plain.victim)]["secret"] = payload
+    db.save(storeKey(plain.victim), SessionChanges(updated={"secret": payload}))
     response, data = plain.read({COOKIE: plain.victim})
     assert data == {"isNew": True, "values": {}}
     assert not sentinel.exists()

@@ -148,7 +148,7 @@ def test_aMalformedGeneratedIDIsA503AndNoCookie(clock: Any) -> None:
 def test_corruptStoredDataIsNoSession(browser: Browser, sessions: Sessions) -> None:
     sid = login(browser)
     db: Any = sessions.database
-    db.memory._values[storeKey(sid)]["user"] = "{not json"
+    db.memory.save(storeKey(sid), SessionChanges(updated={"user": "{not json"}))
     response, body = browser.get("/all", {COOKIE: sid})
     assert response.code == 200
     assert json.loads(body) == {"isNew": True, "values": {}}
@@ -238,10 +238,9 @@ def test_loadAtExpiryNeverReturnsTheSessionWhateverTheTimers(
 
             from txsessions import StoredSession
 
-            lifetime = self._lifetimes.get(key)
-            return succeed(
-                None if lifetime is None else StoredSession(lifetime, self._values[key])
-            )
+            if key not in self._fields:
+                return succeed(None)
+            return succeed(StoredSession(self._lifetime(key), self._fields[key]))
 
     sessions = Sessions(Config(cookie=COOKIE, expires=10), Stale(clock), clock)
     browser = kvBrowser(sessions)
