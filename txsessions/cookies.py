@@ -282,24 +282,16 @@ def markPrivate(request: IRequest) -> None:
     @param request: the request being answered (before its headers are sent).
     """
     headers = request.responseHeaders
-    vary = cacheControl = None
-    # One pass over what is set so far (usually nothing), in the canonical
-    # capitalization getAllRawHeaders promises.
-    for name, values in headers.getAllRawHeaders():
-        if name == b"Vary":
-            vary = values
-        elif name == b"Cache-Control":
-            cacheControl = values
+    vary = headers.getRawHeaders(b"vary")
     if vary is None:
         headers.setRawHeaders(b"Vary", [b"Cookie"])
-    elif vary != [b"Cookie"]:
+    else:
         tokens = {t.strip().lower() for value in vary for t in value.split(b",")}
         if b"cookie" not in tokens and b"*" not in tokens:
             headers.addRawHeader(b"Vary", b"Cookie")
+    cacheControl = headers.getRawHeaders(b"cache-control")
     if cacheControl is None:
         headers.setRawHeaders(b"Cache-Control", [b"private"])
-        return
-    if cacheControl == [b"private"]:
         return
     directives = [d.strip() for value in cacheControl for d in value.split(b",")]
     directives = [d for d in directives if d]

@@ -86,13 +86,11 @@ class MemoryDatabase:
             assert changes.lifetime is not None, "a new session needs a lifetime"
             if self._maxSessions and len(self._createdAt) >= self._maxSessions:
                 return fail(SessionLimitError(f"{self._maxSessions} sessions live"))
-            self._unschedule(key)
             self._keep(key, changes.lifetime)
             self._fields[key] = {}
         elif not self._isLive(key):
             return succeed(None)
         elif changes.lifetime is not None:
-            self._unschedule(key)
             self._keep(key, changes.lifetime)
         return succeed(applyChanges(self._fields[key], changes))
 
@@ -104,7 +102,6 @@ class MemoryDatabase:
             return succeed(False)
         lifetime, fields = self._lifetime(oldKey), self._fields[oldKey]
         self._forget(oldKey)
-        self._unschedule(newKey)
         self._keep(newKey, lifetime)
         self._fields[newKey] = fields
         self._listeners.tell(oldKey, DestroyReason.regenerated)
@@ -174,6 +171,10 @@ class MemoryDatabase:
         return Lifetime(self._createdAt[key], None if at == _NEVER else at)
 
     def _keep(self, key: str, lifetime: Lifetime) -> None:
+        """
+        Give C{key} this lifetime, in place of any it had.
+        """
+        self._unschedule(key)
         if lifetime.expiresAt is not None:
             self._expirations.add(key, lifetime.expiresAt)
         self._createdAt[key] = lifetime.createdAt
@@ -188,6 +189,9 @@ class MemoryDatabase:
 
     def _forget(self, key: str) -> None:
         self._unschedule(key)
+        self._drop(key)
+
+    def _drop(self, key: str) -> None:
         del self._createdAt[key], self._expiresAt[key], self._fields[key]
 
     def _remove(self, key: str, reason: DestroyReason) -> bool:
@@ -200,5 +204,5 @@ class MemoryDatabase:
     def _expire(self, key: str) -> None:
         at = self._expiresAt.get(key)
         if at is not None and self._clock.seconds() >= at:
-            del self._createdAt[key], self._expiresAt[key], self._fields[key]
+            self._drop(key)  # its expiration has run: nothing to unschedule
             self._listeners.tell(key, DestroyReason.expired)

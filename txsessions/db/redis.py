@@ -532,13 +532,14 @@ class RedisDatabase:
         no longer has it (restarted or flushed).  txredisapi's own C{eval}
         would hash the script again on every call.
         """
-        running: Deferred[Any] = self._redis.evalsha(_sha1(script), keys, args or [])
+        args = args or []
+        running: Deferred[Any] = self._redis.evalsha(_sha1(script), keys, args)
 
         def missing(failure: Any) -> Deferred[Any]:
             import txredisapi
 
             failure.trap(txredisapi.ScriptDoesNotExist)
-            return cast("Deferred[Any]", self._redis.eval(script, keys, args or []))
+            return cast("Deferred[Any]", self._redis.eval(script, keys, args))
 
         return running.addErrback(missing)
 
