@@ -303,6 +303,45 @@ def test_decoratorAnswers503WhenTheLoadFails(
     assert body == UNAVAILABLE
 
 
+def test_decoratorWaitsForALoadThatAnswersLater(
+    sessions: Sessions, db: ControlledDatabase, clock: Any
+) -> None:
+    """
+    With a database that answers later (Redis, SQLite), the handler, plain
+    or C{async}, runs once the session is loaded; a load that fails later
+    (here: at the deadline) is a 503, and the handler does not run.
+    """
+    app = decoratedApp(sessions)
+    sid = cookieValue(Browser(app.resource()).get("/sync")[0], COOKIE)
+    db.holdLoads = True
+
+    def later(path: str) -> tuple[Any, bytes]:
+        stub: Any = StubTreq(app.resource())
+        d = stub.get("http://example.com" + path, cookies={COOKIE: sid})
+        fired: list[Any] = []
+        d.addCallback(fired.append)
+        stub.flush()
+        assert fired == []
+        db.release()
+        stub.flush()
+        [response] = fired
+        return response, resultOf(response.content())
+
+    assert later("/sync")[1] == b"sync 2"
+    assert later("/async/later")[1] == b"async later"
+    saves = len(db.saves)
+    stub: Any = StubTreq(app.resource())
+    d = stub.get("http://example.com/sync", cookies={COOKIE: sid})
+    stub.flush()
+    clock.advance(sessions.config.databaseTimeout)
+    stub.flush()
+    response = resultOf(d)
+    assert (response.code, resultOf(response.content())) == (503, UNAVAILABLE)
+    db.release()  # too late: the handler does not run
+    stub.flush()
+    assert len(db.saves) == saves
+
+
 def test_decoratorNeedsARequest(sessions: Sessions) -> None:
     handler = sessions.withSession(lambda: None)
     with pytest.raises(TypeError, match="not called with a request"):

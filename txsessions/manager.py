@@ -414,29 +414,31 @@ class Sessions:
             stored = self._answered(loading, "load", started)
             if isinstance(stored, _Pending):
                 waiting = self._call(loading, "load", started)
-                return Deferred.fromCoroutine(
-                    self._loadLater(waiting, sessionID, key, current, candidates, owner)
+                return waiting.addCallback(
+                    self._acceptLater, sessionID, key, current, candidates, owner
                 )
             session = self._accept(stored, sessionID, key, current, now, owner)
             if session is not None:
                 return session
         return self._newSession(owner)
 
-    async def _loadLater(
+    def _acceptLater(
         self,
-        loading: Deferred[StoredSession | None],
+        stored: StoredSession | None,
         sessionID: str,
         key: str,
         current: bool,
         candidates: list[tuple[str, bool]],
         owner: _RequestSession,
-    ) -> Session:
-        stored = await loading
+    ) -> Session | Deferred[Session]:
+        """
+        L{_accept} for a database that answered later, then the next
+        candidate when this one named no session.  A callback rather than a
+        coroutine: it runs on every request a remote database serves, and a
+        coroutine's L{Deferred} costs more than the rest of it.
+        """
         session = self._accept(stored, sessionID, key, current, self._now(), owner)
-        if session is not None:
-            return session
-        rest = self._loadFrom(candidates, owner)
-        return (await rest) if isinstance(rest, Deferred) else rest
+        return session if session is not None else self._loadFrom(candidates, owner)
 
     def _accept(
         self,

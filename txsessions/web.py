@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
@@ -172,26 +172,32 @@ def withSession(sessions: Sessions, handler: Callable[..., Any]) -> Callable[...
         except DatabaseError:
             return _unavailable(request)
         if isinstance(loaded, Deferred):
-            return Deferred.fromCoroutine(_later(request, loaded, index, args, kwargs))
+            return loaded.addCallbacks(
+                _call, _unavailableNow, (index, args, kwargs), errbackArgs=(request,)
+            )
         return handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
 
-    async def _later(
-        request: IRequest,
-        loaded: Deferred[Session],
-        index: int,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+    def _call(
+        session: Session, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        try:
-            session = await loaded
-        except DatabaseError:
-            return _unavailable(request)
         result = handler(*args[: index + 1], session, *args[index + 1 :], **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
+        if inspect.isawaitable(result) and not isinstance(result, Deferred):
+            return Deferred.fromCoroutine(_awaited(result))
         return result
 
     return withSessionHandler
+
+
+async def _awaited(result: Awaitable[Any]) -> Any:
+    return await result
+
+
+def _unavailableNow(failure: Failure, request: IRequest) -> bytes:
+    """
+    Answer 503 when the session could not be loaded later.
+    """
+    failure.trap(DatabaseError)
+    return _unavailable(request)
 
 
 def _unavailable(request: IRequest) -> bytes:

@@ -126,6 +126,50 @@ async def test_scriptsAreSentAgainWhenRedisForgotThem(
 
 
 @pytest_twisted.ensureDeferred
+async def test_scriptsUseEveryConnectionAndWaitWhenNoneIsUp(
+    redisServer: RedisServer,
+) -> None:
+    """
+    Scripts go straight to the pool's connections in turn.  One sent before
+    any connection is up, or after Redis closed them all, waits for the pool
+    to connect again.
+    """
+    db = RedisDatabase(prefixed(redisServer), poolsize=2)
+    try:
+        now = reactor.seconds()
+        key = storeKey("P" * 43)
+        changes = SessionChanges(
+            create=True, lifetime=Lifetime(now, now + 100), updated={"n": "1"}
+        )
+        assert not db._connections
+        assert await db.save(key, changes) == {}
+        for _ in range(100):
+            if len(db._connections) == 2:
+                break
+            await db.load(key)
+        for _ in range(4):
+            stored = await db.load(key)
+            assert stored is not None and stored.values == {"n": "1"}
+        hosts = [c.transport.getHost() for c in db._connections]
+        names = [f"addr={host.host}:{host.port} " for host in hosts]
+        clients = redisServer.cli("CLIENT", "LIST").splitlines()
+        for name in names:
+            (line,) = [c for c in clients if name in c]
+            assert "cmd=evalsha" in line
+
+        redisServer.cli("CLIENT", "KILL", "TYPE", "normal")
+        for _ in range(50):
+            try:
+                stored = await db.load(key)
+            except Exception:
+                continue
+            break
+        assert stored is not None and stored.values == {"n": "1"}
+    finally:
+        await db.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_everyKeyHasATTL(
     redisDB: RedisDatabase, redisServer: RedisServer
 ) -> None:
