@@ -101,6 +101,29 @@ async def test_createThenLoad(database: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_anyNameAndTextRoundTrip(database: Any) -> None:
+    """
+    Names and JSON text with quotes, backslashes, line breaks, NULs and
+    characters outside the BMP come back as they went in, through every
+    kind of change.
+    """
+    odd = 'q"b\\s\nl\r\x00z\u00e9\U0001f600'
+    await create(database, "k", None, **{odd: '"x"', "gone": "1"})
+    changes = SessionChanges(
+        deleted=frozenset({"gone"}),
+        updated={odd + "2": '"\\u0000 \U0001f600\n"'},
+        increments={odd + "n": 2},
+    )
+    assert await database.save("k", changes) == {odd + "n": 2}
+    stored = await database.load("k")
+    assert stored is not None and stored.values == {
+        odd: '"x"',
+        odd + "2": '"\\u0000 \U0001f600\n"',
+        odd + "n": "2",
+    }
+
+
+@pytest_twisted.ensureDeferred
 async def test_loadReturnsACopy(database: Any) -> None:
     await create(database, "k", None, a="1")
     stored = await database.load("k")
