@@ -55,14 +55,15 @@ local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return false end
 return cjson.encode(fields)
 """
-# A session's hash as one JSON array: txredisapi reads each element of a
-# multi-element reply in a turn of the reactor of its own (a callLater(0),
-# with the transport paused and resumed), so one bulk string is several times
-# cheaper than HGETALL's reply.
+# A session's hash as one JSON array: one bulk string is cheaper to read than
+# HGETALL's reply (txredisapi's own parser, used when hiredis is missing,
+# reads each element of a multi-element reply in a turn of the reactor of its
+# own).
 
 # The changes come as one JSON array of strings (txredisapi spends about 2 us
 # framing each argument of a command), and a save without increments answers
-# with a status line, which txredisapi reads without leaving its line mode.
+# with a status line (the same parser reads a bulk reply followed by more data
+# in a later turn of the reactor).
 _SAVE = """
 local ARGV = cjson.decode(ARGV[1])
 local key = KEYS[1]
@@ -281,7 +282,7 @@ class RedisDatabase:
         self,
         url: str = "redis://127.0.0.1:6379/0",
         clock: IReactorTime | None = None,
-        poolsize: int = 10,
+        poolsize: int = 1,
         defaultTTL: float = 30 * 24 * 3600,
         staleAfter: float = 30.0,
         connectTimeout: float = 5.0,
@@ -290,7 +291,10 @@ class RedisDatabase:
         @param url: where Redis is (see L{RedisURL}).
         @param clock: the manager's clock, for lifetimes; the global reactor
             when C{None}.
-        @param poolsize: how many connections to keep.
+        @param poolsize: how many connections to keep.  One is fastest:
+            the commands a turn of the reactor sends share one write, and
+            their replies arrive together (with hiredis, which txredisapi
+            uses when it is installed, as it is with txsessions).
         @param defaultTTL: how long, in seconds after its last write, a
             session without a lifetime stays in Redis.
         @param staleAfter: refuse a write that reaches Redis this many
