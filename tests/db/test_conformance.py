@@ -197,6 +197,19 @@ async def test_incrementsAreAppliedLast(database: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_largeCountersStayExact(database: Any) -> None:
+    """
+    Counters are exact up to 64 bits, far past a double's 53 (and Lua's
+    printing of one, which gives C{1e+14} for 10 ** 14).
+    """
+    await create(database, "k", None, a=str(10**14 - 1), b=str(2**62))
+    changes = SessionChanges(increments={"a": 2, "b": 3})
+    assert await database.save("k", changes) == {"a": 10**14 + 1, "b": 2**62 + 3}
+    stored = await database.load("k")
+    assert stored.values == {"a": str(10**14 + 1), "b": str(2**62 + 3)}
+
+
+@pytest_twisted.ensureDeferred
 async def test_incrementOnCreate(database: Any) -> None:
     changes = SessionChanges(
         create=True, lifetime=Lifetime(0, None), increments={"n": 1}

@@ -130,11 +130,20 @@ async def test_scriptsUseEveryConnectionAndWaitWhenNoneIsUp(
     redisServer: RedisServer,
 ) -> None:
     """
-    Scripts go straight to the pool's connections in turn.  One sent before
-    any connection is up, or after Redis closed them all, waits for the pool
-    to connect again.
+    Scripts go straight to the pool's connections in turn, without waiting
+    on the pool.  One sent before any connection is up, or after Redis
+    closed them all, waits for the pool to connect again.
     """
     db = RedisDatabase(prefixed(redisServer), poolsize=2)
+    factory = db._redis._factory
+    waits: list[object] = []
+    getConnection = factory.getConnection
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        waits.append(args)
+        return getConnection(*args, **kwargs)
+
+    factory.getConnection = counted
     try:
         now = reactor.seconds()
         key = storeKey("P" * 43)
@@ -143,13 +152,16 @@ async def test_scriptsUseEveryConnectionAndWaitWhenNoneIsUp(
         )
         assert not db._connections
         assert await db.save(key, changes) == {}
+        assert waits  # nothing was connected yet
         for _ in range(100):
             if len(db._connections) == 2:
                 break
             await db.load(key)
+        waits.clear()
         for _ in range(4):
             stored = await db.load(key)
             assert stored is not None and stored.values == {"n": "1"}
+        assert waits == []
         hosts = [c.transport.getHost() for c in db._connections]
         names = [f"addr={host.host}:{host.port} " for host in hosts]
         clients = redisServer.cli("CLIENT", "LIST").splitlines()
@@ -158,13 +170,17 @@ async def test_scriptsUseEveryConnectionAndWaitWhenNoneIsUp(
             assert "cmd=evalsha" in line
 
         redisServer.cli("CLIENT", "KILL", "TYPE", "normal")
+        stored = None
         for _ in range(50):
             try:
                 stored = await db.load(key)
-            except Exception:
+            except Exception:  # written on a connection Redis had closed
                 continue
             break
+        else:
+            pytest.fail("no script went through after the connections closed")
         assert stored is not None and stored.values == {"n": "1"}
+        assert waits != []
     finally:
         await db.close()
 

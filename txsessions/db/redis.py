@@ -60,10 +60,8 @@ return cjson.encode(fields)
 # reads each element of a multi-element reply in a turn of the reactor of its
 # own).
 
-# The changes come as one JSON array of strings (txredisapi spends about 2 us
-# framing each argument of a command), and a save without increments answers
-# with a status line (the same parser reads a bulk reply followed by more data
-# in a later turn of the reactor).
+# The changes come as one JSON array of strings: txredisapi spends about 2 us
+# framing each argument of a command.
 _SAVE = """
 local ARGV = cjson.decode(ARGV[1])
 local key = KEYS[1]
@@ -101,9 +99,10 @@ for j = 1, n do
   if current and not string.match(current, '^%-?%d+$') then
     redis.call('HSET', key, field, '0')
   end
-  local value = redis.call('HINCRBY', key, field, delta)
+  redis.call('HINCRBY', key, field, delta)
   table.insert(result, field)
-  table.insert(result, tostring(value))
+  -- Read back as text: Lua holds HINCRBY's answer as a double.
+  table.insert(result, redis.call('HGET', key, field))
 end
 if lifetime == '1' then
   if expires == '' then redis.call('HDEL', key, '\\0\\0e')
@@ -115,7 +114,6 @@ if stored then
 else
   redis.call('PEXPIRE', key, ttl)
 end
-if #result == 1 then return redis.status_reply('OK') end
 return result
 """
 
@@ -294,7 +292,9 @@ class RedisDatabase:
         @param poolsize: how many connections to keep.  One is fastest:
             the commands a turn of the reactor sends share one write, and
             their replies arrive together (with hiredis, which txredisapi
-            uses when it is installed, as it is with txsessions).
+            uses when it is installed, as it is with txsessions).  When that
+            one connection drops, the calls under way fail, and new ones wait
+            for txredisapi to reconnect, about a second later.
         @param defaultTTL: how long, in seconds after its last write, a
             session without a lifetime stays in Redis.
         @param staleAfter: refuse a write that reaches Redis this many
@@ -350,8 +350,10 @@ class RedisDatabase:
         self._markCount = 0
         self._subscriber = _Subscription(self)
         self._closed = False
-        # The pool's connected protocols, which txredisapi keeps up to date.
-        self._connections: list[Any] = self._redis._factory.pool
+        # The pool's connected protocols, which txredisapi keeps up to date
+        # (none, and every script through the pool, should that change).
+        factory = getattr(self._redis, "_factory", None)
+        self._connections: list[Any] = getattr(factory, "pool", [])
         self._turn = 0
 
     # IDatabase
@@ -413,8 +415,6 @@ class RedisDatabase:
         def saved(reply: Any) -> Mapping[str, int] | None:
             if not reply:
                 return None
-            if reply == "OK":
-                return {}
             values = reply[1:]
             return {values[i]: int(values[i + 1]) for i in range(0, len(values), 2)}
 
@@ -560,18 +560,17 @@ class RedisDatabase:
             import txredisapi
 
             failure.trap(txredisapi.ScriptDoesNotExist)
-            return cast("Deferred[Any]", self._redis.eval(script, keys, args))
+            return cast("Deferred[Any]", self._connection().eval(script, keys, args))
 
         return running.addErrback(missing)
 
     def _connection(self) -> Any:
         """
         Where the next script goes: the pool's connections in turn, called
-        directly, or the pool itself (which waits for a connection) when none
-        is up.  Going through the pool costs every command an
-        C{inlineCallbacks} wait for a connection, even when one is at hand:
-        about a sixth of the server's time for each request a Redis session
-        serves.
+        directly, or the pool itself (which waits for a connection) when the
+        one whose turn it is is not up.  Going through the pool would cost
+        every command an C{inlineCallbacks} wait for a connection, even with
+        one at hand.
         """
         connections = self._connections
         if connections:
