@@ -9,7 +9,9 @@ rounds, and prints the median requests/s and the ratio to bare Klein
 measured in the same run.  Scenarios: a returning client that reads one
 value, one that writes one value, and a new client on every request.  With
 --redis, txsessions on Redis is measured too (against that server; start one
-with `redis-server --port 6379 --save ''`).
+with `redis-server --port 6379 --save ''`), beside bare Klein making one
+round trip to Redis per request and nothing else: the most any session on
+Redis could reach.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def main() -> None:
         ("txsessions lmdb", "txsessions", f"lmdb:{tmp}/l"),
     ]
     if options.redis:
+        servers.append(("Klein + Redis round trip", "redisfloor", options.redis))
         servers.append(("txsessions redis", "txsessions", options.redis))
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(options.rounds):

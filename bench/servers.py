@@ -5,7 +5,9 @@ The servers bench/http.py measures, one per process:
 
 KIND is bare (Klein, no sessions: the baseline), twisted (Twisted's own
 request.getSession()), klein (Klein's SessionProcurer with its
-MemorySessionStore) or txsessions (with DATABASE_URL, memory: by default).
+MemorySessionStore), txsessions (with DATABASE_URL, memory: by default) or
+redisfloor (bare Klein plus one Redis round trip per request, DATABASE_URL
+a redis:// URL).
 Each serves /read (read one value), /write (write one value) and /new (a new
 session on every request, for clients that send no cookie).
 """
@@ -137,12 +139,36 @@ def txsessions(url: str) -> Any:
     return app.resource()
 
 
+def redisfloor(url: str) -> Any:
+    """
+    Bare Klein plus one Redis round trip per request: each route loads a
+    key no session has, through txsessions' own Redis client (one
+    C{EVALSHA}), and does nothing else.  No session on Redis can be served
+    faster than this.
+    """
+    from txsessions.db.redis import RedisDatabase
+
+    database = RedisDatabase(url)
+    app = Klein()
+    missing = "0" * 64
+
+    async def roundTrip(request: Any) -> str:
+        await database.load(missing)
+        return "0"
+
+    for scenario in SCENARIOS:
+        app.route("/" + scenario, endpoint=scenario)(roundTrip)
+    return app.resource()
+
+
 def resource(kind: str, url: str = "memory:") -> Any:
     """
     The resource of one server: C{kind} as the module docstring lists them,
-    with C{url} for txsessions.
+    with C{url} for txsessions and redisfloor.
     """
-    return txsessions(url) if kind == "txsessions" else globals()[kind]()
+    if kind in ("txsessions", "redisfloor"):
+        return globals()[kind](url)
+    return globals()[kind]()
 
 
 def main(kind: str, port: str, url: str = "memory:") -> None:
