@@ -113,6 +113,35 @@ class Browser:
     ) -> tuple[Any, bytes]:
         return self.request("GET", path, cookies)
 
+    def start(self, path: str, cookies: dict[str, str] | None = None) -> Pending:
+        """
+        Send a GET that may wait (on a held database, on the clock).
+
+        @return: the request under way.
+        """
+        return Pending(self.resource, self.base + path, cookies)
+
+
+class Pending:
+    """
+    A request over StubTreq that may not be answered yet.
+
+    @ivar fired: the response, once there is one.
+    """
+
+    def __init__(self, resource: Any, url: str, cookies: dict[str, str] | None) -> None:
+        stub: Any = StubTreq(resource)
+        self.fired: list[Any] = []
+        stub.get(url, cookies=cookies or {}).addCallback(self.fired.append)
+        stub.flush()
+        self._stub = stub
+
+    def flush(self) -> None:
+        """
+        Let the stub deliver what is ready.
+        """
+        self._stub.flush()
+
 
 @implementer(IDatabase)
 class ControlledDatabase:

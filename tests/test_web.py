@@ -31,16 +31,12 @@ from txsessions.responses import UNAVAILABLE
 
 
 def test_responseWaitsForTheSave(sessions: Sessions, db: ControlledDatabase) -> None:
-    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
     db.holdSaves = True
-    d = stub.get("http://example.com/set/a/1")
-    fired: list[Any] = []
-    d.addCallback(fired.append)
-    stub.flush()
-    assert fired == []
+    pending = kvBrowser(sessions).start("/set/a/1")
+    assert pending.fired == []
     db.release()
-    stub.flush()
-    [response] = fired
+    pending.flush()
+    [response] = pending.fired
     assert cookieValue(response, COOKIE)
     assert resultOf(response.content()) == b"ok"
 
@@ -316,29 +312,23 @@ def test_decoratorWaitsForALoadThatAnswersLater(
     db.holdLoads = True
 
     def later(path: str) -> tuple[Any, bytes]:
-        stub: Any = StubTreq(app.resource())
-        d = stub.get("http://example.com" + path, cookies={COOKIE: sid})
-        fired: list[Any] = []
-        d.addCallback(fired.append)
-        stub.flush()
-        assert fired == []
+        pending = Browser(app.resource()).start(path, {COOKIE: sid})
+        assert pending.fired == []
         db.release()
-        stub.flush()
-        [response] = fired
+        pending.flush()
+        [response] = pending.fired
         return response, resultOf(response.content())
 
     assert later("/sync")[1] == b"sync 2"
     assert later("/async/later")[1] == b"async later"
     saves = len(db.saves)
-    stub: Any = StubTreq(app.resource())
-    d = stub.get("http://example.com/sync", cookies={COOKIE: sid})
-    stub.flush()
+    pending = Browser(app.resource()).start("/sync", {COOKIE: sid})
     clock.advance(sessions.config.databaseTimeout)
-    stub.flush()
-    response = resultOf(d)
+    pending.flush()
+    [response] = pending.fired
     assert (response.code, resultOf(response.content())) == (503, UNAVAILABLE)
     db.release()  # too late: the handler does not run
-    stub.flush()
+    pending.flush()
     assert len(db.saves) == saves
 
 
@@ -601,17 +591,13 @@ def test_aDatabaseThatNeverAnswersGives503AtTheDeadline(
     browser = kvBrowser(sessions)
     sid = login(browser)
     db.holdLoads = True
-    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
-    d = stub.get("http://example.com/all", cookies={COOKIE: sid})
-    fired: list[Any] = []
-    d.addCallback(fired.append)
-    stub.flush()
+    pending = browser.start("/all", {COOKIE: sid})
     clock.advance(4.9)
-    stub.flush()
-    assert fired == []
+    pending.flush()
+    assert pending.fired == []
     clock.advance(0.1)
-    stub.flush()
-    [response] = fired
+    pending.flush()
+    [response] = pending.fired
     assert response.code == 503
     db.release()  # the late answer is ignored
     assert clock.getDelayedCalls() == []
@@ -622,14 +608,10 @@ def test_aSaveThatNeverAnswersGives503AtTheDeadline(
 ) -> None:
     sessions = Sessions(Config(cookie=COOKIE, databaseTimeout=5), db, clock)
     db.holdSaves = True
-    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
-    d = stub.get("http://example.com/set/a/1")
-    fired: list[Any] = []
-    d.addCallback(fired.append)
-    stub.flush()
+    pending = kvBrowser(sessions).start("/set/a/1")
     clock.advance(5)
-    stub.flush()
-    [response] = fired
+    pending.flush()
+    [response] = pending.fired
     assert response.code == 503
     assert setCookies(response) == []
     db.release()
