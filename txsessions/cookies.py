@@ -111,7 +111,8 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
     prefix = name + b"="
     if len(headers) == 1 and headers[0].count(prefix) == 1:
         # One occurrence: the value Twisted parsed is the only candidate.
-        raw = getattr(request, "received_cookies", {}).get(name)
+        parsed = getattr(request, "received_cookies", None)
+        raw = None if parsed is None else parsed.get(name)
         if raw is not None and prefix + raw in headers[0]:
             value = _candidate(raw)
             return [] if value is None else [value]

@@ -586,6 +586,17 @@ class _RequestSession:
     @ivar cookieReceived: whether the request carried a session cookie.
     """
 
+    __slots__ = (
+        "manager",
+        "request",
+        "config",
+        "cookieReceived",
+        "_session",
+        "_loading",
+        "_pending",
+        "_cookieSent",
+    )
+
     def __init__(self, manager: Sessions, request: IRequest) -> None:
         self.manager = manager
         self.request = request

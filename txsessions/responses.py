@@ -40,11 +40,28 @@ class _State(enum.Enum):
     closed = "finished or failed; writes are dropped"
 
 
+# Module-level names for the states: every response goes through several,
+# and a global is read faster than an Enum member (an attribute of a class
+# with a metaclass).
+_OPEN, _HOLDING, _STREAMING, _FINISHING, _CLOSED = _State
+
+
 class HeldResponse:
     """
     Hooks a request's C{write} and C{finish} so that C{commit} runs, and
     completes, before the headers go out and again before the response ends.
     """
+
+    __slots__ = (
+        "_request",
+        "_commit",
+        "_write",
+        "_finish",
+        "_state",
+        "_buffer",
+        "_finishRequested",
+        "_sent",
+    )
 
     def __init__(self, request: IRequest, commit: Commit) -> None:
         """
@@ -59,11 +76,11 @@ class HeldResponse:
         self._write = request.write
         self._finish = request.finish
         if getattr(request, "finished", False):
-            self._state = _State.closed
+            self._state = _CLOSED
         elif request.startedWriting:  # type: ignore[attr-defined]
-            self._state = _State.streaming
+            self._state = _STREAMING
         else:
-            self._state = _State.open
+            self._state = _OPEN
         self._buffer: list[bytes] = []
         self._finishRequested = False
         self._sent: tuple[int, bytes, Headers] | None = None
@@ -76,20 +93,20 @@ class HeldResponse:
         Replaces C{request.write}.
         """
         state = self._state
-        if state is _State.streaming:
+        if state is _STREAMING:
             self._write(data)
-        elif state is _State.open:
+        elif state is _OPEN:
             try:
                 waiting = self._commit(False)
             except Exception:
                 waiting = fail()
             if waiting is None:
-                self._state = _State.streaming
+                self._state = _STREAMING
                 self._write(data)
             else:
                 self._hold(data)
                 waiting.addCallbacks(self._released, self._failed)
-        elif state is _State.holding:
+        elif state is _HOLDING:
             self._buffer.append(data)
 
     def finish(self) -> None:
@@ -97,12 +114,12 @@ class HeldResponse:
         Replaces C{request.finish}.
         """
         state = self._state
-        if state is _State.holding:
+        if state is _HOLDING:
             self._finishRequested = True
-        elif state is _State.streaming or state is _State.open:
-            self._state = _State.finishing
+        elif state is _STREAMING or state is _OPEN:
+            self._state = _FINISHING
             try:
-                waiting = self._commit(state is _State.streaming)
+                waiting = self._commit(state is _STREAMING)
             except Exception:
                 waiting = fail()
             if waiting is None:
@@ -117,7 +134,7 @@ class HeldResponse:
         changes after it would not have reached the client, and must not now.
         """
         request = self._request
-        self._state = _State.holding
+        self._state = _HOLDING
         self._buffer.append(data)
         self._sent = (
             request.code,
@@ -129,7 +146,7 @@ class HeldResponse:
         request = self._request
         assert self._sent is not None
         request.code, request.code_message, request.responseHeaders = self._sent
-        self._state = _State.streaming
+        self._state = _STREAMING
         data = b"".join(self._buffer)
         self._buffer = []
         self._write(data)
@@ -137,15 +154,15 @@ class HeldResponse:
             self.finish()
 
     def _finishNow(self) -> None:
-        self._state = _State.streaming
+        self._state = _STREAMING
         if not self._request._disconnected:
             self._finish()
-        self._state = _State.closed
+        self._state = _CLOSED
 
     def _failed(self, failure: Failure) -> None:
         _log.failure("the session could not be saved", failure=failure)
         request = self._request
-        self._state = _State.closed
+        self._state = _CLOSED
         self._buffer = []
         if request._disconnected:
             return

@@ -72,9 +72,12 @@ class MemoryDatabase:
         """
         See L{IDatabase.load}.
         """
-        if not self._isLive(key):
+        # _isLive and _lifetime, inline: this runs on every request.
+        at = self._expiresAt.get(key)
+        if at is None or self._clock.seconds() >= at:
             return succeed(None)
-        return succeed(StoredSession(self._lifetime(key), dict(self._fields[key])))
+        lifetime = Lifetime(self._createdAt[key], None if at == _NEVER else at)
+        return succeed(StoredSession(lifetime, dict(self._fields[key])))
 
     def save(
         self, key: str, changes: SessionChanges
