@@ -48,11 +48,6 @@ def openDatabase(kind: str, clock: Any, path: Any, request: Any) -> Any:
 async def database(request: Any, clock: Any, tmp_path: Any) -> AsyncIterator[Any]:
     db = openDatabase(request.param, clock, tmp_path, request)
     db.kind = request.param
-    if hasattr(db, "eventsDelivered"):
-        # Redis: a destroy published before this process has subscribed to
-        # the events never reaches it, and the first commands can now beat
-        # the subscription.
-        await db.eventsDelivered()
     yield db
     await db.close()
 

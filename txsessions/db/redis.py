@@ -19,8 +19,10 @@ failed.
 Destroy events reach every process: destroys publish on the C{prefix +
 "events"} channel, and expiries come from Redis keyspace notifications
 (C{notify-keyspace-events Ex}, which this module sets when Redis allows).
-Each process's listeners hear of each event once, through its subscription,
-its own destroys included.
+Each process's listeners hear of each event once: of its own destroys as
+they are made, whether or not its subscription is in place (each message
+names the database that published it, which ignores its own), and of the
+rest through its subscription.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import secrets
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -123,17 +126,19 @@ local stored = redis.call('HGET', old, '\\0\\0e')
 if redis.call('EXISTS', old) == 0 then return 0 end
 if stored and tonumber(stored) <= tonumber(ARGV[1]) then return 0 end
 if redis.call('RENAMENX', old, new) == 0 then return 0 end
-redis.call('PUBLISH', channel, 'regenerated ' .. ARGV[3])
+redis.call('PUBLISH', channel, 'regenerated ' .. ARGV[3] .. ' ' .. ARGV[4])
 return 1
 """
 
 _DESTROY = """
-local channel, reason, prefixLength = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local removed = 0
+local channel, reason, origin = ARGV[1], ARGV[2], ARGV[4]
+local prefixLength = tonumber(ARGV[3])
+local removed = {}
 for _, key in ipairs(KEYS) do
   if redis.call('DEL', key) == 1 then
-    removed = removed + 1
-    redis.call('PUBLISH', channel, reason .. ' ' .. string.sub(key, prefixLength + 1))
+    local name = string.sub(key, prefixLength + 1)
+    table.insert(removed, name)
+    redis.call('PUBLISH', channel, reason .. ' ' .. name .. ' ' .. origin)
   end
 end
 return removed
@@ -346,6 +351,9 @@ class RedisDatabase:
         connected = getattr(self._redis, "_connected", None)
         if isinstance(connected, Deferred):
             connected.addErrback(self._handshakeFailed)
+        # Names this database in the events it publishes, so that it can
+        # tell its own listeners at once and ignore the echo.
+        self._origin = secrets.token_hex(8)
         self._marks: dict[str, Deferred[None]] = {}
         self._markCount = 0
         self._subscriber = _Subscription(self)
@@ -428,9 +436,16 @@ class RedisDatabase:
         See L{IDatabase.rename}: C{RENAMENX} in a script.
         """
         keys = [self._prefix + oldKey, self._prefix + newKey]
-        args = [repr(self._clock.seconds()), self._channel, oldKey]
+        args = [repr(self._clock.seconds()), self._channel, oldKey, self._origin]
         renaming: Deferred[Any] = self._eval(_RENAME, keys, args)
-        return renaming.addCallback(lambda n: bool(int(n)))
+
+        def renamed(reply: Any) -> bool:
+            moved = bool(int(reply))
+            if moved:
+                self._listeners.tell(oldKey, DestroyReason.regenerated)
+            return moved
+
+        return renaming.addCallback(renamed)
 
     def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
         """
@@ -581,10 +596,16 @@ class RedisDatabase:
         return self._redis
 
     def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
-        args = [self._channel, reason.value, str(len(self._prefix))]
+        args = [self._channel, reason.value, str(len(self._prefix)), self._origin]
         full = [self._prefix + key for key in keys]
         destroying: Deferred[Any] = self._eval(_DESTROY, full, args)
-        return destroying.addCallback(int)
+
+        def destroyed(removed: list[str] | None) -> int:
+            for key in removed or []:
+                self._listeners.tell(key, reason)
+            return len(removed or [])
+
+        return destroying.addCallback(destroyed)
 
     async def _scan(self, keyPrefix: str = "") -> Any:
         cursor = "0"
@@ -615,8 +636,10 @@ class RedisDatabase:
         if waiter is not None:
             waiter.callback(None)
             return
-        reason, _, key = message.partition(" ")
-        if reason == "mark":
+        reason, _, rest = message.partition(" ")
+        key, _, origin = rest.partition(" ")
+        if reason == "mark" or origin == self._origin:
+            # This database told its listeners when it made the change.
             return
         try:
             self._listeners.tell(key, DestroyReason(reason))
