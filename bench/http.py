@@ -55,7 +55,7 @@ def start(kind: str, url: str | None) -> tuple[subprocess.Popen[str], int]:
 
 def cookieFor(port: int) -> str:
     response = urllib.request.urlopen(f"http://127.0.0.1:{port}/write")
-    cookie = response.headers.get("Set-Cookie", "")
+    cookie: str = response.headers.get("Set-Cookie", "")
     return cookie.split(";")[0]
 
 

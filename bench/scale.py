@@ -134,17 +134,24 @@ def longestBlock(maker: Any, n: int) -> tuple[float, float]:
         ticker.start(0.010)
 
     def check() -> None:
-        if live() == 0:
+        try:
+            if live() != 0:
+                reactor.callLater(0.05, check)
+                return
             done[0] = reactor.seconds()
-            ticker.stop()
-            reactor.stop()
-        else:
-            reactor.callLater(0.05, check)
+        except Exception as e:
+            # Stop rather than leave the reactor running forever.
+            failed.append(e)
+        ticker.stop()
+        reactor.stop()
 
     done = [0.0]
+    failed: list[Exception] = []
     reactor.callLater(0, start)
     reactor.callLater(0.05, check)
     reactor.run()
+    if failed:
+        raise failed[0]
     return worst[0], done[0] - expiresAt
 
 

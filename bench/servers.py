@@ -174,9 +174,10 @@ def resource(kind: str, url: str = "memory:") -> Any:
 def main(kind: str, port: str, url: str = "memory:") -> None:
     site = Site(resource(kind, url))
     site.noisy = False
-    reactor.listenTCP(int(port), site, backlog=1024, interface="127.0.0.1")  # type: ignore[attr-defined]
+    running: Any = reactor
+    running.listenTCP(int(port), site, backlog=1024, interface="127.0.0.1")
     print("ready", flush=True)
-    reactor.run()  # type: ignore[attr-defined]
+    running.run()
 
 
 if __name__ == "__main__":
