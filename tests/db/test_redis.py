@@ -256,6 +256,34 @@ async def test_destroysReachEveryProcessOnce(twoProcesses: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_destroysNameTheirKeyUnderAnyPrefix(redisServer: RedisServer) -> None:
+    """
+    A prefix beyond ASCII (Lua counts its bytes, Python its characters)
+    still leaves destroy events with the session's own key, in the process
+    that destroyed it and in the others.
+    """
+    url = f"{redisServer.url}?prefix=sess\N{LATIN SMALL LETTER O WITH TILDE}es:"
+    first, second = RedisDatabase(url), RedisDatabase(url)
+    heard: dict[str, list[Any]] = {"first": [], "second": []}
+    first.listen(lambda *a: heard["first"].append(a))
+    second.listen(lambda *a: heard["second"].append(a))
+    await second.eventsDelivered()
+    try:
+        now = reactor.seconds()
+        await first.save("k", SessionChanges(create=True, lifetime=Lifetime(now)))
+        assert await first.destroy("k", DestroyReason.destroyed) is True
+        await second.eventsDelivered()
+        assert heard == {
+            "first": [("k", DestroyReason.destroyed)],
+            "second": [("k", DestroyReason.destroyed)],
+        }
+    finally:
+        await first.destroyAll(DestroyReason.destroyAll)
+        await first.close()
+        await second.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_ownDestroysAreHeardWithoutTheSubscription(
     redisDB: RedisDatabase,
 ) -> None:

@@ -596,7 +596,9 @@ class RedisDatabase:
         return self._redis
 
     def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
-        args = [self._channel, reason.value, str(len(self._prefix)), self._origin]
+        # Lua counts bytes.
+        prefixBytes = str(len(self._prefix.encode()))
+        args = [self._channel, reason.value, prefixBytes, self._origin]
         full = [self._prefix + key for key in keys]
         destroying: Deferred[Any] = self._eval(_DESTROY, full, args)
 
