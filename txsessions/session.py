@@ -89,25 +89,6 @@ class Session:
     @ivar lifetime: when the session was created and when it expires.
     """
 
-    __slots__ = (
-        "_owner",
-        "_id",
-        "_key",
-        "lifetime",
-        "isNew",
-        "_stored",
-        "_values",
-        "_immutables",
-        "_flashes",
-        "_readFlashes",
-        "_updated",
-        "_deleted",
-        "_cleared",
-        "_lifetimeChanged",
-        "_cookieDirty",
-        "_destroyed",
-    )
-
     def __init__(
         self,
         owner: _RequestSession,

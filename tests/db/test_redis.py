@@ -258,29 +258,69 @@ async def test_destroysReachEveryProcessOnce(twoProcesses: Any) -> None:
 @pytest_twisted.ensureDeferred
 async def test_destroysNameTheirKeyUnderAnyPrefix(redisServer: RedisServer) -> None:
     """
-    A prefix beyond ASCII (Lua counts its bytes, Python its characters)
-    still leaves destroy events with the session's own key, in the process
-    that destroyed it and in the others.
+    A prefix beyond ASCII (Lua counts its bytes, Python its characters), and
+    a key with a space in it, still leave destroy events with the session's
+    own key, heard once in the process that destroyed it and in the others.
     """
     url = f"{redisServer.url}?prefix=sess\N{LATIN SMALL LETTER O WITH TILDE}es:"
     first, second = RedisDatabase(url), RedisDatabase(url)
     heard: dict[str, list[Any]] = {"first": [], "second": []}
     first.listen(lambda *a: heard["first"].append(a))
     second.listen(lambda *a: heard["second"].append(a))
+    await first.eventsDelivered()
     await second.eventsDelivered()
     try:
         now = reactor.seconds()
-        await first.save("k", SessionChanges(create=True, lifetime=Lifetime(now)))
-        assert await first.destroy("k", DestroyReason.destroyed) is True
+        for key in ("k", "a b"):
+            await first.save(key, SessionChanges(create=True, lifetime=Lifetime(now)))
+            assert await first.destroy(key, DestroyReason.destroyed) is True
+        await first.eventsDelivered()
         await second.eventsDelivered()
-        assert heard == {
-            "first": [("k", DestroyReason.destroyed)],
-            "second": [("k", DestroyReason.destroyed)],
-        }
+        expected = [("k", DestroyReason.destroyed), ("a b", DestroyReason.destroyed)]
+        assert heard == {"first": expected, "second": expected}
     finally:
         await first.destroyAll(DestroyReason.destroyAll)
         await first.close()
         await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_ownDestroysAreHeardOnceWhicheverWayComesFirst(
+    redisDB: RedisDatabase,
+) -> None:
+    """
+    A database hears of its own destroy through the first of the script's
+    answer and the echo: once when the echo comes first, and once when the
+    answer is lost after the script ran (the connection dropped).
+    """
+    heard: list[Any] = []
+    redisDB.listen(lambda *a: heard.append(a))
+    await redisDB.eventsDelivered()
+    realEval = redisDB._eval
+    now = reactor.seconds()
+    for key in ("echoFirst", "answerLost"):
+        await redisDB.save(key, SessionChanges(create=True, lifetime=Lifetime(now)))
+
+    async def echoFirst(*args: Any) -> Any:
+        answer = await realEval(*args)
+        await redisDB.eventsDelivered()
+        return answer
+
+    async def answerLost(*args: Any) -> Any:
+        await realEval(*args)
+        raise ConnectionError("lost after the script ran")
+
+    redisDB._eval = lambda *a: Deferred.fromCoroutine(echoFirst(*a))  # type: ignore[method-assign]
+    assert await redisDB.destroy("echoFirst", DestroyReason.destroyed) is True
+    assert heard == [("echoFirst", DestroyReason.destroyed)]
+    redisDB._eval = lambda *a: Deferred.fromCoroutine(answerLost(*a))  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await redisDB.destroy("answerLost", DestroyReason.destroyed)
+    await redisDB.eventsDelivered()
+    assert heard == [
+        ("echoFirst", DestroyReason.destroyed),
+        ("answerLost", DestroyReason.destroyed),
+    ]
 
 
 @pytest_twisted.ensureDeferred

@@ -19,10 +19,11 @@ failed.
 Destroy events reach every process: destroys publish on the C{prefix +
 "events"} channel, and expiries come from Redis keyspace notifications
 (C{notify-keyspace-events Ex}, which this module sets when Redis allows).
-Each process's listeners hear of each event once: of its own destroys as
-they are made, whether or not its subscription is in place (each message
-names the database that published it, which ignores its own), and of the
-rest through its subscription.
+Each process's listeners hear of each event once: of its own destroys
+through whichever comes first, the script's answer or the event's echo
+(each message names the database that published it), so that a process
+whose subscription is not in place yet still hears of them; and of the
+rest through its subscription.  A message is C{reason@origin key}.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ local stored = redis.call('HGET', old, '\\0\\0e')
 if redis.call('EXISTS', old) == 0 then return 0 end
 if stored and tonumber(stored) <= tonumber(ARGV[1]) then return 0 end
 if redis.call('RENAMENX', old, new) == 0 then return 0 end
-redis.call('PUBLISH', channel, 'regenerated ' .. ARGV[3] .. ' ' .. ARGV[4])
+redis.call('PUBLISH', channel, 'regenerated@' .. ARGV[4] .. ' ' .. ARGV[3])
 return 1
 """
 
@@ -138,7 +139,7 @@ for _, key in ipairs(KEYS) do
   if redis.call('DEL', key) == 1 then
     local name = string.sub(key, prefixLength + 1)
     table.insert(removed, name)
-    redis.call('PUBLISH', channel, reason .. ' ' .. name .. ' ' .. origin)
+    redis.call('PUBLISH', channel, reason .. '@' .. origin .. ' ' .. name)
   end
 end
 return removed
@@ -165,6 +166,13 @@ for _, key in ipairs(KEYS) do
   end
 end
 return result
+"""
+
+
+_TOLD_ONCE_KEPT = 10_000
+"""
+How many of its own events a database remembers having told its listeners
+of, awaiting their second way in (see L{RedisDatabase._tellOwn}).
 """
 
 
@@ -351,9 +359,11 @@ class RedisDatabase:
         connected = getattr(self._redis, "_connected", None)
         if isinstance(connected, Deferred):
             connected.addErrback(self._handshakeFailed)
-        # Names this database in the events it publishes, so that it can
-        # tell its own listeners at once and ignore the echo.
+        # Names this database in the events it publishes: it tells its own
+        # listeners of them when the first of the script's answer and the
+        # echo arrives, and keeps here those told once, until the other.
         self._origin = secrets.token_hex(8)
+        self._toldOnce: dict[tuple[str, str], None] = {}
         self._marks: dict[str, Deferred[None]] = {}
         self._markCount = 0
         self._subscriber = _Subscription(self)
@@ -442,7 +452,7 @@ class RedisDatabase:
         def renamed(reply: Any) -> bool:
             moved = bool(int(reply))
             if moved:
-                self._listeners.tell(oldKey, DestroyReason.regenerated)
+                self._tellOwn(DestroyReason.regenerated, oldKey)
             return moved
 
         return renaming.addCallback(renamed)
@@ -537,13 +547,14 @@ class RedisDatabase:
     def eventsDelivered(self) -> Deferred[None]:
         """
         Wait until this process has heard every destroy event published so
-        far (they travel through Redis pub/sub).  For tests, and for code
-        that must see its own destroys' events before going on.
+        far: those of other processes, and expiries, travel through Redis
+        pub/sub (its own destroys are told before they return).  For tests,
+        and for code that must see others' events before going on.
 
         @return: a L{Deferred} firing once a marker published now comes back.
         """
         self._markCount += 1
-        mark = f"mark {self._markCount}"
+        mark = f"mark@{self._origin} {self._markCount}"
         waiter: Deferred[None] = Deferred()
         self._marks[mark] = waiter
 
@@ -604,7 +615,7 @@ class RedisDatabase:
 
         def destroyed(removed: list[str] | None) -> int:
             for key in removed or []:
-                self._listeners.tell(key, reason)
+                self._tellOwn(reason, key)
             return len(removed or [])
 
         return destroying.addCallback(destroyed)
@@ -638,15 +649,38 @@ class RedisDatabase:
         if waiter is not None:
             waiter.callback(None)
             return
-        reason, _, rest = message.partition(" ")
-        key, _, origin = rest.partition(" ")
-        if reason == "mark" or origin == self._origin:
-            # This database told its listeners when it made the change.
+        head, _, key = message.partition(" ")
+        # Earlier versions published "reason key", with no origin.
+        reason, _, origin = head.partition("@")
+        if reason == "mark":
             return
         try:
-            self._listeners.tell(key, DestroyReason(reason))
+            destroyReason = DestroyReason(reason)
         except ValueError:
             _log.warn("unknown session event on {channel}", channel=self._channel)
+            return
+        if origin == self._origin:
+            self._tellOwn(destroyReason, key)
+        else:
+            self._listeners.tell(key, destroyReason)
+
+    def _tellOwn(self, reason: DestroyReason, key: str) -> None:
+        """
+        Tell the listeners of an event this database published, when the
+        first of its two ways here arrives: the script's answer, or the echo
+        through the subscription.  Either may never come (a connection lost
+        after the script ran, a subscription not in place yet).
+        """
+        event = (reason.value, key)
+        if event in self._toldOnce:
+            del self._toldOnce[event]
+            return
+        if len(self._toldOnce) >= _TOLD_ONCE_KEPT:
+            # Echoes that never came (the subscription was down): forget the
+            # oldest.
+            del self._toldOnce[next(iter(self._toldOnce))]
+        self._toldOnce[event] = None
+        self._listeners.tell(key, reason)
 
 
 def _unsubscribed(failure: Any) -> None:
