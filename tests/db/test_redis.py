@@ -5,6 +5,7 @@ across processes, the round-trip budget, and what happens when Redis fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -198,24 +199,36 @@ async def test_everyKeyHasATTL(
     assert 0 < ttls[1] <= 50
 
 
-@pytest_twisted.async_yield_fixture
-async def twoProcesses(
-    redisServer: RedisServer,
+@contextlib.asynccontextmanager
+async def twoProcessesOn(
+    url: str,
 ) -> AsyncIterator[tuple[RedisDatabase, RedisDatabase, dict[str, list[Any]]]]:
     """
     Two databases on one Redis prefix, as two processes would have, each
     recording what its listeners hear, both subscribed.
     """
-    url = prefixed(redisServer)
     first, second = RedisDatabase(url), RedisDatabase(url)
     heard: dict[str, list[Any]] = {"first": [], "second": []}
     first.listen(lambda *a: heard["first"].append(a))
     second.listen(lambda *a: heard["second"].append(a))
-    await first.eventsDelivered()
-    await second.eventsDelivered()
-    yield first, second, heard
-    await first.close()
-    await second.close()
+    try:
+        await first.eventsDelivered()
+        await second.eventsDelivered()
+        yield first, second, heard
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def twoProcesses(
+    redisServer: RedisServer,
+) -> AsyncIterator[tuple[RedisDatabase, RedisDatabase, dict[str, list[Any]]]]:
+    """
+    L{twoProcessesOn} a prefix of their own.
+    """
+    async with twoProcessesOn(prefixed(redisServer)) as both:
+        yield both
 
 
 @pytest_twisted.ensureDeferred
@@ -262,14 +275,9 @@ async def test_destroysNameTheirKeyUnderAnyPrefix(redisServer: RedisServer) -> N
     a key with a space in it, still leave destroy events with the session's
     own key, heard once in the process that destroyed it and in the others.
     """
-    url = f"{redisServer.url}?prefix=sess\N{LATIN SMALL LETTER O WITH TILDE}es:"
-    first, second = RedisDatabase(url), RedisDatabase(url)
-    heard: dict[str, list[Any]] = {"first": [], "second": []}
-    first.listen(lambda *a: heard["first"].append(a))
-    second.listen(lambda *a: heard["second"].append(a))
-    await first.eventsDelivered()
-    await second.eventsDelivered()
-    try:
+    tilde = "\N{LATIN SMALL LETTER O WITH TILDE}"
+    url = f"{redisServer.url}?prefix=sess{tilde}es{uuid.uuid4().hex[:10]}:"
+    async with twoProcessesOn(url) as (first, second, heard):
         now = reactor.seconds()
         for key in ("k", "a b"):
             await first.save(key, SessionChanges(create=True, lifetime=Lifetime(now)))
@@ -278,10 +286,6 @@ async def test_destroysNameTheirKeyUnderAnyPrefix(redisServer: RedisServer) -> N
         await second.eventsDelivered()
         expected = [("k", DestroyReason.destroyed), ("a b", DestroyReason.destroyed)]
         assert heard == {"first": expected, "second": expected}
-    finally:
-        await first.destroyAll(DestroyReason.destroyAll)
-        await first.close()
-        await second.close()
 
 
 @pytest_twisted.ensureDeferred

@@ -324,6 +324,8 @@ class RedisDatabase:
         self._clock = clock
         self.where = RedisURL.parse(url)
         self._prefix = self.where.prefix
+        # What the destroy script cuts off each key: Lua counts bytes.
+        self._prefixBytes = str(len(self._prefix.encode()))
         self._channel = self._prefix + "events"
         self._defaultTTL = int(defaultTTL * 1000)
         self._staleAfter = staleAfter
@@ -607,16 +609,15 @@ class RedisDatabase:
         return self._redis
 
     def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
-        # Lua counts bytes.
-        prefixBytes = str(len(self._prefix.encode()))
-        args = [self._channel, reason.value, prefixBytes, self._origin]
+        args = [self._channel, reason.value, self._prefixBytes, self._origin]
         full = [self._prefix + key for key in keys]
         destroying: Deferred[Any] = self._eval(_DESTROY, full, args)
 
-        def destroyed(removed: list[str] | None) -> int:
-            for key in removed or []:
+        def destroyed(reply: list[str] | None) -> int:
+            removed = reply or []
+            for key in removed:
                 self._tellOwn(reason, key)
-            return len(removed or [])
+            return len(removed)
 
         return destroying.addCallback(destroyed)
 
