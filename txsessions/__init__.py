@@ -28,6 +28,7 @@ from .errors import (
     SessionError,
     SessionIDError,
     SessionLimitError,
+    ValueNotDecodable,
     ValueNotSerializable,
 )
 from .interfaces import DestroyListener, IDatabase
@@ -59,6 +60,7 @@ __all__ = [
     "SessionResource",
     "Sessions",
     "StoredSession",
+    "ValueNotDecodable",
     "ValueNotSerializable",
     "get",
 ]

@@ -84,3 +84,12 @@ class SessionIDError(SessionError, ValueError):
     """
     A session id generator returned an id that is not a well-formed id.
     """
+
+
+class ValueNotDecodable(SessionError, ValueError):
+    """
+    A stored session value cannot be read back: it is not JSON, or it is
+    nested deeper than L{txsessions.values.MAX_DEPTH}.  Whatever the cause,
+    the record holding it is corrupt: a request that meets one starts a new
+    session (and logs why) instead of failing.
+    """

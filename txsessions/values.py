@@ -4,15 +4,38 @@ How session values are stored: each value as its own JSON text.
 
 JSON keeps every database honest: an C{int} comes back an C{int}, a tuple
 comes back a list in memory as in Redis, and nothing is ever pickled.
+
+A value is at most L{MAX_DEPTH} lists and dicts deep and at most
+L{MAX_VALUE_BYTES} long once encoded: L{encodeValue} refuses anything more
+with L{ValueNotSerializable}, and L{decodeValue} refuses a stored text
+nested deeper (written by an older version, or planted in the database)
+with L{ValueNotDecodable}, before the recursive parser sees it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, cast
 
-from .errors import ValueNotSerializable
+from .errors import ValueNotDecodable, ValueNotSerializable
+
+MAX_DEPTH = 64
+"""
+How many lists and dicts deep a value may be nested: C{[[1]]} is 2 deep.
+Far beyond what an application stores, and far below the depth at which
+Python's recursive encoder and decoder fail (about 1,000).
+"""
+
+MAX_VALUE_BYTES = 1 << 20
+"""
+The most one encoded value may weigh, in UTF-8 bytes (1 MiB): a session
+is sent to the database whole on every change, so a value this size
+already costs every request that changes it; every database accepts it
+(Redis allows 512 MiB a field, SQLite 1 GB a row, and LMDB's environment
+is L{txsessions.db.lmdb.MAP_SIZE}).
+"""
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _decoder = json.JSONDecoder()
@@ -21,6 +44,32 @@ _quote = json.encoder.encode_basestring
 """
 What C{_encoder} writes for a C{str} (it does not escape non-ASCII).
 """
+_structure = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+"""
+A JSON string (skipped whole, so that brackets inside it do not count), or
+a bracket.
+"""
+
+
+def _tooDeep(text: str) -> bool:
+    """
+    Whether JSON text nests lists and dicts deeper than L{MAX_DEPTH}.
+
+    Text holding no more brackets than that cannot; only text holding more
+    is scanned (strings skipped), without recursion.
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for match in _structure.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
 
 
 def encodeValue(key: object, value: object) -> str:
@@ -30,7 +79,8 @@ def encodeValue(key: object, value: object) -> str:
     @param key: the session key the value goes under; must be a C{str} not
         starting with NUL, which marks txsessions' own fields.
     @param value: C{str}, C{int}, C{float} (finite), C{bool}, C{None}, or
-        lists and dicts (with C{str} keys) of them.
+        lists and dicts (with C{str} keys) of them, at most L{MAX_DEPTH}
+        deep and L{MAX_VALUE_BYTES} long once encoded.
     @return: its JSON text.
     @raise ValueNotSerializable: when C{key} or C{value} cannot be stored.
     """
@@ -47,14 +97,26 @@ def encodeValue(key: object, value: object) -> str:
         else:
             text = _encoder.encode(value)
         # Every database stores UTF-8: a lone surrogate would fail the save.
-        if not text.isascii():
-            text.encode("utf-8")
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
         if not key.isascii():
             key.encode("utf-8")
     except (TypeError, ValueError) as e:
         raise ValueNotSerializable(
             f"the value for session key {key!r} is not JSON-serialisable: {e}"
         ) from None
+    except RecursionError:
+        raise ValueNotSerializable(
+            f"the value for session key {key!r} is nested more than {MAX_DEPTH} deep"
+        ) from None
+    if size > MAX_VALUE_BYTES:
+        raise ValueNotSerializable(
+            f"the value for session key {key!r} is {size} bytes encoded, "
+            f"more than {MAX_VALUE_BYTES}"
+        )
+    if kind is not str and text[:1] in "[{" and _tooDeep(text):
+        raise ValueNotSerializable(
+            f"the value for session key {key!r} is nested more than {MAX_DEPTH} deep"
+        )
     return text
 
 
@@ -68,7 +130,7 @@ def integerOrZero(text: str | None) -> int:
     if text is None:
         return 0
     try:
-        value = _decoder.decode(text)
+        value = decodeValue(text)
     except ValueError:
         return 0
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
@@ -80,15 +142,27 @@ def decodeValue(text: str) -> Any:
 
     @param text: JSON text written by L{encodeValue}.
     @return: the value.
-    @raise ValueError: when C{text} is not JSON.
+    @raise ValueNotDecodable: (a C{ValueError}) when C{text} is not JSON or
+        is nested deeper than L{MAX_DEPTH}, whatever went wrong reading it.
     """
     # The decoder's own scanner, in C: one call for the compact JSON that
     # encodeValue writes.  Anything else (white space, trailing text, no
     # JSON at all) goes to the full decoder, which accepts or refuses it.
+    # Depth is checked first: the scanner recurses, and a record nested a
+    # thousand deep would raise RecursionError from within it.
     try:
-        value, end = _scan(text, 0)
-    except StopIteration:
-        end = -1
-    if end != len(text):
-        return _decoder.decode(text)
+        if _tooDeep(text):
+            raise ValueNotDecodable(
+                f"a stored value is nested more than {MAX_DEPTH} deep"
+            )
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            return _decoder.decode(text)
+    except ValueNotDecodable:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise ValueNotDecodable(f"a stored value is not JSON: {e}") from None
     return value
