@@ -50,7 +50,7 @@ class App:
         self.sessions = sessions
         self.calls: list[str] = []
         self.wrapped = sessions.wrap(
-            CSRFResource(self._wrapperApp().resource(), SETTINGS)
+            CSRFResource(sessions, self._wrapperApp().resource(), SETTINGS)
         )
         self.decorated = self._decoratorApp().resource()
 
@@ -445,11 +445,34 @@ def test_anExemptLeafResourceIsNotChecked(sessions: Sessions) -> None:
     other.render_POST = lambda request: b"other"  # type: ignore[attr-defined]
     root.putChild(b"other", other)
     app = App(sessions)
-    client = Client(app, sessions.wrap(CSRFResource(root)))
+    client = Client(app, sessions.wrap(CSRFResource(sessions, root)))
     response, body = client.request("POST", "/hook")
     assert (response.code, body) == (200, b"hooked")
     response, body = client.request("POST", "/other")
     assert (response.code, body) == (403, FORBIDDEN)
+
+
+def test_theWrapperAnswers503WhenTheSessionCannotBeLoaded(
+    sessions: Sessions, db: Any
+) -> None:
+    app = App(sessions)
+    client = Client(app, app.wrapped)
+    sid, token = client.token()
+    # Outside Sessions.wrap, the wrapper itself starts the session.
+    root = Resource()
+    root.putChild(b"change", Resource())
+    client = Client(app, CSRFResource(sessions, root))
+    db.failLoads = True
+    response, _ = client.request("POST", "/change", sid, {"X-CSRF-Token": token})
+    assert response.code == 503
+
+
+def test_theDecoratorNeedsTheSession() -> None:
+    from twisted.web.test.requesthelper import DummyRequest
+
+    handler = protect(lambda request: "never")
+    with pytest.raises(TypeError, match="below Sessions.withSession"):
+        handler(DummyRequest([b""]))
 
 
 # The parts

@@ -29,6 +29,8 @@ method is not safe (anything but GET, HEAD, OPTIONS and TRACE) when:
 Two ways to apply it: L{CSRFResource} wraps a resource (inside
 L{Sessions.wrap<txsessions.Sessions.wrap>}), and L{protect} decorates a
 handler (inside L{Sessions.withSession<txsessions.Sessions.withSession>}).
+This module imports nothing of txsessions' request path (the manager, the
+session, the web layer), so each of those may import it in turn.
 L{csrfExempt} marks a handler or a resource that must take unsafe requests
 without a token (a webhook called by another server).
 """
@@ -43,18 +45,24 @@ import hmac
 import os
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, getChildForRequest
+from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from .errors import NoSessionError
-from .session import Session
-from .web import get
+from .errors import DatabaseError
+
+if TYPE_CHECKING:
+    # Types only: session.py, manager.py and web.py may import this module.
+    from .manager import Sessions
+    from .session import Session
 
 SECRET_KEY = "txsessions.csrf"
 """
@@ -381,20 +389,14 @@ def isExempt(handler: object) -> bool:
     return getattr(handler, "csrfExempt", False) is True
 
 
-def _session(request: IRequest) -> Session | None:
-    try:
-        return get(request)
-    except NoSessionError:
-        return None
-
-
 def protect(
     handler: Callable[..., Any], settings: CSRFSettings = DEFAULT_SETTINGS
 ) -> Callable[..., Any]:
     """
     Check a handler's requests before it runs: a decorator for handlers
-    under L{Sessions.withSession<txsessions.Sessions.withSession>} (put it
-    below, so that the session is loaded first)::
+    under L{Sessions.withSession<txsessions.Sessions.withSession>}, put
+    below it, so that it is called with the request and, right after it,
+    the session::
 
         @app.route("/comment", methods=["POST"])
         @sessions.withSession
@@ -404,7 +406,7 @@ def protect(
     A refused request gets a 403 and the handler is not called.  A handler
     marked with L{csrfExempt} is returned as it is.
 
-    @param handler: the handler; its arguments include the request.
+    @param handler: the handler.
     @param settings: trusted origins and proxy headers; give them with
         C{functools.partial(protect, settings=...)}.
     @return: the checking handler, with C{handler}'s name.
@@ -414,10 +416,16 @@ def protect(
 
     @functools.wraps(handler)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        request = next((a for a in args if IRequest.providedBy(a)), None)
-        if request is None:
-            raise TypeError(f"{handler.__qualname__} was not called with a request")
-        reason = check(request, _session(request), settings)
+        index = next(
+            (i for i, arg in enumerate(args[:-1]) if IRequest.providedBy(arg)), None
+        )
+        if index is None:
+            raise TypeError(
+                f"{handler.__qualname__} was not called with a request and a "
+                "session: put csrf.protect below Sessions.withSession"
+            )
+        request = args[index]
+        reason = check(request, args[index + 1], settings)
         if reason is not None:
             return refuse(request, reason)
         return handler(*args, **kwargs)
@@ -438,26 +446,32 @@ class CSRFResource:
     """
     Wraps a resource so that every unsafe request under it is checked
     (L{check}) before the wrapped resource sees it.  Put it inside
-    L{Sessions.wrap<txsessions.Sessions.wrap>}, which loads the session::
+    L{Sessions.wrap<txsessions.Sessions.wrap>}, with the same manager::
 
-        root = sessions.wrap(CSRFResource(app.resource()))
+        root = sessions.wrap(CSRFResource(sessions, app.resource()))
 
-    A refused request gets a 403.  A leaf resource marked with
-    L{csrfExempt}, and any path under L{CSRFSettings.exemptPaths}, is not
-    checked (a Klein route inside one resource is exempted by its path).
+    A refused request gets a 403 (a 503 when the session could not be
+    loaded).  A leaf resource marked with L{csrfExempt}, and any path under
+    L{CSRFSettings.exemptPaths}, is not checked (a route of a Klein app,
+    which is one resource, is exempted by its path).
     """
 
     isLeaf = False
 
     def __init__(
-        self, wrapped: IResource, settings: CSRFSettings = DEFAULT_SETTINGS
+        self,
+        sessions: Sessions,
+        wrapped: IResource,
+        settings: CSRFSettings = DEFAULT_SETTINGS,
     ) -> None:
         """
+        @param sessions: the manager whose sessions the tokens are bound to.
         @param wrapped: the resource to serve.
         @param settings: trusted origins, exempt paths, proxy headers.
         """
-        self._wrapped = wrapped
+        self.sessions = sessions
         self.settings = settings
+        self._wrapped = wrapped
 
     def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
         """
@@ -481,15 +495,33 @@ class CSRFResource:
 
     def _render(self, request: IRequest) -> Any:
         leaf = getChildForRequest(self._wrapped, request)
-        if not (
+        if (
             request.method in SAFE_METHODS
             or isExempt(leaf)
             or _underExemptPath(request, self.settings)
         ):
-            reason = check(request, _session(request), self.settings)
-            if reason is not None:
-                return refuse(request, reason)
-        return leaf.render(request)
+            return leaf.render(request)
+        # Under Sessions.wrap the session is loaded: this fires at once.
+        started: Deferred[Session] = self.sessions.start(request)
+
+        def checked(session: Session) -> None:
+            reason = check(request, session, self.settings)
+            if reason is None:
+                request.render(leaf)  # type: ignore[attr-defined]
+            else:
+                request.write(refuse(request, reason))
+                request.finish()
+
+        def unavailable(failure: Failure) -> None:
+            failure.trap(DatabaseError)
+            request.setResponseCode(503)
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            request.processingFailed(failure)  # type: ignore[attr-defined]
+
+        started.addCallbacks(checked, unavailable).addErrback(failed)
+        return NOT_DONE_YET
 
 
 @implementer(IResource)
