@@ -1,21 +1,26 @@
 """
 Arbitrary bytes as the session cookie: never a 500, and nothing reaches the
-database but the store key of a well-formed id.
+database but the store key of a well-formed id.  Arbitrary values and stored
+texts: within the limits a value comes back as it went in, and decoding
+anything fails only with the documented error.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
 
 from tests.apps import kvApp
 from tests.support import ControlledDatabase, get, rawHTTP
-from txsessions import Config, Sessions
+from txsessions import Config, Sessions, ValueNotDecodable, ValueNotSerializable
 from txsessions.codec import CookieCodec, generateKey
 from txsessions.ids import isWellFormedID, storeKey
+from txsessions.values import MAX_DEPTH, decodeValue, encodeValue
 
 KEY = generateKey()
 
@@ -68,3 +73,61 @@ def test_arbitrarySealedLookingCookies(value: str) -> None:
     out, loaded = serve(b"sid=" + value.encode(), encoding=codec)
     assert out.startswith((b"HTTP/1.1 200", b"HTTP/1.1 400"))
     assert loaded == []
+
+
+json_scalars: st.SearchStrategy[Any] = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=20),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300)
+@given(json_values, st.integers(min_value=0, max_value=MAX_DEPTH + 3))
+def test_valuesWithinTheLimitsRoundTripAndDeeperOnesAreRefused(
+    value: Any, wrap: int
+) -> None:
+    for _ in range(wrap):
+        value = [value]
+    depth = _depth(value)
+    if depth > MAX_DEPTH:
+        with pytest.raises(ValueNotSerializable):
+            encodeValue("k", value)
+        with pytest.raises(ValueNotDecodable):
+            decodeValue(json.dumps(value))
+    else:
+        assert decodeValue(encodeValue("k", value)) == value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=500)
+@given(
+    st.text(alphabet='[]{}"\\ ,:1an-ulé\x00', max_size=300)
+    | st.builds(lambda n, tail: "[" * n + tail, st.integers(0, 3000), st.text())
+)
+def test_decodingAnyTextAnswersOrRaisesValueNotDecodable(text: str) -> None:
+    """
+    Whatever a database holds, decoding it gives a value or the one
+    documented error, never RecursionError or another exception.
+    """
+    try:
+        decodeValue(text)
+    except ValueNotDecodable:
+        pass

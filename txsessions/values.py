@@ -51,6 +51,13 @@ a bracket.
 """
 
 
+_SCALAR = frozenset('"-0123456789tfn')
+"""
+The first characters of JSON text holding a scalar: no decoder recurses
+into what follows one (trailing text is an error, not parsed).
+"""
+
+
 def _tooDeep(text: str) -> bool:
     """
     Whether JSON text nests lists and dicts deeper than L{MAX_DEPTH}.
@@ -151,7 +158,7 @@ def decodeValue(text: str) -> Any:
     # Depth is checked first: the scanner recurses, and a record nested a
     # thousand deep would raise RecursionError from within it.
     try:
-        if _tooDeep(text):
+        if text[:1] not in _SCALAR and _tooDeep(text):
             raise ValueNotDecodable(
                 f"a stored value is nested more than {MAX_DEPTH} deep"
             )
