@@ -368,6 +368,36 @@ def refuse(request: IRequest, reason: str) -> bytes:
     return FORBIDDEN
 
 
+def guard(
+    request: IRequest,
+    session: Session | None,
+    handler: object = None,
+    settings: CSRFSettings = DEFAULT_SETTINGS,
+) -> bytes | None:
+    """
+    The whole decision for a request about to reach a handler: let it
+    through (safe method, exempt handler, exempt path, or L{check} passes),
+    or refuse it with L{refuse}.  What L{CSRFResource} and L{protect} do,
+    for any other integration to do the same.
+
+    @param request: the request.
+    @param session: its session, or C{None} when it has none.
+    @param handler: the handler or leaf resource about to run, for
+        L{isExempt}.
+    @param settings: trusted origins, exempt paths, proxy headers.
+    @return: C{None} to go on, or the body of the 403 already set on
+        C{request}: answer with it and do not call the handler.
+    """
+    if (
+        request.method in SAFE_METHODS
+        or isExempt(handler)
+        or _underExemptPath(request, settings)
+    ):
+        return None
+    reason = check(request, session, settings)
+    return None if reason is None else refuse(request, reason)
+
+
 def csrfExempt(handler: T) -> T:
     """
     Mark a handler, a resource or a resource class as taking unsafe
@@ -424,11 +454,8 @@ def protect(
                 f"{handler.__qualname__} was not called with a request and a "
                 "session: put csrf.protect below Sessions.withSession"
             )
-        request = args[index]
-        reason = check(request, args[index + 1], settings)
-        if reason is not None:
-            return refuse(request, reason)
-        return handler(*args, **kwargs)
+        refused = guard(args[index], args[index + 1], handler, settings)
+        return handler(*args, **kwargs) if refused is None else refused
 
     return checked
 
@@ -495,21 +522,17 @@ class CSRFResource:
 
     def _render(self, request: IRequest) -> Any:
         leaf = getChildForRequest(self._wrapped, request)
-        if (
-            request.method in SAFE_METHODS
-            or isExempt(leaf)
-            or _underExemptPath(request, self.settings)
-        ):
+        if request.method in SAFE_METHODS:
             return leaf.render(request)
         # Under Sessions.wrap the session is loaded: this fires at once.
         started: Deferred[Session] = self.sessions.start(request)
 
         def checked(session: Session) -> None:
-            reason = check(request, session, self.settings)
-            if reason is None:
+            refused = guard(request, session, leaf, self.settings)
+            if refused is None:
                 request.render(leaf)  # type: ignore[attr-defined]
             else:
-                request.write(refuse(request, reason))
+                request.write(refused)
                 request.finish()
 
         def unavailable(failure: Failure) -> None:
