@@ -343,6 +343,22 @@ def test_aTokenInTheURLIsRefused(client: Client) -> None:
     assertRefused(client, response, body, sid)
 
 
+@pytest.mark.parametrize(
+    "query", ["a=%ff", "a=%", "%ff=1", "a=\xe9", "csrf%5Ftoken=x", "x;csrf_token"]
+)
+def test_anyQueryStringIsReadWithoutA500(client: Client, query: str) -> None:
+    """
+    Whatever the URL holds, the check answers: 200 with the token in the
+    body, 403 when the query string also names the field.
+    """
+    sid, token = client.token()
+    response, _ = client.request(
+        "POST", "/change?" + query, sid, data={"csrf_token": token}
+    )
+    refused = "csrf" in query
+    assert response.code == (403 if refused else 200)
+
+
 # No live session
 
 

@@ -46,7 +46,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote_to_bytes
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -295,6 +295,18 @@ def _foreignOrigin(request: IRequest, settings: CSRFSettings) -> bool:
     )
 
 
+def _inQuery(uri: bytes, name: bytes) -> bool:
+    """
+    Whether a URL's query string names a field, read as bytes, as Twisted
+    reads it into C{request.args} (any bytes, any percent-encoding).
+    """
+    query = uri.partition(b"?")[2]
+    return any(
+        unquote_to_bytes(part.partition(b"=")[0].replace(b"+", b" ")) == name
+        for part in re.split(rb"[&;]", query)
+    )
+
+
 def _submitted(request: IRequest) -> bytes | None | str:
     """
     The token a request carries: its header, or else its form field.
@@ -305,8 +317,7 @@ def _submitted(request: IRequest) -> bytes | None | str:
     if token is not None:
         return token
     field = FIELD.encode("ascii")
-    query = urlsplit(request.uri).query
-    if field in parse_qs(query, keep_blank_values=True):
+    if _inQuery(request.uri, field):
         return "a CSRF token in the URL"
     values = (request.args or {}).get(field)
     return values[0] if values else None
