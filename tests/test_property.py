@@ -2,7 +2,8 @@
 Arbitrary bytes as the session cookie: never a 500, and nothing reaches the
 database but the store key of a well-formed id.  Arbitrary values and stored
 texts: within the limits a value comes back as it went in, and decoding
-anything fails only with the documented error.
+anything fails only with the documented error.  Arbitrary headers, URLs and
+form fields: the CSRF check answers, and never raises.
 
 No example has a deadline: how long one takes depends on the machine's load,
 and a test must not.
@@ -17,11 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
+from twisted.web.test.requesthelper import DummyRequest
 
 from tests.apps import kvApp
 from tests.support import ControlledDatabase, get, rawHTTP
+from tests.test_session import new
 from txsessions import Config, Sessions, ValueNotDecodable, ValueNotSerializable
 from txsessions.codec import CookieCodec, generateKey
+from txsessions.csrf import check, csrfToken
 from txsessions.ids import isWellFormedID, storeKey
 from txsessions.values import MAX_DEPTH, decodeValue, encodeValue
 
@@ -134,3 +138,46 @@ def test_decodingAnyTextAnswersOrRaisesValueNotDecodable(text: str) -> None:
         decodeValue(text)
     except ValueNotDecodable:
         pass
+
+
+header = st.none() | st.binary(max_size=120)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    token=header,
+    origin=header,
+    host=header,
+    site=header,
+    uri=st.binary(max_size=120),
+    field=st.lists(st.binary(max_size=120), max_size=2),
+)
+def test_theCSRFCheckAnswersAnyRequest(
+    token: bytes | None,
+    origin: bytes | None,
+    host: bytes | None,
+    site: bytes | None,
+    uri: bytes,
+    field: list[bytes],
+) -> None:
+    """
+    Whatever a request's headers, URL and form hold, the check answers; it
+    never raises.
+    """
+    session = new()
+    csrfToken(session)
+    session.isNew = False
+    request: Any = DummyRequest([b""])
+    request.method = b"POST"
+    request.uri = b"/change?" + uri
+    request.args = {b"csrf_token": field} if field else {}
+    for name, value in [
+        (b"x-csrf-token", token),
+        (b"origin", origin),
+        (b"host", host),
+        (b"sec-fetch-site", site),
+    ]:
+        if value is not None:
+            request.requestHeaders.setRawHeaders(name, [value])
+    # No random bytes make a valid token: the check refuses, with a reason.
+    assert isinstance(check(request, session), str)
