@@ -21,6 +21,7 @@ import attrs
 import pytest
 import pytest_twisted
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.usage import UsageError
 
 from tests.apps import kvApp
 from tests.support import COOKIE, cookieValue, plainClient
@@ -490,6 +491,29 @@ def test_optionsMayFollowTheCommand(tmp_path: Path) -> None:
     options = Options()
     options.parseOptions(["count", "--database", "redis://h/0", "--json"])
     assert (options.url, options.asJSON) == ("redis://h/0", True)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["show", "abcdef012345", "--json", "--database", "redis://h/0"],
+        ["--database", "redis://h/0", "destroy", "abcdef012345", "--json"],
+        ["show", "--json", "abcdef012345", "-d", "redis://h/0"],
+    ],
+)
+def test_optionsMayFollowTheSessionID(argv: list[str]) -> None:
+    options = Options()
+    options.parseOptions(argv)
+    assert (options.url, options.asJSON) == ("redis://h/0", True)
+    assert options.subOptions.given == "abcdef012345"
+
+
+def test_afterTheDoubleDashEverythingIsTheSessionID() -> None:
+    options = Options()
+    with pytest.raises(UsageError, match="takes one session id"):
+        options.parseOptions(
+            ["-d", "redis://h/0", "show", "--", "abcdef012345", "--json"]
+        )
 
 
 class Terminal(io.StringIO):

@@ -1,6 +1,7 @@
 """
-The demo in a real browser: Debian's chromium, headless, driven by
-playwright, against `twistd -n txsessions` on a free port.
+The demo in a real browser: a Chromium (on PATH, or playwright's own),
+headless, driven by playwright, against `twistd -n txsessions` on a free
+port.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import pytest
 
 from tests.processes import twistd
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUMS = ("chromium", "chromium-browser", "google-chrome")
+"""
+The names a Chromium goes by on PATH, looked for in this order before
+playwright's own browser (C{playwright install chromium}).
+"""
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -30,23 +35,56 @@ ARGS = [
 ]
 
 
-def _missing() -> str | None:
+def chromium() -> str | None:
+    """
+    The Chromium to drive: the first of L{CHROMIUMS} on PATH, else the one
+    C{playwright install chromium} downloaded, else C{None}.
+    """
+    for name in CHROMIUMS:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        path = p.chromium.executable_path
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def _missing() -> tuple[str, str | None]:
+    """
+    The Chromium to use, or why there is none.
+
+    @return: C{(reason, None)} or C{("", path)}.
+    """
     try:
         import playwright  # noqa: F401
     except ImportError:
-        return "playwright is not installed"
-    if not shutil.which(CHROMIUM):
-        return f"{CHROMIUM} is not installed"
-    return None
+        return "playwright is not installed: pip install -e '.[test]'", None
+    with ThreadPoolExecutor(1) as pool:
+        path = pool.submit(chromium).result(timeout=60)
+    if path is None:
+        return (
+            "no Chromium found (chromium, chromium-browser or google-chrome on "
+            "PATH, or playwright's): apt-get install chromium, or "
+            "playwright install chromium",
+            None,
+        )
+    return "", path
 
 
 @pytest.fixture
-def demo(tmp_path: Any) -> Iterator[str]:
-    missing = _missing()
-    if missing is not None:
+def browserPath() -> str:
+    missing, path = _missing()
+    if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{missing}; .ci/run installs it")
         pytest.skip(missing)
+    return path
+
+
+@pytest.fixture
+def demo(browserPath: str, tmp_path: Any) -> Iterator[str]:
     process = subprocess.Popen(
         [
             twistd(),
@@ -75,12 +113,14 @@ def demo(tmp_path: Any) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def _browse(base: str) -> dict[str, Any]:
+def _browse(base: str, executable: str) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     seen: dict[str, Any] = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = p.chromium.launch(
+            executable_path=executable, args=ARGS, headless=True
+        )
         try:
             page = browser.new_page()
             page.goto(base + "/")
@@ -108,11 +148,11 @@ def _browse(base: str) -> dict[str, Any]:
     return seen
 
 
-def test_loginSecretLogoutInChromium(demo: str) -> None:
+def test_loginSecretLogoutInChromium(demo: str, browserPath: str) -> None:
     # Playwright's sync API runs its own event loop: give it a thread of its
     # own, away from the reactor's.
     with ThreadPoolExecutor(1) as pool:
-        seen = pool.submit(_browse, demo).result(timeout=120)
+        seen = pool.submit(_browse, demo, browserPath).result(timeout=120)
     assert seen["before"] == "You are not logged in."
     assert seen["loggedIn"] == "You are logged in."
     assert seen["welcome"] == "Welcome! You logged in."
@@ -124,3 +164,11 @@ def test_loginSecretLogoutInChromium(demo: str) -> None:
     assert seen["loggedOut"] == "You are not logged in."
     assert seen["goodbye"] == "You logged out."
     assert seen["refused"] == (403, "Forbidden")
+
+
+def test_chromiumFoundOnPathUnderAnyOfItsNames(tmp_path: Any, monkeypatch: Any) -> None:
+    fake = tmp_path / "chromium-browser"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert chromium() == str(fake)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import textwrap
 from typing import Any
 
@@ -539,3 +540,22 @@ def test_noPasswordInAnyURLMessage() -> None:
     with pytest.raises(UsageError) as refused:
         options("--database", "redis://app:Zx9/q+Lw@cache:6379/0")
     assert "Zx9" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url, module, extra",
+    [
+        ("redis://127.0.0.1:6379/0", "txredisapi", "redis"),
+        ("redis://127.0.0.1:6379/0", "hiredis", "redis"),
+        ("lmdb:sessions", "lmdb", "lmdb"),
+    ],
+)
+def test_aDatabaseWithoutItsExtraIsRefusedNamingTheExtra(
+    url: str, module: str, extra: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(UsageError) as raised:
+        options("--database", url)
+    message = str(raised.value)
+    assert f"pip install 'txsessions[{extra}]'" in message
+    assert "\n" not in message

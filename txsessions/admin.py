@@ -19,6 +19,7 @@ Errors are one line on standard error.
 
 from __future__ import annotations
 
+import getopt
 import json
 import math
 import os
@@ -103,6 +104,15 @@ _FLAGS = [["json", None, "Write one JSON document to standard output, for script
 _PARAMETERS = [["database", "d", None, "The session database URL."]]
 
 
+def _takesValue(name: str, shortOpt: str, longOpt: Sequence[str]) -> bool:
+    """
+    Whether a getopt option (C{--database}, C{-d}) takes a value.
+    """
+    if name.startswith("--"):
+        return f"{name[2:]}=" in longOpt
+    return f"{name[1]}:" in shortOpt
+
+
 class _Command(usage.Options):
     """
     A command: its options (C{--json} and C{--database}, which may also come
@@ -111,6 +121,27 @@ class _Command(usage.Options):
 
     optFlags = _FLAGS
     optParameters = _PARAMETERS
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse the command's options, which may come after its argument too
+        (C{show ID --json}), as in GNU tools; after C{--}, all are arguments.
+
+        @param options: the command's part of the command line.
+        @raise usage.UsageError: on an unknown option, or one missing its
+            value.
+        """
+        args = list(sys.argv[1:] if options is None else options)
+        try:
+            found, rest = getopt.gnu_getopt(args, self.shortOpt, self.longOpt)
+        except getopt.GetoptError as e:
+            raise usage.UsageError(str(e)) from None
+        ordered: list[str] = []
+        for name, value in found:
+            ordered.append(name)
+            if _takesValue(name, self.shortOpt, self.longOpt):
+                ordered.append(value)
+        super().parseOptions([*ordered, "--", *rest])
 
     async def run(self, database: IDatabase, out: IO[str], options: Options) -> None:
         """

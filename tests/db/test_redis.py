@@ -618,7 +618,7 @@ async def test_throughSentinel(redisServer: RedisServer, tmp_path: Any) -> None:
         f"sentinel monitor mymaster 127.0.0.1 {redisServer.port} 1\n"
     )
     sentinel = subprocess.Popen(
-        ["redis-server", str(config), "--sentinel"],
+        [redisServer.program, str(config), "--sentinel"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

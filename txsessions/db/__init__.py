@@ -5,6 +5,7 @@ The session databases, and L{openDatabase}, which opens one from a URL.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 from twisted.internet.interfaces import IReactorTime
@@ -18,6 +19,40 @@ SCHEMES = ("memory", "sqlite", "lmdb", "redis", "rediss", "unix", "redis+sentine
 The URL schemes L{openDatabase} knows.
 """
 
+EXTRAS = {
+    "lmdb": ("lmdb", ("lmdb",)),
+    "redis": ("redis", ("txredisapi", "hiredis")),
+    "rediss": ("redis", ("txredisapi", "hiredis")),
+    "unix": ("redis", ("txredisapi", "hiredis")),
+    "redis+sentinel": ("redis", ("txredisapi", "hiredis")),
+}
+"""
+For the schemes whose database needs more than the core install: the
+extra to install, and the modules it brings.
+"""
+
+
+def requireExtra(scheme: str) -> None:
+    """
+    Refuse a database whose extra is not installed, naming the extra.
+
+    @param scheme: a database URL's scheme, lowercased.
+    @raise ValueError: when a module the database needs cannot be imported.
+    """
+    if scheme not in EXTRAS:
+        return
+    extra, modules = EXTRAS[scheme]
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ValueError(
+                f"{scheme}: databases need the {extra} extra "
+                f"(no module {module}): pip install 'txsessions[{extra}]'"
+            )
+
 
 def checkDatabaseURL(url: str) -> str:
     """
@@ -25,7 +60,8 @@ def checkDatabaseURL(url: str) -> str:
 
     @param url: a database URL.
     @return: its scheme, lowercased.
-    @raise ValueError: when the scheme is unknown.
+    @raise ValueError: when the scheme is unknown, or its database's extra
+        is not installed.
     """
     scheme, _, path = url.partition(":")
     scheme = scheme.lower()
@@ -36,6 +72,7 @@ def checkDatabaseURL(url: str) -> str:
         )
     if scheme != "memory" and not path:
         raise ValueError(f"database URL {url!r} names no path: use {scheme}:PATH")
+    requireExtra(scheme)
     return scheme
 
 
