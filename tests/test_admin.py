@@ -576,3 +576,13 @@ def test_aTimeBeyondWhatADateShowsIsPrintedAsANumber() -> None:
 
     assert _time(1e12) == "1000000000000.0"
     assert _time(0) == "1970-01-01T00:00:00Z"
+
+
+def test_versionIsTxsessionsVersion() -> None:
+    import importlib.metadata
+
+    import txsessions
+
+    version = importlib.metadata.version("txsessions")
+    assert txsessions.__version__ == version
+    assert txsessionsNow("--version") == Result(0, f"txsessions {version}\n", "")

@@ -793,3 +793,67 @@ def test_theCoreInstallHasNoDatabaseBackend() -> None:
     assert "txsessions[all,testing]" in extras["test"]
     testing = {re.split(r"[ <>=;]", d)[0] for d in extras["testing"]}
     assert {"pytest", "pytest-twisted", "treq"} <= testing
+
+
+EDITABLE = "pip install -e . --config-settings editable_mode=compat"
+"""
+The README's command for a development install that C{twistd} finds the
+plugin of (a plain C{pip install -e .} hides C{twisted/plugins}).
+"""
+
+TWISTD = (
+    "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+)
+
+
+def test_theEditableInstallTheReadmeGivesServesTwistdTxsessions(
+    tmp_path: Path,
+) -> None:
+    """
+    Run the README's development install into a fresh virtualenv (its
+    dependencies lent by this one), then C{twistd txsessions --help} from
+    outside the checkout.
+    """
+    import subprocess
+    import sysconfig
+    import venv
+
+    assert f"`{EDITABLE}`" in (ROOT / "README.md").read_text()
+    source = tmp_path / "checkout"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md", "MANIFEST.in"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("txsessions", "twisted"):
+        shutil.copytree(
+            ROOT / name,
+            source / name,
+            ignore=shutil.ignore_patterns("__pycache__", "dropin.cache"),
+        )
+    venv.create(tmp_path / "venv", with_pip=False)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(purelib, "lent.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip, install = EDITABLE.split(" ", 1)
+    subprocess.run(
+        [sys.executable, "-m", pip, "--python", python, *install.split(), "--no-deps"],
+        cwd=source,
+        env=environment(),
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    result = subprocess.run(
+        [python, "-c", TWISTD, "txsessions", "--help"],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("Usage: twistd [options] txsessions [options]")

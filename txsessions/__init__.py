@@ -15,6 +15,8 @@ asynchronous and secure by default.
         return "welcome"
 """
 
+from importlib.metadata import version as _version
+
 from .config import Config, CookieEncoding
 from .db.memory import MemoryDatabase
 from .errors import (
@@ -35,6 +37,8 @@ from .manager import Sessions
 from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
 from .session import Session
 from .web import SessionResource, get
+
+__version__ = _version("txsessions")
 
 __all__ = [
     "Config",

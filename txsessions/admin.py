@@ -35,6 +35,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, react
 from twisted.python import usage
 
+from . import __version__
 from .db import checkDatabaseURL, openDatabase, withoutPassword
 from .errors import DatabaseError
 from .ids import isWellFormedID, redact, storeKey
@@ -392,6 +393,13 @@ class Options(usage.Options):
     "Whether C{--json} was given, before or after the command."
     timeout = 30.0
     "The C{--timeout}, in seconds."
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print txsessions' version and exit.
+        """
+        print(f"txsessions {__version__}")
+        raise SystemExit(0)
 
     def getSynopsis(self) -> str:
         """
