@@ -25,10 +25,12 @@ EXTRAS = {
     "rediss": ("redis", ("txredisapi", "hiredis")),
     "unix": ("redis", ("txredisapi", "hiredis")),
     "redis+sentinel": ("redis", ("txredisapi", "hiredis")),
+    "prometheus": ("prometheus", ("prometheus_client",)),
 }
 """
-For the schemes whose database needs more than the core install: the
-extra to install, and the modules it brings.
+For the schemes whose database needs more than the core install (and for
+C{prometheus}, the metrics format): the extra to install, and the modules it
+brings.
 """
 
 
@@ -48,8 +50,9 @@ def requireExtra(scheme: str) -> None:
         except (ImportError, ValueError):
             found = False
         if not found:
+            what = "metrics" if scheme == "prometheus" else f"{scheme}: databases"
             raise ValueError(
-                f"{scheme}: databases need the {extra} extra "
+                f"{what} need the {extra} extra "
                 f"(no module {module}): pip install 'txsessions[{extra}]'"
             )
 
