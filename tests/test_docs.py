@@ -527,7 +527,8 @@ async def installAndTest(shell: Shell, command: Command) -> None:
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(ROOT / "tox.ini")
     envlist = [e.strip() for e in tox["tox"]["envlist"].split(",")]
-    assert envlist == ["lint", "mypy", "py-default", "py-asyncio"]
+    assert envlist == ["lint", "mypy", "docs", "py-default", "py-asyncio"]
+    assert tox["testenv:docs"]["commands"].strip().startswith("pydoctor")
     assert "ruff check" in tox["testenv:lint"]["commands"]
     assert "mypy" in tox["testenv:mypy"]["commands"]
     assert "pytest --reactor={env:REACTOR" in tox["testenv"]["commands"]

@@ -1,6 +1,6 @@
 """
 txsessions: HTTP sessions for Twisted and Klein, after Iris's sessions, but
-asynchronous and secure by default.
+asynchronous and secure by default::
 
     from klein import Klein
     from txsessions import Config, Sessions

@@ -2,7 +2,7 @@
 """
 The admin command, C{txsessions} (or C{python -m txsessions}): count, list,
 show and destroy the sessions of a persistent database from outside the
-server, and purge the ones that expired while no server ran.
+server, and purge the ones that expired while no server ran::
 
     txsessions --database sqlite:/var/lib/app/sessions.db list
     txsessions --database redis://127.0.0.1:6379/0 destroy 3f9a1c0b2e4d
