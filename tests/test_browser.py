@@ -113,6 +113,12 @@ def demo(browserPath: str, tmp_path: Any) -> Iterator[str]:
         process.wait(timeout=30)
 
 
+PHONE: Any = {"width": 360, "height": 640}
+"""
+A phone-width window.
+"""
+
+
 def _browse(base: str, executable: str) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -122,27 +128,49 @@ def _browse(base: str, executable: str) -> dict[str, Any]:
             executable_path=executable, args=ARGS, headless=True
         )
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport=PHONE)
+
+            def buttons() -> list[str]:
+                return [
+                    b
+                    for b in ("#login", "#logout", "#user", "#secret")
+                    if page.locator(b).count()
+                ]
+
+            def fits() -> bool:
+                return bool(
+                    page.evaluate(
+                        "document.documentElement.scrollWidth <= window.innerWidth"
+                    )
+                )
+
             page.goto(base + "/")
-            seen["before"] = page.inner_text("#state")
+            seen["before"] = (page.inner_text("#state"), buttons(), fits())
+            page.click("#login")  # no user name: the browser keeps the form
+            seen["emptyRefused"] = page.url
+            page.fill("#user", "alice")
             page.click("#login")
             page.wait_for_url(base + "/")
-            seen["loggedIn"] = page.inner_text("#state")
+            seen["loggedIn"] = (page.inner_text("#state"), buttons(), fits())
             seen["welcome"] = page.inner_text("#notice")
-            response = page.goto(base + "/secret")
-            assert response is not None
-            seen["secret"] = (response.status, page.inner_text("body"))
+            page.click("#secret")
+            page.wait_for_url(base + "/secret")
+            seen["secret"] = (page.inner_text("#message"), fits())
             seen["documentCookie"] = page.evaluate("document.cookie")
             seen["cookies"] = page.context.cookies()
-            page.goto(base + "/")
+            page.click("#home")
+            page.wait_for_url(base + "/")
             seen["noticeOnce"] = page.inner_text("#notice")
             page.click("#logout")
             page.wait_for_url(base + "/")
-            seen["loggedOut"] = page.inner_text("#state")
+            seen["loggedOut"] = (page.inner_text("#state"), buttons())
             seen["goodbye"] = page.inner_text("#notice")
             response = page.goto(base + "/secret")
             assert response is not None
-            seen["refused"] = (response.status, page.inner_text("body"))
+            seen["refused"] = (response.status, page.inner_text("#message"))
+            page.click("#home")
+            page.wait_for_url(base + "/")
+            seen["back"] = page.inner_text("#state")
         finally:
             browser.close()
     return seen
@@ -153,17 +181,23 @@ def test_loginSecretLogoutInChromium(demo: str, browserPath: str) -> None:
     # own, away from the reactor's.
     with ThreadPoolExecutor(1) as pool:
         seen = pool.submit(_browse, demo, browserPath).result(timeout=120)
-    assert seen["before"] == "You are not logged in."
-    assert seen["loggedIn"] == "You are logged in."
-    assert seen["welcome"] == "Welcome! You logged in."
-    assert seen["secret"] == (200, "The cake is a lie!")
+    assert seen["before"] == ("You are not logged in.", ["#login", "#user"], True)
+    assert seen["emptyRefused"] == demo + "/"
+    assert seen["loggedIn"] == (
+        "You are logged in as alice.",
+        ["#logout", "#secret"],
+        True,
+    )
+    assert seen["welcome"] == "Welcome, alice! You logged in."
+    assert seen["secret"] == ("The cake is a lie!", True)
     assert "mycookiesessionnameid" not in seen["documentCookie"]
     [cookie] = [c for c in seen["cookies"] if c["name"] == "mycookiesessionnameid"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert seen["noticeOnce"] == ""
-    assert seen["loggedOut"] == "You are not logged in."
+    assert seen["loggedOut"] == ("You are not logged in.", ["#login", "#user"])
     assert seen["goodbye"] == "You logged out."
-    assert seen["refused"] == (403, "Forbidden")
+    assert seen["refused"] == (403, "Forbidden: log in first.")
+    assert seen["back"] == "You are not logged in."
 
 
 def test_chromiumFoundOnPathUnderAnyOfItsNames(tmp_path: Any, monkeypatch: Any) -> None:

@@ -432,7 +432,7 @@ def test_theSecretFileEncryptsTheDemosCookie(tmp_path: Any) -> None:
     assert isWellFormedID(sessionID)
     assert value != sessionID
     cookie = {"mycookiesessionnameid": value}
-    assert browser.get("/secret", cookie)[1] == b"The cake is a lie!"
+    assert browser.get("/secret", cookie)[1] == b"The cake is a lie!\n"
     assert browser.get("/secret", {"mycookiesessionnameid": sessionID})[0].code == 403
 
 
@@ -464,7 +464,7 @@ async def test_twistdWithASecretFile(tmp_path: Any) -> None:
         assert isWellFormedID(sessionID) and value != sessionID
         cookies = {"mycookiesessionnameid": value}
         response = await client.get(base + "/secret", cookies=cookies)
-        assert await response.text() == "The cake is a lie!"
+        assert await response.text() == "The cake is a lie!\n"
         cookies = {"mycookiesessionnameid": sessionID}
         response = await client.get(base + "/secret", cookies=cookies)
         assert response.code == 403
