@@ -2,8 +2,9 @@
 txsessions under Twisted's own C{twistd web}, two ways (README: "Serving with
 twistd web"):
 
-    $ PYTHONPATH=examples twistd -n web --listen tcp:8080 --class twistdweb.root
-    $ PYTHONPATH=examples twistd -n web --listen tcp:8080 --resource-script examples/app.rpy
+    $ export PYTHONPATH=examples
+    $ twistd -n web --listen tcp:8080 --class twistdweb.root
+    $ twistd -n web --listen tcp:8080 --resource-script examples/app.rpy
 
 C{--class} calls what it names with no arguments, so it names L{root}, a
 factory, not the wrapped resource itself; C{examples/app.rpy} calls it too.
