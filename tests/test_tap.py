@@ -74,6 +74,14 @@ def test_twistdFindsThePlugin() -> None:
     assert "txsessions" in {p.tapname for p in getPlugins(IServiceMaker)}
 
 
+def test_thePluginIsNamedForWhatItServes() -> None:
+    # It serves any --app, not only the demo (issue 16).
+    from twisted.plugins import txsessions_plugin
+
+    assert txsessions_plugin.txsessionsServer.tapname == "txsessions"
+    assert not hasattr(txsessions_plugin, "txsessionsDemo")
+
+
 def test_defaults() -> None:
     o = options()
     assert o["listen"] == ["tcp:8080:interface=127.0.0.1"]  # the demo: see below
