@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -76,10 +77,9 @@ def test_twistdFindsThePlugin() -> None:
 
 def test_thePluginIsNamedForWhatItServes() -> None:
     # It serves any --app, not only the demo (issue 16).
-    from twisted.plugins import txsessions_plugin
-
-    assert txsessions_plugin.txsessionsServer.tapname == "txsessions"
-    assert not hasattr(txsessions_plugin, "txsessionsDemo")
+    plugin = importlib.import_module("twisted.plugins.txsessions_plugin")
+    assert plugin.txsessionsServer.tapname == "txsessions"
+    assert not hasattr(plugin, "txsessionsDemo")
 
 
 def test_defaults() -> None:
