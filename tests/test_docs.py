@@ -27,8 +27,12 @@ The convention, for anyone writing documentation here:
     (twistd's "Site starting on", the examples' "Now listening on",
     redis-server's "Ready to accept connections"; no polling), and stops it
     (SIGTERM) when the block ends.  A server shows no output.
-  - A block needing curl, redis-server or redis-cli where it is not
-    installed is skipped, or fails under CI (as the Redis tests do).
+  - A block needing curl, redis-server, redis-cli or wrk where it is not
+    installed is skipped, naming what to install, or fails under CI (as
+    the Redis tests do).
+  - A C{```text} block after a console block shows lines its servers log:
+    each must match a line they wrote (C{...} matches any text, and a
+    shortened key, C{6f54f1…}, any shortened key).
   - Each block is a self-contained session, run in a fresh directory
     holding copies of the checkout's C{examples/} and C{bench/}: a reader
     can try any block alone, from the checkout.  Blocks share nothing.
@@ -369,6 +373,47 @@ def blocks(label: str) -> Iterator[Any]:
                 yield pytest.param(block, id=block.name)
 
 
+def logBlocks() -> dict[str, Block]:
+    """
+    The C{```text} blocks of log lines, by the name of the console block
+    they follow (the one before them in their document).
+    """
+    found: dict[str, Block] = {}
+    for parsed in PARSED.values():
+        if isinstance(parsed, DocsError):
+            continue
+        console: Block | None = None
+        for block in parsed:
+            if block.label == "console":
+                console = block
+            elif block.label == "text" and console is not None:
+                found[console.name] = block
+    return found
+
+
+LOGS = logBlocks()
+
+REDACTED = re.compile(r"[0-9A-Za-z_-]{6}\N{HORIZONTAL ELLIPSIS}")
+"""
+A shortened id or key in a log line (L{txsessions.ids.redact}): in a
+document's log lines, it stands for any.
+"""
+
+
+def logLineShown(pattern: str, output: str) -> bool:
+    """
+    Whether a log line a document shows is among the lines logged: C{...}
+    matches any text, and a shortened key any shortened key.
+    """
+    regex = ".*".join(
+        REDACTED.sub(lambda _: "\x00", re.escape(part)).replace(
+            "\x00", REDACTED.pattern
+        )
+        for part in pattern.strip().split("...")
+    )
+    return any(re.fullmatch(regex, line.rstrip()) for line in output.splitlines())
+
+
 def environment() -> dict[str, str]:
     """
     What a reader's shell would have: this Python's scripts first on the
@@ -408,6 +453,8 @@ class Shell:
         self.directory = directory
         self.ports = {documented: freePort() for documented in DOC_PORTS}
         self.servers: list[tuple[str, Any, _Child]] = []
+        self.logged = ""
+        "What the stopped servers wrote."
         for name in ("examples", "bench"):
             # Copies, not links: a bench script run through a link leaves
             # the real bench/ first on sys.path, where its http.py hides the
@@ -493,6 +540,9 @@ class Shell:
             except Exception:
                 process.signalProcess("KILL")
                 raise
+        self.logged += "".join(
+            child.output.decode(errors="replace") for _, _, child in self.servers
+        )
         self.servers.clear()
 
 
@@ -584,7 +634,13 @@ def requirePrograms(block: Block) -> None:
             pytest.skip(message)
 
 
-async def runBlock(block: Block, directory: Path, timeout: float = WAIT) -> None:
+async def runBlock(
+    block: Block, directory: Path, timeout: float = WAIT, logs: Block | None = None
+) -> None:
+    """
+    Run a console block's commands; then, if C{logs} (a C{```text} block)
+    follows it, check that its servers logged each line it shows.
+    """
     requirePrograms(block)
     shell = Shell(directory)
     try:
@@ -599,6 +655,10 @@ async def runBlock(block: Block, directory: Path, timeout: float = WAIT) -> None
                 await shell.run(command, timeout)
     finally:
         await shell.stop()
+    for line in logs.body.splitlines() if logs is not None else []:
+        assert not line.strip() or logLineShown(line, shell.logged), (
+            f"{logs.name if logs else ''}: no server logged {line!r}:\n{shell.logged}"
+        )
 
 
 # The documents
@@ -647,7 +707,27 @@ def test_linksResolve(path: Path) -> None:
 @pytest.mark.parametrize("block", list(blocks("console")))
 @pytest_twisted.ensureDeferred
 async def test_consoleBlock(block: Block, tmp_path: Path) -> None:
-    await runBlock(block, tmp_path)
+    await runBlock(block, tmp_path, logs=LOGS.get(block.name))
+
+
+def test_everyLogBlockFollowsTheBlockThatLogsIt() -> None:
+    shown = sum(
+        1
+        for parsed in PARSED.values()
+        if not isinstance(parsed, DocsError)
+        for block in parsed
+        if block.label == "text"
+    )
+    assert shown == len(LOGS)
+
+
+def test_logLinesMatchAnyShortenedKey() -> None:
+    event = "[txsessions.manager#info] session {}\N{HORIZONTAL ELLIPSIS} destroyed"
+    logged = "2026-12-06 " + event.format("a1B2-_") + " (expired)\n"
+    shown = "... " + event.format("6f54f1") + " (expired)"
+    assert logLineShown(shown, logged)
+    assert not logLineShown(shown.replace("manager", "tap"), logged)
+    assert not logLineShown(shown.replace("expired", "destroyed"), logged)
 
 
 @pytest.mark.parametrize("block", list(blocks("python")))
