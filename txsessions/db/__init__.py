@@ -50,7 +50,9 @@ def requireExtra(scheme: str) -> None:
         except (ImportError, ValueError):
             found = False
         if not found:
-            what = "metrics" if scheme == "prometheus" else f"{scheme}: databases"
+            what = {"prometheus": "Prometheus metrics", "lmdb": "lmdb: databases"}.get(
+                scheme, f"{scheme}:// databases"
+            )
             raise ValueError(
                 f"{what} need the {extra} extra "
                 f"(no module {module}): pip install 'txsessions[{extra}]'"
