@@ -23,9 +23,9 @@ def secret(request):
     # Check if user is authenticated.
     if not session.getBooleanDefault("authenticated", False):
         request.setResponseCode(403)
-        return "Forbidden"
+        return "Forbidden\n"
     # Print secret message.
-    return "The cake is a lie!"
+    return "The cake is a lie!\n"
 
 
 @app.route("/login")

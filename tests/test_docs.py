@@ -27,8 +27,12 @@ The convention, for anyone writing documentation here:
     (twistd's "Site starting on", the examples' "Now listening on",
     redis-server's "Ready to accept connections"; no polling), and stops it
     (SIGTERM) when the block ends.  A server shows no output.
-  - A block needing curl, redis-server or redis-cli where it is not
-    installed is skipped, or fails under CI (as the Redis tests do).
+  - A block needing curl, redis-server, redis-cli or wrk where it is not
+    installed is skipped, naming what to install, or fails under CI (as
+    the Redis tests do).
+  - A C{```text} block after a console block shows lines its servers log:
+    each must match a line they wrote (C{...} matches any text, and a
+    shortened key, C{6f54f1…}, any shortened key).
   - Each block is a self-contained session, run in a fresh directory
     holding copies of the checkout's C{examples/} and C{bench/}: a reader
     can try any block alone, from the checkout.  Blocks share nothing.
@@ -89,6 +93,7 @@ from typing import Any
 import attrs
 import pytest
 import pytest_twisted
+import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessExitedAlready
@@ -368,6 +373,47 @@ def blocks(label: str) -> Iterator[Any]:
                 yield pytest.param(block, id=block.name)
 
 
+def logBlocks() -> dict[str, Block]:
+    """
+    The C{```text} blocks of log lines, by the name of the console block
+    they follow (the one before them in their document).
+    """
+    found: dict[str, Block] = {}
+    for parsed in PARSED.values():
+        if isinstance(parsed, DocsError):
+            continue
+        console: Block | None = None
+        for block in parsed:
+            if block.label == "console":
+                console = block
+            elif block.label == "text" and console is not None:
+                found[console.name] = block
+    return found
+
+
+LOGS = logBlocks()
+
+REDACTED = re.compile(r"[0-9A-Za-z_-]{6}\N{HORIZONTAL ELLIPSIS}")
+"""
+A shortened id or key in a log line (L{txsessions.ids.redact}): in a
+document's log lines, it stands for any.
+"""
+
+
+def logLineShown(pattern: str, output: str) -> bool:
+    """
+    Whether a log line a document shows is among the lines logged: C{...}
+    matches any text, and a shortened key any shortened key.
+    """
+    regex = ".*".join(
+        REDACTED.sub(lambda _: "\x00", re.escape(part)).replace(
+            "\x00", REDACTED.pattern
+        )
+        for part in pattern.strip().split("...")
+    )
+    return any(re.fullmatch(regex, line.rstrip()) for line in output.splitlines())
+
+
 def environment() -> dict[str, str]:
     """
     What a reader's shell would have: this Python's scripts first on the
@@ -407,6 +453,8 @@ class Shell:
         self.directory = directory
         self.ports = {documented: freePort() for documented in DOC_PORTS}
         self.servers: list[tuple[str, Any, _Child]] = []
+        self.logged = ""
+        "What the stopped servers wrote."
         for name in ("examples", "bench"):
             # Copies, not links: a bench script run through a link leaves
             # the real bench/ first on sys.path, where its http.py hides the
@@ -492,6 +540,9 @@ class Shell:
             except Exception:
                 process.signalProcess("KILL")
                 raise
+        self.logged += "".join(
+            child.output.decode(errors="replace") for _, _, child in self.servers
+        )
         self.servers.clear()
 
 
@@ -507,13 +558,12 @@ async def installAndServe(shell: Shell, command: Command) -> None:
     output = await shell.run(Command("twistd --help", command.line, ("...",)))
     assert re.search(r"^\s+txsessions\s", output, re.M), output
     await shell.serve(Command("twistd -n txsessions --listen tcp:8080", command.line))
-    await shell.run(
-        Command(
-            "curl -s http://localhost:8080/",
-            command.line,
-            ("...", "...<h1>txsessions demo</h1>", "..."),
-        )
+    # treq, not curl: the first command works on a machine without curl.
+    response = await treq.get(
+        f"http://127.0.0.1:{shell.ports[8080]}/", persistent=False
     )
+    assert response.code == 200
+    assert "<h1>txsessions demo</h1>" in await response.text()
 
 
 async def installAndTest(shell: Shell, command: Command) -> None:
@@ -527,35 +577,70 @@ async def installAndTest(shell: Shell, command: Command) -> None:
     tox = configparser.ConfigParser(interpolation=None)
     tox.read(ROOT / "tox.ini")
     envlist = [e.strip() for e in tox["tox"]["envlist"].split(",")]
-    assert envlist == ["lint", "mypy", "py-default", "py-asyncio"]
+    assert envlist == ["lint", "mypy", "docs", "py-default", "py-asyncio"]
+    assert tox["testenv:docs"]["commands"].strip().startswith("pydoctor")
     assert "ruff check" in tox["testenv:lint"]["commands"]
     assert "mypy" in tox["testenv:mypy"]["commands"]
     assert "pytest --reactor={env:REACTOR" in tox["testenv"]["commands"]
     assert "asyncio: REACTOR = asyncio" in tox["testenv"]["set_env"]
 
 
-SYSTEM_PROGRAMS = ("curl", "redis-server", "redis-cli")
+SYSTEM_PROGRAMS = {
+    "curl": "apt-get install curl",
+    "redis-server": "apt-get install redis-server",
+    "redis-cli": "apt-get install redis-tools",
+    "wrk": "apt-get install wrk",
+}
 """
-Programs from the system's packages, which C{.ci/run} installs.
+Programs from the system's packages, which C{.ci/run} installs, each with
+how to install it.
 """
+
+SCRIPTS_NEEDING = {"bench/http.py": "wrk"}
+"""
+The scripts the documents run that run a system program themselves.
+"""
+
+
+def programNeeded(command: Command) -> str | None:
+    """
+    The system program a command needs, if any.
+    """
+    words = shlex.split(command.text)
+    while words and ASSIGNMENT.match(words[0]):
+        words.pop(0)
+    if words and words[0] in SYSTEM_PROGRAMS:
+        return words[0]
+    for script, program in SCRIPTS_NEEDING.items():
+        if script in words:
+            return program
+    return None
 
 
 def requirePrograms(block: Block) -> None:
     """
-    Skip a block that needs a program this machine lacks; in CI, fail.
+    Skip a block that needs a program this machine lacks, saying how to
+    install it; in CI, fail.
     """
     for command in block.commands:
-        words = shlex.split(command.text)
-        while words and ASSIGNMENT.match(words[0]):
-            words.pop(0)
-        if words and words[0] in SYSTEM_PROGRAMS and not shutil.which(words[0]):
-            message = f"{block.name} needs {words[0]}, which is not installed"
+        program = programNeeded(command)
+        if program is not None and not shutil.which(program):
+            message = (
+                f"{block.name} needs {program}, which is not installed: "
+                f"{SYSTEM_PROGRAMS[program]}"
+            )
             if os.environ.get("CI"):
                 pytest.fail(message + "; .ci/run installs it")
             pytest.skip(message)
 
 
-async def runBlock(block: Block, directory: Path, timeout: float = WAIT) -> None:
+async def runBlock(
+    block: Block, directory: Path, timeout: float = WAIT, logs: Block | None = None
+) -> None:
+    """
+    Run a console block's commands; then, if C{logs} (a C{```text} block)
+    follows it, check that its servers logged each line it shows.
+    """
     requirePrograms(block)
     shell = Shell(directory)
     try:
@@ -570,6 +655,10 @@ async def runBlock(block: Block, directory: Path, timeout: float = WAIT) -> None
                 await shell.run(command, timeout)
     finally:
         await shell.stop()
+    for line in logs.body.splitlines() if logs is not None else []:
+        assert not line.strip() or logLineShown(line, shell.logged), (
+            f"{logs.name if logs else ''}: no server logged {line!r}:\n{shell.logged}"
+        )
 
 
 # The documents
@@ -618,7 +707,27 @@ def test_linksResolve(path: Path) -> None:
 @pytest.mark.parametrize("block", list(blocks("console")))
 @pytest_twisted.ensureDeferred
 async def test_consoleBlock(block: Block, tmp_path: Path) -> None:
-    await runBlock(block, tmp_path)
+    await runBlock(block, tmp_path, logs=LOGS.get(block.name))
+
+
+def test_everyLogBlockFollowsTheBlockThatLogsIt() -> None:
+    shown = sum(
+        1
+        for parsed in PARSED.values()
+        if not isinstance(parsed, DocsError)
+        for block in parsed
+        if block.label == "text"
+    )
+    assert shown == len(LOGS)
+
+
+def test_logLinesMatchAnyShortenedKey() -> None:
+    event = "[txsessions.manager#info] session {}\N{HORIZONTAL ELLIPSIS} destroyed"
+    logged = "2026-12-06 " + event.format("a1B2-_") + " (expired)\n"
+    shown = "... " + event.format("6f54f1") + " (expired)"
+    assert logLineShown(shown, logged)
+    assert not logLineShown(shown.replace("manager", "tap"), logged)
+    assert not logLineShown(shown.replace("expired", "destroyed"), logged)
 
 
 @pytest.mark.parametrize("block", list(blocks("python")))
@@ -747,3 +856,85 @@ def test_rewrite() -> None:
         "Site starting on 1001"
     )
     assert rewrite("18080 80800 1.8080", ports) == "18080 80800 1.8080"
+
+
+def test_theCoreInstallHasNoDatabaseBackend() -> None:
+    """
+    C{pip install .} brings neither txredisapi, hiredis nor lmdb: they come
+    with the C{redis} and C{lmdb} extras, which C{all} and C{test} include.
+    """
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[ <>=;\[]", d)[0].lower() for d in project["dependencies"]}
+    assert names.isdisjoint({"txredisapi", "hiredis", "lmdb", "prometheus-client"})
+    extras = project["optional-dependencies"]
+    assert extras["redis"] == ["txredisapi>=1.6", "hiredis>=2"]
+    assert extras["lmdb"] == ["lmdb>=1.4"]
+    assert extras["all"] == ["txsessions[redis,lmdb,prometheus]"]
+    assert "txsessions[all,testing]" in extras["test"]
+    testing = {re.split(r"[ <>=;]", d)[0] for d in extras["testing"]}
+    assert {"pytest", "pytest-twisted", "treq"} <= testing
+
+
+EDITABLE = "pip install -e . --config-settings editable_mode=compat"
+"""
+The README's command for a development install that C{twistd} finds the
+plugin of (a plain C{pip install -e .} hides C{twisted/plugins}).
+"""
+
+TWISTD = (
+    "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+)
+
+
+def test_theEditableInstallTheReadmeGivesServesTwistdTxsessions(
+    tmp_path: Path,
+) -> None:
+    """
+    Run the README's development install into a fresh virtualenv (its
+    dependencies lent by this one), then C{twistd txsessions --help} from
+    outside the checkout.
+    """
+    import subprocess
+    import sysconfig
+    import venv
+
+    assert f"`{EDITABLE}`" in (ROOT / "README.md").read_text()
+    source = tmp_path / "checkout"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md", "MANIFEST.in"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("txsessions", "twisted"):
+        shutil.copytree(
+            ROOT / name,
+            source / name,
+            ignore=shutil.ignore_patterns("__pycache__", "dropin.cache"),
+        )
+    venv.create(tmp_path / "venv", with_pip=False)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    Path(purelib, "lent.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip, install = EDITABLE.split(" ", 1)
+    subprocess.run(
+        [sys.executable, "-m", pip, "--python", python, *install.split(), "--no-deps"],
+        cwd=source,
+        env=environment(),
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    result = subprocess.run(
+        [python, "-c", TWISTD, "txsessions", "--help"],
+        cwd=tmp_path,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("Usage: twistd [options] txsessions [options]")

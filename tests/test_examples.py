@@ -58,12 +58,12 @@ def test_basic() -> None:
     module, browser = browse("basic")
     jar = Jar(browser)
     try:
-        assert jar.get("/secret") == (403, "Forbidden")
+        assert jar.get("/secret") == (403, "Forbidden\n")
         jar.get("/login")
-        assert jar.get("/secret") == (200, "The cake is a lie!")
+        assert jar.get("/secret") == (200, "The cake is a lie!\n")
         jar.get("/logout")
         assert jar.cookies == {}
-        assert jar.get("/secret") == (403, "Forbidden")
+        assert jar.get("/secret") == (403, "Forbidden\n")
     finally:
         module.sessions.close()
 
@@ -141,7 +141,7 @@ def test_sessionsExample() -> None:
     sid = cookieValue(response, "mycookiesessionnameid")
     assert (
         browser.get("/secret", {"mycookiesessionnameid": sid})[1]
-        == b"The cake is a lie!"
+        == b"The cake is a lie!\n"
     )
     module.sess.close()
 
@@ -209,3 +209,40 @@ async def test_databaseRedisSharedByTwoServers(
     finally:
         await first.sessions.close()
         await second.sessions.close()
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param(["--class", "twistdweb.root"], id="class"),
+        pytest.param(
+            ["--resource-script", os.path.join(EXAMPLES, "app.rpy")],
+            id="resource-script",
+        ),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_twistdWebServesTxsessions(how: list[str], tmp_path: Any) -> None:
+    from tests.processes import Server, twistd
+    from tests.support import plainClient
+
+    argv = [
+        twistd(),
+        "-n",
+        "--pidfile=",
+        "web",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+    ]
+    server = Server([*argv, *how], str(tmp_path), pythonPath=EXAMPLES)
+    try:
+        base = await server.start()
+        client = plainClient()
+        response = await client.get(base + "/")
+        assert await response.text() == "visit 1\n"
+        sid = cookieValue(response, "sid")
+        for visit in (2, 3):
+            response = await client.get(base + "/", cookies={"sid": sid})
+            assert await response.text() == f"visit {visit}\n"
+    finally:
+        await server.stop()

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 from klein import Authorization, Klein, Requirer, SessionProcurer
 from klein.interfaces import ISession, ISessionStore, NoSuchSession, SessionMechanism
+from klein.storage.memory import declareMemoryAuthorizer
+from twisted.internet.defer import succeed
 from twisted.web.iweb import IRequest
+from zope.interface import Attribute, Interface, implementer
 from zope.interface.verify import verifyObject
 
 from tests.support import Browser, cookieValue, resultOf
@@ -145,3 +149,94 @@ def test_sentInsecurelyLooksAtAFewDistinctTokens(
     db.load = spy
     store.sentInsecurely([b"A" * 43] * 50 + [b"B" * 43, b"C" * 43, b"D" * 43, b"bad"])
     assert len(loads) == 3
+
+
+class IFoo(Interface):
+    pass
+
+
+class IBar(Interface):
+    pass
+
+
+class IUser(Interface):
+    name = Attribute("the user's name")
+
+
+@implementer(IUser)
+@attrs.frozen
+class User:
+    name: str
+
+
+def test_simpleAuthorization(kleinSessions: Sessions) -> None:
+    # Klein's test_simpleAuthorization, on KleinSessionStore(authorizers=).
+    @declareMemoryAuthorizer(IFoo)
+    def fooMe(interface: Any, session: Any, values: Any) -> int:
+        return 1
+
+    @declareMemoryAuthorizer(IBar)
+    def barMe(interface: Any, session: Any, values: Any) -> int:
+        return 2
+
+    store = KleinSessionStore(kleinSessions, authorizers=[fooMe, barMe])
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    assert resultOf(session.authorize([IBar, IFoo])) == {IFoo: 1, IBar: 2}
+
+
+def test_authorizersAreAskedInOrderAndMayAnswerLater(kleinSessions: Sessions) -> None:
+    asked: list[Any] = []
+
+    def declines(interface: Any, session: Any, values: Any) -> None:
+        asked.append(interface)
+
+    def later(interface: Any, session: Any, values: Any) -> Any:
+        return succeed("later") if interface is IFoo else None
+
+    async def coroutine(interface: Any, session: Any, values: Any) -> Any:
+        return values.get("bar") if interface is IBar else None
+
+    store = KleinSessionStore(kleinSessions, [declines, later, coroutine])
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    values = resultOf(session.authorize([ISessionValues]))[ISessionValues]
+    assert asked == []
+    resultOf(values.set("bar", "from the values"))
+    granted = resultOf(session.authorize([IFoo, IBar, ISessionStore]))
+    assert granted == {IFoo: "later", IBar: "from the values"}
+    assert asked == [IFoo, IBar, ISessionStore]
+
+
+def userFromValues(interface: Any, session: Any, values: Any) -> User | None:
+    name = values.get("user")
+    return None if name is None else User(name)
+
+
+def test_authorization(kleinSessions: Sessions) -> None:
+    # Klein's test_authorization and test_authorizationDenied: a route
+    # asking for Authorization(IUser) gets the authorizer's provider, or
+    # Klein's 401 "... DENIED" when it answers None.
+    store = KleinSessionStore(kleinSessions, authorizers=[userFromValues])
+    app = Klein()
+    requirer = Requirer()
+    procurer = SessionProcurer(store)
+
+    @requirer.prerequisite([ISession])
+    def procure(request: IRequest) -> Any:
+        return procurer.procureSession(request)
+
+    @requirer.require(app.route("/login/<name>"), values=Authorization(ISessionValues))
+    async def login(values: ISessionValues, name: str) -> str:
+        await values.set("user", name)
+        return "ok"
+
+    @requirer.require(app.route("/me"), user=Authorization(IUser))
+    def me(user: IUser) -> str:
+        return f"ok: {user.name}"
+
+    browser = Browser(app.resource())
+    response, body = browser.get("/me")
+    assert response.code == 401
+    assert body == b"tests.test_kleinstore.IUser DENIED"
+    response, _ = browser.get("/login/ann")
+    cookie = {INSECURE: cookieValue(response, INSECURE)}
+    assert browser.get("/me", cookie)[1] == b"ok: ann"

@@ -202,3 +202,80 @@ def test_aCallCancelledBeforeItReturnedIsNoStoreError(sessions: Sessions) -> Non
     with pytest.raises(CancelledError):
         sessions._answered(cancelled, "load", 0.0)
     assert sessions.metrics.storeErrors == 0
+
+
+def prometheusFigures(sessions: Sessions) -> dict[str, float]:
+    """
+    Scrape a L{PrometheusResource}: each sample's name and labels, as
+    C{name{label="value"}}, to its value.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from txsessions.prometheus import PrometheusResource
+
+    root = Resource()
+    root.putChild(b"metrics", PrometheusResource(sessions))
+    response, body = Browser(root).get("/metrics")
+    assert response.code == 200
+    [contentType] = response.headers.getRawHeaders(b"content-type")
+    assert contentType.startswith(b"text/plain; version=")
+    figures: dict[str, float] = {}
+    for family in text_string_to_metric_families(body.decode("utf-8")):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            figures[f"{sample.name}{{{labels}}}" if labels else sample.name] = (
+                sample.value
+            )
+    return figures
+
+
+def test_prometheusServesTheSameFiguresAsJSON(
+    browser: Browser, sessions: Sessions, clock: Any
+) -> None:
+    sid = login(browser)
+    login(browser)
+    browser.get("/destroy", {COOKIE: sid})
+    _, body = metricsBrowser(sessions).get("/metrics")
+    assert json.loads(body)["live"] == 1
+    figures = prometheusFigures(sessions)
+    snapshot = sessions.metrics.snapshot()  # what the JSON resource serves
+    assert figures["txsessions_sessions_live"] == 1
+    assert figures["txsessions_sessions_created_total"] == snapshot["created"] == 2
+    for reason, count in snapshot["destroyed"].items():
+        assert figures[f'txsessions_sessions_destroyed_total{{reason="{reason}"}}'] == (
+            count
+        )
+    assert snapshot["destroyed"]["destroyed"] == 1
+    assert figures["txsessions_store_errors_total"] == snapshot["storeErrors"] == 0
+    for kind, summary in snapshot["latency"].items():
+        key = f'txsessions_database_call_seconds_count{{kind="{kind}"}}'
+        assert figures[key] == summary["calls"]
+        inf = f'txsessions_database_call_seconds_bucket{{kind="{kind}",le="+Inf"}}'
+        assert figures[inf] == summary["calls"]
+    assert snapshot["latency"]["load"]["calls"] > 0
+
+
+def test_latencyHistogramCountsEachCallInItsBucket() -> None:
+    from txsessions.metrics import BUCKETS
+
+    latency = Latency()
+    for seconds in (0.0001, 0.001, 0.003, 100.0):
+        latency.add(seconds)
+    histogram = dict(latency.histogram())
+    assert histogram[0.0005] == 1
+    assert histogram[0.001] == 2  # a bucket holds what is at most its bound
+    assert histogram[0.005] == 3
+    assert histogram[BUCKETS[-1]] == 3
+    assert histogram[float("inf")] == 4
+    assert latency.total == pytest.approx(100.0041)
+
+
+def test_prometheusWithoutALiveCountWhenTheDatabaseFails(
+    sessions: Sessions, db: ControlledDatabase
+) -> None:
+    db.memory.count = lambda: db.memory.load("broken").addCallback(  # type: ignore[method-assign]
+        lambda _: 1 // 0
+    )
+    figures = prometheusFigures(sessions)
+    assert "txsessions_sessions_live" not in figures
+    assert figures["txsessions_store_errors_total"] == 1

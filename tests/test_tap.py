@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
+import sys
 import textwrap
 from typing import Any
 
@@ -73,9 +75,16 @@ def test_twistdFindsThePlugin() -> None:
     assert "txsessions" in {p.tapname for p in getPlugins(IServiceMaker)}
 
 
+def test_thePluginIsNamedForWhatItServes() -> None:
+    # It serves any --app, not only the demo (issue 16).
+    plugin = importlib.import_module("twisted.plugins.txsessions_plugin")
+    assert plugin.txsessionsServer.tapname == "txsessions"
+    assert not hasattr(plugin, "txsessionsDemo")
+
+
 def test_defaults() -> None:
     o = options()
-    assert o["listen"] == ["tcp:8080"]
+    assert o["listen"] == ["tcp:8080:interface=127.0.0.1"]  # the demo: see below
     assert o["database"] == "memory:"
     assert o["app"] is None
     assert o["cookie"] is None
@@ -431,7 +440,7 @@ def test_theSecretFileEncryptsTheDemosCookie(tmp_path: Any) -> None:
     assert isWellFormedID(sessionID)
     assert value != sessionID
     cookie = {"mycookiesessionnameid": value}
-    assert browser.get("/secret", cookie)[1] == b"The cake is a lie!"
+    assert browser.get("/secret", cookie)[1] == b"The cake is a lie!\n"
     assert browser.get("/secret", {"mycookiesessionnameid": sessionID})[0].code == 403
 
 
@@ -463,7 +472,7 @@ async def test_twistdWithASecretFile(tmp_path: Any) -> None:
         assert isWellFormedID(sessionID) and value != sessionID
         cookies = {"mycookiesessionnameid": value}
         response = await client.get(base + "/secret", cookies=cookies)
-        assert await response.text() == "The cake is a lie!"
+        assert await response.text() == "The cake is a lie!\n"
         cookies = {"mycookiesessionnameid": sessionID}
         response = await client.get(base + "/secret", cookies=cookies)
         assert response.code == 403
@@ -539,3 +548,80 @@ def test_noPasswordInAnyURLMessage() -> None:
     with pytest.raises(UsageError) as refused:
         options("--database", "redis://app:Zx9/q+Lw@cache:6379/0")
     assert "Zx9" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url, module, extra",
+    [
+        ("redis://127.0.0.1:6379/0", "txredisapi", "redis"),
+        ("redis://127.0.0.1:6379/0", "hiredis", "redis"),
+        ("lmdb:sessions", "lmdb", "lmdb"),
+    ],
+)
+def test_aDatabaseWithoutItsExtraIsRefusedNamingTheExtra(
+    url: str, module: str, extra: str, monkeypatch: Any
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(UsageError) as raised:
+        options("--database", url)
+    message = str(raised.value)
+    assert f"pip install 'txsessions[{extra}]'" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "given, bound",
+    [
+        ("tcp:9100", "tcp:9100:interface=127.0.0.1"),
+        ("9100", "tcp:9100:interface=127.0.0.1"),
+        ("tcp:9100:interface=0.0.0.0", "tcp:9100:interface=0.0.0.0"),
+        ("tcp6:9100", r"tcp6:9100:interface=\:\:1"),
+        ("unix:/run/metrics.sock", "unix:/run/metrics.sock"),
+    ],
+)
+def test_metricsEndpointsBindTheLoopbackUnlessTold(given: str, bound: str) -> None:
+    parsed = options("--metrics", given, "--prometheus", given)
+    assert parsed["metrics"] == parsed["prometheus"] == bound
+
+
+def test_theDemoListensOnTheLoopbackUnlessTold() -> None:
+    assert options()["listen"] == ["tcp:8080:interface=127.0.0.1"]
+    assert options("--listen", "tcp:8080")["listen"] == ["tcp:8080"]
+    assert options("--app", "tests.test_tap:sampleApp")["listen"] == ["tcp:8080"]
+
+
+def test_helpSaysTheMetricsBindTheLoopback() -> None:
+    text = " ".join(str(Options()).split())
+    assert "binds 127.0.0.1 only (name one to reach it from elsewhere" in text
+    assert "Prometheus's text format" in text and "Off unless given" in text
+
+
+def test_prometheusWithoutItsExtraIsRefusedNamingIt(monkeypatch: Any) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    with pytest.raises(UsageError) as raised:
+        options("--prometheus", "tcp:9101")
+    assert "pip install 'txsessions[prometheus]'" in str(raised.value)
+
+
+@pytest_twisted.ensureDeferred
+async def test_prometheusServedOnItsOwnEndpointOnTheLoopback() -> None:
+    parent = makeService(
+        options("--listen", "tcp:0:interface=127.0.0.1", "--prometheus", "tcp:0")
+    )
+    parent.startService()
+    client = plainClient()
+    try:
+        served: Any = parent.getServiceNamed("prometheus")  # type: ignore[attr-defined]
+        address = (await served._waitingForPort).getHost()
+        assert address.host == "127.0.0.1"
+        response = await client.get(f"http://127.0.0.1:{address.port}/metrics")
+        assert response.code == 200
+        assert "txsessions_sessions_live 0.0" in await response.text()
+    finally:
+        await parent.stopService()
+
+
+def test_noPrometheusEndpointUnlessAsked() -> None:
+    parent: Any = makeService(options())
+    with pytest.raises(KeyError):
+        parent.getServiceNamed("prometheus")

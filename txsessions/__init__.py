@@ -1,6 +1,6 @@
 """
 txsessions: HTTP sessions for Twisted and Klein, after Iris's sessions, but
-asynchronous and secure by default.
+asynchronous and secure by default::
 
     from klein import Klein
     from txsessions import Config, Sessions
@@ -14,6 +14,8 @@ asynchronous and secure by default.
         session.set("authenticated", True)
         return "welcome"
 """
+
+from importlib.metadata import version as _version
 
 from .config import Config, CookieEncoding
 from .db.memory import MemoryDatabase
@@ -36,6 +38,8 @@ from .manager import Sessions
 from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
 from .session import Session
 from .web import SessionResource, get
+
+__version__ = _version("txsessions")
 
 __all__ = [
     "Config",

@@ -2,7 +2,7 @@
 """
 The admin command, C{txsessions} (or C{python -m txsessions}): count, list,
 show and destroy the sessions of a persistent database from outside the
-server, and purge the ones that expired while no server ran.
+server, and purge the ones that expired while no server ran::
 
     txsessions --database sqlite:/var/lib/app/sessions.db list
     txsessions --database redis://127.0.0.1:6379/0 destroy 3f9a1c0b2e4d
@@ -19,6 +19,7 @@ Errors are one line on standard error.
 
 from __future__ import annotations
 
+import getopt
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, react
 from twisted.python import usage
 
+from . import __version__
 from .db import checkDatabaseURL, openDatabase, withoutPassword
 from .errors import DatabaseError
 from .ids import isWellFormedID, redact, storeKey
@@ -103,6 +105,15 @@ _FLAGS = [["json", None, "Write one JSON document to standard output, for script
 _PARAMETERS = [["database", "d", None, "The session database URL."]]
 
 
+def _takesValue(name: str, shortOpt: str, longOpt: Sequence[str]) -> bool:
+    """
+    Whether a getopt option (C{--database}, C{-d}) takes a value.
+    """
+    if name.startswith("--"):
+        return f"{name[2:]}=" in longOpt
+    return f"{name[1]}:" in shortOpt
+
+
 class _Command(usage.Options):
     """
     A command: its options (C{--json} and C{--database}, which may also come
@@ -111,6 +122,27 @@ class _Command(usage.Options):
 
     optFlags = _FLAGS
     optParameters = _PARAMETERS
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse the command's options, which may come after its argument too
+        (C{show ID --json}), as in GNU tools; after C{--}, all are arguments.
+
+        @param options: the command's part of the command line.
+        @raise usage.UsageError: on an unknown option, or one missing its
+            value.
+        """
+        args = list(sys.argv[1:] if options is None else options)
+        try:
+            found, rest = getopt.gnu_getopt(args, self.shortOpt, self.longOpt)
+        except getopt.GetoptError as e:
+            raise usage.UsageError(str(e)) from None
+        ordered: list[str] = []
+        for name, value in found:
+            ordered.append(name)
+            if _takesValue(name, self.shortOpt, self.longOpt):
+                ordered.append(value)
+        super().parseOptions([*ordered, "--", *rest])
 
     async def run(self, database: IDatabase, out: IO[str], options: Options) -> None:
         """
@@ -361,6 +393,13 @@ class Options(usage.Options):
     "Whether C{--json} was given, before or after the command."
     timeout = 30.0
     "The C{--timeout}, in seconds."
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print txsessions' version and exit.
+        """
+        print(f"txsessions {__version__}")
+        raise SystemExit(0)
 
     def getSynopsis(self) -> str:
         """

@@ -43,24 +43,65 @@ def demoConfig(cookie: str = COOKIE) -> Config:
     return Config(cookie=cookie, allowReclaim=True)
 
 
+_PAGE = """<html xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>txsessions demo</title>
+    <style>
+      body {{ font-family: sans-serif; max-width: 32em; margin: 1em auto;
+             padding: 0 1em; line-height: 1.5; }}
+      input, button {{ font-size: 1em; padding: 0.3em 0.6em; }}
+      input {{ width: 100%; box-sizing: border-box; margin: 0.3em 0; }}
+      #notice:empty {{ display: none; }}
+      #notice {{ background: #eef; padding: 0.5em; }}
+    </style>
+  </head>
+  <body>
+    <h1>txsessions demo</h1>
+    {body}
+  </body>
+</html>"""
+"""
+The pages' frame: readable on a phone-width window.
+"""
+
+MAX_NAME = 64
+"""
+The longest user name the login form takes.
+"""
+
+
 class HomePage(Element):
     """
-    The home page: whether the visitor is logged in, the notice left by the
-    last login or logout, and the buttons to change that.
+    The home page: the notice left by the last login or logout, whether the
+    visitor is logged in and as whom, and only the controls that apply: a
+    login form with a user name, or the secret and a logout button.
     """
 
     loader = XMLString(
-        """<html xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
-  <head><title>txsessions demo</title></head>
-  <body>
-    <h1>txsessions demo</h1>
-    <p id="notice" t:render="notice" />
+        _PAGE.format(
+            body="""<p id="notice" t:render="notice" />
     <p id="state" t:render="state" />
-    <form method="post" action="/login"><button id="login">Log in</button></form>
-    <form method="post" action="/logout"><button id="logout">Log out</button></form>
-    <p><a id="secret" href="/secret">The secret</a></p>
-  </body>
-</html>"""
+    <t:transparent t:render="controls" />"""
+        )
+    )
+
+    loggedOut = XMLString(
+        """<form xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1"
+      method="post" action="/login">
+      <label for="user">User name</label>
+      <input id="user" name="user" required="required" maxlength="64"
+        autocomplete="username" />
+      <button id="login">Log in</button>
+    </form>"""
+    )
+
+    loggedIn = XMLString(
+        """<div xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
+      <p><a id="secret" href="/secret">See the secret</a></p>
+      <form method="post" action="/logout"><button id="logout">Log out</button></form>
+    </div>"""
     )
 
     def __init__(self, session: Session) -> None:
@@ -69,6 +110,9 @@ class HomePage(Element):
         """
         super().__init__()
         self._session = session
+
+    def _authenticated(self) -> bool:
+        return self._session.getBooleanDefault("authenticated", False)
 
     @renderer
     def notice(self, request: IRequest, tag: Tag) -> Tag:
@@ -80,18 +124,66 @@ class HomePage(Element):
     @renderer
     def state(self, request: IRequest, tag: Tag) -> Tag:
         """
-        Logged in or not.
+        Logged in (as whom) or not.
         """
-        if self._session.getBooleanDefault("authenticated", False):
-            return tag("You are logged in.")
-        return tag("You are not logged in.")
+        if not self._authenticated():
+            return tag("You are not logged in.")
+        user = self._session.getStringDefault("user", "")
+        return tag(f"You are logged in as {user}." if user else "You are logged in.")
+
+    @renderer
+    def controls(self, request: IRequest, tag: Tag) -> Any:
+        """
+        The login form, or the secret and the logout button.
+        """
+        loader = self.loggedIn if self._authenticated() else self.loggedOut
+        return loader.load()
+
+
+class SecretPage(Element):
+    """
+    The secret, or its refusal, as a page for browsers, with a way back.
+    """
+
+    loader = XMLString(
+        _PAGE.format(
+            body="""<p id="message" t:render="message" />
+    <p><a id="home" href="/">Back to the demo</a></p>"""
+        )
+    )
+
+    def __init__(self, message: str) -> None:
+        """
+        @param message: what the page says.
+        """
+        super().__init__()
+        self._message = message
+
+    @renderer
+    def message(self, request: IRequest, tag: Tag) -> Tag:
+        """
+        What the page says.
+        """
+        return tag(self._message)
+
+
+def _wantsHTML(request: IRequest) -> bool:
+    # A browser asks for HTML; curl (*/*) gets the Iris document's text.
+    return b"text/html" in (request.getHeader(b"accept") or b"")
+
+
+def _userName(request: IRequest) -> str:
+    raw: bytes = (request.args or {}).get(b"user", [b""])[0]
+    return raw.decode("utf-8", "replace").strip()[:MAX_NAME]
 
 
 def demoApp(sessions: Sessions) -> Klein:
     """
     Build the demo: C{/secret} is forbidden until C{/login}, and forbidden
-    again after C{/logout}.  C{/} is a page for browsers, whose buttons
-    post to C{/login} and C{/logout} and come back with a notice.
+    again after C{/logout}, answering text, as in the Iris document (C{curl}),
+    or a page with a way back to a browser.  C{/} is a page for browsers,
+    whose form posts a user name to C{/login}, and whose button posts to
+    C{/logout}; each comes back with a notice.
 
     @param sessions: the manager the routes use (see L{demoConfig}).
     @return: the Klein app.
@@ -105,21 +197,31 @@ def demoApp(sessions: Sessions) -> Klein:
 
     @app.route("/secret")
     @sessions.withSession
-    def secret(request: IRequest, session: Session) -> str:
+    def secret(request: IRequest, session: Session) -> str | SecretPage:
         if not session.getBooleanDefault("authenticated", False):
             request.setResponseCode(403)
-            return "Forbidden"
-        return "The cake is a lie!"
+            if _wantsHTML(request):
+                return SecretPage("Forbidden: log in first.")
+            return "Forbidden\n"
+        if _wantsHTML(request):
+            return SecretPage("The cake is a lie!")
+        return "The cake is a lie!\n"
 
     @app.route("/login")
     @sessions.withSession
     async def login(request: IRequest, session: Session) -> str:
+        if request.method == b"POST":
+            user = _userName(request)
+            if not user:
+                session.setFlash(NOTICE, "Enter a user name to log in.")
+                return _backHome(request)
         # Authentication goes here.  Then a new id, so that an id planted
         # before the login cannot follow the user in.
         await session.regenerate()
         session.set("authenticated", True)
         if request.method == b"POST":
-            session.setFlash(NOTICE, "Welcome! You logged in.")
+            session.set("user", user)
+            session.setFlash(NOTICE, f"Welcome, {user}! You logged in.")
             return _backHome(request)
         return ""
 

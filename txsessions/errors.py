@@ -46,9 +46,10 @@ class EntryError(SessionError):
         return str(self.args[0])
 
 
-class EntryNotFound(EntryError, LookupError):
+class EntryNotFound(EntryError, KeyError):
     """
-    A typed getter was asked for a key the session does not hold.
+    A typed getter, or C{session[key]}, was asked for a key the session does
+    not hold.
     """
 
 

@@ -18,11 +18,24 @@ to the database as they change::
     @requirer.require(app.route("/"), values=Authorization(ISessionValues))
     async def home(values):
         return str(await values.increment("hits"))
+
+Routes that want objects of their own through the session
+(C{Authorization(IUser)}) get them from the store's authorizers, as from
+Klein's C{MemorySessionStore.fromAuthorizers}: each is a L{Authorizer},
+called with the interface asked for, the session and its values, and
+answering a provider (or a Deferred or coroutine of one), or C{None}::
+
+    def user(interface, session, values):
+        name = values.get("user")
+        return None if name is None else User(name)
+
+    store = KleinSessionStore(sessions, authorizers=[user])
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from klein.interfaces import ISession, ISessionStore, NoSuchSession, SessionMechanism
@@ -39,6 +52,15 @@ from .session import splitFields
 from .values import encodeValue
 
 _log = Logger()
+
+Authorizer = Callable[[type[Interface], ISession, Any], Any]
+"""
+A function from an interface, a session and its values (an
+L{ISessionValues}) to a provider of the
+interface (or a Deferred or coroutine of one), or C{None} to grant none.  One
+decorated with Klein's C{declareMemoryAuthorizer} is asked for its interface
+only.
+"""
 
 CONFIDENTIAL = "\x00kc"
 """
@@ -127,25 +149,50 @@ class KleinSession:
         isConfidential: bool,
         authenticatedBy: SessionMechanism,
         values: SessionValues,
+        authorizers: Sequence[Authorizer] = (),
     ) -> None:
         self.identifier = identifier
         self.isConfidential = isConfidential
         self.authenticatedBy = authenticatedBy
         self._values = values
+        self._authorizers = authorizers
 
     def authorize(
         self, interfaces: Iterable[type[Interface]]
     ) -> Deferred[dict[Any, Any]]:
         """
-        Klein's authorization: L{ISessionValues} is granted, nothing else.
+        Klein's authorization: L{ISessionValues} is granted, and any other
+        interface one of the store's authorizers answers for (the first
+        answer that is not C{None}).
         """
-        return succeed(
-            {
-                interface: self._values
-                for interface in interfaces
-                if interface is ISessionValues
-            }
-        )
+        asked = list(interfaces)
+        granted: dict[Any, Any] = {
+            i: self._values for i in asked if i is ISessionValues
+        }
+        if not self._authorizers:
+            return succeed(granted)
+
+        async def authorize() -> dict[Any, Any]:
+            for interface in asked:
+                if interface is not ISessionValues:
+                    provider = await self._authorizeOne(interface)
+                    if provider is not None:
+                        granted[interface] = provider
+            return granted
+
+        return Deferred.fromCoroutine(authorize())
+
+    async def _authorizeOne(self, interface: type[Interface]) -> Any:
+        for authorizer in self._authorizers:
+            declared = getattr(authorizer, "__memoryAuthInterface__", interface)
+            if declared is not interface:
+                continue
+            provider = authorizer(interface, self, self._values)
+            if isinstance(provider, Deferred) or inspect.isawaitable(provider):
+                provider = await provider
+            if provider is not None:
+                return provider
+        return None
 
 
 @implementer(ISessionStore)
@@ -155,11 +202,16 @@ class KleinSessionStore:
     its lifetime (C{config.expires}) and its destroy listeners.
     """
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(
+        self, sessions: Sessions, authorizers: Iterable[Authorizer] = ()
+    ) -> None:
         """
         @param sessions: the manager whose database and lifetime to use.
+        @param authorizers: what grants the interfaces other than
+            L{ISessionValues} (see L{Authorizer}), asked in this order.
         """
         self._sessions = sessions
+        self._authorizers = tuple(authorizers)
 
     def newSession(
         self, isConfidential: bool, authenticatedBy: SessionMechanism
@@ -177,7 +229,9 @@ class KleinSessionStore:
         values = SessionValues(self._sessions, key, {})
         saving = self._sessions._call(self._sessions.database.save(key, changes))
         return saving.addCallback(
-            lambda _: KleinSession(identifier, isConfidential, authenticatedBy, values)
+            lambda _: KleinSession(
+                identifier, isConfidential, authenticatedBy, values, self._authorizers
+            )
         )
 
     def loadSession(
@@ -206,6 +260,7 @@ class KleinSessionStore:
                 isConfidential,
                 authenticatedBy,
                 SessionValues(self._sessions, key, values),
+                self._authorizers,
             )
 
         return Deferred.fromCoroutine(load())

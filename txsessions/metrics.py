@@ -5,12 +5,14 @@ serves it as JSON for a monitoring system to poll.
 
 Counting costs a few integer additions per request; the latency of each kind
 of database call is kept for the most recent L{WINDOW} calls, so that the
-percentiles follow the database as it is now.
+percentiles follow the database as it is now, and counted in the buckets of
+a histogram (L{BUCKETS}) since start, which L{txsessions.prometheus} serves.
 """
 
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 
@@ -32,16 +34,26 @@ WINDOW = 1024
 How many of the latest calls of each kind the latency figures describe.
 """
 
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""
+The upper bounds, in seconds, of the latency histogram's buckets (and one
+more, without bound).
+"""
+
 
 class Latency:
     """
-    The durations of one kind of database call: how many there were, and
-    the latest L{WINDOW} of them.
+    The durations of one kind of database call: how many there were, the
+    latest L{WINDOW} of them, and a histogram of them all.
+
+    @ivar total: the sum of every duration, in seconds.
     """
 
     def __init__(self) -> None:
         self.calls = 0
+        self.total = 0.0
         self._recent: deque[float] = deque(maxlen=WINDOW)
+        self._counts = [0] * (len(BUCKETS) + 1)
 
     def add(self, seconds: float) -> None:
         """
@@ -50,7 +62,21 @@ class Latency:
         @param seconds: how long it took.
         """
         self.calls += 1
+        self.total += seconds
         self._recent.append(seconds)
+        self._counts[bisect_left(BUCKETS, seconds)] += 1
+
+    def histogram(self) -> list[tuple[float, int]]:
+        """
+        @return: for each of L{BUCKETS} and then infinity, how many calls
+            took at most that long (cumulative, as Prometheus counts).
+        """
+        cumulative: list[tuple[float, int]] = []
+        seen = 0
+        for bound, count in zip([*BUCKETS, float("inf")], self._counts, strict=True):
+            seen += count
+            cumulative.append((bound, seen))
+        return cumulative
 
     def summary(self) -> dict[str, Any]:
         """
@@ -112,7 +138,8 @@ class MetricsResource(Resource):
     "storeErrors": ..., "latency": {...}}}, with status 200, or 503 with
     C{"live": null} when the database could not count.  Counting asks the
     database (a C{SCAN} on Redis), so poll it every few seconds, not on every
-    request, and mount it where only operators reach it.
+    request, and mount it where only operators reach it.  For Prometheus's
+    text format, see L{txsessions.prometheus.PrometheusResource}.
     """
 
     isLeaf = True

@@ -26,7 +26,7 @@ from twisted.web.server import Site
 
 from .codec import DEFAULT_MAX_AGE, KEY_BYTES, CookieCodec, generateKey
 from .config import Config, SameSite, toSeconds
-from .db import checkDatabaseURL, openDatabase
+from .db import checkDatabaseURL, openDatabase, requireExtra
 from .errors import DatabaseError
 from .interfaces import IDatabase
 from .manager import Sessions
@@ -62,7 +62,17 @@ class Options(usage.Options):
             None,
             "Serve the sessions' metrics as JSON (live sessions, created, "
             "destroyed by reason, store errors and latency) on this endpoint, "
-            "for instance tcp:9100:interface=127.0.0.1; keep it private.",
+            "for instance tcp:9100.  Off unless given; a TCP endpoint without "
+            "interface= binds 127.0.0.1 only (name one to reach it from "
+            "elsewhere, and keep it private).",
+        ],
+        [
+            "prometheus",
+            None,
+            None,
+            "Serve the same metrics in Prometheus's text format on this "
+            "endpoint, for instance tcp:9101 (needs the prometheus extra).  Off "
+            "unless given; binds 127.0.0.1 only unless it names an interface=.",
         ],
         [
             "max-sessions",
@@ -164,7 +174,8 @@ class Options(usage.Options):
 
     def opt_listen(self, description: str) -> None:
         """
-        Listen on this endpoint description (repeatable; default tcp:8080).
+        Listen on this endpoint description (repeatable; default tcp:8080,
+        and for the demo tcp:8080 on 127.0.0.1 only).
         """
         self["listen"].append(description)
 
@@ -180,10 +191,18 @@ class Options(usage.Options):
         Check the options before the service is made.
         """
         if not self["listen"]:
-            self["listen"] = ["tcp:8080"]
+            demo = self["app"] is None
+            self["listen"] = [loopbackUnlessTold("tcp:8080") if demo else "tcp:8080"]
         endpoints = [("--listen", description) for description in self["listen"]]
-        if self["metrics"] is not None:
-            endpoints.append(("--metrics", self["metrics"]))
+        for option in ("metrics", "prometheus"):
+            if self[option] is not None:
+                self[option] = loopbackUnlessTold(self[option])
+                endpoints.append((f"--{option}", self[option]))
+        if self["prometheus"] is not None:
+            try:
+                requireExtra("prometheus")
+            except ValueError as e:
+                raise usage.UsageError(f"--prometheus: {e}") from None
         for option, description in endpoints:
             _checkEndpoint(option, description)
         if self["app"] is not None and ":" not in self["app"]:
@@ -361,6 +380,25 @@ def _decodeKey(text: bytes) -> bytes | None:
         return None
 
 
+def loopbackUnlessTold(description: str) -> str:
+    """
+    A TCP endpoint description that names no interface, made to bind the
+    loopback interface only.
+
+    @param description: an endpoint description (C{tcp:9100}, C{9100},
+        C{tcp:9100:interface=0.0.0.0}, C{unix:/run/m.sock}, ...).
+    @return: C{description}, with C{:interface=127.0.0.1} (C{::1} for
+        C{tcp6}) added to a TCP or SSL endpoint without an interface.
+    """
+    if description.isdigit():
+        description = f"tcp:{description}"
+    kind = description.partition(":")[0].lower()
+    if kind not in ("tcp", "tcp6", "ssl") or "interface=" in description:
+        return description
+    loopback = r"\:\:1" if kind == "tcp6" else "127.0.0.1"
+    return f"{description}:interface={loopback}"
+
+
 def _checkEndpoint(option: str, description: str) -> None:
     """
     Refuse an endpoint description Twisted cannot parse, before anything
@@ -453,4 +491,11 @@ def makeService(options: Options) -> service.IService:
         metrics = strports.service(options["metrics"], Site(MetricsResource(sessions)))
         metrics.setName("metrics")
         metrics.setServiceParent(parent)
+    if options["prometheus"] is not None:
+        from .prometheus import PrometheusResource
+
+        resource = PrometheusResource(sessions)
+        prometheus = strports.service(options["prometheus"], Site(resource))
+        prometheus.setName("prometheus")
+        prometheus.setServiceParent(parent)
     return parent

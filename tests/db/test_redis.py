@@ -548,10 +548,10 @@ async def test_twoTwistdProcessesShareOneRedis(
             "mycookiesessionnameid": cookieValue(response, "mycookiesessionnameid")
         }
         response = await fetch(client, two + "/secret", cookies)
-        assert response.body == b"The cake is a lie!"
+        assert response.body == b"The cake is a lie!\n"
         await fetch(client, two + "/logout", cookies)
         response = await fetch(client, one + "/secret", cookies)
-        assert (response.code, response.body) == (403, b"Forbidden")
+        assert (response.code, response.body) == (403, b"Forbidden\n")
     finally:
         await first.stop()
         await second.stop()
@@ -618,7 +618,7 @@ async def test_throughSentinel(redisServer: RedisServer, tmp_path: Any) -> None:
         f"sentinel monitor mymaster 127.0.0.1 {redisServer.port} 1\n"
     )
     sentinel = subprocess.Popen(
-        ["redis-server", str(config), "--sentinel"],
+        [redisServer.program, str(config), "--sentinel"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

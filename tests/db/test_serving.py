@@ -81,13 +81,13 @@ async def test_aCookieOutlivesATwistdRestart(
     try:
         base = await first.start()
         sid = await login(base, client)
-        assert await secret(base, client, sid) == (200, "The cake is a lie!")
+        assert await secret(base, client, sid) == (200, "The cake is a lie!\n")
     finally:
         await first.stop()
     second = Server(argv, str(tmp_path))
     try:
         base = await second.start()
-        assert await secret(base, client, sid) == (200, "The cake is a lie!")
-        assert await secret(base, client, "A" * 43) == (403, "Forbidden")
+        assert await secret(base, client, sid) == (200, "The cake is a lie!\n")
+        assert await secret(base, client, "A" * 43) == (403, "Forbidden\n")
     finally:
         await second.stop()

@@ -5,6 +5,7 @@ The session databases, and L{openDatabase}, which opens one from a URL.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 from twisted.internet.interfaces import IReactorTime
@@ -18,6 +19,45 @@ SCHEMES = ("memory", "sqlite", "lmdb", "redis", "rediss", "unix", "redis+sentine
 The URL schemes L{openDatabase} knows.
 """
 
+EXTRAS = {
+    "lmdb": ("lmdb", ("lmdb",)),
+    "redis": ("redis", ("txredisapi", "hiredis")),
+    "rediss": ("redis", ("txredisapi", "hiredis")),
+    "unix": ("redis", ("txredisapi", "hiredis")),
+    "redis+sentinel": ("redis", ("txredisapi", "hiredis")),
+    "prometheus": ("prometheus", ("prometheus_client",)),
+}
+"""
+For the schemes whose database needs more than the core install (and for
+C{prometheus}, the metrics format): the extra to install, and the modules it
+brings.
+"""
+
+
+def requireExtra(scheme: str) -> None:
+    """
+    Refuse a database whose extra is not installed, naming the extra.
+
+    @param scheme: a database URL's scheme, lowercased.
+    @raise ValueError: when a module the database needs cannot be imported.
+    """
+    if scheme not in EXTRAS:
+        return
+    extra, modules = EXTRAS[scheme]
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            what = {"prometheus": "Prometheus metrics", "lmdb": "lmdb: databases"}.get(
+                scheme, f"{scheme}:// databases"
+            )
+            raise ValueError(
+                f"{what} need the {extra} extra "
+                f"(no module {module}): pip install 'txsessions[{extra}]'"
+            )
+
 
 def checkDatabaseURL(url: str) -> str:
     """
@@ -25,7 +65,8 @@ def checkDatabaseURL(url: str) -> str:
 
     @param url: a database URL.
     @return: its scheme, lowercased.
-    @raise ValueError: when the scheme is unknown.
+    @raise ValueError: when the scheme is unknown, or its database's extra
+        is not installed.
     """
     scheme, _, path = url.partition(":")
     scheme = scheme.lower()
@@ -36,6 +77,7 @@ def checkDatabaseURL(url: str) -> str:
         )
     if scheme != "memory" and not path:
         raise ValueError(f"database URL {url!r} names no path: use {scheme}:PATH")
+    requireExtra(scheme)
     return scheme
 
 
