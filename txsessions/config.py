@@ -160,6 +160,11 @@ class Config:
         take before the request gets a 503 (0: no deadline).  A networked
         client may queue commands silently while disconnected; this is what
         keeps such a request from hanging.
+    @ivar logSessionEvents: log each session's lifecycle (created,
+        regenerated, destroyed, expired) at info level.  Off by default: on
+        a busy server it is one log line per session, and the metrics
+        (L{txsessions.metrics}) count them all anyway.  Security events (a
+        tampered cookie, a retired key, a store failure) are always logged.
     """
 
     cookie: str = attrs.field(
@@ -191,6 +196,7 @@ class Config:
     idleTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     databaseTimeout: float = attrs.field(default=10.0, converter=toSeconds)
+    logSessionEvents: bool = False
     secureOnly: bool = attrs.field(init=False, eq=False, repr=False)
     """
     Whether the cookie must be C{Secure} and go only over TLS: forced, or

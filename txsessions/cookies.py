@@ -14,8 +14,11 @@ import functools
 import re
 from typing import TYPE_CHECKING
 
+from twisted.logger import Logger
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
+
+from .ids import isWellFormedID
 
 if TYPE_CHECKING:
     from .config import Config
@@ -31,6 +34,8 @@ _domain = re.compile(
 )
 # RFC 6265 cookie-octets.
 _cookieValue = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+
+_log = Logger()
 
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 
@@ -128,6 +133,48 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
                 if len(values) == MAX_CANDIDATES:
                     return values
     return values
+
+
+def sessionIDs(
+    config: Config, request: IRequest
+) -> tuple[bool, list[tuple[str, bool]]]:
+    """
+    The session ids the request's cookies carry, verified (when there is an
+    encoding) and well formed, each with whether its cookie is current.
+
+    @return: whether the request carried a session cookie, and the ids.
+    """
+    values = readCookies(request, config.cookie.encode("ascii"))
+    if not values:
+        return False, []
+    if len(values) > 1:
+        _log.info(
+            "{n} session cookies in one request", n=len(values), security="several"
+        )
+    encoding = config.encoding
+    opener = getattr(encoding, "open", None)
+    found = []
+    for value in values:
+        current = True
+        if encoding is not None:
+            try:
+                if opener is not None:
+                    opened = opener(config.cookie, value)
+                    value, current = str(opened.value), bool(opened.current)
+                else:
+                    value = str(encoding.decode(config.cookie, value))
+            except Exception as e:
+                _log.info(
+                    "session cookie rejected: {why}", why=str(e), security="tampered"
+                )
+                continue
+            if not current:
+                _log.info("session cookie due for re-issue", security="oldKey")
+        if isWellFormedID(value):
+            found.append((value, current))
+        else:
+            _log.info("malformed session id ignored", security="malformed")
+    return True, found
 
 
 def _candidate(raw: bytes) -> str | None:
