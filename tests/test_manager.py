@@ -457,10 +457,19 @@ def test_subdomainSettingsAreChecked() -> None:
     assert Config().disableSubdomainPersistence is True
     with pytest.raises(ValueError, match="needs cookieDomain"):
         Config(disableSubdomainPersistence=False)
-    with pytest.raises(ValueError, match="contradicts"):
-        Config(cookieDomain="example.com", disableSubdomainPersistence=True)
     with pytest.raises(ValueError, match="not a DNS name"):
         Config(cookieDomain="example.com; Secure")
+
+
+def test_disableSubdomainPersistenceKeepsADomainCookieHostOnly(clock: Any) -> None:
+    # Issue 16: it accepted only the value it would derive anyway.
+    config = Config(
+        cookie=COOKIE, cookieDomain="example.com", disableSubdomainPersistence=True
+    )
+    browser = kvBrowser(Sessions(config, clock=clock))
+    response, _ = browser.get("/set/a/1")
+    assert "Domain=" not in setCookies(response)[0]
+    assert "; Path=/; " in setCookies(response)[0]
 
 
 def test_cookieSecureTLSOff(clock: Any) -> None:

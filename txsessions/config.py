@@ -68,11 +68,6 @@ def _checkSubdomains(instance: Config, attribute: object, value: bool) -> None:
             "disableSubdomainPersistence=False needs cookieDomain: name the domain "
             "whose subdomains share the cookie"
         )
-    if value and instance.cookieDomain is not None:
-        raise ValueError(
-            "cookieDomain shares the cookie with subdomains; "
-            "disableSubdomainPersistence=True contradicts it"
-        )
 
 
 class CookieEncoding(Protocol):
@@ -134,8 +129,11 @@ class Config:
     @ivar cookieDomain: the cookie's C{Domain}, shared with its subdomains;
         C{None}, the default, makes a host-only cookie.
     @ivar disableSubdomainPersistence: whether the cookie stays with the host
-        that set it; derived from C{cookieDomain} (Iris: the same name, but
-        Iris shares the cookie with every subdomain by default).
+        that set it; derived from C{cookieDomain} when not given.  C{True}
+        with a C{cookieDomain} keeps the cookie host-only (no C{Domain}
+        attribute), as for one request's cookie options; C{False} needs a
+        C{cookieDomain} (Iris: the same name, but Iris shares the cookie
+        with every subdomain by default).
     @ivar cookieHTTPOnly: whether the cookie is hidden from scripts.
     @ivar cookieSameSite: C{"lax"}, C{"strict"}, C{"none"} (which makes the
         cookie C{Secure}) or C{None} for no attribute.

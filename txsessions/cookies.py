@@ -93,7 +93,7 @@ How many values of the session cookie one request may offer; the rest are
 ignored.
 """
 
-MAX_COOKIE_BYTES = 4096
+MAX_COOKIE_VALUE_BYTES = 4096
 """
 The longest cookie value read; a longer one is ignored unread.
 """
@@ -183,7 +183,7 @@ def _candidate(raw: bytes) -> str | None:
     non-ASCII one.
     """
     raw = raw.strip()
-    if not raw or len(raw) > MAX_COOKIE_BYTES:
+    if not raw or len(raw) > MAX_COOKIE_VALUE_BYTES:
         return None
     try:
         return raw.decode("ascii")
@@ -220,7 +220,7 @@ def cookieAttributes(config: Config) -> tuple[str, str, str]:
         must be secure), C{SameSite}.
     """
     scope = f"Path={config.cookiePath}"
-    if config.cookieDomain is not None:
+    if config.cookieDomain is not None and not config.disableSubdomainPersistence:
         scope += f"; Domain={config.cookieDomain}"
     httpOnly = "; HttpOnly" if config.cookieHTTPOnly else ""
     sameSite = (
