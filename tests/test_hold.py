@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.web.http_headers import Headers
 
@@ -162,3 +163,24 @@ def test_theTwistedInternalsItReliesOnAreThere() -> None:
     from txsessions._hold import twistedInternals
 
     assert twistedInternals() == dict.fromkeys(twistedInternals(), True)
+
+
+@pytest.mark.parametrize("internals", [True, False])
+def test_markPrivateWithOrWithoutHeadersInternals(
+    monkeypatch: pytest.MonkeyPatch, internals: bool
+) -> None:
+    # The fast path writes what the public API would; without the private
+    # dict (another Twisted), the public API is used.
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from txsessions import _hold
+    from txsessions.cookies import markPrivate
+
+    if not internals:
+        monkeypatch.setattr(_hold, "_KEYS", None)
+    request: Any = DummyRequest([b""])
+    markPrivate(request)
+    headers = request.responseHeaders
+    assert headers.getRawHeaders(b"vary") == [b"Cookie"]
+    assert headers.getRawHeaders(b"cache-control") == [b"private"]
+    assert sorted(headers.getAllRawHeaders())[0][0] == b"Cache-Control"

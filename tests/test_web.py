@@ -639,3 +639,37 @@ def test_aStoreFailureIsLoggedOncePerRequest(
     assert response.code == 503
     assert len(errors) == 1
     assert errors[0]["sessionEvent"] == "storeError"
+
+
+@pytest.mark.parametrize("outcome", ["saved", "failed"])
+def test_aPlainHandlersResponseWaitsForALateSave(
+    sessions: Sessions, db: Any, outcome: str
+) -> None:
+    # A synchronous handler's response skips the held response only when
+    # the database has answered; otherwise it waits for the save as ever,
+    # and a failed save is a 503.
+    app = Klein()
+
+    @app.route("/")
+    @sessions.withSession
+    def home(request: IRequest, session: Session) -> str:
+        session.set("a", 1)
+        return "ok"
+
+    stub: Any = StubTreq(app.resource())
+    db.holdSaves = outcome == "saved"
+    db.failSaves = outcome == "failed"
+    d = stub.get("http://example.com/")
+    stub.flush()
+    if outcome == "saved":
+        assert db.heldSaves and (d.paused or not d.called)
+        db.release()
+        stub.flush()
+    response = resultOf(d)
+    if outcome == "saved":
+        assert response.code == 200
+        assert resultOf(response.content()) == b"ok"
+        assert len(setCookies(response)) == 1
+    else:
+        assert response.code == 503
+        assert setCookies(response) == []

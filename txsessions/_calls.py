@@ -126,15 +126,6 @@ class DatabaseCalls:
         return wrapped
 
 
-def succeeded(d: Deferred[Any]) -> bool:
-    """
-    @param d: a L{Deferred}.
-    @return: whether it has already succeeded, as the memory database's
-        do: its result can then be used at once.
-    """
-    return d.called and not d.paused and not isinstance(d.result, Failure)
-
-
 def raceAgainst(d: Deferred[T], timeout: float, clock: IReactorTime) -> Deferred[T]:
     """
     A L{Deferred} with C{d}'s result, or failing with L{DatabaseError} after

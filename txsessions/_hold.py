@@ -28,6 +28,9 @@ when a Twisted release changes one of them:
   - C{Request._disconnected} tells that the client went away (no public
     attribute does; without it, a finished response is written anyway,
     which Twisted ignores);
+  - C{Headers._rawHeaders}, a dict of header values by name, into which
+    L{markPrivateIfBare} writes two headers directly (the key case is found
+    by asking Headers itself; without the dict, the public API is used);
   - C{Request._encoder} and C{twisted.web.resource._IEncodingResource}:
     what C{Request.process} does so that an C{EncodingResourceWrapper}
     (gzip) compresses; without them, a wrapped gzip resource serves
@@ -73,6 +76,7 @@ def twistedInternals() -> dict[str, bool]:
         "Request._encoder": hasattr(Request, "_encoder"),
         "resource._IEncodingResource": _IEncodingResource is not None,
         "Request.startedWriting": hasattr(Request, "startedWriting"),
+        "Headers._rawHeaders": _KEYS is not None,
     }
 
 
@@ -89,6 +93,49 @@ def useEncoder(leaf: object, request: IRequest) -> None:
         encoder = leaf.getEncoder(request)  # type: ignore[attr-defined]
         if encoder is not None:
             request._encoder = encoder  # type: ignore[attr-defined]
+
+
+def _headerKeys() -> tuple[bytes, bytes] | None:
+    """
+    The keys C{Headers._rawHeaders} files C{Vary} and C{Cache-Control}
+    under in this Twisted (canonical case since 24.x, lower case before),
+    found by asking it; C{None} when it has no such dict.
+    """
+    probe = Headers()
+    raw = getattr(probe, "_rawHeaders", None)
+    if not isinstance(raw, dict):
+        return None
+    probe.setRawHeaders(b"vary", [b"x"])
+    probe.setRawHeaders(b"cache-control", [b"x"])
+    keys = tuple(raw)
+    if len(keys) != 2 or not all(isinstance(k, bytes) for k in keys):
+        return None
+    return keys[0], keys[1]
+
+
+_KEYS = _headerKeys()
+
+
+def markPrivateIfBare(headers: Headers) -> bool:
+    """
+    Add C{Vary: Cookie} and C{Cache-Control: private} to response headers
+    that have neither, straight into C{Headers._rawHeaders} (what
+    C{setRawHeaders} would do, a quarter of the cost).
+
+    @param headers: the response headers.
+    @return: whether it did; C{False} when either header is present, or
+        when this Twisted files headers some other way: then the caller
+        uses the public API.
+    """
+    if _KEYS is None:
+        return False
+    raw: dict[bytes, list[bytes]] = headers._rawHeaders
+    vary, cacheControl = _KEYS
+    if vary in raw or cacheControl in raw:
+        return False
+    raw[vary] = [b"Cookie"]
+    raw[cacheControl] = [b"private"]
+    return True
 
 
 def _disconnected(request: Any) -> bool:
@@ -150,6 +197,17 @@ class HeldResponse:
         # Instance attributes shadow the class's methods for this request only.
         setattr(request, "write", self.write)  # noqa: B010
         setattr(request, "finish", self.finish)  # noqa: B010
+
+    def release(self) -> None:
+        """
+        Step aside before anything was written: the session is saved, and
+        the response goes straight to Twisted from now on.
+        """
+        if self._state is _OPEN:
+            self._state = _CLOSED
+            request = self._request
+            del request.write
+            del request.finish
 
     def write(self, data: bytes) -> None:
         """

@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from . import cookies
-from ._calls import DatabaseCalls, allOf, succeeded
+from ._calls import DatabaseCalls, allOf
 from ._hold import HeldResponse
 from ._policy import LifetimePolicy
 from .config import Config
@@ -32,7 +32,7 @@ from .errors import (
     SessionError,
     SessionIDError,
 )
-from .ids import isWellFormedID, redact, storeKey
+from .ids import generateSessionID, isWellFormedID, redact, storeKey
 from .interfaces import IDatabase
 from .metrics import Metrics
 from .records import DestroyReason, SessionChanges, StoredSession
@@ -105,7 +105,11 @@ class Parts:
             store key.
         @raise SessionIDError: when the generator made no valid id.
         """
-        sessionID = self.config.sessionIDGenerator(request)
+        generator = self.config.sessionIDGenerator
+        if generator is generateSessionID:
+            sessionID = generateSessionID()
+            return sessionID, storeKey(sessionID)
+        sessionID = generator(request)
         if not isinstance(sessionID, str) or not isWellFormedID(sessionID):
             raise SessionIDError(
                 "the session id generator must return 22 to 128 characters of "
@@ -157,6 +161,20 @@ def renew(request: IRequest, seconds: float, create: bool) -> None:
         state.renew(seconds, create)
 
 
+def answered(request: IRequest) -> None:
+    """
+    Tell the request session that its handler has returned the whole
+    response body, synchronously, and written nothing yet: the session is
+    saved now, and when the database has answered, the response goes
+    straight to Twisted, not through the held response.
+
+    @param request: a request with a session.
+    """
+    state: RequestSession | None = getattr(request, _STATE, None)
+    if state is not None:
+        state.answered()
+
+
 def currentSession(request: IRequest) -> Session:
     """
     The session started for C{request} by a L{txsessions.Sessions} manager.
@@ -196,6 +214,7 @@ class RequestSession:
         "_loading",
         "_pending",
         "_cookieSent",
+        "_hold",
     )
 
     def __init__(self, parts: Parts, request: IRequest) -> None:
@@ -207,7 +226,7 @@ class RequestSession:
         self._loading: list[Deferred[Session]] | None = None
         self._pending: list[Deferred[None]] = []
         self._cookieSent = False
-        HeldResponse(request, self.commit)
+        self._hold = HeldResponse(request, self.commit)
 
     # Loading
 
@@ -227,7 +246,9 @@ class RequestSession:
             waiter: Deferred[Session] = Deferred()
             self._loading.append(waiter)
             return waiter
-        self.cookieReceived, found = cookies.sessionIDs(self.config, self.request)
+        self.cookieReceived, found = cookies.sessionIDs(
+            self.config, self.request, self.parts.cookieName
+        )
         loaded = self._loadFrom(found)
         if isinstance(loaded, Session):
             self._session = loaded
@@ -415,12 +436,15 @@ class RequestSession:
         """
         Save C{session}'s changes now, with C{key} incremented by C{n}.
         """
-        saving = self._flush(session, not self._headersUnsent(), {key: n})
-        if saving is None:
+        flushed = self._flush(session, not self._headersUnsent(), {key: n})
+        if flushed is None:
             raise SessionError(
                 "a new session cannot be created once the response headers are "
                 "sent, or over plain HTTP when its cookie must be Secure"
             )
+        saving: Deferred[Mapping[str, int] | None] = (
+            flushed if isinstance(flushed, Deferred) else succeed(flushed)
+        )
 
         def incremented(values: Mapping[str, int] | None) -> int:
             assert values is not None
@@ -430,6 +454,19 @@ class RequestSession:
         return self._track(saving).addCallback(incremented)
 
     # Saving
+
+    def answered(self) -> None:
+        """
+        See L{answered}.
+        """
+        if self.request.startedWriting:  # type: ignore[attr-defined]
+            return
+        waiting = self.commit(False)
+        if waiting is None:
+            self._hold.release()
+        else:
+            # The held response's first write waits for it.
+            self._pending.append(waiting)
 
     def commit(self, headersSent: bool) -> Deferred[None] | None:
         """
@@ -451,7 +488,7 @@ class RequestSession:
             changes = session.changes
             if changes.cookieDirty or changes.pending():
                 saving = self._flush(session, headersSent)
-                if saving is not None and not succeeded(saving):
+                if isinstance(saving, Deferred):
                     waits.append(saving.addCallback(lambda _: None))
         if not waits:
             return None
@@ -469,14 +506,15 @@ class RequestSession:
         session: Session,
         headersSent: bool,
         increments: Mapping[str, int] | None = None,
-    ) -> Deferred[Mapping[str, int] | None] | None:
+    ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int] | None:
         """
         Save what changed in C{session} (with C{increments}) and send its
         cookie when it is new, has a new lifetime, a new id, or a cookie due
         for re-issue.
 
-        @return: the save, or C{None} when there was nothing to save (or a
-            new session could not be given its cookie, and was dropped).
+        @return: C{None} when there was nothing to save (or a new session
+            could not be given its cookie, and was dropped); the increments'
+            values when the database saved at once; else the save.
         """
         changes = session.changes
         changed = bool(increments) or changes.pending()
@@ -510,7 +548,11 @@ class RequestSession:
 
     def _save(
         self, session: Session, key: str, changes: SessionChanges
-    ) -> Deferred[Mapping[str, int] | None]:
+    ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int]:
+        """
+        @return: the increments' values when the database saved at once (no
+            L{Deferred} on the way), or else the save.
+        """
         parts = self.parts
 
         def saved(result: Mapping[str, int] | None) -> Mapping[str, int] | None:
@@ -541,7 +583,9 @@ class RequestSession:
             result = parts.calls.now(saving, "save", started)
             if isinstance(result, Deferred):
                 return result.addCallback(saved)
-            return succeed(saved(result))
+            done = saved(result)
+            assert done is not None
+            return done
         except Exception:
             return fail()
 

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
 
+from ._hold import markPrivateIfBare
 from .ids import isWellFormedID
 
 if TYPE_CHECKING:
@@ -136,15 +137,18 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
 
 
 def sessionIDs(
-    config: Config, request: IRequest
+    config: Config, request: IRequest, name: bytes
 ) -> tuple[bool, list[tuple[str, bool]]]:
     """
     The session ids the request's cookies carry, verified (when there is an
     encoding) and well formed, each with whether its cookie is current.
 
+    @param config: the configuration.
+    @param request: the request.
+    @param name: C{config.cookie}, encoded.
     @return: whether the request carried a session cookie, and the ids.
     """
-    values = readCookies(request, config.cookie.encode("ascii"))
+    values = readCookies(request, name)
     if not values:
         return False, []
     if len(values) > 1:
@@ -305,8 +309,10 @@ def upsertCookie(request: IRequest, name: bytes, header: bytes) -> None:
     @param name: the cookie name, encoded.
     @param header: the value built by L{sessionCookie} or L{deletionCookie}.
     """
-    removeCookie(request, name)
-    request.cookies.append(header)  # type: ignore[attr-defined]
+    cookies: list[bytes] = request.cookies  # type: ignore[attr-defined]
+    if cookies:
+        removeCookie(request, name)
+    cookies.append(header)
 
 
 def removeCookie(request: IRequest, name: bytes) -> None:
@@ -330,6 +336,8 @@ def markPrivate(request: IRequest) -> None:
     @param request: the request being answered (before its headers are sent).
     """
     headers = request.responseHeaders
+    if markPrivateIfBare(headers):
+        return
     vary = headers.getRawHeaders(b"vary")
     if vary is None:
         headers.setRawHeaders(b"Vary", [b"Cookie"])

@@ -219,7 +219,10 @@ class Session(TypedGetters):
         self.lifetime = lifetime
         self.isNew = fields is None
         self.changes = ChangeSet(fields is not None)
-        self._values, self._immutables, self._flashes = splitFields(fields or {})
+        if fields:
+            self._values, self._immutables, self._flashes = splitFields(fields)
+        else:
+            self._values, self._immutables, self._flashes = {}, set(), {}
 
     def __repr__(self) -> str:
         state = (

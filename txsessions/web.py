@@ -20,7 +20,7 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from ._hold import UNAVAILABLE, useEncoder
-from ._request import Parts, attach, currentSession
+from ._request import Parts, answered, attach, currentSession
 from .errors import DatabaseError
 from .session import Session
 
@@ -169,7 +169,7 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
     def withSessionHandler(*args: Any, **kwargs: Any) -> Any:
         index = 0
         for request in args:
-            if IRequest.providedBy(request):
+            if type(request) in _requestTypes or _isRequest(request):
                 break
             index += 1
         else:
@@ -182,7 +182,12 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
             return loaded.addCallbacks(
                 _call, _unavailableLater, (index, args, kwargs), errbackArgs=(request,)
             )
-        return handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
+        result = handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
+        if type(result) is str or type(result) is bytes:
+            # The whole response, at once: save now, and let it go straight
+            # to Twisted.
+            answered(request)
+        return result
 
     def _call(
         session: Session, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -193,6 +198,27 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         return result
 
     return withSessionHandler
+
+
+_requestTypes: set[type] = set()
+"""
+The classes whose instances were found to provide L{IRequest}: a set lookup
+is cheaper than asking zope.interface on every request.
+"""
+
+
+def _isRequest(candidate: object) -> bool:
+    """
+    @return: whether C{candidate} provides L{IRequest}, remembering its
+        class when it does.
+    """
+    if IRequest.providedBy(candidate):
+        # Classes only: a request made to provide IRequest by directlyProvides
+        # is asked again each time, at no harm.
+        if IRequest.implementedBy(type(candidate)):
+            _requestTypes.add(type(candidate))
+        return True
+    return False
 
 
 async def _awaited(result: Awaitable[Any]) -> Any:
