@@ -30,7 +30,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
-from ._request import Parts
+from ._parts import Parts
 from .cookies import MAX_CANDIDATES
 from .ids import isWellFormedID, storeKey
 from .interfaces import ISessionValues

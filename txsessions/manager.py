@@ -17,7 +17,8 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
-from ._request import Parts, attach, renew
+from ._parts import Parts
+from ._request import attach, renew
 from .config import Config, toSeconds
 from .db.memory import MemoryDatabase
 from .errors import DatabaseError

@@ -21,11 +21,7 @@ from twisted.internet.defer import Deferred
 
 from ._changes import ChangeSet
 from ._getters import TypedGetters
-from .errors import (
-    EntryTypeError,
-    ImmutableValueError,
-    SessionDestroyedError,
-)
+from .errors import EntryTypeError, ImmutableValueError, SessionDestroyedError
 from .records import Lifetime, SessionChanges
 from .values import decodeValue, encodeValue
 
@@ -113,10 +109,7 @@ def rekey(session: Session, sessionID: str, key: str) -> None:
 
 
 def storedKey(session: Session) -> str | None:
-    """
-    @return: the store key C{session} has in its database, or C{None} when
-        it is not stored (or has no id yet).
-    """
+    """@return: C{session}'s store key in its database; C{None} when unstored."""
     return session._key if session.changes.stored else None
 
 
@@ -139,9 +132,7 @@ def restart(session: Session, lifetime: Lifetime) -> None:
 
 
 def checkAlive(session: Session) -> None:
-    """
-    @raise SessionDestroyedError: when C{session} was destroyed.
-    """
+    """@raise SessionDestroyedError: when C{session} was destroyed."""
     session._checkAlive()
 
 
@@ -439,6 +430,13 @@ class Session(TypedGetters):
         that an id planted before cannot follow the user in (session
         fixation).  Destroy listeners hear of the old key with
         L{DestroyReason.regenerated}.
+
+        When another request regenerated or destroyed the session first (a
+        double-clicked login button), this one carries on with a new
+        session under its new id, holding only what this request wrote to
+        it, and answers normally.  A save to a session another request
+        regenerated or destroyed since this one loaded it is never written
+        back: the response is a 409 (L{txsessions.errors.SessionConflictError}).
 
         @return: a L{Deferred} firing once the database holds the session
             under its new key; the response waits for it in any case.

@@ -20,7 +20,8 @@ from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from ._hold import UNAVAILABLE, useEncoder
-from ._request import Parts, answered, attach, currentSession
+from ._parts import Parts
+from ._request import answered, attach, currentSession
 from .errors import DatabaseError
 from .session import Session
 
