@@ -18,7 +18,7 @@ class LifetimePolicy:
     C{absoluteTimeout} capping them all.
     """
 
-    __slots__ = ("_absolute", "_idle", "_initial")
+    __slots__ = ("_absolute", "_idle", "_initial", "fixed")
 
     def __init__(self, config: Config) -> None:
         """
@@ -27,6 +27,12 @@ class LifetimePolicy:
         self._absolute = config.absoluteTimeout
         self._idle = config.idleTimeout
         self._initial = config.expires or config.idleTimeout
+        self.fixed = not (self._absolute or self._idle)
+        """
+        Whether a session's lifetime is only its own: no idle timeout to push
+        back, no absolute timeout to cap it (L{hasEnded} is then
+        L{Lifetime.hasExpired}, and L{touched} always C{None}).
+        """
 
     def new(self, now: float) -> Lifetime:
         """

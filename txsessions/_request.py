@@ -22,7 +22,7 @@ from twisted.web.iweb import IRequest
 
 from . import cookies
 from ._calls import allOf
-from ._hold import HeldResponse
+from ._hold import HeldResponse, markPrivateIfBare
 from ._parts import Parts
 from .errors import (
     NoSessionError,
@@ -257,7 +257,8 @@ class RequestSession:
         now = self.parts.clock.seconds()
         policy = self.parts.policy
         lifetime = stored.lifetime
-        if policy.hasEnded(lifetime, now):
+        fixed = policy.fixed
+        if lifetime.hasExpired(now) if fixed else policy.hasEnded(lifetime, now):
             _log.info("session {key} has ended", key=redact(key), security="ended")
             return None
         try:
@@ -273,9 +274,10 @@ class RequestSession:
             return None
         if not current:
             session.changes.cookieDirty = True
-        touched = policy.touched(lifetime, now)
-        if touched is not None:
-            setLifetime(session, touched)
+        if not fixed:
+            touched = policy.touched(lifetime, now)
+            if touched is not None:
+                setLifetime(session, touched)
         return session
 
     def _newSession(self) -> Session:
@@ -419,7 +421,8 @@ class RequestSession:
         session = self._session
         if session is not None and self.request.code < 500:  # type: ignore[attr-defined]
             if not headersSent:
-                cookies.markPrivate(self.request)
+                if not markPrivateIfBare(self.request.responseHeaders):
+                    cookies.markPrivate(self.request)
             changes = session.changes
             if changes.cookieDirty or changes.pending():
                 saving = self._flush(session, headersSent)
