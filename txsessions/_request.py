@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from . import cookies
-from ._calls import allOf
+from ._calls import allOf, isDeferred
 from ._hold import HeldResponse, markPrivateIfBare
 from ._parts import Parts
 from .errors import (
@@ -217,12 +217,13 @@ class RequestSession:
             except Exception as e:
                 raise parts.calls.failed(e, "load") from e
             stored = parts.calls.now(loading, "load", started)
-            if isinstance(stored, Deferred):
+            if isDeferred(stored):
                 # A callback rather than a coroutine: it runs on every
                 # request a remote database serves.
-                return stored.addCallback(
+                return cast("Deferred[StoredSession | None]", stored).addCallback(
                     self._acceptLater, sessionID, key, current, found
                 )
+            stored = cast("StoredSession | None", stored)
             session = self._accept(stored, sessionID, key, current)
             if session is not None:
                 return session
@@ -426,8 +427,9 @@ class RequestSession:
             changes = session.changes
             if changes.cookieDirty or changes.pending():
                 saving = self._flush(session, headersSent)
-                if isinstance(saving, Deferred):
-                    waits.append(saving.addCallback(lambda _: None))
+                if isDeferred(saving):
+                    later = cast("Deferred[object]", saving)
+                    waits.append(later.addCallback(lambda _: None))
         if not waits:
             return None
         self._pending = []
@@ -519,9 +521,11 @@ class RequestSession:
             except Exception as e:
                 raise parts.calls.failed(e, "save") from e
             result = parts.calls.now(saving, "save", started)
-            if isinstance(result, Deferred):
-                return result.addCallback(saved)
-            done = saved(result)
+            if isDeferred(result):
+                return cast("Deferred[Mapping[str, int] | None]", result).addCallback(
+                    saved
+                )
+            done = saved(cast("Mapping[str, int] | None", result))
             assert done is not None
             return done
         except Exception:

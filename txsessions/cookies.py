@@ -156,7 +156,7 @@ def sessionIDs(
             "{n} session cookies in one request", n=len(values), security="several"
         )
     encoding = config.encoding
-    opener = getattr(encoding, "open", None)
+    opener = None if encoding is None else getattr(encoding, "open", None)
     found = []
     for value in values:
         current = True

@@ -105,7 +105,7 @@ class SessionResource(Generic[M]):
         except DatabaseError:
             self._render(request, started=False)
             return
-        if not isinstance(loaded, Deferred):
+        if isinstance(loaded, Session):
             self._render(request, started=True)
             return
 
@@ -179,7 +179,7 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
             loaded = attach(sessions.parts, request)
         except DatabaseError:
             return _unavailable(request)
-        if isinstance(loaded, Deferred):
+        if not isinstance(loaded, Session):
             return loaded.addCallbacks(
                 _call, _unavailableLater, (index, args, kwargs), errbackArgs=(request,)
             )
