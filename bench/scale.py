@@ -34,8 +34,9 @@ from twisted.internet.task import LoopingCall  # noqa: E402
 from twisted.web.resource import Resource  # noqa: E402
 from twisted.web.server import Site  # noqa: E402
 
-from txsessions import Lifetime, MemoryDatabase, SessionChanges  # noqa: E402
+from txsessions import MemoryDatabase  # noqa: E402
 from txsessions.ids import generateSessionID, storeKey  # noqa: E402
+from txsessions.interfaces import Lifetime, SessionChanges  # noqa: E402
 
 RUNS = 3
 """

@@ -12,8 +12,9 @@ from datetime import timedelta
 import attrs
 from klein import Klein
 
-from txsessions import Config, EntryError, ImmutableValueError, Sessions
+from txsessions import Config, ImmutableValueError, Sessions
 from txsessions.demo import serve
+from txsessions.errors import EntryError
 
 sessions = Sessions(Config(cookie="_session_id", expires=timedelta(hours=2)))
 app = Klein()

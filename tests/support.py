@@ -14,8 +14,8 @@ from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from txsessions import IDatabase, MemoryDatabase
-from txsessions.interfaces import DestroyListener
+from txsessions import MemoryDatabase
+from txsessions.interfaces import DestroyListener, IDatabase
 from txsessions.records import (
     DestroyReason,
     SessionChanges,

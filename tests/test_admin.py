@@ -25,10 +25,11 @@ from twisted.python.usage import UsageError
 
 from tests.apps import kvApp
 from tests.support import COOKIE, cookieValue, plainClient
-from txsessions import Config, DestroyReason, Lifetime, SessionChanges, Sessions
+from txsessions import Config, DestroyReason, Sessions
 from txsessions.admin import AdminError, Options, administer, confirm
 from txsessions.db import openDatabase
 from txsessions.ids import generateSessionID, storeKey
+from txsessions.interfaces import Lifetime, SessionChanges
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ["sqlite", "lmdb", "redis"]

@@ -15,15 +15,10 @@ from twisted.logger import globalLogPublisher
 
 from tests.apps import kvApp, kvBrowser
 from tests.support import Browser, cookieValue, get, rawHTTP, resultOf, setCookies
-from txsessions import (
-    Config,
-    DestroyReason,
-    SessionChanges,
-    Sessions,
-    ValueNotSerializable,
-)
+from txsessions import Config, DestroyReason, Sessions, ValueNotSerializable
 from txsessions.codec import CookieCodec, generateKey
 from txsessions.ids import storeKey
+from txsessions.interfaces import SessionChanges
 
 COOKIE = "sid"
 SECRET = "victim-data"

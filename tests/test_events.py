@@ -102,3 +102,54 @@ def test_aListenerMayCallBackIntoTheManager(
     # The nested call sees the session already gone, and returns first.
     assert destroyedFromListener == [False, True]
     assert resultOf(sessions.count()) == 1
+
+
+def test_onDestroyReturnsItsRemover(browser: Browser, sessions: Sessions) -> None:
+    heard: list[str] = []
+    remove = sessions.onDestroy(lambda key, reason: heard.append(key))
+    remove()
+    sid = login(browser)
+    resultOf(sessions.destroyByID(sid))
+    assert heard == []
+
+
+@pytest.fixture
+def lifecycle() -> Any:
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+
+    def observe(event: Any) -> None:
+        if event.get("sessionEvent") in {"created", "destroyed", "regenerated"}:
+            events.append(event)
+
+    observer: Any = observe
+    globalLogPublisher.addObserver(observer)
+    yield events
+    globalLogPublisher.removeObserver(observer)
+
+
+def test_lifecycleEventsAreNotLoggedByDefault(
+    browser: Browser, sessions: Sessions, lifecycle: list[Any]
+) -> None:
+    sid = login(browser)
+    browser.get("/regenerate", {COOKIE: sid})
+    resultOf(sessions.destroyAll())
+    assert lifecycle == []
+    assert sessions.metrics.created == 1
+    assert sessions.metrics.destroyed["regenerated"] == 1
+    assert sessions.metrics.destroyed["destroyAll"] == 1
+
+
+def test_lifecycleEventsAreLoggedOnRequest(
+    clock: Any, db: Any, lifecycle: list[Any]
+) -> None:
+    from tests.apps import kvBrowser
+    from txsessions import Config
+
+    sessions = Sessions(Config(cookie=COOKIE, logSessionEvents=True), db, clock)
+    browser = kvBrowser(sessions)
+    sid = login(browser)
+    browser.get("/regenerate", {COOKIE: sid})
+    kinds = [event["sessionEvent"] for event in lifecycle]
+    assert kinds == ["created", "destroyed", "regenerated"]

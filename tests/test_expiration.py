@@ -17,8 +17,9 @@ from tests.support import (
     resultOf,
     setCookies,
 )
-from txsessions import Config, DestroyReason, Lifetime, SessionChanges, Sessions
+from txsessions import Config, DestroyReason, Sessions
 from txsessions.ids import storeKey
+from txsessions.interfaces import Lifetime, SessionChanges
 
 
 def stored(sessions: Sessions, sid: str) -> Any:
@@ -45,14 +46,25 @@ def test_updateExpirationReplacesTheCookieOfThisResponse(browser: Browser) -> No
     assert "; Max-Age=61; " in header
 
 
-def test_updateExpirationOfAnUnwrittenSessionStoresNothing(
+def test_shiftExpirationOfAnUnwrittenSessionStoresNothing(
     browser: Browser, sessions: Sessions
 ) -> None:
     # Calling shiftExpiration on every request costs nothing for visitors
     # who never write: the lifetime waits for the session's first write.
-    response, _ = browser.get("/remember/600")
+    response, _ = browser.get("/shift")
     assert setCookies(response) == []
     assert resultOf(sessions.count()) == 0
+
+
+def test_updateExpirationOfAnUnwrittenNewSessionStoresIt(
+    browser: Browser, sessions: Sessions
+) -> None:
+    # Issue 16: "remember me" on a fresh session, with nothing else set,
+    # stores the session and sends its cookie (before: neither).
+    response, _ = browser.get("/remember/600")
+    sid = cookieValue(response, COOKIE)
+    assert "; Max-Age=600; " in setCookies(response)[0]
+    assert stored(sessions, sid).lifetime == Lifetime(0, 600)
 
 
 def test_updateExpirationOfANewSessionSetsTheLifetimeItIsCreatedWith(
@@ -134,8 +146,11 @@ def test_updateExpirationOfADestroyedSessionStoresNothing(
     sid = login(browser)
     resultOf(sessions.destroyByID(sid))
     response, _ = browser.get("/remember/60", {COOKIE: sid})
-    assert setCookies(response) == []
-    assert resultOf(sessions.count()) == 0
+    # The destroyed session stays destroyed: what updateExpiration stores is
+    # a new session under a new id.
+    assert cookieValue(response, COOKIE) != sid
+    assert resultOf(sessions.database.load(storeKey(sid))) is None
+    assert resultOf(sessions.count()) == 1
 
 
 def idleWorld(

@@ -12,6 +12,7 @@ import pytest
 from tests.support import COOKIE
 from tests.test_session import loaded
 from txsessions import ValueNotSerializable
+from txsessions.session import takeChanges
 
 
 def test_setThenReadInTheSameRequest() -> None:
@@ -38,7 +39,7 @@ def test_getFlashStringOfANonString() -> None:
     session.setFlash("n", 5)
     assert session.getFlashString("n") == ""
     assert session.getFlashStringDefault("n", "d") == "d"
-    assert session._takeChanges().deleted == {"\x00fn"}
+    assert takeChanges(session).deleted == {"\x00fn"}
 
 
 def test_flashValuesAreJSON() -> None:
@@ -60,7 +61,7 @@ def test_clearKeepsFlashes() -> None:
     session = loaded(a=1)
     session.setFlash("note", "kept")
     session.clear()
-    changes = session._takeChanges()
+    changes = takeChanges(session)
     assert changes.clear
     assert changes.updated == {"\x00fnote": '"kept"'}
 
@@ -68,7 +69,7 @@ def test_clearKeepsFlashes() -> None:
 def test_flashesAreStoredFields() -> None:
     session = loaded()
     session.setFlash("note", {"level": "info"})
-    assert session._takeChanges().updated == {"\x00fnote": '{"level":"info"}'}
+    assert takeChanges(session).updated == {"\x00fnote": '{"level":"info"}'}
     assert session.getAll() == {}
 
 
@@ -76,19 +77,19 @@ def test_readFlashIsDeletedWhenTheRequestSaves() -> None:
     session = loaded()
     session.setFlash("a", 1)
     session.setFlash("b", 2)
-    session._takeChanges()
+    takeChanges(session)
     session.getFlash("a")
     session.peekFlash("b")
-    assert session._takeChanges().deleted == {"\x00fa"}
+    assert takeChanges(session).deleted == {"\x00fa"}
 
 
 def test_setAgainAfterReadingKeepsIt() -> None:
     session = loaded()
     session.setFlash("a", 1)
-    session._takeChanges()
+    takeChanges(session)
     session.getFlash("a")
     session.setFlash("a", 2)
-    changes = session._takeChanges()
+    changes = takeChanges(session)
     assert changes.updated == {"\x00fa": "2"} and not changes.deleted
 
 
@@ -187,8 +188,8 @@ def test_flashesSurviveARestartOfTheManager(clock: Any, db: Any) -> None:
 def test_aFlashReadThenClearedStaysRead() -> None:
     session = loaded()
     session.setFlash("m", "hello")
-    session._takeChanges()
+    takeChanges(session)
     assert session.getFlash("m") == "hello"
     session.clear()
-    changes = session._takeChanges()
+    changes = takeChanges(session)
     assert changes.clear and "\x00fm" not in changes.updated

@@ -17,15 +17,18 @@ def test_generatedIDsAreUnique() -> None:
     assert len({generateSessionID() for _ in range(100_000)}) == 100_000
 
 
-def test_generatorDrawsFromSecrets(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_generatorDrawsFromTheOperatingSystemsCSPRNG(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # os.urandom, what secrets.token_urlsafe draws from too: 32 bytes.
     calls: list[int] = []
 
-    def spy(n: int) -> str:
+    def spy(n: int) -> bytes:
         calls.append(n)
-        return "A" * 43
+        return b"\xfb\xff" + bytes(n - 2)
 
-    monkeypatch.setattr("secrets.token_urlsafe", spy)
-    assert generateSessionID() == "A" * 43
+    monkeypatch.setattr("os.urandom", spy)
+    assert generateSessionID() == "-_8" + "A" * 40
     assert calls == [32]
 
 

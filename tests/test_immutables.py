@@ -8,6 +8,7 @@ import pytest
 
 from tests.test_session import loaded
 from txsessions import ImmutableValueError
+from txsessions.session import takeChanges
 
 
 def test_readersGetACopy() -> None:
@@ -60,15 +61,16 @@ def test_deleteAndClearRemove() -> None:
 def test_immutabilityIsStored() -> None:
     session = loaded()
     session.setImmutable("k", {"a": 1})
-    changes = session._takeChanges()
+    changes = takeChanges(session)
     assert changes.updated == {"k": '{"a":1}', "\x00ik": "true"}
     session.delete("k")
-    assert session._takeChanges().deleted == {"k", "\x00ik"}
+    assert takeChanges(session).deleted == {"k", "\x00ik"}
 
 
 def test_loadedImmutableStaysImmutable() -> None:
     from tests.test_session import Owner
-    from txsessions import Lifetime, Session
+    from txsessions import Session
+    from txsessions.interfaces import Lifetime
 
     fields = {"k": "[1]", "\x00ik": "true"}
     session = Session(Owner(), "x" * 43, "key", Lifetime(0), fields)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from zope.interface.verify import verifyObject
 from tests.support import Browser, cookieValue, resultOf
 from txsessions import Config, DestroyReason, Sessions
 from txsessions.ids import storeKey
-from txsessions.interfaces import ISessionValues
+from txsessions.interfaces import ISessionValues, SessionChanges
 from txsessions.kleinstore import KleinSessionStore
 
 INSECURE = "Klein-INSECURE-Session"
@@ -240,3 +240,44 @@ def test_authorization(kleinSessions: Sessions) -> None:
     response, _ = browser.get("/login/ann")
     cookie = {INSECURE: cookieValue(response, INSECURE)}
     assert browser.get("/me", cookie)[1] == b"ok: ann"
+
+
+@pytest.mark.parametrize("n", [1.5, True])
+def test_incrementRefusesWhatSessionRefuses(store: KleinSessionStore, n: Any) -> None:
+    # Issue 16: Session.increment refuses floats and booleans; so do these.
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    values = resultOf(session.authorize([ISessionValues]))[ISessionValues]
+    with pytest.raises(TypeError, match="integers"):
+        values.increment("n", n)
+
+
+def test_newSessionsUseTheConfiguredIDGenerator(clock: Any) -> None:
+    made = iter(f"{i:043d}" for i in range(10))
+    sessions = Sessions(Config(sessionIDGenerator=lambda _: next(made)), clock=clock)
+    session = resultOf(
+        KleinSessionStore(sessions).newSession(False, SessionMechanism.Cookie)
+    )
+    assert session.identifier == "0" * 43
+    assert resultOf(sessions.database.load(storeKey("0" * 43))) is not None
+
+
+def test_useUnderIdleTimeoutPushesTheEndBack(clock: Any) -> None:
+    sessions = Sessions(Config(idleTimeout=100), clock=clock)
+    store = KleinSessionStore(sessions)
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    for _ in range(5):
+        clock.advance(60)
+        resultOf(store.loadSession(session.identifier, False, SessionMechanism.Cookie))
+    stored = resultOf(sessions.database.load(storeKey(session.identifier)))
+    assert stored is not None and stored.lifetime.expiresAt == 400
+
+
+def test_anUndecodableRecordIsNoSession(
+    store: KleinSessionStore, kleinSessions: Sessions
+) -> None:
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    deep = "[" * 100_000 + "]" * 100_000
+    key = storeKey(session.identifier)
+    resultOf(kleinSessions.database.save(key, SessionChanges(updated={"v": deep})))
+    with pytest.raises(NoSuchSession):
+        resultOf(store.loadSession(session.identifier, False, SessionMechanism.Cookie))

@@ -22,12 +22,12 @@ from txsessions import (
     DestroyReason,
     MemoryDatabase,
     NoSessionError,
-    SessionChanges,
     SessionError,
     Sessions,
     get,
 )
 from txsessions.ids import storeKey
+from txsessions.interfaces import SessionChanges
 
 
 @pytest.fixture
@@ -236,7 +236,7 @@ def test_loadAtExpiryNeverReturnsTheSessionWhateverTheTimers(
         def load(self, key: str) -> Any:
             from twisted.internet.defer import succeed
 
-            from txsessions import StoredSession
+            from txsessions.interfaces import StoredSession
 
             if key not in self._fields:
                 return succeed(None)
@@ -379,7 +379,7 @@ def test_defaultsToTheGlobalReactor() -> None:
     from twisted.internet import reactor
 
     sessions = Sessions()
-    assert sessions._clock is reactor
+    assert sessions.parts.clock is reactor
     assert isinstance(sessions.database, MemoryDatabase)
 
 
@@ -397,7 +397,8 @@ def test_aSaveNeverResurrectsASessionDestroyedMeanwhile(
     db.release()
     stub.flush()
     response = resultOf(d)
-    assert response.code == 200
+    # Issue 17: the lost write is a 409 Conflict, never a silent 200.
+    assert response.code == 409
     assert setCookies(response) == []
     assert count(sessions) == 0
     _, body = browser.get("/all", {COOKIE: sid})
@@ -456,10 +457,19 @@ def test_subdomainSettingsAreChecked() -> None:
     assert Config().disableSubdomainPersistence is True
     with pytest.raises(ValueError, match="needs cookieDomain"):
         Config(disableSubdomainPersistence=False)
-    with pytest.raises(ValueError, match="contradicts"):
-        Config(cookieDomain="example.com", disableSubdomainPersistence=True)
     with pytest.raises(ValueError, match="not a DNS name"):
         Config(cookieDomain="example.com; Secure")
+
+
+def test_disableSubdomainPersistenceKeepsADomainCookieHostOnly(clock: Any) -> None:
+    # Issue 16: it accepted only the value it would derive anyway.
+    config = Config(
+        cookie=COOKIE, cookieDomain="example.com", disableSubdomainPersistence=True
+    )
+    browser = kvBrowser(Sessions(config, clock=clock))
+    response, _ = browser.get("/set/a/1")
+    assert "Domain=" not in setCookies(response)[0]
+    assert "; Path=/; " in setCookies(response)[0]
 
 
 def test_cookieSecureTLSOff(clock: Any) -> None:

@@ -82,7 +82,7 @@ def test_assignmentAndDeletionAreTrackedAsSetAndDelete() -> None:
     changes = session._takeChanges()
     assert changes.updated == {"b": '{"x":1}'}
     assert changes.deleted == {"a"}
-    assert not session._hasChanges()
+    assert not session.changes.pending()
 
 
 def test_readingIsNoChange() -> None:
@@ -90,7 +90,7 @@ def test_readingIsNoChange() -> None:
     session["a"]
     list(session.items())
     assert "a" in session
-    assert not session._hasChanges()
+    assert not session.changes.pending()
 
 
 def test_assignmentCannotReplaceAnImmutable() -> None:

@@ -17,8 +17,9 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from zope.interface import provider
 
+from tests.apps import kvBrowser
 from tests.support import COOKIE, Browser, ControlledDatabase, login, resultOf
-from txsessions import Sessions
+from txsessions import Config, Sessions
 from txsessions.ids import storeKey
 from txsessions.metrics import WINDOW, Latency, MetricsResource
 
@@ -124,8 +125,11 @@ def test_latencyWindowKeepsTheLatestCalls() -> None:
 
 
 def test_eventsLoggedWithoutFullKeys(
-    browser: Browser, sessions: Sessions, db: ControlledDatabase, logged: Any
+    clock: Any, db: ControlledDatabase, logged: Any
 ) -> None:
+    config = Config(cookie=COOKIE, expires=10, logSessionEvents=True)
+    sessions = Sessions(config, db, clock)
+    browser = kvBrowser(sessions)
     sid = login(browser)
     browser.get("/regenerate", {COOKIE: sid})
     db.failLoads = True
@@ -189,7 +193,7 @@ def test_givenUpCallsAreNoStoreErrors(sessions: Sessions) -> None:
     away, and Klein cancelled the handler) is not the database's failure.
     """
     waiting: Deferred[None] = Deferred()
-    call = sessions._call(waiting, "load")
+    call = sessions.parts.calls.call(waiting, "load")
     call.cancel()
     assert isinstance(call.result, Failure) and call.result.check(CancelledError)
     call.addErrback(lambda _: None)
@@ -200,7 +204,7 @@ def test_aCallCancelledBeforeItReturnedIsNoStoreError(sessions: Sessions) -> Non
     cancelled: Deferred[None] = Deferred()
     cancelled.cancel()
     with pytest.raises(CancelledError):
-        sessions._answered(cancelled, "load", 0.0)
+        sessions.parts.calls.now(cancelled, "load", 0.0)
     assert sessions.metrics.storeErrors == 0
 
 

@@ -23,9 +23,10 @@ from twisted.web.test.requesthelper import DummyRequest
 from tests.apps import kvApp
 from tests.support import ControlledDatabase, get, rawHTTP
 from tests.test_session import new
-from txsessions import Config, Sessions, ValueNotDecodable, ValueNotSerializable
+from txsessions import Config, Sessions, ValueNotSerializable
 from txsessions.codec import CookieCodec, generateKey
 from txsessions.csrf import check, csrfToken
+from txsessions.errors import ValueNotDecodable
 from txsessions.ids import isWellFormedID, storeKey
 from txsessions.values import MAX_DEPTH, decodeValue, encodeValue
 

@@ -11,11 +11,12 @@ from twisted.internet.defer import Deferred, succeed
 from txsessions import (
     EntryNotFound,
     EntryTypeError,
-    Lifetime,
     Session,
     SessionDestroyedError,
     ValueNotSerializable,
 )
+from txsessions.interfaces import Lifetime
+from txsessions.session import markDestroyed, takeChanges
 
 
 class Owner:
@@ -37,7 +38,7 @@ class Owner:
 
     def destroy(self, session: Session) -> Deferred[None]:
         self.destroyed.append(session)
-        session._markDestroyed()
+        markDestroyed(session)
         return succeed(None)
 
 
@@ -122,15 +123,13 @@ def test_valueIsStoredAsItWasWhenSet() -> None:
     value = [1]
     session.set("k", value)
     value.append(2)
-    assert session._takeChanges().updated == {"k": "[1]"}
+    assert takeChanges(session).updated == {"k": "[1]"}
 
 
 def test_unicodeValuesRoundTrip() -> None:
     session = loaded()
     session.set("k", "\u2019 \N{GRINNING FACE} \U0001f600")
-    assert (
-        session._takeChanges().updated["k"] == '"\u2019 \N{GRINNING FACE} \U0001f600"'
-    )
+    assert takeChanges(session).updated["k"] == '"\u2019 \N{GRINNING FACE} \U0001f600"'
 
 
 def test_readingIsNoChange() -> None:
@@ -138,7 +137,7 @@ def test_readingIsNoChange() -> None:
     session.get("a")
     session.getAll()
     session.visit(lambda k, v: None)
-    assert not session._hasChanges()
+    assert not session.changes.pending()
 
 
 def test_changesAreBatched() -> None:
@@ -147,29 +146,29 @@ def test_changesAreBatched() -> None:
     session.delete("a")
     session.set("a", 4)
     session.delete("b")
-    changes = session._takeChanges()
+    changes = takeChanges(session)
     assert not changes.create and changes.lifetime is None
     assert changes.updated == {"c": "3", "a": "4"}
     assert changes.deleted == {"b"}
-    assert not session._hasChanges()
+    assert not session.changes.pending()
 
 
 def test_clearThenSet() -> None:
     session = loaded(a=1)
     session.clear()
     session.set("b", 2)
-    changes = session._takeChanges()
+    changes = takeChanges(session)
     assert changes.clear and changes.updated == {"b": "2"} and not changes.deleted
 
 
 def test_newSessionIsCreatedWithItsLifetime() -> None:
     session = Session(Owner(), None, None, Lifetime(5, 15))  # type: ignore[arg-type]
     session.set("a", 1)
-    changes = session._takeChanges()
+    changes = takeChanges(session)
     assert changes.create and changes.lifetime == Lifetime(5, 15)
     assert not changes.clear and not changes.deleted
     session.set("b", 2)
-    later = session._takeChanges()
+    later = takeChanges(session)
     assert not later.create and later.lifetime is None
 
 
@@ -177,14 +176,14 @@ def test_newSessionClearedIsCreatedEmpty() -> None:
     session = new()
     session.set("a", 1)
     session.clear()
-    changes = session._takeChanges()
+    changes = takeChanges(session)
     assert changes.create and not changes.clear and changes.updated == {}
 
 
 def test_incrementsTravelWithTheChanges() -> None:
     session = loaded(n=1)
     session.set("a", 1)
-    changes = session._takeChanges({"n": 2})
+    changes = takeChanges(session, {"n": 2})
     assert changes.increments == {"n": 2} and changes.updated == {"a": "1"}
 
 
@@ -204,7 +203,7 @@ def test_destroyedSessionRefusesChanges() -> None:
     for change in changes:
         with pytest.raises(SessionDestroyedError, match="destroyed"):
             change()
-    assert not session._hasChanges()
+    assert not session.changes.pending()
 
 
 def test_keysStartingWithNULAreReserved() -> None:

@@ -12,8 +12,10 @@ import pytest
 
 from tests.support import COOKIE, Browser, login
 from tests.test_session import loaded
-from txsessions import SessionChanges, Sessions, ValueNotDecodable, ValueNotSerializable
+from txsessions import Sessions, ValueNotSerializable
+from txsessions.errors import ValueNotDecodable
 from txsessions.ids import storeKey
+from txsessions.interfaces import SessionChanges
 from txsessions.values import (
     MAX_DEPTH,
     MAX_VALUE_BYTES,

@@ -25,7 +25,7 @@ from tests.support import (
     setCookies,
 )
 from txsessions import Config, Session, Sessions
-from txsessions.responses import UNAVAILABLE
+from txsessions._hold import UNAVAILABLE
 
 # The resource wrapper
 
@@ -551,7 +551,7 @@ def test_startAfterTheResponseBeganCreatesNoOrphan(sessions: Sessions) -> None:
 
 
 def test_abortWorksWithoutATransport() -> None:
-    from txsessions.responses import _abort
+    from txsessions._hold import abort
 
     class H2Stream:
         transport = None
@@ -564,7 +564,7 @@ def test_abortWorksWithoutATransport() -> None:
         channel = H2Stream()
 
     request = Request()
-    _abort(request)
+    abort(request)
     assert request.channel.aborted
 
 
@@ -615,3 +615,61 @@ def test_aSaveThatNeverAnswersGives503AtTheDeadline(
     assert response.code == 503
     assert setCookies(response) == []
     db.release()
+
+
+def test_aStoreFailureIsLoggedOncePerRequest(
+    sessions: Sessions, browser: Browser, db: Any
+) -> None:
+    from twisted.logger import LogLevel, globalLogPublisher
+
+    sid = login(browser)
+    errors: list[Any] = []
+
+    def observe(event: Any) -> None:
+        if event.get("log_level") in (LogLevel.error, LogLevel.critical):
+            errors.append(event)
+
+    observer: Any = observe
+    globalLogPublisher.addObserver(observer)
+    try:
+        db.failSaves = True
+        response, _ = browser.get("/set/a/2", {COOKIE: sid})
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert response.code == 503
+    assert len(errors) == 1
+    assert errors[0]["sessionEvent"] == "storeError"
+
+
+@pytest.mark.parametrize("outcome", ["saved", "failed"])
+def test_aPlainHandlersResponseWaitsForALateSave(
+    sessions: Sessions, db: Any, outcome: str
+) -> None:
+    # A synchronous handler's response skips the held response only when
+    # the database has answered; otherwise it waits for the save as ever,
+    # and a failed save is a 503.
+    app = Klein()
+
+    @app.route("/")
+    @sessions.withSession
+    def home(request: IRequest, session: Session) -> str:
+        session.set("a", 1)
+        return "ok"
+
+    stub: Any = StubTreq(app.resource())
+    db.holdSaves = outcome == "saved"
+    db.failSaves = outcome == "failed"
+    d = stub.get("http://example.com/")
+    stub.flush()
+    if outcome == "saved":
+        assert db.heldSaves and (d.paused or not d.called)
+        db.release()
+        stub.flush()
+    response = resultOf(d)
+    if outcome == "saved":
+        assert response.code == 200
+        assert resultOf(response.content()) == b"ok"
+        assert len(setCookies(response)) == 1
+    else:
+        assert response.code == 503
+        assert setCookies(response) == []

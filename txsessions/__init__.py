@@ -15,56 +15,49 @@ asynchronous and secure by default::
         return "welcome"
 """
 
-from importlib.metadata import version as _version
+from importlib.metadata import PackageNotFoundError, version
 
 from .config import Config, CookieEncoding
 from .db.memory import MemoryDatabase
 from .errors import (
     DatabaseError,
-    EntryError,
     EntryNotFound,
     EntryTypeError,
     ImmutableValueError,
     NoSessionError,
+    SessionConflictError,
     SessionDestroyedError,
     SessionError,
-    SessionIDError,
-    SessionLimitError,
-    ValueNotDecodable,
     ValueNotSerializable,
 )
-from .interfaces import DestroyListener, IDatabase
 from .manager import Sessions
-from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
+from .records import DestroyReason
 from .session import Session
 from .web import SessionResource, get
 
-__version__ = _version("txsessions")
+try:
+    __version__ = version("txsessions")
+    "The installed version, from the package metadata (pyproject.toml)."
+except PackageNotFoundError:  # pragma: no cover - run from a bare checkout
+    __version__ = "0+unknown"
 
 __all__ = [
     "Config",
     "CookieEncoding",
     "DatabaseError",
-    "DestroyListener",
     "DestroyReason",
-    "EntryError",
     "EntryNotFound",
     "EntryTypeError",
-    "IDatabase",
     "ImmutableValueError",
-    "Lifetime",
     "MemoryDatabase",
     "NoSessionError",
     "Session",
-    "SessionChanges",
+    "SessionConflictError",
     "SessionDestroyedError",
     "SessionError",
-    "SessionIDError",
-    "SessionLimitError",
     "SessionResource",
     "Sessions",
-    "StoredSession",
-    "ValueNotDecodable",
     "ValueNotSerializable",
+    "__version__",
     "get",
 ]

@@ -68,11 +68,6 @@ def _checkSubdomains(instance: Config, attribute: object, value: bool) -> None:
             "disableSubdomainPersistence=False needs cookieDomain: name the domain "
             "whose subdomains share the cookie"
         )
-    if value and instance.cookieDomain is not None:
-        raise ValueError(
-            "cookieDomain shares the cookie with subdomains; "
-            "disableSubdomainPersistence=True contradicts it"
-        )
 
 
 class CookieEncoding(Protocol):
@@ -134,8 +129,11 @@ class Config:
     @ivar cookieDomain: the cookie's C{Domain}, shared with its subdomains;
         C{None}, the default, makes a host-only cookie.
     @ivar disableSubdomainPersistence: whether the cookie stays with the host
-        that set it; derived from C{cookieDomain} (Iris: the same name, but
-        Iris shares the cookie with every subdomain by default).
+        that set it; derived from C{cookieDomain} when not given.  C{True}
+        with a C{cookieDomain} keeps the cookie host-only (no C{Domain}
+        attribute), as for one request's cookie options; C{False} needs a
+        C{cookieDomain} (Iris: the same name, but Iris shares the cookie
+        with every subdomain by default).
     @ivar cookieHTTPOnly: whether the cookie is hidden from scripts.
     @ivar cookieSameSite: C{"lax"}, C{"strict"}, C{"none"} (which makes the
         cookie C{Secure}) or C{None} for no attribute.
@@ -160,6 +158,11 @@ class Config:
         take before the request gets a 503 (0: no deadline).  A networked
         client may queue commands silently while disconnected; this is what
         keeps such a request from hanging.
+    @ivar logSessionEvents: log each session's lifecycle (created,
+        regenerated, destroyed, expired) at info level.  Off by default: on
+        a busy server it is one log line per session, and the metrics
+        (L{txsessions.metrics}) count them all anyway.  Security events (a
+        tampered cookie, a retired key, a store failure) are always logged.
     """
 
     cookie: str = attrs.field(
@@ -191,6 +194,7 @@ class Config:
     idleTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     databaseTimeout: float = attrs.field(default=10.0, converter=toSeconds)
+    logSessionEvents: bool = False
     secureOnly: bool = attrs.field(init=False, eq=False, repr=False)
     """
     Whether the cookie must be C{Secure} and go only over TLS: forced, or

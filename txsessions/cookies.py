@@ -14,8 +14,12 @@ import functools
 import re
 from typing import TYPE_CHECKING
 
+from twisted.logger import Logger
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
+
+from ._hold import markPrivateIfBare
+from .ids import isWellFormedID
 
 if TYPE_CHECKING:
     from .config import Config
@@ -31,6 +35,8 @@ _domain = re.compile(
 )
 # RFC 6265 cookie-octets.
 _cookieValue = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+
+_log = Logger()
 
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 
@@ -88,7 +94,7 @@ How many values of the session cookie one request may offer; the rest are
 ignored.
 """
 
-MAX_COOKIE_BYTES = 4096
+MAX_COOKIE_VALUE_BYTES = 4096
 """
 The longest cookie value read; a longer one is ignored unread.
 """
@@ -130,13 +136,58 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
     return values
 
 
+def sessionIDs(
+    config: Config, request: IRequest, name: bytes
+) -> tuple[bool, list[tuple[str, bool]]]:
+    """
+    The session ids the request's cookies carry, verified (when there is an
+    encoding) and well formed, each with whether its cookie is current.
+
+    @param config: the configuration.
+    @param request: the request.
+    @param name: C{config.cookie}, encoded.
+    @return: whether the request carried a session cookie, and the ids.
+    """
+    values = readCookies(request, name)
+    if not values:
+        return False, []
+    if len(values) > 1:
+        _log.info(
+            "{n} session cookies in one request", n=len(values), security="several"
+        )
+    encoding = config.encoding
+    opener = None if encoding is None else getattr(encoding, "open", None)
+    found = []
+    for value in values:
+        current = True
+        if encoding is not None:
+            try:
+                if opener is not None:
+                    opened = opener(config.cookie, value)
+                    value, current = str(opened.value), bool(opened.current)
+                else:
+                    value = str(encoding.decode(config.cookie, value))
+            except Exception as e:
+                _log.info(
+                    "session cookie rejected: {why}", why=str(e), security="tampered"
+                )
+                continue
+            if not current:
+                _log.info("session cookie due for re-issue", security="oldKey")
+        if isWellFormedID(value):
+            found.append((value, current))
+        else:
+            _log.info("malformed session id ignored", security="malformed")
+    return True, found
+
+
 def _candidate(raw: bytes) -> str | None:
     """
     A cookie value worth trying, or C{None} for an empty, oversized or
     non-ASCII one.
     """
     raw = raw.strip()
-    if not raw or len(raw) > MAX_COOKIE_BYTES:
+    if not raw or len(raw) > MAX_COOKIE_VALUE_BYTES:
         return None
     try:
         return raw.decode("ascii")
@@ -173,7 +224,7 @@ def cookieAttributes(config: Config) -> tuple[str, str, str]:
         must be secure), C{SameSite}.
     """
     scope = f"Path={config.cookiePath}"
-    if config.cookieDomain is not None:
+    if config.cookieDomain is not None and not config.disableSubdomainPersistence:
         scope += f"; Domain={config.cookieDomain}"
     httpOnly = "; HttpOnly" if config.cookieHTTPOnly else ""
     sameSite = (
@@ -258,8 +309,10 @@ def upsertCookie(request: IRequest, name: bytes, header: bytes) -> None:
     @param name: the cookie name, encoded.
     @param header: the value built by L{sessionCookie} or L{deletionCookie}.
     """
-    removeCookie(request, name)
-    request.cookies.append(header)  # type: ignore[attr-defined]
+    cookies: list[bytes] = request.cookies  # type: ignore[attr-defined]
+    if cookies:
+        removeCookie(request, name)
+    cookies.append(header)
 
 
 def removeCookie(request: IRequest, name: bytes) -> None:
@@ -283,6 +336,8 @@ def markPrivate(request: IRequest) -> None:
     @param request: the request being answered (before its headers are sent).
     """
     headers = request.responseHeaders
+    if markPrivateIfBare(headers):
+        return
     vary = headers.getRawHeaders(b"vary")
     if vary is None:
         headers.setRawHeaders(b"Vary", [b"Cookie"])

@@ -24,6 +24,15 @@ class SessionDestroyedError(SessionError, RuntimeError):
     """
 
 
+class SessionConflictError(SessionDestroyedError):
+    """
+    The session was regenerated or destroyed by another request while this
+    one was changing it, so this request's changes could not be saved: the
+    response is a 409 Conflict (or, once its headers are sent, cut short),
+    never a success that lost them.
+    """
+
+
 class ValueNotSerializable(SessionError, TypeError):
     """
     A session key is not a C{str}, or a value is not JSON: C{str}, C{int},

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import re
-import secrets
+from binascii import b2a_base64
 from collections.abc import Callable
 from typing import Protocol
 
@@ -48,6 +49,8 @@ How many random bytes a generated id carries: 256 bits, twice the 128 bits
 OWASP asks for.
 """
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
 MIN_ID_LENGTH = 22
 MAX_ID_LENGTH = 128
 
@@ -62,7 +65,13 @@ def generateSessionID(request: IRequest | None = None) -> str:
         generators may look at it).
     @return: 43 URL-safe base64 characters carrying 256 random bits.
     """
-    return secrets.token_urlsafe(ID_BYTES)
+    # secrets.token_urlsafe, in three C calls: the same 43 characters of
+    # URL-safe base64 from the same CSPRNG (os.urandom).
+    return (
+        b2a_base64(os.urandom(ID_BYTES), newline=False)[:43]
+        .translate(_URLSAFE)
+        .decode("ascii")
+    )
 
 
 def isWellFormedID(value: str) -> bool:

@@ -1,6 +1,9 @@
 # -*- test-case-name: tests.db.test_conformance -*-
 """
-The interfaces of txsessions.
+The storage interface, for database authors: L{IDatabase}, the records that
+cross it (L{StoredSession}, L{SessionChanges}, L{SessionInfo},
+L{Lifetime}, L{DestroyReason}) and L{DestroyListener}; and
+L{ISessionValues}, what Klein sessions authorize.
 """
 
 from __future__ import annotations
@@ -11,7 +14,24 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
-from .records import DestroyReason, SessionChanges, SessionInfo, StoredSession
+from .records import (
+    DestroyReason,
+    Lifetime,
+    SessionChanges,
+    SessionInfo,
+    StoredSession,
+)
+
+__all__ = [
+    "DestroyListener",
+    "DestroyReason",
+    "IDatabase",
+    "ISessionValues",
+    "Lifetime",
+    "SessionChanges",
+    "SessionInfo",
+    "StoredSession",
+]
 
 DestroyListener = Callable[[str, DestroyReason], object]
 """
@@ -59,7 +79,8 @@ class IDatabase(Interface):
         L{DestroyReason.regenerated}.
 
         @param oldKey: its store key now.
-        @param newKey: its store key from now on (unused).
+        @param newKey: its store key from now on; no session may be stored
+            under it yet (the caller draws it fresh).
         @return: a L{Deferred} firing with C{False}, moving nothing, when
             there is no live session under C{oldKey}.
         """

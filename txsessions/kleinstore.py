@@ -43,11 +43,12 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from ._parts import Parts
 from .cookies import MAX_CANDIDATES
-from .ids import generateSessionID, isWellFormedID, storeKey
+from .ids import isWellFormedID, storeKey
 from .interfaces import ISessionValues
 from .manager import Sessions
-from .records import SessionChanges
+from .records import Lifetime, SessionChanges
 from .session import splitFields
 from .values import encodeValue
 
@@ -74,8 +75,8 @@ class SessionValues:
     L{ISessionValues} for one Klein session.
     """
 
-    def __init__(self, sessions: Sessions, key: str, values: dict[str, Any]) -> None:
-        self._sessions = sessions
+    def __init__(self, parts: Parts, key: str, values: dict[str, Any]) -> None:
+        self._parts = parts
         self._key = key
         self._values = values
 
@@ -112,8 +113,12 @@ class SessionValues:
     def increment(self, key: str, n: int = 1) -> Deferred[int]:
         """
         See L{ISessionValues.increment}.
+
+        @raise TypeError: when C{n} is not an C{int} (a C{bool} is not).
         """
         encodeValue(key, n)
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"increments are integers, not {type(n).__name__}")
 
         def incremented(values: Mapping[str, int]) -> int:
             self._values.update(values)
@@ -127,8 +132,8 @@ class SessionValues:
                 raise NoSuchSession("the session was destroyed")
             return result
 
-        database = self._sessions.database
-        return self._sessions._call(database.save(self._key, changes)).addCallback(
+        parts = self._parts
+        return parts.calls.call(parts.database.save(self._key, changes)).addCallback(
             saved
         )
 
@@ -199,7 +204,9 @@ class KleinSession:
 class KleinSessionStore:
     """
     Klein's C{ISessionStore} on the database of a L{Sessions} manager, with
-    its lifetime (C{config.expires}) and its destroy listeners.
+    its lifetime rules (C{expires}, C{idleTimeout} pushed back on use,
+    C{absoluteTimeout}), its session id generator (called with C{None}: Klein
+    makes sessions without a request) and its destroy listeners.
     """
 
     def __init__(
@@ -219,15 +226,15 @@ class KleinSessionStore:
         """
         Create and store a session.
         """
-        identifier = generateSessionID()
-        key = storeKey(identifier)
+        parts = self._sessions.parts
+        identifier, key = parts.newID(None)  # type: ignore[arg-type]
         changes = SessionChanges(
             create=True,
-            lifetime=self._sessions._newLifetime(),
+            lifetime=parts.policy.new(parts.clock.seconds()),
             updated={CONFIDENTIAL: "true" if isConfidential else "false"},
         )
-        values = SessionValues(self._sessions, key, {})
-        saving = self._sessions._call(self._sessions.database.save(key, changes))
+        values = SessionValues(parts, key, {})
+        saving = parts.calls.call(parts.database.save(key, changes))
         return saving.addCallback(
             lambda _: KleinSession(
                 identifier, isConfidential, authenticatedBy, values, self._authorizers
@@ -238,32 +245,52 @@ class KleinSessionStore:
         self, identifier: str, isConfidential: bool, authenticatedBy: SessionMechanism
     ) -> Deferred[ISession]:
         """
-        Load a live session made with the same confidentiality.
+        Load a live session made with the same confidentiality, pushing back
+        its end under C{idleTimeout}.  A session whose record cannot be
+        decoded is no session.
         """
+        parts = self._sessions.parts
 
         async def load() -> ISession:
             if not isWellFormedID(identifier):
                 raise NoSuchSession("malformed session identifier")
             key = storeKey(identifier)
-            stored = await self._sessions._call(self._sessions.database.load(key))
-            if stored is None or stored.lifetime.hasExpired(self._sessions._now()):
+            stored = await parts.calls.call(parts.database.load(key))
+            now = parts.clock.seconds()
+            if stored is None or parts.policy.hasEnded(stored.lifetime, now):
                 raise NoSuchSession("no such session")
             confidential = stored.values.get(CONFIDENTIAL) == "true"
             if confidential != isConfidential:
                 raise NoSuchSession("the session was made over another transport")
             try:
                 values, _, _ = splitFields(stored.values)
-            except ValueError:
-                raise NoSuchSession("the session holds data that is not JSON") from None
+            except Exception:
+                _log.warn(
+                    "a Klein session holds data that cannot be decoded; ignored",
+                    security="corrupt",
+                )
+                raise NoSuchSession(
+                    "the session holds data that cannot be decoded"
+                ) from None
+            touched = parts.policy.touched(stored.lifetime, now)
+            if touched is not None:
+                await self._pushBack(parts, key, touched)
             return KleinSession(
                 identifier,
                 isConfidential,
                 authenticatedBy,
-                SessionValues(self._sessions, key, values),
+                SessionValues(parts, key, values),
                 self._authorizers,
             )
 
         return Deferred.fromCoroutine(load())
+
+    async def _pushBack(self, parts: Parts, key: str, lifetime: Lifetime) -> None:
+        saved = await parts.calls.call(
+            parts.database.save(key, SessionChanges(lifetime=lifetime)), "save"
+        )
+        if saved is None:
+            raise NoSuchSession("no such session")
 
     def sentInsecurely(self, identifiers: Sequence[str | bytes]) -> None:
         """
@@ -274,7 +301,8 @@ class KleinSessionStore:
 
         async def destroy(identifier: str) -> None:
             key = storeKey(identifier)
-            stored = await self._sessions._call(self._sessions.database.load(key))
+            parts = self._sessions.parts
+            stored = await parts.calls.call(parts.database.load(key))
             if stored is not None and stored.values.get(CONFIDENTIAL) == "true":
                 await self._sessions.destroyByKey(key)
 

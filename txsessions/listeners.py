@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_listeners -*-
+# -*- test-case-name: tests.test_events -*-
 """
 A list of destroy listeners, each told in turn, one failing listener never
 stopping the others.

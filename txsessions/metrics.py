@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left
 from collections import Counter, deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -25,8 +25,6 @@ from .records import DestroyReason
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
-
-    from .manager import Sessions
 
 
 WINDOW = 1024
@@ -128,6 +126,23 @@ class Metrics:
         }
 
 
+class Counted(Protocol):
+    """
+    What L{MetricsResource} reports on: a L{txsessions.Sessions} manager.
+    """
+
+    @property
+    def metrics(self) -> Metrics:
+        """
+        Its counters.
+        """
+
+    def count(self) -> Deferred[int]:
+        """
+        @return: a L{Deferred} firing with the number of live sessions.
+        """
+
+
 class MetricsResource(Resource):
     """
     Serves a manager's L{Metrics} and its live-session count as JSON::
@@ -144,7 +159,7 @@ class MetricsResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Counted) -> None:
         """
         @param sessions: the manager to report on.
         """

@@ -3,43 +3,27 @@ r"""
 L{Session}: one client's values, loaded when the request starts, changed in
 memory, and saved in one batch before the response completes.
 
-Besides the application's values a session holds two kinds of field of its
-own, stored beside them under names starting with NUL (which application
-keys may not): flash messages (C{"\\0f" + key}) and the marks of immutable
-values (C{"\\0i" + key}).
+Beside the application's values a session stores fields of its own under
+names starting with NUL (which application keys may not): flash messages
+(C{"\\0f" + key}) and the marks of immutable values (C{"\\0i" + key}).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import (
-    Callable,
-    ItemsView,
-    Iterator,
-    KeysView,
-    Mapping,
-    MutableMapping,
-    ValuesView,
-)
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 from twisted.internet.defer import Deferred
 
-from .conversions import toBoolean, toFloat, toInt, toString
-from .errors import (
-    EntryError,
-    EntryNotFound,
-    EntryTypeError,
-    ImmutableValueError,
-    SessionDestroyedError,
-)
+from ._changes import ChangeSet
+from ._getters import TypedGetters
+from ._mapping import MappingMethods
+from .errors import EntryTypeError, ImmutableValueError, SessionDestroyedError
 from .records import Lifetime, SessionChanges
 from .values import decodeValue, encodeValue
-
-if TYPE_CHECKING:
-    from .manager import _RequestSession
 
 T = TypeVar("T")
 
@@ -79,7 +63,112 @@ def splitFields(
     return values, immutables, flashes
 
 
-class Session:
+# The request session's operations on a session: C{txsessions._request} and
+# this module are one unit, and these functions are where the one reaches
+# into the other.
+
+
+def takeChanges(
+    session: Session, increments: Mapping[str, int] | None = None
+) -> SessionChanges:
+    """
+    Hand over what changed in C{session} since the last call, and forget
+    it; the session counts as stored from then on.
+
+    @param session: the session.
+    @param increments: increments to save with the changes.
+    @return: the changes.
+    """
+    return session._takeChanges(increments)
+
+
+def setLifetime(session: Session, lifetime: Lifetime, create: bool = True) -> None:
+    """
+    Give C{session} a new lifetime, to be saved and sent in its cookie.
+
+    @param create: whether a new session nobody wrote to is to be created
+        for it; if not, it only gets the lifetime it will be created with.
+    @raise SessionDestroyedError: when the session was destroyed.
+    """
+    session._checkAlive()
+    session.lifetime = lifetime
+    changes = session.changes
+    if changes.stored or create:
+        changes.lifetimeChanged = True
+        changes.cookieDirty = True
+
+
+def markDestroyed(session: Session) -> None:
+    """Mark C{session} destroyed: it forgets its values and its changes."""
+    session._markDestroyed()
+
+
+def rekey(session: Session, sessionID: str, key: str) -> None:
+    """Give C{session} a new id and store key."""
+    session._id, session._key = sessionID, key
+
+
+def storedKey(session: Session) -> str | None:
+    """@return: C{session}'s store key in its database; C{None} when unstored."""
+    return session._key if session.changes.stored else None
+
+
+def addIncremented(session: Session, values: Mapping[str, int]) -> None:
+    """Take the values the database returned for an increment."""
+    session._values.update(values)
+
+
+def restart(session: Session, lifetime: Lifetime) -> None:
+    """
+    Make C{session} a new session (under the id it has now) holding only
+    what was written to it since it was last saved: what a request carries
+    on with when another request regenerated or destroyed its session
+    first.
+
+    @param session: the session.
+    @param lifetime: the new session's lifetime.
+    """
+    session._restart(lifetime)
+
+
+def checkAlive(session: Session) -> None:
+    """@raise SessionDestroyedError: when C{session} was destroyed."""
+    session._checkAlive()
+
+
+class SessionOwner(Protocol):
+    """
+    What a L{Session} asks of the request it belongs to (in txsessions, the
+    request session of C{txsessions._request}).
+    """
+
+    def newID(self) -> tuple[str, str]:
+        """
+        @return: a new session id and its store key.
+        """
+
+    def now(self) -> float:
+        """
+        @return: the current time.
+        """
+
+    def increment(self, session: Session, key: str, n: int) -> Deferred[int]:
+        """
+        Save C{session}'s changes now, with C{key} incremented by C{n}.
+        """
+
+    def regenerate(self, session: Session) -> Deferred[None]:
+        """
+        Give C{session} a new id.
+        """
+
+    def destroy(self, session: Session) -> Deferred[None]:
+        """
+        Destroy C{session}.
+        """
+
+
+class Session(TypedGetters, MappingMethods):
     """
     A client's session, as one request sees it (Iris: C{sessions.Session}).
 
@@ -95,11 +184,12 @@ class Session:
     @ivar isNew: whether this request created the session: the client sent
         no cookie, or one naming no live session.
     @ivar lifetime: when the session was created and when it expires.
+    @ivar changes: its L{ChangeSet}, for the request session that saves it.
     """
 
     def __init__(
         self,
-        owner: _RequestSession,
+        owner: SessionOwner,
         sessionID: str | None,
         key: str | None,
         lifetime: Lifetime,
@@ -119,18 +209,16 @@ class Session:
         self._key = key
         self.lifetime = lifetime
         self.isNew = fields is None
-        self._stored = fields is not None
-        self._values, self._immutables, self._flashes = splitFields(fields or {})
-        self._readFlashes: set[str] = set()
-        self._updated: dict[str, str] = {}
-        self._deleted: set[str] = set()
-        self._cleared = False
-        self._lifetimeChanged = False
-        self._cookieDirty = False
-        self._destroyed = False
+        self.changes = ChangeSet(fields is not None)
+        if fields:
+            self._values, self._immutables, self._flashes = splitFields(fields)
+        else:
+            self._values, self._immutables, self._flashes = {}, set(), {}
 
     def __repr__(self) -> str:
-        state = "destroyed" if self._destroyed else "new" if self.isNew else "loaded"
+        state = (
+            "destroyed" if self.changes.destroyed else "new" if self.isNew else "loaded"
+        )
         return f"<Session {state}, {len(self._values)} values>"
 
     @property
@@ -174,7 +262,7 @@ class Session:
         """
         Whether L{destroy} was called.
         """
-        return self._destroyed
+        return self.changes.destroyed
 
     # Reading
 
@@ -240,75 +328,6 @@ class Session:
                 key, f"session key {key!r} does not fit {into.__name__}: {e}"
             ) from None
 
-    def getString(self, key: str) -> str:
-        """
-        @return: the string under C{key}; an C{int} is given in decimal.
-        @raise EntryNotFound: when there is no such key.
-        @raise EntryTypeError: when the value is of another type.
-        """
-        return toString(key, self._entry(key))
-
-    def getStringDefault(self, key: str, default: str) -> str:
-        """
-        @return: L{getString}, or C{default} when it raises.
-        """
-        return self._orDefault(toString, key, default)
-
-    def getInt(self, key: str) -> int:
-        """
-        @return: the integer under C{key}; a float is truncated and a decimal
-            string parsed.
-        @raise EntryNotFound: when there is no such key.
-        @raise EntryTypeError: when the value cannot be read as an integer.
-        """
-        return toInt(key, self._entry(key))
-
-    def getIntDefault(self, key: str, default: int) -> int:
-        """
-        @return: L{getInt}, or C{default} when it raises.
-        """
-        return self._orDefault(toInt, key, default)
-
-    getInt64 = getInt
-    "Iris's C{GetInt64}: the same as L{getInt}, as Python has one C{int}."
-    getInt64Default = getIntDefault
-    "Iris's C{GetInt64Default}: the same as L{getIntDefault}."
-
-    def getFloat64(self, key: str) -> float:
-        """
-        @return: the number under C{key} as a C{float}; a numeric string is
-            parsed.
-        @raise EntryNotFound: when there is no such key.
-        @raise EntryTypeError: when the value cannot be read as a number.
-        """
-        return toFloat(key, self._entry(key))
-
-    def getFloat64Default(self, key: str, default: float) -> float:
-        """
-        @return: L{getFloat64}, or C{default} when it raises.
-        """
-        return self._orDefault(toFloat, key, default)
-
-    getFloat32 = getFloat64
-    "Iris's C{GetFloat32}: the same as L{getFloat64}, as Python has one float."
-    getFloat32Default = getFloat64Default
-    "Iris's C{GetFloat32Default}: the same as L{getFloat64Default}."
-
-    def getBoolean(self, key: str) -> bool:
-        """
-        @return: the boolean under C{key}; the strings C{"true"}, C{"1"},
-            C{"false"}, C{"0"} and their kin are read as booleans.
-        @raise EntryNotFound: when there is no such key.
-        @raise EntryTypeError: when the value is of another type.
-        """
-        return toBoolean(key, self._entry(key))
-
-    def getBooleanDefault(self, key: str, default: bool) -> bool:
-        """
-        @return: L{getBoolean}, or C{default} when it raises.
-        """
-        return self._orDefault(toBoolean, key, default)
-
     # Writing
 
     def set(self, key: str, value: Any) -> None:
@@ -369,9 +388,12 @@ class Session:
         self._checkAlive()
         self._values.clear()
         self._immutables.clear()
-        self._updated = {k: v for k, v in self._updated.items() if k.startswith(FLASH)}
-        self._deleted = {k for k in self._deleted if k.startswith(FLASH)}
-        self._cleared = self._stored
+        changes = self.changes
+        changes.updated = {
+            k: v for k, v in changes.updated.items() if k.startswith(FLASH)
+        }
+        changes.deleted = {k for k in changes.deleted if k.startswith(FLASH)}
+        changes.cleared = changes.stored
 
     def increment(self, key: str, n: int = 1) -> Deferred[int]:
         """
@@ -409,6 +431,13 @@ class Session:
         fixation).  Destroy listeners hear of the old key with
         L{DestroyReason.regenerated}.
 
+        When another request regenerated or destroyed the session first (a
+        double-clicked login button), this one carries on with a new
+        session under its new id, holding only what this request wrote to
+        it, and answers normally.  A save to a session another request
+        regenerated or destroyed since this one loaded it is never written
+        back: the response is a 409 (L{txsessions.errors.SessionConflictError}).
+
         @return: a L{Deferred} firing once the database holds the session
             under its new key; the response waits for it in any case.
         @raise SessionDestroyedError: when the session was destroyed.
@@ -439,7 +468,7 @@ class Session:
         self._checkAlive()
         self._change(FLASH + key, encodeValue(key, value))
         self._flashes[key] = value
-        self._readFlashes.discard(key)
+        self.changes.readFlashes.discard(key)
 
     def hasFlash(self) -> bool:
         """
@@ -461,14 +490,14 @@ class Session:
             read, and removed when the request ends.
         """
         if key in self._flashes:
-            self._readFlashes.add(key)
+            self.changes.readFlashes.add(key)
         return self._flashes.get(key)
 
     def getFlashes(self) -> dict[str, Any]:
         """
         @return: every flash message, all marked read.
         """
-        self._readFlashes.update(self._flashes)
+        self.changes.readFlashes.update(self._flashes)
         return dict(self._flashes)
 
     def getFlashString(self, key: str) -> str:
@@ -493,7 +522,7 @@ class Session:
         self._checkAlive()
         if self._flashes.pop(key, _missing) is not _missing:
             self._remove(FLASH + key)
-        self._readFlashes.discard(key)
+        self.changes.readFlashes.discard(key)
 
     def clearFlashes(self) -> None:
         """
@@ -502,68 +531,54 @@ class Session:
         for key in list(self._flashes):
             self.deleteFlash(key)
 
-    # Used by the manager
-
-    def _setLifetime(self, lifetime: Lifetime) -> None:
-        self._checkAlive()
-        self.lifetime = lifetime
-        if self._stored:
-            self._lifetimeChanged = True
-            self._cookieDirty = True
-
-    def _hasChanges(self) -> bool:
-        return not self._destroyed and bool(
-            self._updated
-            or self._deleted
-            or self._cleared
-            or self._lifetimeChanged
-            or self._readFlashes
-        )
+    # Used by the request session (see the functions below)
 
     def _takeChanges(
         self, increments: Mapping[str, int] | None = None
     ) -> SessionChanges:
-        """
-        Hand over what changed since the last call, and forget it.  The
-        session counts as stored from then on.
-        """
-        for key in self._readFlashes:
-            self._change(FLASH + key, None)
-        self._readFlashes = set()
-        create = not self._stored
-        updated = self._updated
-        if self._cleared and not create:
+        changes = self.changes
+        for key in changes.readFlashes:
+            changes.change(FLASH + key, None)
+        changes.readFlashes = set()
+        create = not changes.stored
+        updated = changes.updated
+        if changes.cleared and not create:
             updated.update(
                 (FLASH + k, encodeValue(k, v))
                 for k, v in self._flashes.items()
-                if FLASH + k not in self._deleted
+                if FLASH + k not in changes.deleted
             )
-        changes = SessionChanges(
+        taken = SessionChanges(
             create=create,
-            lifetime=self.lifetime if create or self._lifetimeChanged else None,
-            clear=self._cleared and not create,
-            deleted=frozenset() if create else frozenset(self._deleted),
+            lifetime=self.lifetime if create or changes.lifetimeChanged else None,
+            clear=changes.cleared and not create,
+            deleted=frozenset() if create else frozenset(changes.deleted),
             updated=updated,
             increments=increments or {},
         )
-        self._stored = True
-        self._updated = {}
-        self._deleted = set()
-        self._cleared = False
-        self._lifetimeChanged = False
-        return changes
+        changes.stored = True
+        changes.updated = {}
+        changes.deleted = set()
+        changes.cleared = False
+        changes.lifetimeChanged = False
+        return taken
 
-    def _incremented(self, values: Mapping[str, int]) -> None:
-        self._values.update(values)
+    def _restart(self, lifetime: Lifetime) -> None:
+        old = self.changes
+        written = old.updated
+        self.changes = ChangeSet(False)
+        self.changes.updated = dict(written)
+        self.changes.cookieDirty = True
+        self.isNew = True
+        self.lifetime = lifetime
+        self._values = {k: v for k, v in self._values.items() if k in written}
+        self._immutables = {k for k in self._immutables if IMMUTABLE + k in written}
+        self._flashes = {k: v for k, v in self._flashes.items() if FLASH + k in written}
 
     def _markDestroyed(self) -> None:
-        self._destroyed = True
+        self.changes.forget()
         for collection in (self._values, self._immutables, self._flashes):
             collection.clear()
-        self._updated.clear()
-        self._deleted.clear()
-        self._readFlashes.clear()
-        self._cleared = self._lifetimeChanged = self._cookieDirty = False
 
     def _put(self, key: str, text: str, value: Any) -> None:
         self._change(key, text)
@@ -573,138 +588,13 @@ class Session:
         self._change(name, None)
 
     def _change(self, name: str, text: str | None) -> None:
-        if text is None:
-            self._updated.pop(name, None)
-            self._deleted.add(name)
-        else:
-            self._updated[name] = text
-            self._deleted.discard(name)
+        self.changes.change(name, text)
 
     def _checkAlive(self) -> None:
-        if self._destroyed:
+        if self.changes.destroyed:
             raise SessionDestroyedError(
                 "this session was destroyed; start a new one with Sessions.start"
             )
-
-    def _entry(self, key: str) -> Any:
-        value = self._values.get(key, _missing)
-        if value is _missing:
-            raise EntryNotFound(key, f"the session holds no key {key!r}")
-        return value
-
-    def _orDefault(self, convert: Callable[[str, Any], T], key: str, default: T) -> T:
-        value = self._values.get(key, _missing)
-        if value is _missing:
-            return default
-        try:
-            return convert(key, value)
-        except EntryError:
-            return default
-
-    # The mapping protocol, as Flask, Django and aiohttp-session users
-    # expect: each operation is one of the Iris-named methods above, with
-    # their change tracking, immutables and errors.  Iris's get(key) and
-    # Mapping.get(key, default) are the one L{get}: C{default} is C{None}
-    # unless given.  Flash messages are not in the mapping.  Sessions
-    # compare by identity, not as mappings.
-
-    def __getitem__(self, key: str) -> Any:
-        """
-        C{session[key]}: L{get}, but a missing key raises.
-
-        @raise EntryNotFound: (a C{KeyError}) when the session has no such
-            key.
-        """
-        if key not in self:
-            raise EntryNotFound(key, f"the session holds no key {key!r}")
-        return self.get(key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        """
-        C{session[key] = value}: L{set}.
-        """
-        self.set(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        """
-        C{del session[key]}: L{delete}, but a missing key raises.
-
-        @raise EntryNotFound: (a C{KeyError}) when the session has no such
-            key.
-        """
-        if not self.delete(key):
-            raise EntryNotFound(key, f"the session holds no key {key!r}")
-
-    def __iter__(self) -> Iterator[str]:
-        """
-        @return: an iterator over the keys as they were when it was made, in
-            the order they were first set.
-        """
-        return iter(self.getAll())
-
-    def keys(self) -> KeysView[str]:
-        """
-        @return: the keys, as they are now (a view of a copy).
-        """
-        return self.getAll().keys()
-
-    def values(self) -> ValuesView[Any]:
-        """
-        @return: the values, as they are now (a view of a copy).
-        """
-        return self.getAll().values()
-
-    def items(self) -> ItemsView[str, Any]:
-        """
-        @return: the C{(key, value)} pairs, as they are now (a view of a
-            copy).
-        """
-        return self.getAll().items()
-
-    def pop(self, key: str, default: Any = _missing) -> Any:
-        """
-        Remove a key and return its value (L{get}, then L{delete}).
-
-        @param default: returned when the session has no such key.
-        @raise EntryNotFound: (a C{KeyError}) when it has none and no
-            C{default} is given.
-        """
-        if key not in self:
-            if default is _missing:
-                raise EntryNotFound(key, f"the session holds no key {key!r}")
-            return default
-        value = self.get(key)
-        self.delete(key)
-        return value
-
-    def popitem(self) -> tuple[str, Any]:
-        """
-        Remove the key set last and return it with its value.
-
-        @raise KeyError: when the session holds no value.
-        """
-        keys = list(self.getAll())
-        if not keys:
-            raise KeyError("popitem(): the session holds no value")
-        return keys[-1], self.pop(keys[-1])
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        """
-        L{set} C{key} to C{default} unless the session holds it.
-
-        @return: the value under C{key}.
-        """
-        if key not in self:
-            self.set(key, default)
-        return self.get(key)
-
-    def update(self, *other: Any, **values: Any) -> None:
-        """
-        L{set} every pair of a mapping, or an iterable of pairs, and of the
-        keyword arguments, in order.
-        """
-        for key, value in dict(*other, **values).items():
-            self.set(key, value)
 
 
 MutableMapping.register(Session)

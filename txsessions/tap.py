@@ -135,6 +135,13 @@ class Options(usage.Options):
     ]
 
     optFlags = [
+        # issue 16 (refactor helper): lifecycle log events are opt-in.
+        [
+            "log-session-events",
+            None,
+            "Log each session created, regenerated, destroyed and expired "
+            "(security events are always logged; metrics count them all).",
+        ],
         [
             "force-secure-cookie",
             None,
@@ -235,6 +242,7 @@ class Options(usage.Options):
             "forceSecureCookie": bool(self["force-secure-cookie"]),
             "trustProxyHeaders": bool(self["trust-proxy-headers"]),
             "cookieHTTPOnly": not self["no-http-only"],
+            "logSessionEvents": bool(self["log-session-events"]),  # issue 16
         }
         if self["database-timeout"] is not None:
             arguments["databaseTimeout"] = _seconds(

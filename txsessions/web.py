@@ -9,23 +9,36 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.pages import errorPage
-from twisted.web.resource import IResource, _IEncodingResource, getChildForRequest
+from twisted.web.resource import IResource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
+from ._hold import UNAVAILABLE, useEncoder
+from ._parts import Parts
+from ._request import answered, attach, currentSession
 from .errors import DatabaseError
-from .manager import currentSession
-from .responses import UNAVAILABLE
 from .session import Session
 
-if TYPE_CHECKING:
-    from .manager import Sessions
+
+class _Manager(Protocol):
+    """
+    What the web layer needs of a L{txsessions.Sessions} manager.
+    """
+
+    @property
+    def parts(self) -> Parts:
+        """
+        The manager's request-path parts.
+        """
+
+
+M = TypeVar("M", bound=_Manager)
 
 
 def get(request: IRequest) -> Session:
@@ -41,7 +54,7 @@ def get(request: IRequest) -> Session:
 
 
 @implementer(IResource)
-class SessionResource:
+class SessionResource(Generic[M]):
     """
     Wraps a resource so that every request under it has a session, in the
     manner of C{twisted.web.guard}: transparent to traversal, it loads the
@@ -54,7 +67,7 @@ class SessionResource:
 
     isLeaf = False
 
-    def __init__(self, sessions: Sessions, wrapped: IResource) -> None:
+    def __init__(self, sessions: M, wrapped: IResource) -> None:
         """
         @param sessions: the manager that starts the sessions.
         @param wrapped: the resource to serve.
@@ -88,11 +101,11 @@ class SessionResource:
         (or a 503 when the database failed; the manager has logged why).
         """
         try:
-            loaded = self.sessions._start(request)
+            loaded = attach(self.sessions.parts, request)
         except DatabaseError:
             self._render(request, started=False)
             return
-        if not isinstance(loaded, Deferred):
+        if isinstance(loaded, Session):
             self._render(request, started=True)
             return
 
@@ -110,12 +123,7 @@ class SessionResource:
     def _render(self, request: IRequest, started: bool) -> None:
         if started:
             leaf = getChildForRequest(self._wrapped, request)
-            # What Request.process does for the leaf Site finds, so that an
-            # EncodingResourceWrapper (gzip) inside still compresses.
-            if _IEncodingResource.providedBy(leaf):
-                encoder = leaf.getEncoder(request)
-                if encoder is not None:
-                    request._encoder = encoder  # type: ignore[attr-defined]
+            useEncoder(leaf, request)
         else:
             leaf = errorPage(503, "Service Unavailable", UNAVAILABLE.decode())
         request.render(leaf)  # type: ignore[attr-defined]
@@ -130,7 +138,7 @@ class _Started:
 
     isLeaf = True
 
-    def __init__(self, wrapper: SessionResource) -> None:
+    def __init__(self, wrapper: SessionResource[Any]) -> None:
         self._wrapper = wrapper
 
     def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
@@ -144,7 +152,7 @@ class _Started:
         return NOT_DONE_YET
 
 
-def withSession(sessions: Sessions, handler: Callable[..., Any]) -> Callable[..., Any]:
+def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[..., Any]:
     """
     The decorator behind L{Sessions.withSession}: call C{handler} with the
     request's session inserted after the request, for module-level and
@@ -162,20 +170,25 @@ def withSession(sessions: Sessions, handler: Callable[..., Any]) -> Callable[...
     def withSessionHandler(*args: Any, **kwargs: Any) -> Any:
         index = 0
         for request in args:
-            if IRequest.providedBy(request):
+            if type(request) in _requestTypes or _isRequest(request):
                 break
             index += 1
         else:
             raise TypeError(f"{handler.__qualname__} was not called with a request")
         try:
-            loaded = sessions._start(request)
+            loaded = attach(sessions.parts, request)
         except DatabaseError:
             return _unavailable(request)
-        if isinstance(loaded, Deferred):
+        if not isinstance(loaded, Session):
             return loaded.addCallbacks(
-                _call, _unavailableNow, (index, args, kwargs), errbackArgs=(request,)
+                _call, _unavailableLater, (index, args, kwargs), errbackArgs=(request,)
             )
-        return handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
+        result = handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
+        if type(result) is str or type(result) is bytes:
+            # The whole response, at once: save now, and let it go straight
+            # to Twisted.
+            answered(request)
+        return result
 
     def _call(
         session: Session, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -188,11 +201,32 @@ def withSession(sessions: Sessions, handler: Callable[..., Any]) -> Callable[...
     return withSessionHandler
 
 
+_requestTypes: set[type] = set()
+"""
+The classes whose instances were found to provide L{IRequest}: a set lookup
+is cheaper than asking zope.interface on every request.
+"""
+
+
+def _isRequest(candidate: object) -> bool:
+    """
+    @return: whether C{candidate} provides L{IRequest}, remembering its
+        class when it does.
+    """
+    if IRequest.providedBy(candidate):
+        # Classes only: a request made to provide IRequest by directlyProvides
+        # is asked again each time, at no harm.
+        if IRequest.implementedBy(type(candidate)):
+            _requestTypes.add(type(candidate))
+        return True
+    return False
+
+
 async def _awaited(result: Awaitable[Any]) -> Any:
     return await result
 
 
-def _unavailableNow(failure: Failure, request: IRequest) -> bytes:
+def _unavailableLater(failure: Failure, request: IRequest) -> bytes:
     """
     Answer 503 when the session could not be loaded later.
     """

@@ -12,13 +12,8 @@ import pytest
 import pytest_twisted
 from zope.interface.verify import verifyObject
 
-from txsessions import (
-    DestroyReason,
-    IDatabase,
-    Lifetime,
-    SessionChanges,
-    StoredSession,
-)
+from txsessions import DestroyReason
+from txsessions.interfaces import IDatabase, Lifetime, SessionChanges, StoredSession
 from txsessions.records import SessionInfo
 
 DATABASES = ["memory", "sqlite", "lmdb", "redis"]
@@ -383,8 +378,8 @@ async def test_renameOfAMissingOrExpiredSession(database: Any, clock: Any) -> No
 async def test_aFullDatabaseRefusesNewSessionsOnly(
     kind: str, clock: Any, tmp_path: Any
 ) -> None:
-    from txsessions import SessionLimitError
     from txsessions.db import openDatabase as openURL
+    from txsessions.errors import SessionLimitError
 
     url = "memory:" if kind == "memory" else f"{kind}:{tmp_path / kind}"
     db = openURL(url, clock, maxSessions=2)

@@ -11,7 +11,8 @@ import sys
 import pytest
 from twisted.internet.task import Clock
 
-from txsessions import Lifetime, MemoryDatabase, SessionChanges
+from txsessions import MemoryDatabase
+from txsessions.interfaces import Lifetime, SessionChanges
 
 
 @pytest.mark.skipif(

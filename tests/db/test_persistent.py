@@ -14,14 +14,9 @@ import pytest
 import pytest_twisted
 
 from tests.db.test_conformance import create
-from txsessions import (
-    DatabaseError,
-    DestroyReason,
-    Lifetime,
-    SessionChanges,
-    StoredSession,
-)
+from txsessions import DatabaseError, DestroyReason
 from txsessions.db import checkDatabaseURL, openDatabase
+from txsessions.interfaces import Lifetime, SessionChanges, StoredSession
 
 PERSISTENT = ["sqlite", "lmdb"]
 

@@ -21,9 +21,10 @@ from tests.apps import kvApp
 from tests.processes import Server, twistd
 from tests.redis import RedisServer
 from tests.support import COOKIE, cookieValue, plainClient, setCookies
-from txsessions import Config, DestroyReason, Lifetime, SessionChanges, Sessions
+from txsessions import Config, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase, RedisURL
 from txsessions.ids import storeKey
+from txsessions.interfaces import Lifetime, SessionChanges
 
 
 @pytest.mark.parametrize(
@@ -561,7 +562,9 @@ async def test_twoTwistdProcessesShareOneRedis(
 async def test_anExpiryIsLoggedOnceByEachTwistd(
     redisServer: RedisServer, tmp_path: Any
 ) -> None:
-    client, servers = twistdPair(prefixed(redisServer), tmp_path, "--expires", "1")
+    client, servers = twistdPair(
+        prefixed(redisServer), tmp_path, "--expires", "1", "--log-session-events"
+    )
     try:
         one = await servers[0].start()
         await servers[1].start()

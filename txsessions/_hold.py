@@ -1,6 +1,7 @@
-# -*- test-case-name: tests.test_web -*-
+# -*- test-case-name: tests.test_hold,tests.test_web -*-
 """
-Holding a response back until its session is saved.
+Holding a response back until its session is saved; the one home of the
+Twisted internals txsessions relies on.
 
 Twisted writes a response's headers on its first C{write} and ends it with
 C{finish}.  L{HeldResponse} steps in front of both on one request: before the
@@ -10,7 +11,30 @@ request always sees them.  While a save is under way, writes are buffered.
 
 If the save fails before the headers were sent, the client gets a 503 and no
 cookie; if it fails later, the connection is aborted, so that no response
-looks complete when its session changes were lost.
+looks complete when its session changes were lost.  When another request
+regenerated or destroyed the session first (L{SessionConflictError}), the
+client gets a 409 instead of the 503.
+
+The contract with Twisted: what this module relies on beyond C{IRequest},
+each checked by L{twistedInternals} and by C{tests.test_hold}, which fails
+when a Twisted release changes one of them:
+  - C{Request.write} and C{Request.finish} are looked up on the instance on
+    every call (from the application and from Twisted's own
+    C{Request.processingFailed} / C{render}), so instance attributes
+    replace them for one request;
+  - C{Request.startedWriting}, C{code}, C{code_message},
+    C{responseHeaders} and C{cookies} are plain attributes that the first
+    C{write} reads to build the headers;
+  - C{Request._disconnected} tells that the client went away (no public
+    attribute does; without it, a finished response is written anyway,
+    which Twisted ignores);
+  - C{Headers._rawHeaders}, a dict of header values by name, into which
+    L{markPrivateIfBare} writes two headers directly (the key case is found
+    by asking Headers itself; without the dict, the public API is used);
+  - C{Request._encoder} and C{twisted.web.resource._IEncodingResource}:
+    what C{Request.process} does so that an C{EncodingResourceWrapper}
+    (gzip) compresses; without them, a wrapped gzip resource serves
+    uncompressed.
 """
 
 from __future__ import annotations
@@ -22,14 +46,100 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web import resource as _resource
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
+from twisted.web.server import Request
+
+from .errors import DatabaseError, SessionConflictError
 
 _log = Logger()
 
 Commit = Callable[[bool], "Deferred[None] | None"]
 
 UNAVAILABLE = b"Session storage is unavailable; please try again.\n"
+
+CONFLICT = (
+    b"The session was changed by another request at the same time; please try again.\n"
+)
+
+_IEncodingResource: Any = getattr(_resource, "_IEncodingResource", None)
+
+
+def twistedInternals() -> dict[str, bool]:
+    """
+    @return: for each Twisted internal this module relies on, whether the
+        installed Twisted has it.
+    """
+    return {
+        "Request._disconnected": hasattr(Request, "_disconnected"),
+        "Request._encoder": hasattr(Request, "_encoder"),
+        "resource._IEncodingResource": _IEncodingResource is not None,
+        "Request.startedWriting": hasattr(Request, "startedWriting"),
+        "Headers._rawHeaders": _KEYS is not None,
+    }
+
+
+def useEncoder(leaf: object, request: IRequest) -> None:
+    """
+    Do for C{leaf} what C{Request.process} does for the leaf C{Site}
+    finds, so that an C{EncodingResourceWrapper} (gzip) inside a session
+    wrapper still compresses.  A no-op when Twisted lacks the internals.
+
+    @param leaf: the resource about to render.
+    @param request: the request.
+    """
+    if _IEncodingResource is not None and _IEncodingResource.providedBy(leaf):
+        encoder = leaf.getEncoder(request)  # type: ignore[attr-defined]
+        if encoder is not None:
+            request._encoder = encoder  # type: ignore[attr-defined]
+
+
+def _headerKeys() -> tuple[bytes, bytes] | None:
+    """
+    The keys C{Headers._rawHeaders} files C{Vary} and C{Cache-Control}
+    under in this Twisted (canonical case since 24.x, lower case before),
+    found by asking it; C{None} when it has no such dict.
+    """
+    probe = Headers()
+    raw = getattr(probe, "_rawHeaders", None)
+    if not isinstance(raw, dict):
+        return None
+    probe.setRawHeaders(b"vary", [b"x"])
+    probe.setRawHeaders(b"cache-control", [b"x"])
+    keys = tuple(raw)
+    if len(keys) != 2 or not all(isinstance(k, bytes) for k in keys):
+        return None
+    return keys[0], keys[1]
+
+
+_KEYS = _headerKeys()
+
+
+def markPrivateIfBare(headers: Headers) -> bool:
+    """
+    Add C{Vary: Cookie} and C{Cache-Control: private} to response headers
+    that have neither, straight into C{Headers._rawHeaders} (what
+    C{setRawHeaders} would do, a quarter of the cost).
+
+    @param headers: the response headers.
+    @return: whether it did; C{False} when either header is present, or
+        when this Twisted files headers some other way: then the caller
+        uses the public API.
+    """
+    if _KEYS is None:
+        return False
+    raw: dict[bytes, list[bytes]] = headers._rawHeaders
+    vary, cacheControl = _KEYS
+    if vary in raw or cacheControl in raw:
+        return False
+    raw[vary] = [b"Cookie"]
+    raw[cacheControl] = [b"private"]
+    return True
+
+
+def _disconnected(request: Any) -> bool:
+    return bool(getattr(request, "_disconnected", False))
 
 
 class _State(enum.Enum):
@@ -87,6 +197,17 @@ class HeldResponse:
         # Instance attributes shadow the class's methods for this request only.
         setattr(request, "write", self.write)  # noqa: B010
         setattr(request, "finish", self.finish)  # noqa: B010
+
+    def release(self) -> None:
+        """
+        Step aside before anything was written: the session is saved, and
+        the response goes straight to Twisted from now on.
+        """
+        if self._state is _OPEN:
+            self._state = _CLOSED
+            request = self._request
+            del request.write
+            del request.finish
 
     def write(self, data: bytes) -> None:
         """
@@ -155,34 +276,41 @@ class HeldResponse:
 
     def _finishNow(self) -> None:
         self._state = _STREAMING
-        if not self._request._disconnected:
+        if not _disconnected(self._request):
             self._finish()
         self._state = _CLOSED
 
     def _failed(self, failure: Failure) -> None:
-        _log.failure("the session could not be saved", failure=failure)
+        # A database failure and a conflict were logged where they happened:
+        # log only what nobody has.
+        if not failure.check(DatabaseError, SessionConflictError):
+            _log.failure("the session could not be saved", failure=failure)
         request = self._request
         self._state = _CLOSED
         self._buffer = []
-        if request._disconnected:
+        if _disconnected(request):
             return
         if request.startedWriting:
-            _abort(request)
+            abort(request)
             return
-        request.setResponseCode(503)
+        if failure.check(SessionConflictError):
+            code, body = 409, CONFLICT
+        else:
+            code, body = 503, UNAVAILABLE
+        request.setResponseCode(code)
         request.responseHeaders = Headers(
             {
                 b"Content-Type": [b"text/plain; charset=utf-8"],
-                b"Content-Length": [b"%d" % len(UNAVAILABLE)],
+                b"Content-Length": [b"%d" % len(body)],
                 b"Cache-Control": [b"no-store"],
             }
         )
         request.cookies = []
-        self._write(UNAVAILABLE)
+        self._write(body)
         self._finish()
 
 
-def _abort(request: Any) -> None:
+def abort(request: Any) -> None:
     """
     Cut a response short, over HTTP/1.1 or HTTP/2 alike.
     """

@@ -1,0 +1,139 @@
+"""
+Requests racing on one session (issue 17): parallel regenerations, and a
+write made while another request regenerates or destroys the session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_twisted
+from klein import Klein
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.web.iweb import IRequest
+
+import txsessions
+from tests.apps import kvApp
+from tests.db.test_conformance import DATABASES, databaseURL
+from tests.support import (
+    COOKIE,
+    Browser,
+    ControlledDatabase,
+    cookieValue,
+    login,
+    resultOf,
+    setCookies,
+)
+from txsessions import Config, Sessions
+from txsessions.db import openDatabase
+
+
+def loginApp(sessions: Sessions) -> Klein:
+    """
+    A login route as a double-clicked button runs it: regenerate, then
+    write.
+    """
+    app = kvApp(sessions)
+
+    @app.route("/login/<name>")
+    async def login(request: IRequest, name: str) -> str:
+        session = txsessions.get(request)
+        await session.regenerate()
+        session.set("user", name)
+        return "welcome"
+
+    return app
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+@pytest_twisted.ensureDeferred
+async def test_parallelRegenerationsAllAnswerWithAWorkingSession(
+    kind: str, tmp_path: Any, listen: Any, request: Any
+) -> None:
+    sessions = Sessions(
+        Config(cookie=COOKIE), openDatabase(databaseURL(kind, tmp_path, request))
+    )
+    try:
+        base, client = listen(sessions.wrap(loginApp(sessions).resource()))
+        response = await client.get(base + "/set/cart/3")
+        await response.content()
+        old = cookieValue(response, COOKIE)
+
+        async def loginOnce(i: int) -> tuple[int, str]:
+            response = await client.get(f"{base}/login/u{i}", cookies={COOKIE: old})
+            await response.content()
+            return response.code, cookieValue(response, COOKIE)
+
+        answers = await gatherResults(
+            [Deferred.fromCoroutine(loginOnce(i)) for i in range(20)]
+        )
+        assert [code for code, _ in answers] == [200] * 20
+        for i, (_, sid) in enumerate(answers):
+            assert sid != old
+            response = await client.get(base + "/all", cookies={COOKIE: sid})
+            assert response.code == 200
+            values = (await response.json())["values"]
+            # The winner keeps the data; a loser carries on with a new
+            # session holding what it wrote.
+            assert values["user"] == f"u{i}"
+            assert values.get("cart", "3") == "3"
+        response = await client.get(base + "/all", cookies={COOKIE: old})
+        assert (await response.json())["isNew"] is True
+    finally:
+        await sessions.close()
+
+
+def test_aWriteAfterAnotherRequestRegeneratedIsA409(
+    browser: Browser, sessions: Sessions, db: ControlledDatabase
+) -> None:
+    sid = login(browser)
+    db.holdSaves = True
+    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
+    writing = stub.get("http://example.com/set/a/1", cookies={COOKIE: sid})
+    stub.flush()
+    db.holdSaves = False
+    response, _ = browser.get("/regenerate", {COOKIE: sid})
+    newID = cookieValue(response, COOKIE)
+    db.release()
+    stub.flush()
+    response = resultOf(writing)
+    assert response.code == 409
+    assert setCookies(response) == []
+    assert b"another request" in resultOf(response.content())
+    _, body = browser.get("/get/a", {COOKIE: newID})
+    assert body == b"null"
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+@pytest_twisted.ensureDeferred
+async def test_aRecordThatCannotBeDecodedIsANewSession(
+    kind: str, tmp_path: Any, listen: Any, request: Any
+) -> None:
+    # Issue 17: a value nested too deep to decode (RecursionError) made
+    # every request with that cookie, logout included, answer 500.
+    from twisted.internet import reactor
+
+    from txsessions.ids import storeKey
+    from txsessions.interfaces import Lifetime, SessionChanges
+
+    database = openDatabase(databaseURL(kind, tmp_path, request))
+    sessions = Sessions(Config(cookie=COOKIE), database)
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        sid = "p" * 43
+        deep = "[" * 100_000 + "]" * 100_000
+        changes = SessionChanges(
+            create=True,
+            lifetime=Lifetime(reactor.seconds()),
+            updated={"user": '"alice"', "deep": deep},
+        )
+        await database.save(storeKey(sid), changes)
+        for path in ["/all", "/destroy", "/set/a/1"]:
+            response = await client.get(base + path, cookies={COOKIE: sid})
+            await response.content()
+            assert response.code == 200, path
+        assert cookieValue(response, COOKIE) != sid
+    finally:
+        await sessions.close()

@@ -1,0 +1,80 @@
+# -*- test-case-name: tests.test_session -*-
+"""
+L{ChangeSet}: what a session has changed since it was last saved.
+"""
+
+from __future__ import annotations
+
+
+class ChangeSet:
+    """
+    What a L{Session} has changed since it was last saved, and where it
+    stands with its database and its cookie: the one piece of state the
+    request session reads and the session writes.
+
+    @ivar updated: stored field names and their new JSON text.
+    @ivar deleted: stored field names to remove.
+    @ivar cleared: whether every value is to be removed first.
+    @ivar lifetimeChanged: whether the lifetime is to be saved.
+    @ivar readFlashes: flash messages read, to be removed.
+    @ivar cookieDirty: whether the cookie is to be (re)sent.
+    @ivar stored: whether the database holds the session.
+    @ivar destroyed: whether the session was destroyed.
+    """
+
+    __slots__ = (
+        "updated",
+        "deleted",
+        "cleared",
+        "lifetimeChanged",
+        "readFlashes",
+        "cookieDirty",
+        "stored",
+        "destroyed",
+    )
+
+    def __init__(self, stored: bool) -> None:
+        """
+        @param stored: whether the database holds the session.
+        """
+        self.updated: dict[str, str] = {}
+        self.deleted: set[str] = set()
+        self.cleared = False
+        self.lifetimeChanged = False
+        self.readFlashes: set[str] = set()
+        self.cookieDirty = False
+        self.stored = stored
+        self.destroyed = False
+
+    def pending(self) -> bool:
+        """
+        @return: whether there is anything to save.
+        """
+        return not self.destroyed and bool(
+            self.updated
+            or self.deleted
+            or self.cleared
+            or self.lifetimeChanged
+            or self.readFlashes
+        )
+
+    def change(self, name: str, text: str | None) -> None:
+        """
+        Record a stored field's new text, or its removal (C{None}).
+        """
+        if text is None:
+            self.updated.pop(name, None)
+            self.deleted.add(name)
+        else:
+            self.updated[name] = text
+            self.deleted.discard(name)
+
+    def forget(self) -> None:
+        """
+        Forget every change: the session is destroyed.
+        """
+        self.destroyed = True
+        self.updated.clear()
+        self.deleted.clear()
+        self.readFlashes.clear()
+        self.cleared = self.lifetimeChanged = self.cookieDirty = False

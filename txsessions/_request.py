@@ -1,0 +1,582 @@
+# -*- test-case-name: tests.test_manager,tests.test_web -*-
+"""
+The session of one request: attached to the request, loaded from its
+cookie, committed before the response goes out, and its cookie, destroy and
+regenerate.
+
+Every step runs once and answers at once when the database did (memory,
+LMDB reads): L{DatabaseCalls.now} gives the result itself then, and a
+L{Deferred} only when the database has yet to answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from time import perf_counter
+from typing import Any, TypeVar, cast
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+
+from . import cookies
+from ._calls import allOf, isDeferred
+from ._hold import HeldResponse, markPrivateIfBare
+from ._parts import Parts
+from .errors import (
+    NoSessionError,
+    SessionConflictError,
+    SessionError,
+)
+from .ids import redact, storeKey
+from .records import DestroyReason, SessionChanges, StoredSession
+from .session import (
+    Session,
+    addIncremented,
+    checkAlive,
+    markDestroyed,
+    rekey,
+    restart,
+    setLifetime,
+    storedKey,
+    takeChanges,
+)
+
+_log = Logger()
+
+T = TypeVar("T")
+
+_STATE = "_txsessionsState"
+"""
+The request attribute that holds the request's L{RequestSession}.
+"""
+
+
+def attach(
+    parts: Parts, request: IRequest, cookieOptions: Mapping[str, Any] | None = None
+) -> Session | Deferred[Session]:
+    """
+    Give C{request} its session: the session itself when it is at hand, or
+    a L{Deferred} firing with it once the database answers.
+
+    @param parts: the manager's parts.
+    @param request: the request.
+    @param cookieOptions: this request's cookie settings, if any.
+    @raise DatabaseError: when the database failed at once.
+    @raise SessionError: when another manager already gave the request one.
+    """
+    state: RequestSession | None = getattr(request, _STATE, None)
+    if state is None:
+        state = RequestSession(parts, request)
+        setattr(request, _STATE, state)
+    elif state.parts is not parts:
+        raise SessionError(
+            "this request already has a session from another Sessions manager"
+        )
+    if cookieOptions:
+        state.config = parts.config.withCookieOptions(**cookieOptions)
+    return state.session()
+
+
+def renew(request: IRequest, seconds: float, create: bool) -> None:
+    """
+    Give the session started for C{request} a new lifetime C{seconds} from
+    now (0: none), saved with it and sent in its cookie.
+
+    @param create: whether to create a session started in this request that
+        nobody wrote to; if not, it is created with the new lifetime only
+        when something is written to it.
+    @raise NoSessionError: when none was started.
+    """
+    state: RequestSession | None = getattr(request, _STATE, None)
+    if state is None or state.current() is None:
+        currentSession(request)
+    else:
+        state.renew(seconds, create)
+
+
+def answered(request: IRequest) -> None:
+    """
+    Tell the request session that its handler has returned the whole
+    response body, synchronously, and written nothing yet: the session is
+    saved now, and when the database has answered, the response goes
+    straight to Twisted, not through the held response.
+
+    @param request: a request with a session.
+    """
+    state: RequestSession | None = getattr(request, _STATE, None)
+    if state is not None:
+        state.answered()
+
+
+def currentSession(request: IRequest) -> Session:
+    """
+    The session started for C{request} by a L{txsessions.Sessions} manager.
+
+    @param request: the request.
+    @return: its L{Session}.
+    @raise NoSessionError: when none was started (or it is still loading).
+    """
+    state: RequestSession | None = getattr(request, _STATE, None)
+    session = None if state is None else state.current()
+    if session is None:
+        raise NoSessionError(
+            "no session was started for this request: wrap the resource with "
+            "Sessions.wrap, decorate the route with Sessions.withSession, or "
+            "call Sessions.start first"
+        )
+    return session
+
+
+class RequestSession:
+    """
+    The session of one request, and the response it holds back until the
+    session is saved.
+
+    @ivar parts: the manager's parts.
+    @ivar request: the request.
+    @ivar config: the configuration, with this request's cookie options.
+    @ivar cookieReceived: whether the request carried a session cookie.
+    """
+
+    __slots__ = (
+        "parts",
+        "request",
+        "config",
+        "cookieReceived",
+        "_session",
+        "_loading",
+        "_pending",
+        "_cookieSent",
+        "_hold",
+    )
+
+    def __init__(self, parts: Parts, request: IRequest) -> None:
+        self.parts = parts
+        self.request = request
+        self.config = parts.config
+        self.cookieReceived = False
+        self._session: Session | None = None
+        self._loading: list[Deferred[Session]] | None = None
+        self._pending: list[Deferred[None]] = []
+        self._cookieSent = False
+        self._hold = HeldResponse(request, self.commit)
+
+    # Loading
+
+    def session(self) -> Session | Deferred[Session]:
+        """
+        @return: the current session, loading it first if need be: the
+            session itself when it is at hand, or a L{Deferred} firing with
+            it once the database answers.
+        @raise DatabaseError: when the database failed at once.
+        """
+        session = self._session
+        if session is not None:
+            if session.destroyed and self.config.allowReclaim:
+                session = self._session = self._newSession()
+            return session
+        if self._loading is not None:
+            waiter: Deferred[Session] = Deferred()
+            self._loading.append(waiter)
+            return waiter
+        self.cookieReceived, found = cookies.sessionIDs(
+            self.config, self.request, self.parts.cookieName
+        )
+        loaded = self._loadFrom(found)
+        if isinstance(loaded, Session):
+            self._session = loaded
+            return loaded
+        self._loading = []
+        return loaded.addBoth(self._loaded)
+
+    def _loaded(self, result: Session | Failure) -> Session | Failure:
+        waiters, self._loading = self._loading or [], None
+        if isinstance(result, Failure):
+            for waiter in waiters:
+                waiter.errback(result)
+        else:
+            self._session = result
+            for waiter in waiters:
+                waiter.callback(result)
+        return result
+
+    def _loadFrom(self, found: list[tuple[str, bool]]) -> Session | Deferred[Session]:
+        """
+        Load the session the first of C{found} that names a live, readable
+        session names, or make a new one.
+        """
+        parts = self.parts
+        while found:
+            sessionID, current = found.pop(0)
+            key = storeKey(sessionID)
+            started = perf_counter()
+            try:
+                loading = parts.database.load(key)
+            except Exception as e:
+                raise parts.calls.failed(e, "load") from e
+            stored = parts.calls.now(loading, "load", started)
+            if isDeferred(stored):
+                # A callback rather than a coroutine: it runs on every
+                # request a remote database serves.
+                return cast("Deferred[StoredSession | None]", stored).addCallback(
+                    self._acceptLater, sessionID, key, current, found
+                )
+            stored = cast("StoredSession | None", stored)
+            session = self._accept(stored, sessionID, key, current)
+            if session is not None:
+                return session
+        return self._newSession()
+
+    def _acceptLater(
+        self,
+        stored: StoredSession | None,
+        sessionID: str,
+        key: str,
+        current: bool,
+        found: list[tuple[str, bool]],
+    ) -> Session | Deferred[Session]:
+        session = self._accept(stored, sessionID, key, current)
+        return session if session is not None else self._loadFrom(found)
+
+    def _accept(
+        self, stored: StoredSession | None, sessionID: str, key: str, current: bool
+    ) -> Session | None:
+        """
+        The session a candidate id names, or C{None} when it names no live,
+        readable session.  A record that cannot be decoded, for whatever
+        reason, counts as none: the client gets a new session, not an error.
+        """
+        if stored is None:
+            _log.info(
+                "unknown session id {id} ignored",
+                id=redact(sessionID),
+                security="unknown",
+            )
+            return None
+        now = self.parts.clock.seconds()
+        policy = self.parts.policy
+        lifetime = stored.lifetime
+        fixed = policy.fixed
+        if lifetime.hasExpired(now) if fixed else policy.hasEnded(lifetime, now):
+            _log.info("session {key} has ended", key=redact(key), security="ended")
+            return None
+        try:
+            session = Session(self, sessionID, key, lifetime, stored.values)
+        except Exception as e:
+            _log.warn(
+                "session {key} holds data that cannot be decoded ({error}); "
+                "a new session replaces it",
+                key=redact(key),
+                error=type(e).__name__,
+                security="corrupt",
+            )
+            return None
+        if not current:
+            session.changes.cookieDirty = True
+        if not fixed:
+            touched = policy.touched(lifetime, now)
+            if touched is not None:
+                setLifetime(session, touched)
+        return session
+
+    def _newSession(self) -> Session:
+        return Session(self, None, None, self.parts.policy.new(self.now()))
+
+    # The owner of the session (see txsessions.session.SessionOwner)
+
+    def current(self) -> Session | None:
+        """@return: the session, once loaded."""
+        return self._session
+
+    def newID(self) -> tuple[str, str]:
+        """
+        @return: a new session id and its store key.
+        """
+        return self.parts.newID(self.request)
+
+    def now(self) -> float:
+        """
+        @return: the manager's current time.
+        """
+        return self.parts.clock.seconds()
+
+    def renew(self, seconds: float, create: bool) -> None:
+        """
+        Give the session a new lifetime C{seconds} from now (0: none), saved
+        with it and sent in its cookie; see L{renew}.
+        """
+        session = self._session
+        assert session is not None
+        lifetime = self.parts.policy.renewed(session.lifetime, self.now(), seconds)
+        setLifetime(session, lifetime, create)
+
+    def destroy(self, session: Session) -> Deferred[None]:
+        """
+        Destroy C{session}: remove it from the database and have the client
+        forget its cookie.
+        """
+        key = storedKey(session)
+        markDestroyed(session)
+        if self._headersUnsent() and (self.cookieReceived or self._cookieSent):
+            cookies.upsertCookie(
+                self.request,
+                self.parts.cookieName,
+                cookies.deletionCookie(self.config, self.request),
+            )
+        if key is None:
+            return succeed(None)
+        parts = self.parts
+        destroying = parts.calls.call(
+            parts.database.destroy(key, DestroyReason.destroyed)
+        )
+        return self._track(destroying).addCallback(lambda _: None)
+
+    def regenerate(self, session: Session) -> Deferred[None]:
+        """
+        Give C{session} a new id, keeping its data; the old id is dead once
+        the returned L{Deferred} fires, and the response carries the new one.
+
+        When the old id is gone by the time the database renames it (another
+        request regenerated or destroyed the session first: a double-clicked
+        login button), this request carries on with a new session holding
+        only what this request wrote to it, under the new id.
+        """
+        checkAlive(session)
+        oldKey = storedKey(session)
+        sessionID, key = self.newID()
+        rekey(session, sessionID, key)
+        if oldKey is None:
+            return succeed(None)
+        session.changes.cookieDirty = True
+        parts = self.parts
+        renaming = parts.calls.call(parts.database.rename(oldKey, key))
+
+        def renamed(moved: bool) -> None:
+            if not moved:
+                _log.info(
+                    "session {key} was regenerated or destroyed by another "
+                    "request first; this request carries on with a new session",
+                    key=redact(oldKey),
+                )
+                restart(session, parts.policy.new(self.now()))
+            elif parts.config.logSessionEvents:
+                _log.info(
+                    "session {key} regenerated",
+                    key=redact(oldKey),
+                    sessionEvent="regenerated",
+                )
+
+        return self._track(renaming).addCallback(renamed)
+
+    def increment(self, session: Session, key: str, n: int) -> Deferred[int]:
+        """
+        Save C{session}'s changes now, with C{key} incremented by C{n}.
+        """
+        flushed = self._flush(session, not self._headersUnsent(), {key: n})
+        if flushed is None:
+            raise SessionError(
+                "a new session cannot be created once the response headers are "
+                "sent, or over plain HTTP when its cookie must be Secure"
+            )
+        saving: Deferred[Mapping[str, int] | None] = (
+            flushed if isinstance(flushed, Deferred) else succeed(flushed)
+        )
+
+        def incremented(values: Mapping[str, int] | None) -> int:
+            assert values is not None
+            addIncremented(session, values)
+            return values[key]
+
+        return self._track(saving).addCallback(incremented)
+
+    # Saving
+
+    def answered(self) -> None:
+        """
+        See L{answered}.
+        """
+        if self.request.startedWriting:  # type: ignore[attr-defined]
+            return
+        waiting = self.commit(False)
+        if waiting is None:
+            self._hold.release()
+        else:
+            # The held response's first write waits for it.
+            self._pending.append(waiting)
+
+    def commit(self, headersSent: bool) -> Deferred[None] | None:
+        """
+        Save the session before the response goes on: called by
+        L{HeldResponse} before the headers are written (C{headersSent} false)
+        and again when the response finishes.
+
+        @return: C{None} when there is nothing to wait for, or a L{Deferred}
+            that fires once everything is saved, and fails with
+            L{DatabaseError} when the database failed or with
+            L{SessionConflictError} when another request regenerated or
+            destroyed the session first.
+        """
+        waits = self._pending
+        session = self._session
+        if session is not None and self.request.code < 500:  # type: ignore[attr-defined]
+            if not headersSent:
+                if not markPrivateIfBare(self.request.responseHeaders):
+                    cookies.markPrivate(self.request)
+            changes = session.changes
+            if changes.cookieDirty or changes.pending():
+                saving = self._flush(session, headersSent)
+                if isDeferred(saving):
+                    later = cast("Deferred[object]", saving)
+                    waits.append(later.addCallback(lambda _: None))
+        if not waits:
+            return None
+        self._pending = []
+
+        def failed(failure: Any) -> Any:
+            if self._headersUnsent():
+                cookies.removeCookie(self.request, self.parts.cookieName)
+            return failure
+
+        return allOf(waits).addErrback(failed)
+
+    def _flush(
+        self,
+        session: Session,
+        headersSent: bool,
+        increments: Mapping[str, int] | None = None,
+    ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int] | None:
+        """
+        Save what changed in C{session} (with C{increments}) and send its
+        cookie when it is new, has a new lifetime, a new id, or a cookie due
+        for re-issue.
+
+        @return: C{None} when there was nothing to save (or a new session
+            could not be given its cookie, and was dropped); the increments'
+            values when the database saved at once; else the save.
+        """
+        changes = session.changes
+        changed = bool(increments) or changes.pending()
+        creating = changed and not changes.stored
+        if creating:
+            changes.cookieDirty = True
+        if creating and (headersSent or not self._canSendCookie()):
+            _log.error(
+                "a new session was not saved: its cookie could not be sent "
+                "(the response headers were sent, or the cookie must be Secure "
+                "and the request came over plain HTTP)"
+            )
+            markDestroyed(session)
+            return None
+        saving = None
+        cookieValue = None
+        if changed:
+            key = session.key
+            if creating:
+                cookieValue = self._cookieValue(session)
+            saving = self._save(session, key, takeChanges(session, increments))
+        if changes.stored and changes.cookieDirty:
+            if headersSent:
+                _log.warn(
+                    "a session's cookie changed after the response headers were sent"
+                )
+            elif self._canSendCookie():
+                self._sendCookie(session, cookieValue)
+            changes.cookieDirty = False
+        return saving
+
+    def _save(
+        self, session: Session, key: str, changes: SessionChanges
+    ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int]:
+        """
+        @return: the increments' values when the database saved at once (no
+            L{Deferred} on the way), or else the save.
+        """
+        parts = self.parts
+
+        def saved(result: Mapping[str, int] | None) -> Mapping[str, int] | None:
+            if result is None:
+                _log.warn(
+                    "session {key} was regenerated or destroyed by another "
+                    "request; this request's changes to it could not be saved",
+                    key=redact(key),
+                    security="conflict",
+                )
+                markDestroyed(session)
+                if self._headersUnsent():
+                    cookies.removeCookie(self.request, parts.cookieName)
+                raise SessionConflictError(
+                    "the session was regenerated or destroyed by another request "
+                    "while this one was changing it"
+                )
+            if changes.create:
+                parts.created(key)
+            return result
+
+        started = perf_counter()
+        try:
+            try:
+                saving = parts.database.save(key, changes)
+            except Exception as e:
+                raise parts.calls.failed(e, "save") from e
+            result = parts.calls.now(saving, "save", started)
+            if isDeferred(result):
+                return cast("Deferred[Mapping[str, int] | None]", result).addCallback(
+                    saved
+                )
+            done = saved(cast("Mapping[str, int] | None", result))
+            assert done is not None
+            return done
+        except Exception:
+            return fail()
+
+    # The cookie
+
+    def _cookieValue(self, session: Session) -> str:
+        encoding = self.config.encoding
+        if encoding is None:
+            return session.id
+        return str(encoding.encode(self.config.cookie, session.id))
+
+    def _sendCookie(self, session: Session, value: str | None = None) -> None:
+        now = self.now()
+        expiresAt = session.lifetime.expiresAt
+        header = cookies.sessionCookie(
+            self.config,
+            self.request,
+            value if value is not None else self._cookieValue(session),
+            None if expiresAt is None else expiresAt - now,
+            now,
+        )
+        cookies.upsertCookie(self.request, self.parts.cookieName, header)
+        self._cookieSent = True
+
+    def _track(self, d: Deferred[T]) -> Deferred[T]:
+        """
+        Have the response wait for C{d}, and fail with it on a database
+        error, without touching the result the caller gets from C{d}.  A
+        L{SessionConflictError} is left to the caller (L{increment}'s).
+        """
+        done: Deferred[None] = Deferred()
+
+        def mirror(result: Any) -> Any:
+            # A conflict is the caller's to handle (it gets the error); a
+            # database failure fails the response too.
+            if isinstance(result, Failure) and not result.check(SessionConflictError):
+                done.errback(result)
+            else:
+                done.callback(None)
+            return result
+
+        d.addBoth(mirror)
+        self._pending.append(done)
+        return d
+
+    def _canSendCookie(self) -> bool:
+        return not self.config.secureOnly or cookies.isSecureRequest(
+            self.config, self.request
+        )
+
+    def _headersUnsent(self) -> bool:
+        return not self.request.startedWriting  # type: ignore[attr-defined]
