@@ -339,7 +339,7 @@ async def test_ownDestroysAreHeardWithoutTheSubscription(
     """
     heard: list[Any] = []
     redisDB.listen(lambda *a: heard.append(a))
-    redisDB._published = lambda message: None  # type: ignore[method-assign]
+    redisDB._events.published = lambda message: None  # type: ignore[method-assign]
     now = reactor.seconds()
     for key in ("a", "b", "c"):
         await redisDB.save(key, SessionChanges(create=True, lifetime=Lifetime(now)))
