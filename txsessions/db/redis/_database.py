@@ -5,11 +5,10 @@ L{RedisDatabase}: sessions in Redis, over txredisapi.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from twisted.internet.defer import Deferred, fail, gatherResults, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -19,6 +18,7 @@ from ...interfaces import DestroyListener, IDatabase
 from ...records import DestroyReason, SessionChanges, SessionInfo, StoredSession
 from .._persistent import lifetimeOf
 from . import _scripts as scripts
+from ._connection import Connections, endpointFor
 from ._events import Events
 from ._subscription import Subscription
 from ._url import RedisURL
@@ -40,8 +40,9 @@ class RedisDatabase:
         clock: IReactorTime | None = None,
         poolsize: int = 1,
         defaultTTL: float = 30 * 24 * 3600,
-        staleAfter: float = 30.0,
+        deadline: float = 10.0,
         connectTimeout: float = 5.0,
+        reactor: Any = None,
     ) -> None:
         """
         @param url: where Redis is (see L{RedisURL}).
@@ -51,20 +52,26 @@ class RedisDatabase:
             the commands a turn of the reactor sends share one write, and
             their replies arrive together (with hiredis, which txredisapi
             uses when it is installed, as it is with txsessions).  When that
-            one connection drops, the calls under way fail, and new ones wait
-            for txredisapi to reconnect, about a second later.
+            one connection drops, the calls under way fail, and new ones fail
+            at once until txredisapi has reconnected, about a second later.
         @param defaultTTL: how long, in seconds after its last write, a
             session without a lifetime stays in Redis.
-        @param staleAfter: refuse a write that reaches Redis this many
-            seconds after it was sent.
-        @param connectTimeout: how long each connection attempt may take.
+        @param deadline: the manager's deadline for each call, in seconds:
+            give it L{Config.databaseTimeout <txsessions.Config>} (whose
+            default this is).  A save or rename that reaches Redis later
+            than this after it was sent, less a margin for its answer's way
+            back (a quarter of it, at most a second), is refused and has no
+            effect, so that a write whose request was answered 503 never
+            lands.
+        @param connectTimeout: how long each connection attempt may take,
+            for the command connections and the subscriber alike.
+        @param reactor: the reactor to connect with; the global reactor
+            when C{None}.
         @raise ValueError: when C{url} is not a Redis URL.
         """
-        import txredisapi
-
-        if clock is None:
+        if reactor is None:
             from twisted.internet import reactor
-
+        if clock is None:
             clock = cast(IReactorTime, reactor)
         self._clock = clock
         self.where = RedisURL.parse(url)
@@ -72,52 +79,21 @@ class RedisDatabase:
         # What the destroy script cuts off each key: Lua counts bytes.
         self._prefixBytes = str(len(self._prefix.encode()))
         self._defaultTTL = int(defaultTTL * 1000)
-        self._staleAfter = staleAfter
+        self._writeWithin = deadline - min(deadline / 4, 1.0)
         self._events = Events(self._prefix)
-        options: dict[str, Any] = {
-            "dbid": self.where.db,
-            "poolsize": poolsize,
-            "password": self.where.password,
-            "username": self.where.username,
-            "convertNumbers": False,
-            "connectTimeout": connectTimeout,
-        }
-        self._redis: Any
-        self._sentinel: Any = None
-        if self.where.service is not None:
-            self._sentinel = txredisapi.Sentinel(list(self.where.sentinels))
-            options.pop("connectTimeout")
-            self._redis = self._sentinel.master_for(self.where.service, **options)
-        elif self.where.socket is not None:
-            self._redis = txredisapi.lazyUnixConnectionPool(
-                self.where.socket, **options
-            )
-        else:
-            self._redis = txredisapi.lazyConnectionPool(
-                self.where.host,
-                self.where.port,
-                ssl_context_factory=self.where.tls,
-                **options,
-            )
-        # A lazy pool reports a failed connection handshake (a refused AUTH
-        # or SELECT, or the pool closed mid-handshake) on this Deferred,
-        # which nobody else waits for.
-        connected = getattr(self._redis, "_connected", None)
-        if isinstance(connected, Deferred):
-            connected.addErrback(self._handshakeFailed)
+        self._redis = Connections(self.where, reactor, poolsize, connectTimeout)
+
+        def endpointFor(factory: Any) -> IStreamClientEndpoint:
+            return self._subscriberEndpoint(factory, reactor, connectTimeout)
+
         self._subscriber = Subscription(
             self._events,
             self.where.db,
-            self._subscriberEndpoint,
+            endpointFor,
             (self.where.username, self.where.password),
         )
         self._configureExpiryEvents()
         self._closed = False
-        # The pool's connected protocols, which txredisapi keeps up to date
-        # (none, and every script through the pool, should that change).
-        factory = getattr(self._redis, "_factory", None)
-        self._connections: list[Any] = getattr(factory, "pool", [])
-        self._turn = 0
 
     # IDatabase
 
@@ -168,7 +144,7 @@ class RedisDatabase:
             "1" if changes.clear else "0",
             repr(self._clock.seconds()),
             str(self._defaultTTL),
-            str(int(time.time() + self._staleAfter)),
+            f"{self._redis.redisTime(self._writeWithin):.6f}",
             str(len(changes.deleted)),
             *changes.deleted,
             str(len(changes.updated)),
@@ -194,7 +170,13 @@ class RedisDatabase:
         """
         keys = [self._prefix + oldKey, self._prefix + newKey]
         events = self._events
-        args = [repr(self._clock.seconds()), events.channel, oldKey, events.origin]
+        args = [
+            repr(self._clock.seconds()),
+            events.channel,
+            oldKey,
+            events.origin,
+            f"{self._redis.redisTime(self._writeWithin):.6f}",
+        ]
         renaming: Deferred[Any] = self._eval(scripts.RENAME, keys, args)
 
         def renamed(reply: Any) -> bool:
@@ -286,9 +268,9 @@ class RedisDatabase:
             return succeed(None)
         self._closed = True
         self._events.cancelMarks()
-        stopping = [self._subscriber.stop(), self._redis.disconnect()]
-        if self._sentinel is not None:
-            stopping.append(self._sentinel.disconnect())
+        stopping = [self._subscriber.stop(), self._redis.close()]
+        if self._redis.sentinel is not None:
+            stopping.append(self._redis.sentinel.disconnect())
         return gatherResults(stopping, consumeErrors=True).addCallback(lambda _: None)
 
     def eventsDelivered(self) -> Deferred[None]:
@@ -303,31 +285,26 @@ class RedisDatabase:
         mark, waiter = self._events.mark()
 
         def publish(_: object) -> None:
-            self._redis.publish(self._events.channel, mark).addErrback(waiter.errback)
+            publishing = self._redis.call("publish", self._events.channel, mark)
+            publishing.addErrback(waiter.errback)
 
         self._subscriber.subscribed().addCallback(publish)
         return waiter
 
     # Internals
 
-    def _subscriberEndpoint(self, factory: Any) -> IStreamClientEndpoint:
+    def _subscriberEndpoint(
+        self, factory: Any, reactor: Any, timeout: float
+    ) -> IStreamClientEndpoint:
         import txredisapi
 
-        where = self.where
-        if self._sentinel is not None:
-            factory.sentinel_manager = self._sentinel
-            factory.service_name = where.service
-            factory.is_master = True
-            return cast(IStreamClientEndpoint, txredisapi._SentinelEndpoint(factory))
-        if where.socket is not None:
-            from twisted.internet import reactor
-            from twisted.internet.endpoints import UNIXClientEndpoint
-
-            return UNIXClientEndpoint(reactor, where.socket)
-        return cast(
-            IStreamClientEndpoint,
-            txredisapi._makeEndpoint(where.host, where.port, 5, where.tls or None),
-        )
+        sentinel = self._redis.sentinel
+        if sentinel is None:
+            return endpointFor(self.where, reactor, timeout)
+        factory.sentinel_manager = sentinel
+        factory.service_name = self.where.service
+        factory.is_master = True
+        return cast(IStreamClientEndpoint, txredisapi._SentinelEndpoint(factory))
 
     def _configureExpiryEvents(self) -> None:
         """
@@ -335,7 +312,7 @@ class RedisDatabase:
         refuse C{CONFIG}, and then its operator must set
         C{notify-keyspace-events Ex}.
         """
-        configuring = self._redis.execute_command(
+        configuring = self._redis.pool.execute_command(
             "CONFIG", "SET", "notify-keyspace-events", "Ex"
         )
         configuring.addErrback(
@@ -355,36 +332,15 @@ class RedisDatabase:
         the script again on every call.
         """
         args = args or []
-        try:
-            running: Deferred[Any] = self._connection().evalsha(
-                scripts.sha1(script), keys, args
-            )
-        except Exception:
-            return fail()
+        running = self._redis.call("evalsha", scripts.sha1(script), keys, args)
 
         def missing(failure: Any) -> Deferred[Any]:
             import txredisapi
 
             failure.trap(txredisapi.ScriptDoesNotExist)
-            return cast("Deferred[Any]", self._connection().eval(script, keys, args))
+            return self._redis.call("eval", script, keys, args)
 
         return running.addErrback(missing)
-
-    def _connection(self) -> Any:
-        """
-        Where the next script goes: the pool's connections in turn, called
-        directly, or the pool itself (which waits for a connection) when the
-        one whose turn it is is not up.  Going through the pool would cost
-        every command an C{inlineCallbacks} wait for a connection, even with
-        one at hand.
-        """
-        connections = self._connections
-        if connections:
-            self._turn = turn = (self._turn + 1) % len(connections)
-            connection = connections[turn]
-            if connection.connected:
-                return connection
-        return self._redis
 
     def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
         events = self._events
@@ -407,15 +363,9 @@ class RedisDatabase:
         )
         pattern += "*"
         while True:
-            cursor, keys = await self._redis.scan(cursor, pattern, 1000)
-            batch = [k[len(self._prefix) :] for k in keys if k != self._events.channel]
+            cursor, keys = await self._redis.call("scan", cursor, pattern, 1000)
+            batch = [k[len(self._prefix) :] for k in keys]
             if batch:
                 yield batch
             if str(cursor) == "0":
                 return
-
-    def _handshakeFailed(self, failure: Any) -> None:
-        if not self._closed:
-            _log.warn(
-                "connecting to Redis failed: {error}", error=failure.getErrorMessage()
-            )

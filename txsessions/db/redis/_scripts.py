@@ -38,9 +38,11 @@ local ARGV = cjson.decode(ARGV[1])
 local key = KEYS[1]
 local create, created, expires = ARGV[1], ARGV[2], ARGV[3]
 local lifetime, clear = ARGV[4], ARGV[5]
-local now, ttl, staleAfter = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local now, ttl, deadline = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local clock = redis.call('TIME')
-if tonumber(clock[1]) > staleAfter then return redis.error_reply('STALE write') end
+if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > deadline then
+  return redis.error_reply('STALE write refused: it reached Redis past its deadline')
+end
 if create == '1' then
   redis.call('DEL', key)
   redis.call('HSET', key, '\\0\\0c', created)
@@ -88,13 +90,19 @@ end
 return result
 """
 """
-Save one request's changes, never re-creating a session deleted meanwhile.
+Save one request's changes, never re-creating a session deleted meanwhile,
+and never after its deadline (in Redis's clock): a write refused then has
+no effect at all.
 The changes come as one JSON array of strings: txredisapi spends about 2 us
 framing each argument of a command.
 """
 
 RENAME = """
 local old, new, channel = KEYS[1], KEYS[2], ARGV[2]
+local clock = redis.call('TIME')
+if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > tonumber(ARGV[5]) then
+  return redis.error_reply('STALE rename refused: it reached Redis past its deadline')
+end
 local stored = redis.call('HGET', old, '\\0\\0e')
 if redis.call('EXISTS', old) == 0 then return 0 end
 if stored and tonumber(stored) <= tonumber(ARGV[1]) then return 0 end
@@ -103,7 +111,8 @@ redis.call('PUBLISH', channel, 'regenerated@' .. ARGV[4] .. ' ' .. ARGV[3])
 return 1
 """
 """
-Move a live session to a new key with C{RENAMENX}, and publish the event.
+Move a live session to a new key with C{RENAMENX}, and publish the event;
+refused, with no effect, after its deadline (in Redis's clock).
 """
 
 DESTROY = """
