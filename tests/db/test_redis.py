@@ -18,6 +18,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
 from tests.apps import kvApp
@@ -361,6 +362,77 @@ async def test_ownDestroysAreHeardWithoutTheSubscription(
     ]
 
 
+@pytest_twisted.ensureDeferred
+async def test_concurrentRenamesHaveOneWinnerAndNoError(
+    redisDB: RedisDatabase,
+) -> None:
+    """
+    Twenty renames of one session at once (twenty requests regenerating it):
+    exactly one moves it, the others answer C{False}, none fails, and the
+    listeners hear of one regeneration.
+    """
+    heard: list[Any] = []
+    redisDB.listen(lambda *a: heard.append(a))
+    now = reactor.seconds()
+    changes = SessionChanges(create=True, lifetime=Lifetime(now), updated={"a": "1"})
+    await redisDB.save("k", changes)
+    renames = [redisDB.rename("k", f"new{i}") for i in range(20)]
+    moved = await gatherResults(renames)
+    assert sorted(moved) == [False] * 19 + [True]
+    winner = f"new{moved.index(True)}"
+    stored = await redisDB.load(winner)
+    assert stored is not None and stored.values == {"a": "1"}
+    assert await redisDB.load("k") is None
+    assert await redisDB.count() == 1
+    await redisDB.eventsDelivered()
+    assert heard == [("k", DestroyReason.regenerated)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_aKeyNamedLikeTheEventsChannelIsASessionLikeAnother(
+    redisDB: RedisDatabase,
+) -> None:
+    """
+    A channel is never a key, so nothing SCAN finds is left out: a session
+    whose key is C{events} (its Redis key is the events channel's name) is
+    counted, listed and destroyed like any other.
+    """
+    now = reactor.seconds()
+    await redisDB.save("events", SessionChanges(create=True, lifetime=Lifetime(now)))
+    assert await redisDB.count() == 1
+    assert [info.key for info in await redisDB.sessions()] == ["events"]
+    assert await redisDB.destroyAll(DestroyReason.destroyAll) == 1
+    assert await redisDB.load("events") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "clients"),
+    [
+        ("unix:///nowhere/redis.sock", "unixClients"),
+        ("redis://127.0.0.1:1/0", "tcpClients"),
+    ],
+)
+def test_everyConnectionUsesTheGivenReactorAndConnectTimeout(
+    url: str, clients: str
+) -> None:
+    """
+    The command connections and the subscriber's are made with the reactor
+    and the C{connectTimeout} the database was given, over TCP and over a
+    unix socket alike.
+    """
+    memory = MemoryReactorClock()
+    db = RedisDatabase(url, Clock(), connectTimeout=2.5, reactor=memory)
+    try:
+        attempts = getattr(memory, clients)
+        assert len(attempts) == 2
+        timeouts = [
+            attempt[3 if clients == "tcpClients" else 2] for attempt in attempts
+        ]
+        assert timeouts == [2.5, 2.5]
+    finally:
+        db.close()
+
+
 def commandCounts(server: RedisServer) -> dict[str, int]:
     counts = {}
     for line in server.cli("INFO", "commandstats").splitlines():
@@ -602,6 +674,47 @@ async def test_F3_pausedPastTheDeadline(ownRedis: RedisServer, listen: Any) -> N
         assert reactor.seconds() - started < 2
         assert response.code == 503 and setCookies(response) == []
         await sleeping
+        response = await fetch(client, base + "/get/a", cookies)
+        assert response.code == 200
+        assert json.loads(response.body) == "1"
+    finally:
+        await sessions.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aSaveAnswered503NeverLands(ownRedis: RedisServer, listen: Any) -> None:
+    """
+    Redis paused (SIGSTOP) after the load, while the save is on its way:
+    the client gets its 503 at the deadline, and once Redis resumes
+    (SIGCONT) the save, which reaches it past its deadline, is refused.
+    """
+    from klein import Klein
+
+    sessions = Sessions(
+        Config(cookie=COOKIE, databaseTimeout=0.5),
+        RedisDatabase(ownRedis.url, deadline=0.5),
+    )
+    app = Klein()
+
+    @app.route("/pause-then-write")
+    @sessions.withSession
+    def pauseThenWrite(request: Any, session: Any) -> str:
+        ownRedis.pause()
+        session.set("a", "after the pause")
+        return "ok"
+
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        pauseBase, pauseClient = listen(app.resource())
+        response = await fetch(client, base + "/set/a/1")
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        try:
+            response = await fetch(
+                pauseClient, pauseBase + "/pause-then-write", cookies
+            )
+            assert response.code == 503 and setCookies(response) == []
+        finally:
+            ownRedis.resume()
         response = await fetch(client, base + "/get/a", cookies)
         assert response.code == 200
         assert json.loads(response.body) == "1"
