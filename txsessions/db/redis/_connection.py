@@ -85,6 +85,13 @@ def _watching(base: type, connections: Connections) -> type:
     """
 
     class Watching(base):
+        def retryDelay(self, attempt: int) -> float:
+            # Reconnect at once after a lost connection (Redis closed an
+            # idle one, or restarted): calls fail fast meanwhile.
+            if attempt <= 1:
+                return 0.0
+            return cast(float, super().retryDelay(attempt))
+
         def addConnection(self, conn: Any) -> None:
             super().addConnection(conn)
             if conn in self.pool:
