@@ -597,7 +597,7 @@ async def test_downAtStartIsLoggedOnceThenRecovers(tmp_path: Any) -> None:
     observer = cast(ILogObserver, events.append)
     globalLogPublisher.addObserver(observer)
     db = RedisDatabase(f"redis://127.0.0.1:{port}/0")
-    factory = db._redis.pool._factory
+    factory = db._redis.factory
     factory.initialDelay, factory.maxDelay = 0.01, 0.05
     attempts: list[object] = []
     failed = db._redis.attemptFailed

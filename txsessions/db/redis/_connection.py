@@ -85,6 +85,10 @@ def _watching(base: type, connections: Connections) -> type:
     """
 
     class Watching(base):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            connections.factory = self
+
         def retryDelay(self, attempt: int) -> float:
             # Reconnect at once after a lost connection (Redis closed an
             # idle one, or restarted): calls fail fast meanwhile.
@@ -110,6 +114,7 @@ class Connections:
     The command connections of one Redis database.
 
     @ivar sentinel: the txredisapi Sentinel, when the URL names one.
+    @ivar factory: the pool's txredisapi factory.
     @ivar down: why the client knows it has no connection, or C{None} when
         it has one or is still making its first.
     """
@@ -140,20 +145,21 @@ class Connections:
             "convertNumbers": False,
         }
         self.sentinel: Any = None
+        self.factory: Any = None
         if where.service is not None:
             self.sentinel = txredisapi.Sentinel(list(where.sentinels))
             factoryClass = _watching(txredisapi.SentinelConnectionFactory, self)
             self.pool: Any = self.sentinel.master_for(
                 where.service, factory_class=factoryClass, **options
             )
-            factory = self.pool._factory
         else:
-            factory = _watching(txredisapi.RedisFactory, self)(
+            made = _watching(txredisapi.RedisFactory, self)(
                 where.address, isLazy=True, **options
             )
             endpoint = endpointFor(where, reactor, connectTimeout)
-            factory.startConnecting(_Watched(endpoint, self))
-            self.pool = factory.handler
+            made.startConnecting(_Watched(endpoint, self))
+            self.pool = made.handler
+        factory: Any = self.factory
         self._connections: list[Any] = factory.pool
         # A lazy pool reports a failed connection handshake (a refused AUTH
         # or SELECT, or the pool closed mid-handshake) on this Deferred,
