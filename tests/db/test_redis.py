@@ -566,6 +566,24 @@ async def test_aRefusedConnectionFailsAtOnceSayingWhere() -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_aRefusedHandshakeFailsAtOnceSayingWhy(redisServer: RedisServer) -> None:
+    """
+    A server that accepts the connection but refuses its set-up (here, a
+    password it does not have) fails each call at once, saying why.
+    """
+    db = RedisDatabase(f"redis://:wrong@127.0.0.1:{redisServer.port}/0", Clock())
+    try:
+        expected = f"Redis at 127.0.0.1:{redisServer.port} refused the connection's"
+        with pytest.raises(DatabaseError, match=expected):
+            await db.load("k")
+        with pytest.raises(DatabaseError, match=expected) as caught:
+            await db.load("k")
+        assert "wrong" not in str(caught.value)
+    finally:
+        await db.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_adminCommandSaysTheConnectionWasRefused() -> None:
     """
     C{txsessions --database redis://... count} against a port with nothing
