@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -139,6 +140,19 @@ class RedisServer:
         )
         sleeping = connection.execute_command("DEBUG", "SLEEP", str(seconds))
         return sleeping.addBoth(lambda _: connection.disconnect())
+
+    def pause(self) -> None:
+        """
+        Stop the server in its tracks (SIGSTOP): it neither reads nor
+        answers until L{resume}.
+        """
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """
+        Let a paused server go on (SIGCONT).
+        """
+        self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         self.process.kill()

@@ -6,22 +6,26 @@ across processes, the round-trip budget, and what happens when Redis fails.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
 from tests.apps import kvApp
 from tests.processes import Server, twistd
-from tests.redis import RedisServer
+from tests.redis import RedisServer, freePort
 from tests.support import COOKIE, cookieValue, plainClient, setCookies
-from txsessions import Config, DestroyReason, Sessions
+from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase, RedisURL
 from txsessions.ids import storeKey
 from txsessions.interfaces import Lifetime, SessionChanges
@@ -128,63 +132,60 @@ async def test_scriptsAreSentAgainWhenRedisForgotThem(
 
 
 @pytest_twisted.ensureDeferred
-async def test_scriptsUseEveryConnectionAndWaitWhenNoneIsUp(
+async def test_scriptsUseEveryConnectionAndWaitForTheFirst(
     redisServer: RedisServer,
 ) -> None:
     """
-    Scripts go straight to the pool's connections in turn, without waiting
-    on the pool.  One sent before any connection is up, or after Redis
-    closed them all, waits for the pool to connect again.
+    Scripts go straight to the pool's connections in turn.  One sent before
+    any connection is up waits for the first; once Redis has closed them
+    all, the pool reconnects (scripts sent meanwhile fail at once).
     """
     db = RedisDatabase(prefixed(redisServer), poolsize=2)
-    factory = db._redis._factory
-    waits: list[object] = []
-    getConnection = factory.getConnection
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        waits.append(args)
-        return getConnection(*args, **kwargs)
-
-    factory.getConnection = counted
+    connections = db._redis._connections
     try:
         now = reactor.seconds()
         key = storeKey("P" * 43)
         changes = SessionChanges(
             create=True, lifetime=Lifetime(now, now + 100), updated={"n": "1"}
         )
-        assert not db._connections
+        assert not connections
         assert await db.save(key, changes) == {}
-        assert waits  # nothing was connected yet
         for _ in range(100):
-            if len(db._connections) == 2:
+            if len(connections) == 2:
                 break
             await db.load(key)
-        waits.clear()
         for _ in range(4):
             stored = await db.load(key)
             assert stored is not None and stored.values == {"n": "1"}
-        assert waits == []
-        hosts = [c.transport.getHost() for c in db._connections]
+        hosts = [c.transport.getHost() for c in connections]
         names = [f"addr={host.host}:{host.port} " for host in hosts]
         clients = redisServer.cli("CLIENT", "LIST").splitlines()
         for name in names:
             (line,) = [c for c in clients if name in c]
             assert "cmd=evalsha" in line
 
+        before = list(connections)
         redisServer.cli("CLIENT", "KILL", "TYPE", "normal")
-        stored = None
-        for _ in range(50):
-            try:
-                stored = await db.load(key)
-            except Exception:  # written on a connection Redis had closed
-                continue
-            break
-        else:
-            pytest.fail("no script went through after the connections closed")
+        # The pool reconnects at once: wait for two connections, both new.
+        while len(connections) < 2 or any(c in before for c in connections):
+            await _tick()
+        stored = await db.load(key)
         assert stored is not None and stored.values == {"n": "1"}
-        assert waits != []
     finally:
         await db.close()
+
+
+async def reconnected(db: RedisDatabase, key: str) -> Any:
+    """
+    Load C{key} once the database has reconnected (it retries with backoff),
+    failing after about 30 s.
+    """
+    for _ in range(3000):
+        try:
+            return await db.load(key)
+        except DatabaseError:
+            await _tick()
+    raise AssertionError("the database never reconnected")
 
 
 @pytest_twisted.ensureDeferred
@@ -340,7 +341,7 @@ async def test_ownDestroysAreHeardWithoutTheSubscription(
     """
     heard: list[Any] = []
     redisDB.listen(lambda *a: heard.append(a))
-    redisDB._published = lambda message: None  # type: ignore[method-assign]
+    redisDB._events.published = lambda message: None  # type: ignore[method-assign]
     now = reactor.seconds()
     for key in ("a", "b", "c"):
         await redisDB.save(key, SessionChanges(create=True, lifetime=Lifetime(now)))
@@ -353,6 +354,77 @@ async def test_ownDestroysAreHeardWithoutTheSubscription(
         ("b2", DestroyReason.destroyAll),
         ("c", DestroyReason.destroyAll),
     ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrentRenamesHaveOneWinnerAndNoError(
+    redisDB: RedisDatabase,
+) -> None:
+    """
+    Twenty renames of one session at once (twenty requests regenerating it):
+    exactly one moves it, the others answer C{False}, none fails, and the
+    listeners hear of one regeneration.
+    """
+    heard: list[Any] = []
+    redisDB.listen(lambda *a: heard.append(a))
+    now = reactor.seconds()
+    changes = SessionChanges(create=True, lifetime=Lifetime(now), updated={"a": "1"})
+    await redisDB.save("k", changes)
+    renames = [redisDB.rename("k", f"new{i}") for i in range(20)]
+    moved = await gatherResults(renames)
+    assert sorted(moved) == [False] * 19 + [True]
+    winner = f"new{moved.index(True)}"
+    stored = await redisDB.load(winner)
+    assert stored is not None and stored.values == {"a": "1"}
+    assert await redisDB.load("k") is None
+    assert await redisDB.count() == 1
+    await redisDB.eventsDelivered()
+    assert heard == [("k", DestroyReason.regenerated)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_aKeyNamedLikeTheEventsChannelIsASessionLikeAnother(
+    redisDB: RedisDatabase,
+) -> None:
+    """
+    A channel is never a key, so nothing SCAN finds is left out: a session
+    whose key is C{events} (its Redis key is the events channel's name) is
+    counted, listed and destroyed like any other.
+    """
+    now = reactor.seconds()
+    await redisDB.save("events", SessionChanges(create=True, lifetime=Lifetime(now)))
+    assert await redisDB.count() == 1
+    assert [info.key for info in await redisDB.sessions()] == ["events"]
+    assert await redisDB.destroyAll(DestroyReason.destroyAll) == 1
+    assert await redisDB.load("events") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "clients"),
+    [
+        ("unix:///nowhere/redis.sock", "unixClients"),
+        ("redis://127.0.0.1:1/0", "tcpClients"),
+    ],
+)
+def test_everyConnectionUsesTheGivenReactorAndConnectTimeout(
+    url: str, clients: str
+) -> None:
+    """
+    The command connections and the subscriber's are made with the reactor
+    and the C{connectTimeout} the database was given, over TCP and over a
+    unix socket alike.
+    """
+    memory = MemoryReactorClock()
+    db = RedisDatabase(url, Clock(), connectTimeout=2.5, reactor=memory)
+    try:
+        attempts = getattr(memory, clients)
+        assert len(attempts) == 2
+        timeouts = [
+            attempt[3 if clients == "tcpClients" else 2] for attempt in attempts
+        ]
+        assert timeouts == [2.5, 2.5]
+    finally:
+        db.close()
 
 
 def commandCounts(server: RedisServer) -> dict[str, int]:
@@ -434,12 +506,17 @@ async def fetch(client: Any, url: str, cookies: dict[str, str] | None = None) ->
 
 @pytest_twisted.ensureDeferred
 async def test_F1_downAtStartThenBack(tmp_path: Any, listen: Any) -> None:
-    from tests.redis import freePort
-
+    """
+    With nothing listening, a request gets its 503 at once: the manager's
+    clock never moves, so its deadline cannot be what answered.  Once Redis
+    is there, requests work, without a restart.
+    """
     port = freePort()
+    clock = Clock()
     sessions = Sessions(
-        Config(cookie=COOKIE, databaseTimeout=1),
-        RedisDatabase(f"redis://127.0.0.1:{port}/0"),
+        Config(cookie=COOKIE),
+        RedisDatabase(f"redis://127.0.0.1:{port}/0", clock),
+        clock,
     )
     try:
         base, client = listen(sessions.wrap(kvApp(sessions).resource()))
@@ -447,15 +524,151 @@ async def test_F1_downAtStartThenBack(tmp_path: Any, listen: Any) -> None:
         assert response.code == 503 and setCookies(response) == []
         server = RedisServer.start(tmp_path, port)
         try:
-            for _ in range(100):  # the pool reconnects on its own, with backoff
+            for _ in range(3000):  # the pool reconnects on its own, with backoff
                 response = await fetch(client, base + "/set/a/1")
                 if response.code == 200:
                     break
+                await _tick()
             assert response.code == 200 and cookieValue(response, COOKIE)
         finally:
             server.stop()
     finally:
         await sessions.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aRefusedConnectionFailsAtOnceSayingWhere() -> None:
+    """
+    A database whose server refuses connections fails each call at once,
+    with a L{DatabaseError} that says the connection was refused, and where:
+    the calls made before the first attempt failed, and those after.
+    """
+    port = freePort()
+    db = RedisDatabase(f"redis://127.0.0.1:{port}/0", Clock())
+    try:
+        first = db.load("k")
+        with pytest.raises(DatabaseError) as caught:
+            await first
+        expected = f"the connection to Redis at 127.0.0.1:{port} was refused"
+        assert str(caught.value) == expected
+        with pytest.raises(DatabaseError, match=expected):
+            await db.count()
+        with pytest.raises(DatabaseError, match=expected):
+            await db.save("k", SessionChanges(create=True, lifetime=Lifetime(0)))
+    finally:
+        await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aRefusedHandshakeFailsAtOnceSayingWhy(redisServer: RedisServer) -> None:
+    """
+    A server that accepts the connection but refuses its set-up (here, a
+    password it does not have) fails each call at once, saying why.
+    """
+    db = RedisDatabase(f"redis://:wrong@127.0.0.1:{redisServer.port}/0", Clock())
+    try:
+        expected = f"Redis at 127.0.0.1:{redisServer.port} refused the connection's"
+        with pytest.raises(DatabaseError, match=expected):
+            await db.load("k")
+        with pytest.raises(DatabaseError, match=expected) as caught:
+            await db.load("k")
+        assert "wrong" not in str(caught.value)
+    finally:
+        await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_adminCommandSaysTheConnectionWasRefused() -> None:
+    """
+    C{txsessions --database redis://... count} against a port with nothing
+    listening reports the refused connection, and where, instead of waiting
+    for its timeout (its clock here never moves).
+    """
+    from txsessions.admin import FAILED, Options, administer
+
+    port = freePort()
+    options = Options()
+    options.parseOptions(["--database", f"redis://127.0.0.1:{port}/0", "count"])
+    out, err = io.StringIO(), io.StringIO()
+    code = await administer(options, Clock(), out, err)
+    assert code == FAILED and out.getvalue() == ""
+    assert f"the connection to Redis at 127.0.0.1:{port} was refused" in (
+        err.getvalue()
+    )
+    assert err.getvalue().count("\n") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_downAtStartIsLoggedOnceThenRecovers(tmp_path: Any) -> None:
+    """
+    Redis down when a database opens: one warning, however many times the
+    pool tries again; one line when it is back, and the database works.
+    """
+    port = freePort()
+    events: list[dict[str, Any]] = []
+    observer = cast(ILogObserver, events.append)
+    globalLogPublisher.addObserver(observer)
+    db = RedisDatabase(f"redis://127.0.0.1:{port}/0")
+    factory = db._redis.factory
+    factory.initialDelay, factory.maxDelay = 0.01, 0.05
+    attempts: list[object] = []
+    failed = db._redis.attemptFailed
+
+    def counted(failure: Any) -> None:
+        attempts.append(failure)
+        failed(failure)
+
+    db._redis.attemptFailed = counted  # type: ignore[method-assign]
+    try:
+        while len(attempts) < 5:
+            await _tick()
+        warnings = [e for e in events if e["log_level"] >= LogLevel.warn]
+        assert [formatEvent(e) for e in warnings] == [
+            "the session database is unreachable: the connection to Redis at "
+            f"127.0.0.1:{port} was refused; requests get a 503 at once until it "
+            "is back (retrying)"
+        ]
+        server = RedisServer.start(tmp_path, port)
+        try:
+            now = reactor.seconds()
+            changes = SessionChanges(create=True, lifetime=Lifetime(now))
+            for _ in range(3000):
+                try:
+                    await db.save("k", changes)
+                    break
+                except DatabaseError:
+                    await _tick()
+            assert await db.load("k") is not None
+            back = [formatEvent(e) for e in events if "again" in formatEvent(e)]
+            assert back == [
+                f"the session database at 127.0.0.1:{port} is reachable again"
+            ]
+        finally:
+            server.stop()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_killedThenBackFailsFastThenRecovers(ownRedis: RedisServer) -> None:
+    """
+    A server killed mid-run: the calls after it fail at once, saying the
+    connection was lost or refused; once it is back the database works.
+    """
+    db = RedisDatabase(ownRedis.url, Clock())
+    try:
+        changes = SessionChanges(create=True, lifetime=Lifetime(0))
+        await db.save("k", changes)
+        ownRedis.kill()
+        while db._redis.down is None:
+            await _tick()
+        with pytest.raises(DatabaseError, match=f"Redis at 127.0.0.1:{ownRedis.port}"):
+            await db.load("k")
+        ownRedis.run()
+        assert await reconnected(db, "k") is None  # restarted empty
+    finally:
+        await db.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -473,6 +686,47 @@ async def test_F3_pausedPastTheDeadline(ownRedis: RedisServer, listen: Any) -> N
         assert reactor.seconds() - started < 2
         assert response.code == 503 and setCookies(response) == []
         await sleeping
+        response = await fetch(client, base + "/get/a", cookies)
+        assert response.code == 200
+        assert json.loads(response.body) == "1"
+    finally:
+        await sessions.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aSaveAnswered503NeverLands(ownRedis: RedisServer, listen: Any) -> None:
+    """
+    Redis paused (SIGSTOP) after the load, while the save is on its way:
+    the client gets its 503 at the deadline, and once Redis resumes
+    (SIGCONT) the save, which reaches it past its deadline, is refused.
+    """
+    from klein import Klein
+
+    sessions = Sessions(
+        Config(cookie=COOKIE, databaseTimeout=0.5),
+        RedisDatabase(ownRedis.url, deadline=0.5),
+    )
+    app = Klein()
+
+    @app.route("/pause-then-write")
+    @sessions.withSession
+    def pauseThenWrite(request: Any, session: Any) -> str:
+        ownRedis.pause()
+        session.set("a", "after the pause")
+        return "ok"
+
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        pauseBase, pauseClient = listen(app.resource())
+        response = await fetch(client, base + "/set/a/1")
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        try:
+            response = await fetch(
+                pauseClient, pauseBase + "/pause-then-write", cookies
+            )
+            assert response.code == 503 and setCookies(response) == []
+        finally:
+            ownRedis.resume()
         response = await fetch(client, base + "/get/a", cookies)
         assert response.code == 200
         assert json.loads(response.body) == "1"
@@ -506,10 +760,11 @@ async def test_F2_F4_killedBetweenLoadAndSaveThenRestartedEmpty(
         response = await fetch(killClient, killBase + "/kill-then-write", cookies)
         assert response.code == 503 and setCookies(response) == []
         ownRedis.run()
-        for _ in range(100):
+        for _ in range(3000):
             response = await fetch(client, base + "/all", cookies)
             if response.code == 200:
                 break
+            await _tick()
         assert response.code == 200
         assert json.loads(response.body) == {"isNew": True, "values": {}}
     finally:

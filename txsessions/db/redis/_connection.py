@@ -1,0 +1,309 @@
+"""
+The connections of one Redis database: the pool, what is known of its
+state, and how a command finds a connection.
+
+A command goes straight to a connected protocol of the pool.  While none is
+up, it waits for the first connection of a pool still connecting, but fails
+at once, with a L{DatabaseError} saying why and where, once the client knows
+it has no connection (the last attempt was refused or failed, or the
+connection was lost): a store known to be down answers in no time, rather
+than at the manager's deadline.  The pool keeps reconnecting on its own, and
+the first connection made ends the outage.  An outage is logged once, as a
+warning when it begins and at C{info} when it ends, never per retry.
+
+Each new connection also reads Redis's clock (C{TIME}), so that a write's
+deadline can be given in Redis's own time (see L{Connections.redisTime}).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ...errors import DatabaseError
+from ._url import RedisURL
+
+_log = Logger()
+
+
+def endpointFor(where: RedisURL, reactor: Any, timeout: float) -> IStreamClientEndpoint:
+    """
+    How to reach a Redis server that is not behind Sentinel.
+
+    @param where: the server.
+    @param reactor: the reactor to connect with.
+    @param timeout: how long, in seconds, a connection attempt may take.
+    """
+    import txredisapi
+    from twisted.internet import ssl
+
+    if where.socket is not None:
+        return UNIXClientEndpoint(reactor, where.socket, timeout=timeout)
+    endpoint = HostnameEndpoint(reactor, where.host, where.port, timeout=timeout)
+    if where.tls:
+        return cast(
+            IStreamClientEndpoint,
+            txredisapi._TLSEndpoint(endpoint, ssl.ClientContextFactory()),
+        )
+    return endpoint
+
+
+@implementer(IStreamClientEndpoint)
+class _Watched:
+    """
+    An endpoint that tells its L{Connections} of each failed attempt.
+    """
+
+    def __init__(
+        self, endpoint: IStreamClientEndpoint, connections: Connections
+    ) -> None:
+        self._endpoint = endpoint
+        self._connections = connections
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        connecting = self._endpoint.connect(protocolFactory)
+
+        def failed(failure: Failure) -> Failure:
+            self._connections.attemptFailed(failure)
+            return failure
+
+        return connecting.addErrback(failed)
+
+
+def _watching(base: type, connections: Connections) -> type:
+    """
+    A subclass of a txredisapi factory class that tells C{connections} when
+    a connection joins or leaves the pool.
+    """
+
+    class Watching(base):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            connections.factory = self
+
+        def retryDelay(self, attempt: int) -> float:
+            # Reconnect at once after a lost connection (Redis closed an
+            # idle one, or restarted): calls fail fast meanwhile.
+            if attempt <= 1:
+                return 0.0
+            return cast(float, super().retryDelay(attempt))
+
+        def addConnection(self, conn: Any) -> None:
+            super().addConnection(conn)
+            if conn in self.pool:
+                connections.connected(conn)
+
+        def delConnection(self, conn: Any) -> None:
+            super().delConnection(conn)
+            if not self.pool:
+                connections.disconnected()
+
+    return Watching
+
+
+class Connections:
+    """
+    The command connections of one Redis database.
+
+    @ivar sentinel: the txredisapi Sentinel, when the URL names one.
+    @ivar factory: the pool's txredisapi factory.
+    @ivar down: why the client knows it has no connection, or C{None} when
+        it has one or is still making its first.
+    """
+
+    def __init__(
+        self, where: RedisURL, reactor: Any, poolsize: int, connectTimeout: float
+    ) -> None:
+        """
+        @param where: the server.
+        @param reactor: the reactor to connect with.
+        @param poolsize: how many connections to keep.
+        @param connectTimeout: how long each connection attempt may take.
+        """
+        import txredisapi
+
+        self._where = where
+        self.down: str | None = None
+        self._warned = False
+        self._closed = False
+        self._waiting: list[Deferred[Any]] = []
+        self._turn = 0
+        self._offset = 0.0
+        options: dict[str, Any] = {
+            "dbid": where.db,
+            "poolsize": poolsize,
+            "password": where.password,
+            "username": where.username,
+            "convertNumbers": False,
+        }
+        self.sentinel: Any = None
+        self.factory: Any = None
+        if where.service is not None:
+            self.sentinel = txredisapi.Sentinel(list(where.sentinels))
+            factoryClass = _watching(txredisapi.SentinelConnectionFactory, self)
+            self.pool: Any = self.sentinel.master_for(
+                where.service, factory_class=factoryClass, **options
+            )
+        else:
+            made = _watching(txredisapi.RedisFactory, self)(
+                where.address, isLazy=True, **options
+            )
+            endpoint = endpointFor(where, reactor, connectTimeout)
+            made.startConnecting(_Watched(endpoint, self))
+            self.pool = made.handler
+        factory: Any = self.factory
+        self._connections: list[Any] = factory.pool
+        # A lazy pool reports a failed connection handshake (a refused AUTH
+        # or SELECT, or the pool closed mid-handshake) on this Deferred,
+        # which nobody else waits for.
+        factory.deferred.addErrback(self._handshakeFailed)
+
+    def connection(self) -> Any:
+        """
+        A connection to send a command on: the pool's connections in turn,
+        called directly (going through the pool would cost every command an
+        C{inlineCallbacks} wait, even with a connection at hand); or a
+        L{Deferred} firing with the first one made, while the pool is still
+        connecting.
+
+        @raise DatabaseError: when the client knows it has no connection.
+        """
+        connections = self._connections
+        for _ in connections:
+            self._turn = turn = (self._turn + 1) % len(connections)
+            connection = connections[turn]
+            if connection.connected:
+                return connection
+        if self.down is not None:
+            raise DatabaseError(self.down)
+        if self.sentinel is not None:
+            # Sentinel finds the master itself: its pool waits for it.
+            return self.pool
+        waiter: Deferred[Any] = Deferred()
+        self._waiting.append(waiter)
+        return waiter
+
+    def call(self, method: str, *args: Any) -> Deferred[Any]:
+        """
+        Send one command on L{connection}.
+
+        @param method: the name of the txredisapi method sending it.
+        @param args: its arguments.
+        @return: a L{Deferred} firing with its answer, or failing with a
+            L{DatabaseError} at once when the client knows it has no
+            connection.
+        """
+        try:
+            connection = self.connection()
+        except DatabaseError:
+            return fail()
+        if isinstance(connection, Deferred):
+            return connection.addCallback(lambda made: getattr(made, method)(*args))
+        return cast("Deferred[Any]", getattr(connection, method)(*args))
+
+    def redisTime(self, seconds: float) -> float:
+        """
+        A time in Redis's clock: C{seconds} from now, as this process's clock
+        says, and Redis's is ahead of it by what the last connection made
+        measured (to within its round trip).
+        """
+        return time.time() + self._offset + seconds
+
+    def close(self) -> Deferred[Any]:
+        """
+        Disconnect, for good; commands waiting for a connection fail.
+        """
+        self._closed = True
+        self._failWaiting("the session database was closed")
+        return cast("Deferred[Any]", self.pool.disconnect())
+
+    # Told by the factory and the endpoint.
+
+    def connected(self, connection: Any) -> None:
+        """
+        A connection joined the pool: the outage, if any, is over.
+        """
+        if self.down is not None and self._warned:
+            _log.info(
+                "the session database at {where} is reachable again",
+                where=self._where.address,
+            )
+        self.down = None
+        self._warned = False
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.callback(connection)
+        self._measureClock(connection)
+
+    def disconnected(self) -> None:
+        """
+        The last connection of the pool was lost.
+        """
+        if not self._closed:
+            self.down = f"lost the connection to Redis at {self._where.address}"
+
+    def attemptFailed(self, failure: Failure) -> None:
+        """
+        A connection attempt failed.
+        """
+        if self._closed or self._connections:
+            return
+        where = self._where.address
+        if failure.check(ConnectionRefusedError):
+            self.down = f"the connection to Redis at {where} was refused"
+        else:
+            why = failure.getErrorMessage()
+            self.down = f"could not connect to Redis at {where}: {why}"
+        self._outage()
+
+    # Internals
+
+    def _handshakeFailed(self, failure: Failure) -> None:
+        if self._closed:
+            return
+        self.down = (
+            f"Redis at {self._where.address} refused the connection's "
+            f"set-up: {failure.getErrorMessage()}"
+        )
+        self._outage()
+
+    def _outage(self) -> None:
+        """
+        The client knows it has no connection: warn, once per outage, and
+        fail the commands waiting for one.
+        """
+        assert self.down is not None
+        if not self._warned:
+            self._warned = True
+            _log.warn(
+                "the session database is unreachable: {why}; requests get a 503 "
+                "at once until it is back (retrying)",
+                why=self.down,
+            )
+        self._failWaiting(self.down)
+
+    def _failWaiting(self, why: str) -> None:
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.errback(DatabaseError(why))
+
+    def _measureClock(self, connection: Any) -> None:
+        """
+        Read Redis's clock on a new connection, to give deadlines in it.
+        """
+        sent = time.time()
+
+        def measured(reply: Any) -> None:
+            now = time.time()
+            seconds, micros = reply
+            self._offset = int(seconds) + int(micros) / 1e6 - (sent + now) / 2
+
+        connection.execute_command("TIME").addCallbacks(measured, lambda _: None)

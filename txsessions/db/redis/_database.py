@@ -1,0 +1,371 @@
+"""
+L{RedisDatabase}: sessions in Redis, over txredisapi.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ...ids import redact
+from ...interfaces import DestroyListener, IDatabase
+from ...records import DestroyReason, SessionChanges, SessionInfo, StoredSession
+from .._persistent import lifetimeOf
+from . import _scripts as scripts
+from ._connection import Connections, endpointFor
+from ._events import Events
+from ._subscription import Subscription
+from ._url import RedisURL
+
+_log = Logger()
+
+
+@implementer(IDatabase)
+class RedisDatabase:
+    """
+    Sessions in Redis.
+
+    @ivar where: the server, as its URL says.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        clock: IReactorTime | None = None,
+        poolsize: int = 1,
+        defaultTTL: float = 30 * 24 * 3600,
+        deadline: float = 10.0,
+        connectTimeout: float = 5.0,
+        reactor: Any = None,
+    ) -> None:
+        """
+        @param url: where Redis is (see L{RedisURL}).
+        @param clock: the manager's clock, for lifetimes; the global reactor
+            when C{None}.
+        @param poolsize: how many connections to keep.  One is fastest:
+            the commands a turn of the reactor sends share one write, and
+            their replies arrive together (with hiredis, which txredisapi
+            uses when it is installed, as it is with txsessions).  When that
+            one connection drops, the calls under way fail, and new ones fail
+            at once until txredisapi has reconnected, about a second later.
+        @param defaultTTL: how long, in seconds after its last write, a
+            session without a lifetime stays in Redis.
+        @param deadline: the manager's deadline for each call, in seconds:
+            give it L{Config.databaseTimeout <txsessions.Config>} (whose
+            default this is).  A save or rename that reaches Redis later
+            than this after it was sent, less a margin for its answer's way
+            back (a quarter of it, at most a second), is refused and has no
+            effect, so that a write whose request was answered 503 never
+            lands.
+        @param connectTimeout: how long each connection attempt may take,
+            for the command connections and the subscriber alike.
+        @param reactor: the reactor to connect with; the global reactor
+            when C{None}.
+        @raise ValueError: when C{url} is not a Redis URL.
+        """
+        if reactor is None:
+            from twisted.internet import reactor
+        if clock is None:
+            clock = cast(IReactorTime, reactor)
+        self._clock = clock
+        self.where = RedisURL.parse(url)
+        self._prefix = self.where.prefix
+        # What the destroy script cuts off each key: Lua counts bytes.
+        self._prefixBytes = str(len(self._prefix.encode()))
+        self._defaultTTL = int(defaultTTL * 1000)
+        self._writeWithin = deadline - min(deadline / 4, 1.0)
+        self._events = Events(self._prefix)
+        self._redis = Connections(self.where, reactor, poolsize, connectTimeout)
+
+        def endpointFor(factory: Any) -> IStreamClientEndpoint:
+            return self._subscriberEndpoint(factory, reactor, connectTimeout)
+
+        self._subscriber = Subscription(
+            self._events,
+            self.where.db,
+            endpointFor,
+            (self.where.username, self.where.password),
+        )
+        self._configureExpiryEvents()
+        self._closed = False
+
+    # IDatabase
+
+    def load(self, key: str) -> Deferred[StoredSession | None]:
+        """
+        See L{IDatabase.load}: one C{EVALSHA}, an C{HGETALL} that answers
+        in one string.
+        """
+        now = self._clock.seconds()
+
+        def loaded(reply: str | None) -> StoredSession | None:
+            if not reply:
+                return None
+            try:
+                flat = json.loads(reply)
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                lifetime = lifetimeOf(
+                    float(fields.pop(scripts.CREATED)),
+                    float(fields[scripts.EXPIRES])
+                    if scripts.EXPIRES in fields
+                    else None,
+                )
+            except (KeyError, ValueError, TypeError):
+                _log.warn("session {key} is corrupt; ignored", key=redact(key))
+                return None
+            fields.pop(scripts.EXPIRES, None)
+            if lifetime.hasExpired(now):
+                return None
+            return StoredSession(lifetime, fields)
+
+        loading: Deferred[str | None] = self._eval(scripts.LOAD, [self._prefix + key])
+        return loading.addCallback(loaded)
+
+    def save(
+        self, key: str, changes: SessionChanges
+    ) -> Deferred[Mapping[str, int] | None]:
+        """
+        See L{IDatabase.save}: one C{EVALSHA}.
+        """
+        lifetime = changes.lifetime
+        args: list[Any] = [
+            "1" if changes.create else "0",
+            repr(lifetime.createdAt) if lifetime else "",
+            repr(lifetime.expiresAt)
+            if lifetime and lifetime.expiresAt is not None
+            else "",
+            "1" if lifetime else "0",
+            "1" if changes.clear else "0",
+            repr(self._clock.seconds()),
+            str(self._defaultTTL),
+            f"{self._redis.redisTime(self._writeWithin):.6f}",
+            str(len(changes.deleted)),
+            *changes.deleted,
+            str(len(changes.updated)),
+            *[x for item in changes.updated.items() for x in item],
+            str(len(changes.increments)),
+            *[str(x) for item in changes.increments.items() for x in item],
+        ]
+
+        def saved(reply: Any) -> Mapping[str, int] | None:
+            if not reply:
+                return None
+            values = reply[1:]
+            return {values[i]: int(values[i + 1]) for i in range(0, len(values), 2)}
+
+        saving: Deferred[Any] = self._eval(
+            scripts.SAVE, [self._prefix + key], [json.dumps(args, ensure_ascii=False)]
+        )
+        return saving.addCallback(saved)
+
+    def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
+        """
+        See L{IDatabase.rename}: C{RENAMENX} in a script.
+        """
+        keys = [self._prefix + oldKey, self._prefix + newKey]
+        events = self._events
+        args = [
+            repr(self._clock.seconds()),
+            events.channel,
+            oldKey,
+            events.origin,
+            f"{self._redis.redisTime(self._writeWithin):.6f}",
+        ]
+        renaming: Deferred[Any] = self._eval(scripts.RENAME, keys, args)
+
+        def renamed(reply: Any) -> bool:
+            moved = bool(int(reply))
+            if moved:
+                events.tellOwn(DestroyReason.regenerated, oldKey)
+            return moved
+
+        return renaming.addCallback(renamed)
+
+    def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
+        """
+        See L{IDatabase.destroy}: C{DEL} and C{PUBLISH} in a script.
+        """
+        return self._destroy([key], reason).addCallback(bool)
+
+    def destroyAll(self, reason: DestroyReason) -> Deferred[int]:
+        """
+        See L{IDatabase.destroyAll}: C{SCAN}, then deletion in batches.
+        """
+
+        async def destroyAll() -> int:
+            removed = 0
+            async for batch in self._scan():
+                removed += await self._destroy(batch, reason)
+            return removed
+
+        return Deferred.fromCoroutine(destroyAll())
+
+    def count(self) -> Deferred[int]:
+        """
+        See L{IDatabase.count}: C{SCAN}, never C{KEYS}.
+        """
+
+        async def count() -> int:
+            n = 0
+            async for batch in self._scan():
+                n += len(batch)
+            return n
+
+        return Deferred.fromCoroutine(count())
+
+    def sessions(self, prefix: str = "") -> Deferred[list[SessionInfo]]:
+        """
+        See L{IDatabase.sessions}: C{SCAN}, then one script per batch that
+        reads each hash inside Redis and returns its times and size only.
+        """
+        now = self._clock.seconds()
+
+        async def sessions() -> list[SessionInfo]:
+            found: list[SessionInfo] = []
+            async for batch in self._scan(prefix):
+                full = [self._prefix + key for key in batch]
+                reply = await self._eval(scripts.DESCRIBE, full)
+                for i in range(0, len(reply), 4):
+                    key, created, expires, size = reply[i : i + 4]
+                    try:
+                        lifetime = lifetimeOf(
+                            float(created), float(expires) if expires else None
+                        )
+                    except ValueError:
+                        continue
+                    if not lifetime.hasExpired(now):
+                        key = key[len(self._prefix) :]
+                        found.append(SessionInfo(key, lifetime, int(size)))
+            return found
+
+        return Deferred.fromCoroutine(sessions())
+
+    def purgeExpired(self) -> Deferred[int]:
+        """
+        See L{IDatabase.purgeExpired}: nothing to do, as Redis removes each
+        session when its TTL, set to its lifetime, runs out; always 0.
+        """
+        return succeed(0)
+
+    def listen(self, listener: DestroyListener) -> Callable[[], None]:
+        """
+        See L{IDatabase.listen}: listeners hear of every destroy and expiry,
+        in any process, through Redis pub/sub.
+        """
+        return self._events.listen(listener)
+
+    def close(self) -> Deferred[None]:
+        """
+        See L{IDatabase.close}: disconnect.
+        """
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+        self._events.cancelMarks()
+        stopping = [self._subscriber.stop(), self._redis.close()]
+        if self._redis.sentinel is not None:
+            stopping.append(self._redis.sentinel.disconnect())
+        return gatherResults(stopping, consumeErrors=True).addCallback(lambda _: None)
+
+    def eventsDelivered(self) -> Deferred[None]:
+        """
+        Wait until this process has heard every destroy event published so
+        far: those of other processes, and expiries, travel through Redis
+        pub/sub (its own destroys are told before they return).  For tests,
+        and for code that must see others' events before going on.
+
+        @return: a L{Deferred} firing once a marker published now comes back.
+        """
+        mark, waiter = self._events.mark()
+
+        def publish(_: object) -> None:
+            publishing = self._redis.call("publish", self._events.channel, mark)
+            publishing.addErrback(waiter.errback)
+
+        self._subscriber.subscribed().addCallback(publish)
+        return waiter
+
+    # Internals
+
+    def _subscriberEndpoint(
+        self, factory: Any, reactor: Any, timeout: float
+    ) -> IStreamClientEndpoint:
+        import txredisapi
+
+        sentinel = self._redis.sentinel
+        if sentinel is None:
+            return endpointFor(self.where, reactor, timeout)
+        factory.sentinel_manager = sentinel
+        factory.service_name = self.where.service
+        factory.is_master = True
+        return cast(IStreamClientEndpoint, txredisapi._SentinelEndpoint(factory))
+
+    def _configureExpiryEvents(self) -> None:
+        """
+        Ask for keyspace notifications of expiries; a managed Redis may
+        refuse C{CONFIG}, and then its operator must set
+        C{notify-keyspace-events Ex}.
+        """
+        configuring = self._redis.pool.execute_command(
+            "CONFIG", "SET", "notify-keyspace-events", "Ex"
+        )
+        configuring.addErrback(
+            lambda f: _log.warn(
+                "could not set notify-keyspace-events Ex ({error}): expiry events "
+                "need it set on the Redis server",
+                error=f.getErrorMessage(),
+            )
+        )
+
+    def _eval(
+        self, script: str, keys: list[str], args: list[Any] | None = None
+    ) -> Deferred[Any]:
+        """
+        Run one of the scripts: C{EVALSHA}, or C{EVAL} when Redis no longer
+        has it (restarted or flushed).  txredisapi's own C{eval} would hash
+        the script again on every call.
+        """
+        args = args or []
+        running = self._redis.call("evalsha", scripts.sha1(script), keys, args)
+
+        def missing(failure: Any) -> Deferred[Any]:
+            import txredisapi
+
+            failure.trap(txredisapi.ScriptDoesNotExist)
+            return self._redis.call("eval", script, keys, args)
+
+        return running.addErrback(missing)
+
+    def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
+        events = self._events
+        args = [events.channel, reason.value, self._prefixBytes, events.origin]
+        full = [self._prefix + key for key in keys]
+        destroying: Deferred[Any] = self._eval(scripts.DESTROY, full, args)
+
+        def destroyed(reply: list[str] | None) -> int:
+            removed = reply or []
+            for key in removed:
+                events.tellOwn(reason, key)
+            return len(removed)
+
+        return destroying.addCallback(destroyed)
+
+    async def _scan(self, keyPrefix: str = "") -> Any:
+        cursor = "0"
+        pattern = "".join(
+            "\\" + c if c in "[]*?\\" else c for c in self._prefix + keyPrefix
+        )
+        pattern += "*"
+        while True:
+            cursor, keys = await self._redis.call("scan", cursor, pattern, 1000)
+            batch = [k[len(self._prefix) :] for k in keys]
+            if batch:
+                yield batch
+            if str(cursor) == "0":
+                return

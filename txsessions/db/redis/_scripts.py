@@ -1,0 +1,168 @@
+r"""
+The Lua scripts the Redis database runs, one per operation, and their
+C{EVALSHA} names.
+
+A session is one hash at C{prefix + key}, each field a session field with
+its JSON text, plus L{CREATED} and L{EXPIRES} (in the manager's clock).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+CREATED = "\x00\x00c"
+"""
+The field holding when a session was created.
+"""
+
+EXPIRES = "\x00\x00e"
+"""
+The field holding when a session expires, if it does.
+"""
+
+LOAD = """
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
+return cjson.encode(fields)
+"""
+"""
+Load a session: its hash as one JSON array, or nothing.  One bulk string is
+cheaper to read than C{HGETALL}'s reply (txredisapi's own parser, used when
+hiredis is missing, reads each element of a multi-element reply in a turn of
+the reactor of its own).
+"""
+
+SAVE = """
+local ARGV = cjson.decode(ARGV[1])
+local key = KEYS[1]
+local create, created, expires = ARGV[1], ARGV[2], ARGV[3]
+local lifetime, clear = ARGV[4], ARGV[5]
+local now, ttl, deadline = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local clock = redis.call('TIME')
+if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > deadline then
+  return redis.error_reply('STALE write refused: it reached Redis past its deadline')
+end
+if create == '1' then
+  redis.call('DEL', key)
+  redis.call('HSET', key, '\\0\\0c', created)
+  lifetime = '1'
+else
+  if redis.call('EXISTS', key) == 0 then return false end
+  local stored = redis.call('HGET', key, '\\0\\0e')
+  if stored and tonumber(stored) <= now then return false end
+end
+local i = 9
+if clear == '1' then
+  local fields = redis.call('HKEYS', key)
+  for _, field in ipairs(fields) do
+    if string.sub(field, 1, 2) ~= '\\0\\0' then redis.call('HDEL', key, field) end
+  end
+end
+local n = tonumber(ARGV[i]); i = i + 1
+for j = 1, n do redis.call('HDEL', key, ARGV[i]); i = i + 1 end
+n = tonumber(ARGV[i]); i = i + 1
+for j = 1, n do redis.call('HSET', key, ARGV[i], ARGV[i + 1]); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
+local result = {'ok'}
+for j = 1, n do
+  local field, delta = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  local current = redis.call('HGET', key, field)
+  if current and not string.match(current, '^%-?%d+$') then
+    redis.call('HSET', key, field, '0')
+  end
+  redis.call('HINCRBY', key, field, delta)
+  table.insert(result, field)
+  -- Read back as text: Lua holds HINCRBY's answer as a double.
+  table.insert(result, redis.call('HGET', key, field))
+end
+if lifetime == '1' then
+  if expires == '' then redis.call('HDEL', key, '\\0\\0e')
+  else redis.call('HSET', key, '\\0\\0e', expires) end
+end
+local stored = redis.call('HGET', key, '\\0\\0e')
+if stored then
+  redis.call('PEXPIRE', key, math.max(1, math.floor((tonumber(stored) - now) * 1000)))
+else
+  redis.call('PEXPIRE', key, ttl)
+end
+return result
+"""
+"""
+Save one request's changes, never re-creating a session deleted meanwhile,
+and never after its deadline (in Redis's clock): a write refused then has
+no effect at all.
+The changes come as one JSON array of strings: txredisapi spends about 2 us
+framing each argument of a command.
+"""
+
+RENAME = """
+local old, new, channel = KEYS[1], KEYS[2], ARGV[2]
+local clock = redis.call('TIME')
+if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > tonumber(ARGV[5]) then
+  return redis.error_reply('STALE rename refused: it reached Redis past its deadline')
+end
+local stored = redis.call('HGET', old, '\\0\\0e')
+if redis.call('EXISTS', old) == 0 then return 0 end
+if stored and tonumber(stored) <= tonumber(ARGV[1]) then return 0 end
+if redis.call('RENAMENX', old, new) == 0 then return 0 end
+redis.call('PUBLISH', channel, 'regenerated@' .. ARGV[4] .. ' ' .. ARGV[3])
+return 1
+"""
+"""
+Move a live session to a new key with C{RENAMENX}, and publish the event;
+refused, with no effect, after its deadline (in Redis's clock).
+"""
+
+DESTROY = """
+local channel, reason, origin = ARGV[1], ARGV[2], ARGV[4]
+local prefixLength = tonumber(ARGV[3])
+local removed = {}
+for _, key in ipairs(KEYS) do
+  if redis.call('DEL', key) == 1 then
+    local name = string.sub(key, prefixLength + 1)
+    table.insert(removed, name)
+    redis.call('PUBLISH', channel, reason .. '@' .. origin .. ' ' .. name)
+  end
+end
+return removed
+"""
+"""
+Delete sessions, publish an event for each, and answer with the keys
+removed.
+"""
+
+DESCRIBE = """
+local result = {}
+for _, key in ipairs(KEYS) do
+  if redis.call('TYPE', key).ok == 'hash' then
+    local fields = redis.call('HGETALL', key)
+    local created, expires, size = nil, '', 0
+    for i = 1, #fields, 2 do
+      local name, value = fields[i], fields[i + 1]
+      if name == '\\0\\0c' then created = value
+      elseif name == '\\0\\0e' then expires = value
+      elseif string.sub(name, 1, 2) ~= '\\0\\0' then size = size + #name + #value end
+    end
+    if created then
+      table.insert(result, key)
+      table.insert(result, created)
+      table.insert(result, expires)
+      table.insert(result, tostring(size))
+    end
+  end
+end
+return result
+"""
+"""
+Describe sessions (their times and size) without sending their values.
+"""
+
+
+@functools.cache
+def sha1(script: str) -> str:
+    """
+    The C{EVALSHA} name of one of this module's scripts, worked out once.
+    """
+    return hashlib.sha1(script.encode()).hexdigest()
