@@ -291,7 +291,11 @@ async def main():
     db.save("later", SessionChanges(create=True, lifetime=Lifetime(0, None)))
     release.set()
 
-reactor.callWhenRunning(lambda: Deferred.fromCoroutine(main()))
+def failed(failure):
+    print(failure.getTraceback(), file=sys.stderr, flush=True)
+    os._exit(1)
+
+reactor.callWhenRunning(lambda: Deferred.fromCoroutine(main()).addErrback(failed))
 reactor.run()
 """
 
@@ -315,6 +319,7 @@ async def test_aCrashInABatchLosesOnlyItsUnacknowledgedChanges(
         capture_output=True,
         text=True,
         cwd=ROOT,
+        timeout=120,
     )
     assert crashed.returncode == 9, crashed.stderr
     assert crashed.stdout == "acknowledged\n"
