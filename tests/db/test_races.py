@@ -37,12 +37,15 @@ c = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
 fields = json.dumps({"big": json.dumps("x" * 200_000)})
 back = 0
 for i in range(int(sys.argv[2])):
+    c.execute("BEGIN IMMEDIATE")
+    back += c.execute("DELETE FROM txsessions WHERE key = 'k'").rowcount
     c.execute("INSERT INTO txsessions VALUES ('k', 0, NULL, ?)", (fields,))
+    c.execute("COMMIT")
     time.sleep(0.004)
     c.execute("DELETE FROM txsessions WHERE key = 'k'")
     time.sleep(0.008)
-    if c.execute("DELETE FROM txsessions WHERE key = 'k'").rowcount:
-        back += 1
+time.sleep(0.1)
+back += c.execute("DELETE FROM txsessions WHERE key = 'k'").rowcount
 print(back)
 """,
     "lmdb": """
@@ -55,13 +58,15 @@ record = json.dumps(
 back = 0
 for i in range(int(sys.argv[2])):
     with env.begin(write=True, db=db) as txn:
+        back += txn.delete(b"k")
         txn.put(b"k", record)
     time.sleep(0.004)
     with env.begin(write=True, db=db) as txn:
         txn.delete(b"k")
     time.sleep(0.008)
-    with env.begin(write=True, db=db) as txn:
-        back += txn.delete(b"k")
+time.sleep(0.1)
+with env.begin(write=True, db=db) as txn:
+    back += txn.delete(b"k")
 print(back)
 """,
 }
@@ -104,10 +109,10 @@ async def test_noSaveResurrectsASessionAnotherProcessDestroyed(
     """
     Another process creates and deletes a large session, again and again,
     while this one saves it: once deleted, a session stays deleted (this
-    process never creates it, so the other finds it back only if a save
-    brought it back).  On SQLite before the fix, the save read the row
-    outside its write transaction and wrote it back after the other
-    process's DELETE.
+    process never creates it, so the other finds it there before creating
+    it again only if a save brought it back).  On SQLite before the fix,
+    the save read the row outside its write transaction and wrote it back
+    after the other process's DELETE.
     """
     db = embedded(kind, tmp_path, clock)
     await db.count()  # the file exists

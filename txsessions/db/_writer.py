@@ -319,13 +319,11 @@ class Writer:
                 break
             self.commits += 1
             self.changes += len(live)
-            for change in live:
-                self._deliver(change)
+            self._threads.callFromThread(_fire, live)
             break
 
     def _deliver(self, change: _Change[Any]) -> None:
-        fire = change.deferred.errback if change.failed else change.deferred.callback
-        self._threads.callFromThread(fire, change.outcome)
+        self._threads.callFromThread(_fire, [change])
 
     def _late(self, change: _Change[Any]) -> None:
         change.failed = True
@@ -341,4 +339,16 @@ class Writer:
         for change in changes:
             change.failed = True
             change.outcome = failure
-            self._deliver(change)
+        self._threads.callFromThread(_fire, changes)
+
+
+def _fire(changes: list[_Change[Any]]) -> None:
+    """
+    Give each change's outcome to its caller, in the reactor thread: one
+    call for a whole batch.
+    """
+    for change in changes:
+        if change.failed:
+            change.deferred.errback(change.outcome)
+        else:
+            change.deferred.callback(change.outcome)
