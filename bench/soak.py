@@ -125,6 +125,7 @@ class Store:
         self.statuses: Counter[tuple[str, int]] = Counter()
         self.failures: list[str] = []
         self.destroys = 0
+        self.missed = 0
         self.acknowledged = 0
         self.lock = threading.Lock()
 
@@ -190,7 +191,7 @@ class Client:
             if self.destroyed:
                 self.begin()
             op = random.choices(
-                ["read", "write", "incr", "regen"], weights=[40, 20, 37, 3]
+                ["read", "write", "incr", "regen"], weights=[40, 20, 38, 2]
             )[0]
             status, body = self.request("/" + op)
             if status == 200 and op == "incr":
@@ -218,6 +219,12 @@ class Client:
             )
 
 
+DESTROYERS = 4
+"""
+How many admin commands run at once, on each database.
+"""
+
+
 def destroyer(store: Store, clients: list[Client], until: float) -> None:
     """
     Now and then, destroy a client's session with the admin command while
@@ -234,10 +241,10 @@ def destroyer(store: Store, clients: list[Client], until: float) -> None:
             capture_output=True,
             text=True,
         )
-        if os.environ.get("SOAK_DEBUG"):
-            print(done.returncode, done.stdout, done.stderr, file=sys.stderr)
         if done.returncode == 1:
-            continue  # regenerated or gone meanwhile
+            with store.lock:
+                store.missed += 1
+            continue  # regenerated or destroyed meanwhile
         if done.returncode != 0:
             store.fail(f"txsessions destroy failed: {done.stderr.strip()}")
             continue
@@ -264,7 +271,10 @@ def run(store: Store, clientCount: int, seconds: float) -> None:
                 store.fail(f"{type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=drive, args=(c,)) for c in clients]
-    threads.append(threading.Thread(target=destroyer, args=(store, clients, until)))
+    threads += [
+        threading.Thread(target=destroyer, args=(store, clients, until))
+        for _ in range(DESTROYERS)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
