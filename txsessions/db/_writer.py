@@ -121,7 +121,8 @@ class Writer:
     """
 
     #: How long before its deadline a change's transaction must start to
-    #: commit: room for the commit itself and for delivering its result.
+    #: commit, at most: room for the commit itself and for delivering its
+    #: result.  A quarter of the deadline when that is shorter.
     commitAllowance = 0.25
 
     def __init__(
@@ -169,13 +170,20 @@ class Writer:
         if self._stopping:
             d.errback(DatabaseError("the session database is closed"))
             return d
-        deadline = (
-            float("inf") if not self._timeout else time.monotonic() + self._timeout
-        )
         with self._ready:
-            self._queue.append(_Change(work, size, deadline, d))
+            self._queue.append(_Change(work, size, self._deadline(), d))
             self._ready.notify()
         return d
+
+    def _deadline(self) -> float:
+        """
+        @return: when a change submitted now must have started to commit
+            (on C{time.monotonic}'s clock).
+        """
+        timeout = self._timeout
+        if not timeout:
+            return float("inf")
+        return time.monotonic() + timeout - min(self.commitAllowance, timeout / 4)
 
     def flush(self) -> Deferred[None]:
         """
@@ -275,7 +283,7 @@ class Writer:
             now = time.monotonic()
             live = []
             for change in pending:
-                if now + self.commitAllowance >= change.deadline:
+                if now >= change.deadline:
                     self._late(change)
                 else:
                     live.append(change)
@@ -283,7 +291,7 @@ class Writer:
                 break
             latest = max(change.deadline for change in live)
             try:
-                txn = transactions.begin(latest - self.commitAllowance - now)
+                txn = transactions.begin(latest - now)
             except LockTimeout:
                 for change in live:
                     self._late(change)
@@ -300,7 +308,7 @@ class Writer:
                         change.failed = True
                         change.outcome = Failure()
                 now = time.monotonic()
-                late = [c for c in live if now + self.commitAllowance >= c.deadline]
+                late = [c for c in live if now >= c.deadline]
                 if late:
                     # Undo everything and do it again without them: the
                     # others' outcomes may depend on what the late ones did.
