@@ -388,6 +388,8 @@ def test_batchingRefusesNonsense() -> None:
         Batching(maxChanges=0)
     with pytest.raises(ValueError):
         Batching(maxWait=-1)
+    with pytest.raises(ValueError):
+        Batching(busyWait=-1)
 
 
 @pytest_twisted.ensureDeferred

@@ -97,7 +97,8 @@ class _SQLiteTransactions:
         self._busyWait = -1
 
     def begin(self, wait: float) -> sqlite3.Connection:
-        milliseconds = max(int(min(wait, _LONGEST_WAIT) * 1000), 0)
+        # Whole tenths of a second, so the pragma is not run on every batch.
+        milliseconds = max(int(min(wait, _LONGEST_WAIT) * 10), 0) * 100
         if milliseconds != self._busyWait:
             self._connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
             self._busyWait = milliseconds
