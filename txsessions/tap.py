@@ -77,9 +77,10 @@ class Options(usage.Options):
         [
             "max-sessions",
             None,
-            "0",
-            "The most sessions the database holds; new ones are refused with a "
-            "503 beyond (0: no limit; not for Redis).",
+            None,
+            "The most live sessions the database holds; new ones are refused "
+            "with a 503 beyond (0: no limit; not for Redis).  By default "
+            "100000 for memory:, no limit for the others.",
         ],
         [
             "database-timeout",
@@ -227,7 +228,9 @@ class Options(usage.Options):
             # Opened now, so that an unusable file is a clear message at
             # start-up rather than a traceback.
             self.database = openDatabase(
-                self["database"], maxSessions=self._maxSessions()
+                self["database"],
+                maxSessions=self._maxSessions(),
+                timeout=self.config.databaseTimeout or None,
             )
         except (ValueError, TypeError, DatabaseError) as e:
             raise usage.UsageError(str(e)) from None
@@ -261,8 +264,10 @@ class Options(usage.Options):
             )
         return arguments
 
-    def _maxSessions(self) -> int:
+    def _maxSessions(self) -> int | None:
         value = self["max-sessions"]
+        if value is None:
+            return None
         try:
             count = int(value)
         except ValueError:

@@ -499,3 +499,36 @@ async def test_purgeExpiredRemovesSessionsThatEndedWhileClosed(
         assert [info.key for info in await second.sessions()] == ["kept"]
     finally:
         await second.close()
+
+
+@pytest.mark.parametrize("kind", CLOCKED)
+@pytest_twisted.ensureDeferred
+async def test_theCapCountsLiveSessionsOnly(
+    kind: str, clock: Any, tmp_path: Any
+) -> None:
+    """
+    C{maxSessions} and C{count()} count the same thing in every database:
+    the live sessions.  One expired, even if not yet purged, takes no place
+    (before, SQLite and LMDB counted every stored record and memory every
+    one whose expiration had not run); a session created again under its own
+    key takes none either (before, memory refused it).
+    """
+    from txsessions import SessionLimitError
+    from txsessions.db import openDatabase as openURL
+
+    url = "memory:" if kind == "memory" else f"{kind}:{tmp_path / kind}"
+    db = openURL(url, clock, maxSessions=2)
+    try:
+        await create(db, "short", 5)
+        await create(db, "long", 50)
+        with pytest.raises(SessionLimitError):
+            await create(db, "refused")
+        await create(db, "long", 50)
+        clock.rightNow = 6.0  # no expiration has run yet
+        assert await db.count() == 1
+        await create(db, "new", 50)
+        assert await db.count() == 2
+        with pytest.raises(SessionLimitError):
+            await create(db, "refused")
+    finally:
+        await db.close()

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
 from txsessions import MemoryDatabase
 from txsessions.interfaces import Lifetime, SessionChanges
@@ -36,3 +37,27 @@ def test_sessionsGiveTheGarbageCollectorNothingToTrack() -> None:
         db.save(f"key{i}", changes)
     gc.collect()
     assert len(gc.get_objects()) - before < 50
+
+
+def test_aDefaultMemoryDatabaseIsBounded() -> None:
+    """
+    A default server must survive a flood of new sessions (wrk on /login
+    made 32,000 in 10 s, never expiring): by default the memory database
+    holds at most L{MemoryDatabase.DEFAULT_MAX_SESSIONS}; 0 lifts the cap.
+    """
+    from txsessions import SessionLimitError
+    from txsessions.db import openDatabase
+
+    limit = MemoryDatabase.DEFAULT_MAX_SESSIONS
+    assert 10_000 <= limit <= 1_000_000
+    forever = SessionChanges(create=True, lifetime=Lifetime(0.0, None))
+    for db in [MemoryDatabase(Clock()), openDatabase("memory:", Clock())]:
+        for i in range(limit):
+            db.save(f"key{i}", forever)
+        failures: list[Failure] = []
+        db.save("one more", forever).addErrback(failures.append)
+        assert [f.type for f in failures] == [SessionLimitError]
+    unbounded = MemoryDatabase(Clock(), maxSessions=0)
+    for i in range(limit + 1):
+        unbounded.save(f"key{i}", forever)
+    assert unbounded.count().result == limit + 1

@@ -133,3 +133,27 @@ async def test_lmdbReadsRunInline(tmp_path: Any, clock: Any) -> None:
     await create(db, "k", None, a="1")
     assert db.load("k").called
     await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqliteLoadsRunInlineEvenWhileAnotherProcessWrites(
+    tmp_path: Any, clock: Any
+) -> None:
+    """
+    A load is one row by its key: it answers at once, from the last commit,
+    even while another connection holds the write lock (WAL mode).
+    """
+    path = tmp_path / "s.db"
+    db = openDatabase(f"sqlite:{path}", clock)
+    await create(db, "k", None, a="1")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("UPDATE txsessions SET fields = '{}' WHERE key = 'k'")
+    try:
+        loaded = db.load("k")
+        assert loaded.called
+        assert await loaded == StoredSession(Lifetime(0, None), {"a": "1"})
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await db.close()

@@ -95,7 +95,10 @@ def withoutPassword(url: str) -> str:
 
 
 def openDatabase(
-    url: str, clock: IReactorTime | None = None, maxSessions: int = 0
+    url: str,
+    clock: IReactorTime | None = None,
+    maxSessions: int | None = None,
+    timeout: float | None = None,
 ) -> IDatabase:
     """
     Open the database a URL names.
@@ -106,7 +109,12 @@ def openDatabase(
         C{unix:///path?db=0}).
     @param clock: the time source for expirations; the global reactor when
         C{None}.
-    @param maxSessions: the most sessions the database holds (0: no limit).
+    @param maxSessions: the most live sessions the database holds (0: no
+        limit; C{None}: the database's default, which is no limit but for
+        the memory database, L{MemoryDatabase.DEFAULT_MAX_SESSIONS}).
+    @param timeout: for SQLite and LMDB, the deadline of each change, in
+        seconds: one not committed by then never takes effect.  Give it
+        C{Config.databaseTimeout}.
     @return: the database.
     @raise ValueError: when the URL names no database txsessions has.
     """
@@ -115,6 +123,8 @@ def openDatabase(
     if scheme == "memory":
         from .memory import MemoryDatabase
 
+        if maxSessions is None:
+            return MemoryDatabase(clock)
         return MemoryDatabase(clock, maxSessions)
     if scheme in ("redis", "rediss", "unix", "redis+sentinel"):
         from .redis import RedisDatabase
@@ -127,7 +137,11 @@ def openDatabase(
     if scheme == "sqlite":
         from .sqlite import SQLiteDatabase
 
-        return SQLiteDatabase(path, clock, maxSessions)
+        return SQLiteDatabase(
+            path, clock=clock, maxSessions=maxSessions or 0, timeout=timeout
+        )
     from .lmdb import LMDBDatabase
 
-    return LMDBDatabase(path, clock, maxSessions=maxSessions)
+    return LMDBDatabase(
+        path, clock=clock, maxSessions=maxSessions or 0, timeout=timeout
+    )

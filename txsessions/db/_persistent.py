@@ -146,6 +146,13 @@ def decodeFields(text: str | bytes) -> dict[str, str]:
     return fields
 
 
+def changeSize(changes: SessionChanges) -> int:
+    """
+    @return: about how many bytes C{changes} writes, to bound a batch.
+    """
+    return sum(len(name) + len(text) for name, text in changes.updated.items())
+
+
 def lifetimeOf(created: object, expires: object) -> Lifetime:
     """
     @return: a L{Lifetime} from stored numbers.

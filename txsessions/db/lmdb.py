@@ -5,13 +5,15 @@ C{lmdb} package.
 
 Reads run inline: LMDB serves them from memory-mapped pages, about a
 microsecond each here (see the README).  Writes, which wait for the disk,
-run in a thread of their own; LMDB lets one writer in at a time, so one
+run in a writer thread (L{txsessions.db._writer}), several to a
+transaction; LMDB lets one writer in at a time, across processes, so one
 session's changes never interleave.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -26,7 +28,15 @@ from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
 from ..records import Lifetime, SessionChanges, SessionInfo, StoredSession
 from ._apply import applyChanges
-from ._persistent import Expiry, PersistentDatabase, Saved, decodeFields, lifetimeOf
+from ._persistent import (
+    Expiry,
+    PersistentDatabase,
+    Saved,
+    changeSize,
+    decodeFields,
+    lifetimeOf,
+)
+from ._writer import Batching, Writer
 
 _log = Logger()
 
@@ -70,8 +80,84 @@ def _readable(cursor: Any) -> Iterator[tuple[bytes, StoredSession]]:
             continue
 
 
+_EXPIRY = re.compile(rb'\{"c":[-0-9.e+]+,"e":(null|[-0-9.e+]+),"f":')
+
+
+def expiryOf(data: bytes) -> float | None:
+    """
+    When a record expires, read from its first bytes, without decoding its
+    values.
+
+    @return: the time, or C{None} for a session without a lifetime.
+    @raise ValueError: when C{data} is not a record.
+    """
+    match = _EXPIRY.match(data)
+    if match is None:
+        return decodeRecord(bytes(data)).lifetime.expiresAt
+    expires = match.group(1)
+    return None if expires == b"null" else float(expires)
+
+
+def _liveIn(txn: Any, db: Any, now: float, skip: bytes = b"") -> int:
+    """
+    @return: how many sessions (other than C{skip}) are live at C{now}; the
+        expired ones are found by their expiry alone.
+    """
+    live = 0
+    for rawKey, data in txn.cursor(db=db).iternext():
+        if rawKey == skip:
+            continue
+        try:
+            expires = expiryOf(data)
+        except ValueError:
+            continue
+        live += expires is None or now < expires
+    return live
+
+
+class _LMDBTransactions:
+    """
+    Write transactions, each change in a nested transaction of its own.
+    LMDB lets one writer in at a time across processes; waiting for it has
+    no bound, so a change's deadline is checked again before its commit.
+    """
+
+    def __init__(self, env: Any, db: Any) -> None:
+        self._env = env
+        self._db = db
+
+    def begin(self, wait: float) -> Any:
+        return self._env.begin(write=True, db=self._db)
+
+    def nested(self, txn: Any, work: Callable[[Any], T]) -> T:
+        child = self._env.begin(write=True, parent=txn, db=self._db)
+        try:
+            result = work(child)
+        except BaseException:
+            child.abort()
+            raise
+        child.commit()
+        return result
+
+    def commit(self, txn: Any) -> None:
+        txn.commit()
+
+    def abort(self, txn: Any) -> None:
+        txn.abort()
+
+    def close(self) -> None:
+        pass
+
+
 class _LMDBBackend:
-    def __init__(self, path: str, threads: IReactorThreads, maxSessions: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        threads: IReactorThreads,
+        maxSessions: int,
+        timeout: float | None,
+        batching: Batching,
+    ) -> None:
         self._maxSessions = maxSessions
         try:
             self._env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=1)
@@ -82,12 +168,26 @@ class _LMDBBackend:
                 f"cannot open the LMDB session database {path!r}: {e}"
             ) from e
         self._threads = threads
-        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="txsessions-lmdb")
-        self._pool.start()
-        # The writer thread must not outlive the reactor, closed or not.
-        self._stopTrigger = cast(Any, threads).addSystemEventTrigger(
-            "during", "shutdown", self._pool.stop
+        self.writer = Writer(
+            _LMDBTransactions(self._env, self._db),
+            threads,
+            timeout,
+            batching,
+            "txsessions-lmdb",
         )
+        # Long reads (counting, listing) run in a read-only transaction in
+        # a thread of their own: LMDB readers never block its writer.
+        self._reads = ThreadPool(minthreads=1, maxthreads=1, name="txsessions-lmdb-r")
+        self._reads.start()
+        # The threads must not outlive the reactor, closed or not.
+        self._stopTrigger: Any = cast(Any, threads).addSystemEventTrigger(
+            "during", "shutdown", self._stop
+        )
+
+    def _stop(self) -> None:
+        self.writer.join()
+        self._reads.stop()
+        self._env.close()
 
     def _scan(self) -> list[Expiry]:
         expiries: list[Expiry] = []
@@ -119,17 +219,12 @@ class _LMDBBackend:
             _log.warn("session {key} is corrupt; ignored", key=redact(key))
             return None
 
-    def _transact(self, work: Callable[[Any], T], write: bool = True) -> Deferred[T]:
-        """
-        Run C{work} in a transaction in the writer thread: a write
-        transaction, or a read-only one for a long read.
-        """
-
+    def _readInThread(self, work: Callable[[Any], T]) -> Deferred[T]:
         def inTransaction() -> T:
-            with self._env.begin(write=write, db=self._db) as txn:
+            with self._env.begin(db=self._db) as txn:
                 return work(txn)
 
-        return deferToThreadPool(cast(Any, self._threads), self._pool, inTransaction)
+        return deferToThreadPool(cast(Any, self._threads), self._reads, inTransaction)
 
     def load(self, key: str) -> Deferred[StoredSession | None]:
         try:
@@ -139,7 +234,8 @@ class _LMDBBackend:
 
     def save(self, key: str, changes: SessionChanges, now: float) -> Deferred[Saved]:
         def save(txn: Any) -> Saved:
-            data = txn.get(key.encode())
+            rawKey = key.encode()
+            data = txn.get(rawKey)
             stored = None
             if data is not None:
                 try:
@@ -149,12 +245,17 @@ class _LMDBBackend:
             before = None if stored is None else stored.lifetime.expiresAt
             if changes.create:
                 assert changes.lifetime is not None
-                full = (
-                    self._maxSessions
-                    and txn.stat(self._db)["entries"] >= self._maxSessions
-                )
-                if full and data is None:
-                    raise SessionLimitError(f"{self._maxSessions} sessions live")
+                maxSessions = self._maxSessions
+                if (
+                    maxSessions
+                    # entries is exact and costs nothing; it counts expired
+                    # sessions too, so only when it says full are they told
+                    # apart.
+                    and txn.stat(self._db)["entries"] - (data is not None)
+                    >= maxSessions
+                    and _liveIn(txn, self._db, now, rawKey) >= maxSessions
+                ):
+                    raise SessionLimitError(f"{maxSessions} sessions live")
                 lifetime, fields = changes.lifetime, {}
             elif stored is None or stored.lifetime.hasExpired(now):
                 return Saved(None, before, before)
@@ -162,10 +263,10 @@ class _LMDBBackend:
                 lifetime = changes.lifetime or stored.lifetime
                 fields = dict(stored.values)
             result = applyChanges(fields, changes)
-            txn.put(key.encode(), encodeRecord(lifetime, fields))
+            txn.put(rawKey, encodeRecord(lifetime, fields))
             return Saved(result, before, lifetime.expiresAt)
 
-        return self._transact(save)
+        return self.writer.submit(save, changeSize(changes))
 
     def rename(
         self, oldKey: str, newKey: str, now: float
@@ -182,7 +283,7 @@ class _LMDBBackend:
             txn.delete(oldKey.encode())
             return True, stored.lifetime.expiresAt
 
-        return self._transact(rename)
+        return self.writer.submit(rename)
 
     def destroy(self, key: str) -> Deferred[tuple[bool, float | None]]:
         def destroy(txn: Any) -> tuple[bool, float | None]:
@@ -194,30 +295,26 @@ class _LMDBBackend:
             except ValueError:
                 return True, None
 
-        return self._transact(destroy)
+        return self.writer.submit(destroy)
 
     def destroyAll(self) -> Deferred[list[tuple[str, float | None]]]:
         def destroyAll(txn: Any) -> list[tuple[str, float | None]]:
             removed: list[tuple[str, float | None]] = []
             for rawKey, data in txn.cursor():
                 try:
-                    expiresAt = decodeRecord(data).lifetime.expiresAt
+                    expiresAt = expiryOf(data)
                 except ValueError:
                     expiresAt = None
                 removed.append((rawKey.decode(), expiresAt))
             txn.drop(self._db, delete=False)
             return removed
 
-        return self._transact(destroyAll)
+        return self.writer.submit(destroyAll)
 
     def count(self, now: float) -> Deferred[int]:
-        def count(txn: Any) -> int:
-            return sum(
-                not stored.lifetime.hasExpired(now)
-                for _, stored in _readable(txn.cursor())
-            )
-
-        return self._transact(count, write=False)
+        return self.writer.flush().addCallback(
+            lambda _: self._readInThread(lambda txn: _liveIn(txn, self._db, now))
+        )
 
     def sessions(self, prefix: str, now: float) -> Deferred[list[SessionInfo]]:
         def sessions(txn: Any) -> list[SessionInfo]:
@@ -233,20 +330,23 @@ class _LMDBBackend:
                     found.append(SessionInfo.of(rawKey.decode(), stored))
             return found
 
-        return self._transact(sessions, write=False)
+        return self.writer.flush().addCallback(lambda _: self._readInThread(sessions))
 
     def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
         def purge(txn: Any) -> list[Expiry]:
             removed: list[Expiry] = []
-            for rawKey, stored in _readable(txn.cursor()):
-                lifetime = stored.lifetime
-                if lifetime.expiresAt is not None and lifetime.hasExpired(now):
-                    removed.append((rawKey.decode(), lifetime.expiresAt))
+            for rawKey, data in txn.cursor():
+                try:
+                    expiresAt = expiryOf(data)
+                except ValueError:
+                    continue
+                if expiresAt is not None and now >= expiresAt:
+                    removed.append((rawKey.decode(), expiresAt))
             for key, _ in removed:
                 txn.delete(key.encode())
             return removed
 
-        return self._transact(purge)
+        return self.writer.submit(purge)
 
     def deleteIfExpired(self, key: str, now: float) -> Deferred[bool]:
         def delete(txn: Any) -> bool:
@@ -254,22 +354,27 @@ class _LMDBBackend:
             if data is None:
                 return False
             try:
-                expired = decodeRecord(data).lifetime.hasExpired(now)
+                expiresAt = expiryOf(data)
+                expired = expiresAt is not None and now >= expiresAt
             except ValueError:
                 expired = True
             if expired:
                 txn.delete(key.encode())
             return expired
 
-        return self._transact(delete)
+        return self.writer.submit(delete)
 
     def close(self) -> Deferred[None]:
-        if self._stopTrigger is not None:
-            cast(Any, self._threads).removeSystemEventTrigger(self._stopTrigger)
-            self._stopTrigger = None
-            self._pool.stop()
+        if self._stopTrigger is None:
+            return succeed(None)
+        cast(Any, self._threads).removeSystemEventTrigger(self._stopTrigger)
+        self._stopTrigger = None
+
+        def closeEnvironment(result: None) -> None:
+            self._reads.stop()
             self._env.close()
-        return succeed(None)
+
+        return self.writer.close().addCallback(closeEnvironment)
 
 
 class LMDBDatabase(PersistentDatabase):
@@ -278,23 +383,36 @@ class LMDBDatabase(PersistentDatabase):
     when it opens are expired on schedule again; those whose time passed
     while the server was down are removed on the reactor's first turn, with
     L{DestroyReason.expired} events.
+
+    Changes are committed by one writer thread, those that arrive while a
+    transaction is being written together in the next (group commit: see
+    L{Batching}).  Several processes may share the environment.
     """
 
     def __init__(
         self,
         path: str,
+        *,
         clock: IReactorTime | None = None,
         threads: IReactorThreads | None = None,
         maxSessions: int = 0,
+        timeout: float | None = None,
+        batching: Batching | None = None,
     ) -> None:
         """
         @param path: the environment's directory, created if need be.
         @param clock: what schedules expirations; the global reactor when
             C{None}.
-        @param maxSessions: the most sessions it holds (0: no limit); once
-            full, new sessions are refused with L{SessionLimitError}.
-        @param threads: what delivers the write threads' results; the global
+        @param threads: what delivers the threads' results; the global
             reactor when C{None}.
+        @param maxSessions: the most live sessions it holds (0: no limit);
+            once full, new sessions are refused with L{SessionLimitError}.
+        @param timeout: the deadline of each change, in seconds from the
+            call: a change not committed by then fails with L{DatabaseError}
+            and never takes effect (C{None}: no deadline).  Give it the
+            manager's C{Config.databaseTimeout}.
+        @param batching: how changes are gathered into transactions; the
+            defaults of L{Batching} when C{None}.
         @raise DatabaseError: when the environment cannot be opened; the
             message names it.
         """
@@ -302,6 +420,12 @@ class LMDBDatabase(PersistentDatabase):
             from twisted.internet import reactor
 
             threads = cast(IReactorThreads, reactor)
-        super().__init__(
-            _LMDBBackend(path, threads, maxSessions), clock, f"lmdb:{path}"
+        backend = _LMDBBackend(
+            path, threads, maxSessions, timeout, batching or Batching()
         )
+        super().__init__(backend, clock, f"lmdb:{path}")
+        self.writer = backend.writer
+        """
+        The writer thread, whose C{commits} and C{changes} count the
+        transactions and the changes they held.
+        """

@@ -49,12 +49,23 @@ class MemoryDatabase:
     one on every 250,000 new sessions.  (CPython 3.14 tracks every dict.)
     """
 
-    def __init__(self, clock: IReactorTime | None = None, maxSessions: int = 0) -> None:
+    DEFAULT_MAX_SESSIONS = 100_000
+    """
+    The most live sessions a memory database holds unless told otherwise:
+    enough for a busy single server, and a bound (some 100 MB with small
+    sessions) on what a flood of new sessions can take.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime | None = None,
+        maxSessions: int = DEFAULT_MAX_SESSIONS,
+    ) -> None:
         """
         @param clock: what schedules expirations; the global reactor when
             C{None}.
-        @param maxSessions: the most sessions it holds (0: no limit); once
-            full, new sessions are refused with L{SessionLimitError}.
+        @param maxSessions: the most live sessions it holds (0: no limit);
+            once full, new sessions are refused with L{SessionLimitError}.
         """
         if clock is None:
             from twisted.internet import reactor
@@ -65,6 +76,9 @@ class MemoryDatabase:
         self._expiresAt: dict[str, float] = {}  # _NEVER: no lifetime
         self._fields: dict[str, dict[str, str]] = {}
         self._maxSessions = maxSessions
+        # No session stored expires before this (a lower bound): until
+        # then, every stored session is live and counting is len().
+        self._earliest = _NEVER
         self._listeners = Listeners()
         self._expirations = ExpirationScheduler(clock, self._expire)
 
@@ -87,8 +101,9 @@ class MemoryDatabase:
         """
         if changes.create:
             assert changes.lifetime is not None, "a new session needs a lifetime"
-            if self._maxSessions and len(self._createdAt) >= self._maxSessions:
-                return fail(SessionLimitError(f"{self._maxSessions} sessions live"))
+            maxSessions = self._maxSessions
+            if maxSessions and self._liveElsewhere(key) >= maxSessions:
+                return fail(SessionLimitError(f"{maxSessions} sessions live"))
             self._keep(key, changes.lifetime)
             self._fields[key] = {}
         elif not self._isLive(key):
@@ -126,8 +141,7 @@ class MemoryDatabase:
         """
         See L{IDatabase.count}.
         """
-        now = self._clock.seconds()
-        return succeed(sum(now < at for at in self._expiresAt.values()))
+        return succeed(self._live())
 
     def sessions(self, prefix: str = "") -> Deferred[list[SessionInfo]]:
         """
@@ -165,6 +179,24 @@ class MemoryDatabase:
         self._expirations.close()
         return succeed(None)
 
+    def _live(self) -> int:
+        """
+        @return: how many sessions are live: without looking at each, unless
+            one may have expired without its expiration having run yet.
+        """
+        now = self._clock.seconds()
+        if now < self._earliest:
+            return len(self._expiresAt)
+        expiries = self._expiresAt.values()
+        self._earliest = min(expiries, default=_NEVER)
+        return sum(now < at for at in expiries)
+
+    def _liveElsewhere(self, key: str) -> int:
+        """
+        @return: how many sessions other than C{key} are live.
+        """
+        return self._live() - self._isLive(key)
+
     def _isLive(self, key: str) -> bool:
         at = self._expiresAt.get(key)
         return at is not None and self._clock.seconds() < at
@@ -180,6 +212,7 @@ class MemoryDatabase:
         self._unschedule(key)
         if lifetime.expiresAt is not None:
             self._expirations.add(key, lifetime.expiresAt)
+            self._earliest = min(self._earliest, lifetime.expiresAt)
         self._createdAt[key] = lifetime.createdAt
         self._expiresAt[key] = (
             _NEVER if lifetime.expiresAt is None else lifetime.expiresAt

@@ -1,8 +1,11 @@
 # -*- test-case-name: tests.db.test_conformance,tests.db.test_persistent -*-
 """
-Sessions in an SQLite file, through C{twisted.enterprise.adbapi}: every
-query runs in adbapi's thread, on one connection, so the reactor never waits
-for the disk and one session's changes never interleave.
+Sessions in an SQLite file (in WAL mode).  Changes are written by one
+thread (L{txsessions.db._writer}), each read and written inside one
+C{BEGIN IMMEDIATE} transaction, so no other process's change can land
+between them.  A load, one row by its key, runs inline (as LMDB's do);
+counts and listings run in a thread of their own.  No read waits for a
+write.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IReactorThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
@@ -24,10 +28,12 @@ from ._persistent import (
     Expiry,
     PersistentDatabase,
     Saved,
+    changeSize,
     decodeFields,
     encodeFields,
     lifetimeOf,
 )
+from ._writer import Batching, LockTimeout, Writer
 
 _log = Logger()
 
@@ -69,16 +75,121 @@ def _open(path: str) -> list[Expiry]:
     return [(key, expires) for key, expires in rows]
 
 
+_LONGEST_WAIT = 60.0
+"""
+The longest, in seconds, a change without a deadline waits for another
+process's write lock.
+"""
+
+
+class _SQLiteTransactions:
+    """
+    Write transactions on the writer thread's connection: C{BEGIN
+    IMMEDIATE}, so a change reads and writes under the write lock, and no
+    other connection's C{DELETE} can land between its read and its write.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False
+        )
+        self._connection.execute("PRAGMA synchronous = FULL")
+        self._busyWait = -1
+
+    def begin(self, wait: float) -> sqlite3.Connection:
+        # Whole tenths of a second, so the pragma is not run on every batch.
+        milliseconds = max(int(min(wait, _LONGEST_WAIT) * 10), 0) * 100
+        if milliseconds != self._busyWait:
+            self._connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
+            self._busyWait = milliseconds
+        try:
+            self._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if self._connection.in_transaction or "locked" not in str(e):
+                raise
+            raise LockTimeout(str(e)) from e
+        return self._connection
+
+    def nested(self, txn: sqlite3.Connection, work: Callable[[Any], T]) -> T:
+        txn.execute("SAVEPOINT change")
+        try:
+            result = work(txn)
+        except BaseException:
+            txn.execute("ROLLBACK TO change")
+            txn.execute("RELEASE change")
+            raise
+        txn.execute("RELEASE change")
+        return result
+
+    def commit(self, txn: sqlite3.Connection) -> None:
+        txn.execute("COMMIT")
+
+    def abort(self, txn: sqlite3.Connection) -> None:
+        if txn.in_transaction:
+            txn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _liveElsewhere(txn: Any, key: str, now: float) -> int:
+    """
+    @return: how many sessions other than C{key} are live at C{now}.
+    """
+    (n,) = txn.execute(
+        "SELECT COUNT(*) FROM txsessions WHERE key != ? "
+        "AND (expires IS NULL OR expires > ?)",
+        (key, now),
+    ).fetchone()
+    return int(n)
+
+
 class _SQLiteBackend:
-    def __init__(self, path: str, maxSessions: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        threads: IReactorThreads,
+        maxSessions: int,
+        timeout: float | None,
+        batching: Batching,
+    ) -> None:
         self.initialExpirations = _open(path)
         self._maxSessions = maxSessions
-        self._pool = adbapi.ConnectionPool(
-            "sqlite3", path, check_same_thread=False, cp_min=1, cp_max=1
+        self._threads = threads
+        self._writer = Writer(
+            _SQLiteTransactions(path), threads, timeout, batching, "txsessions-sqlite"
+        )
+        # Reads have connections of their own: in WAL mode they see the
+        # last commit and never wait for a write.  A load (one row by its
+        # primary key, about 16 us here from the page cache) runs inline, as
+        # LMDB's do, on a connection that never waits for a lock: when one
+        # is busy, it goes to the reading thread, with the longer reads.
+        self._inline = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=0
+        )
+        self._reader = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False
+        )
+        self._reads = ThreadPool(minthreads=1, maxthreads=1, name="txsessions-sqlite-r")
+        self._reads.start()
+        self._stopTrigger: Any = cast(Any, threads).addSystemEventTrigger(
+            "during", "shutdown", self._stop
         )
 
-    def _run(self, work: Callable[[Any], T]) -> Deferred[T]:
-        return cast("Deferred[T]", self._pool.runInteraction(work))
+    @property
+    def writer(self) -> Writer:
+        return self._writer
+
+    def _stop(self) -> None:
+        self._writer.join()
+        self._reads.stop()
+        self._reader.close()
+        self._inline.close()
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+        return deferToThreadPool(
+            cast(Any, self._threads), self._reads, work, self._reader
+        )
 
     def load(self, key: str) -> Deferred[StoredSession | None]:
         def load(txn: Any) -> StoredSession | None:
@@ -93,7 +204,13 @@ class _SQLiteBackend:
                 _log.warn("session {key} is corrupt; ignored", key=redact(key))
                 return None
 
-        return self._run(load)
+        try:
+            return succeed(load(self._inline))
+        except sqlite3.OperationalError:
+            # Busy: another connection is resetting or recovering the WAL.
+            return self._read(load)
+        except sqlite3.Error:
+            return fail()
 
     def save(self, key: str, changes: SessionChanges, now: float) -> Deferred[Saved]:
         def save(txn: Any) -> Saved:
@@ -103,10 +220,9 @@ class _SQLiteBackend:
             before = None if row is None else row[1]
             if changes.create:
                 assert changes.lifetime is not None
-                if self._maxSessions:
-                    (n,) = txn.execute("SELECT COUNT(*) FROM txsessions").fetchone()
-                    if n >= self._maxSessions:
-                        raise SessionLimitError(f"{self._maxSessions} sessions live")
+                maxSessions = self._maxSessions
+                if maxSessions and _liveElsewhere(txn, key, now) >= maxSessions:
+                    raise SessionLimitError(f"{maxSessions} sessions live")
                 lifetime, fields = changes.lifetime, {}
             elif row is None:
                 return Saved(None)
@@ -127,7 +243,7 @@ class _SQLiteBackend:
             )
             return Saved(result, before, lifetime.expiresAt)
 
-        return self._run(save)
+        return self._writer.submit(save, changeSize(changes))
 
     def rename(
         self, oldKey: str, newKey: str, now: float
@@ -140,7 +256,7 @@ class _SQLiteBackend:
             ).fetchone()
             return (False, None) if row is None else (True, row[0])
 
-        return self._run(rename)
+        return self._writer.submit(rename)
 
     def destroy(self, key: str) -> Deferred[tuple[bool, float | None]]:
         def destroy(txn: Any) -> tuple[bool, float | None]:
@@ -149,7 +265,7 @@ class _SQLiteBackend:
             ).fetchone()
             return (False, None) if row is None else (True, row[0])
 
-        return self._run(destroy)
+        return self._writer.submit(destroy)
 
     def destroyAll(self) -> Deferred[list[tuple[str, float | None]]]:
         def destroyAll(txn: Any) -> list[tuple[str, float | None]]:
@@ -158,7 +274,7 @@ class _SQLiteBackend:
             ).fetchall()
             return [(key, expires) for key, expires in rows]
 
-        return self._run(destroyAll)
+        return self._writer.submit(destroyAll)
 
     def count(self, now: float) -> Deferred[int]:
         def count(txn: Any) -> int:
@@ -168,7 +284,7 @@ class _SQLiteBackend:
             ).fetchone()
             return int(n)
 
-        return self._run(count)
+        return self._writer.flush().addCallback(lambda _: self._read(count))
 
     def sessions(self, prefix: str, now: float) -> Deferred[list[SessionInfo]]:
         def sessions(txn: Any) -> list[SessionInfo]:
@@ -186,7 +302,7 @@ class _SQLiteBackend:
                     pass
             return found
 
-        return self._run(sessions)
+        return self._writer.flush().addCallback(lambda _: self._read(sessions))
 
     def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
         def purge(txn: Any) -> list[Expiry]:
@@ -196,20 +312,30 @@ class _SQLiteBackend:
             ).fetchall()
             return [(key, expires) for key, expires in rows]
 
-        return self._run(purge)
+        return self._writer.submit(purge)
 
     def deleteIfExpired(self, key: str, now: float) -> Deferred[bool]:
         def delete(txn: Any) -> bool:
-            txn.execute(
-                "DELETE FROM txsessions WHERE key = ? AND expires <= ?", (key, now)
-            )
-            return bool(txn.rowcount)
+            row = txn.execute(
+                "DELETE FROM txsessions WHERE key = ? AND expires <= ? RETURNING 1",
+                (key, now),
+            ).fetchone()
+            return row is not None
 
-        return self._run(delete)
+        return self._writer.submit(delete)
 
     def close(self) -> Deferred[None]:
-        self._pool.close()
-        return succeed(None)
+        if self._stopTrigger is None:
+            return succeed(None)
+        cast(Any, self._threads).removeSystemEventTrigger(self._stopTrigger)
+        self._stopTrigger = None
+
+        def closeReads(result: None) -> None:
+            self._reads.stop()
+            self._reader.close()
+            self._inline.close()
+
+        return self._writer.close().addCallback(closeReads)
 
 
 class SQLiteDatabase(PersistentDatabase):
@@ -218,18 +344,51 @@ class SQLiteDatabase(PersistentDatabase):
     expired on schedule again; those whose time passed while the server was
     down are removed on the reactor's first turn, with
     L{DestroyReason.expired} events.
+
+    Changes are committed by one writer thread, those that arrive while a
+    transaction is being written together in the next (group commit: see
+    L{Batching}); loads run inline, counts and listings in a thread, each on
+    a connection of its own, and never wait for a write.  Several processes
+    may share the file.
     """
 
     def __init__(
-        self, path: str, clock: IReactorTime | None = None, maxSessions: int = 0
+        self,
+        path: str,
+        *,
+        clock: IReactorTime | None = None,
+        threads: IReactorThreads | None = None,
+        maxSessions: int = 0,
+        timeout: float | None = None,
+        batching: Batching | None = None,
     ) -> None:
         """
         @param path: the file, created if need be.
         @param clock: what schedules expirations; the global reactor when
             C{None}.
-        @param maxSessions: the most sessions it holds (0: no limit); once
-            full, new sessions are refused with L{SessionLimitError}.
+        @param threads: what delivers the threads' results; the global
+            reactor when C{None}.
+        @param maxSessions: the most live sessions it holds (0: no limit);
+            once full, new sessions are refused with L{SessionLimitError}.
+        @param timeout: the deadline of each change, in seconds from the
+            call: a change not committed by then fails with L{DatabaseError}
+            and never takes effect (C{None}: no deadline).  Give it the
+            manager's C{Config.databaseTimeout}.
+        @param batching: how changes are gathered into transactions; the
+            defaults of L{Batching} when C{None}.
         @raise DatabaseError: when the file cannot be opened or is corrupt;
             the message names it.
         """
-        super().__init__(_SQLiteBackend(path, maxSessions), clock, f"sqlite:{path}")
+        if threads is None:
+            from twisted.internet import reactor
+
+            threads = cast(IReactorThreads, reactor)
+        backend = _SQLiteBackend(
+            path, threads, maxSessions, timeout, batching or Batching()
+        )
+        super().__init__(backend, clock, f"sqlite:{path}")
+        self.writer = backend.writer
+        """
+        The writer thread, whose C{commits} and C{changes} count the
+        transactions and the changes they held.
+        """

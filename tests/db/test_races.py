@@ -1,0 +1,410 @@
+"""
+The embedded databases (SQLite, LMDB) under races with other processes,
+deadlines and crashes, and their group commit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.threads import deferToThread
+
+from tests.db.test_conformance import create
+from txsessions import DatabaseError, SessionChanges, SessionLimitError
+from txsessions.db import openDatabase
+from txsessions.db._writer import Batching, Writer
+from txsessions.db.lmdb import LMDBDatabase
+from txsessions.db.sqlite import SQLiteDatabase
+
+EMBEDDED = ["sqlite", "lmdb"]
+
+ROOT = str(Path(__file__).resolve().parents[2])
+
+_DELETER = {
+    "sqlite": """
+import json, sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
+fields = json.dumps({"big": json.dumps("x" * 200_000)})
+back = 0
+for i in range(int(sys.argv[2])):
+    c.execute("BEGIN IMMEDIATE")
+    back += c.execute("DELETE FROM txsessions WHERE key = 'k'").rowcount
+    c.execute("INSERT INTO txsessions VALUES ('k', 0, NULL, ?)", (fields,))
+    c.execute("COMMIT")
+    time.sleep(0.004)
+    c.execute("DELETE FROM txsessions WHERE key = 'k'")
+    time.sleep(0.008)
+time.sleep(0.1)
+back += c.execute("DELETE FROM txsessions WHERE key = 'k'").rowcount
+print(back)
+""",
+    "lmdb": """
+import json, lmdb, sys, time
+env = lmdb.open(sys.argv[1], max_dbs=1, map_size=1 << 30)
+db = env.open_db(b"txsessions")
+record = json.dumps(
+    {"c": 0, "e": None, "f": {"big": json.dumps("x" * 200_000)}}
+).encode()
+back = 0
+for i in range(int(sys.argv[2])):
+    with env.begin(write=True, db=db) as txn:
+        back += txn.delete(b"k")
+        txn.put(b"k", record)
+    time.sleep(0.004)
+    with env.begin(write=True, db=db) as txn:
+        txn.delete(b"k")
+    time.sleep(0.008)
+time.sleep(0.1)
+with env.begin(write=True, db=db) as txn:
+    back += txn.delete(b"k")
+print(back)
+""",
+}
+
+_LOCKER = {
+    "sqlite": """
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+c.execute("ROLLBACK")
+""",
+    "lmdb": """
+import lmdb, sys
+env = lmdb.open(sys.argv[1], max_dbs=1, map_size=1 << 30)
+db = env.open_db(b"txsessions")
+txn = env.begin(write=True, db=db)
+print("locked", flush=True)
+sys.stdin.read()
+txn.abort()
+""",
+}
+
+
+def path(kind: str, tmp_path: Path) -> str:
+    return str(tmp_path / ("s.db" if kind == "sqlite" else "env"))
+
+
+def embedded(kind: str, tmp_path: Path, clock: Any, **options: Any) -> Any:
+    cls = SQLiteDatabase if kind == "sqlite" else LMDBDatabase
+    return cls(path(kind, tmp_path), clock=clock, **options)
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_noSaveResurrectsASessionAnotherProcessDestroyed(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    Another process creates and deletes a large session, again and again,
+    while this one saves it: once deleted, a session stays deleted (this
+    process never creates it, so the other finds it there before creating
+    it again only if a save brought it back).  On SQLite before the fix,
+    the save read the row outside its write transaction and wrote it back
+    after the other process's DELETE.
+    """
+    db = embedded(kind, tmp_path, clock)
+    await db.count()  # the file exists
+    big = json.dumps("y" * 200_000)
+    try:
+        deleter = deferToThread(
+            subprocess.run,
+            [sys.executable, "-c", _DELETER[kind], path(kind, tmp_path), "150"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        while not deleter.called:
+            changes = SessionChanges(updated={"big": big}, increments={"n": 1})
+            await gatherResults([db.save("k", changes) for _ in range(4)])
+        resurrected = int((await deleter).stdout)
+        assert resurrected == 0
+        assert await db.load("k") is None
+    finally:
+        await db.close()
+
+
+async def _lockedByAnotherProcess(kind: str, tmp_path: Path) -> subprocess.Popen[str]:
+    locker = subprocess.Popen(
+        [sys.executable, "-c", _LOCKER[kind], path(kind, tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert locker.stdout is not None
+    assert await deferToThread(locker.stdout.readline) == "locked\n"
+    return locker
+
+
+async def _release(locker: subprocess.Popen[str]) -> None:
+    assert locker.stdin is not None
+    locker.stdin.close()
+    assert await deferToThread(locker.wait) == 0
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_aSaveNeverLandsAfterItsDeadline(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    Another process holds the write lock past a save's deadline (what the
+    manager answers 503 at): the save fails and, once the lock is released,
+    never lands.  (Before the fix, SQLite's save waited out its own 5 s busy
+    timeout and LMDB's without end, and both then wrote.)
+    """
+    db = embedded(kind, tmp_path, clock, timeout=0.5)
+    try:
+        await create(db, "k", None, n="1")
+        locker = await _lockedByAnotherProcess(kind, tmp_path)
+        try:
+            saved = db.save("k", SessionChanges(increments={"n": 1}))
+            # The manager's deadline: the request is answered 503 now.
+            await task.deferLater(reactor, 0.5, lambda: None)
+        finally:
+            await _release(locker)
+        with pytest.raises(DatabaseError, match="deadline"):
+            await saved
+        stored = await db.load("k")
+        assert stored is not None and stored.values == {"n": "1"}
+        assert await db.save("k", SessionChanges(increments={"n": 1})) == {"n": 2}
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_aSaveWithinItsDeadlineWaitsForTheLock(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    A lock released before the deadline delays a save; it does not fail it.
+    """
+    db = embedded(kind, tmp_path, clock, timeout=60)
+    try:
+        await create(db, "k", None, n="1")
+        locker = await _lockedByAnotherProcess(kind, tmp_path)
+        saved = db.save("k", SessionChanges(increments={"n": 1}))
+        await _release(locker)
+        assert await saved == {"n": 2}
+    finally:
+        await db.close()
+
+
+async def _gate(db: Any) -> tuple[threading.Event, Deferred[None]]:
+    """
+    Hold the writer thread until the returned event is set, so that what is
+    submitted meanwhile makes one batch.
+    """
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(txn: Any) -> None:
+        entered.set()
+        release.wait()
+
+    held = db.writer.submit(hold)
+    assert await deferToThread(entered.wait, 60)
+    return release, held
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_aBatchKeepsEachChangesOutcome(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    Changes waiting together commit in one transaction; the one refused
+    (the database is full) fails alone, and the others land.
+    """
+    db = embedded(kind, tmp_path, clock, maxSessions=2)
+    try:
+        await create(db, "a", None, n="1")
+        release, held = await _gate(db)
+        commits = db.writer.commits
+        pending = [
+            db.save("b", SessionChanges(create=True, lifetime=_forever())),
+            db.save("c", SessionChanges(create=True, lifetime=_forever())),
+            db.save("a", SessionChanges(increments={"n": 1})),
+            db.destroy("gone", _destroyed()),
+        ]
+        failed = pending[1]
+        outcomes: list[Any] = []
+
+        def refused(failure: Any) -> str:
+            outcomes.append(failure.type)
+            return "refused"
+
+        failed.addErrback(refused)
+        release.set()
+        await held
+        results = await gatherResults(pending)
+        assert results == [{}, "refused", {"n": 2}, False]
+        assert outcomes == [SessionLimitError]
+        assert db.writer.commits == commits + 2  # the gate's, then the batch
+        assert db.writer.changes >= 5
+    finally:
+        await db.close()
+    reopened = embedded(kind, tmp_path, clock)
+    try:
+        assert sorted(info.key for info in await reopened.sessions()) == ["a", "b"]
+        stored = await reopened.load("a")
+        assert stored is not None and stored.values == {"n": "2"}
+    finally:
+        await reopened.close()
+
+
+def _forever() -> Any:
+    from txsessions import Lifetime
+
+    return Lifetime(0, None)
+
+
+def _destroyed() -> Any:
+    from txsessions import DestroyReason
+
+    return DestroyReason.destroyed
+
+
+_CRASHER = """
+import os, sys, threading
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from txsessions import Lifetime, SessionChanges
+from txsessions.db.{module} import {cls}
+
+async def main():
+    db = {cls}(sys.argv[1], clock=reactor)
+    await db.save("acked", SessionChanges(create=True, lifetime=Lifetime(0, None),
+                                          updated={{"n": "1"}}))
+    print("acknowledged", flush=True)
+    release = threading.Event()
+    db.writer.submit(lambda txn: release.wait())
+    db.save("acked", SessionChanges(increments={{"n": 1}}))
+    db.save("new", SessionChanges(create=True, lifetime=Lifetime(0, None)))
+    db.writer.submit(lambda txn: os._exit(9))
+    db.save("later", SessionChanges(create=True, lifetime=Lifetime(0, None)))
+    release.set()
+
+def failed(failure):
+    print(failure.getTraceback(), file=sys.stderr, flush=True)
+    os._exit(1)
+
+reactor.callWhenRunning(lambda: Deferred.fromCoroutine(main()).addErrback(failed))
+reactor.run()
+"""
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_aCrashInABatchLosesOnlyItsUnacknowledgedChanges(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    A process dies in the middle of writing a batch: what was acknowledged
+    before is there, nothing of the batch is, and the database opens.
+    """
+    module, cls = ("sqlite", "SQLiteDatabase")
+    if kind == "lmdb":
+        module, cls = ("lmdb", "LMDBDatabase")
+    script = _CRASHER.format(module=module, cls=cls)
+    crashed = await deferToThread(
+        subprocess.run,
+        [sys.executable, "-c", script, path(kind, tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert crashed.returncode == 9, crashed.stderr
+    assert crashed.stdout == "acknowledged\n"
+    db = embedded(kind, tmp_path, clock)
+    try:
+        stored = await db.load("acked")
+        assert stored is not None and stored.values == {"n": "1"}
+        assert [info.key for info in await db.sessions()] == ["acked"]
+    finally:
+        await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_countingNeverHoldsBackASave(
+    tmp_path: Path, clock: Any, monkeypatch: Any
+) -> None:
+    """
+    LMDB counts in a thread of its own: a save made while a count is under
+    way commits without waiting for it.  (Before the fix, the count ran on
+    the writer thread, decoding every record, and saves waited: a second
+    each with 9,000 sessions.)
+    """
+    from txsessions.db import lmdb as module
+
+    countGoing, countMayEnd = threading.Event(), threading.Event()
+    liveIn = module._liveIn
+
+    def slowCount(*a: Any) -> int:
+        countGoing.set()
+        countMayEnd.wait(60)
+        return liveIn(*a)
+
+    monkeypatch.setattr(module, "_liveIn", slowCount)
+    db = embedded("lmdb", tmp_path, clock)
+    try:
+        await create(db, "k", None, n="1")
+        counted = db.count()
+        counts: list[int] = []
+        counted.addCallback(counts.append)
+        assert await deferToThread(countGoing.wait, 60)
+        saved = await db.save("k", SessionChanges(increments={"n": 1}))
+        stillCounting = counts == []
+        countMayEnd.set()
+        assert saved == {"n": 2}
+        assert stillCounting
+        await counted
+        assert counts == [1]
+    finally:
+        countMayEnd.set()
+        await db.close()
+
+
+@pytest.mark.parametrize("cls", [SQLiteDatabase, LMDBDatabase], ids=["sqlite", "lmdb"])
+def test_optionsAreKeywordOnly(cls: Callable[..., Any], tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        cls(str(tmp_path / "x"), None, 5)
+
+
+def test_batchingRefusesNonsense() -> None:
+    with pytest.raises(ValueError):
+        Batching(maxChanges=0)
+    with pytest.raises(ValueError):
+        Batching(maxWait=-1)
+    with pytest.raises(ValueError):
+        Batching(busyWait=-1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_aClosedWriterRefusesChanges(tmp_path: Path, clock: Any) -> None:
+    db = embedded("sqlite", tmp_path, clock)
+    writer: Writer = db.writer
+    await db.close()
+    with pytest.raises(DatabaseError, match="closed"):
+        await writer.submit(lambda txn: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_openDatabasePassesTheDeadline(tmp_path: Path, clock: Any) -> None:
+    db: Any = openDatabase(f"sqlite:{tmp_path / 's.db'}", clock, timeout=2.5)
+    try:
+        assert db.writer._timeout == 2.5
+    finally:
+        await db.close()
