@@ -513,8 +513,8 @@ async def test_theCapCountsLiveSessionsOnly(
     one whose expiration had not run); a session created again under its own
     key takes none either (before, memory refused it).
     """
-    from txsessions import SessionLimitError
     from txsessions.db import openDatabase as openURL
+    from txsessions.errors import SessionLimitError
 
     url = "memory:" if kind == "memory" else f"{kind}:{tmp_path / kind}"
     db = openURL(url, clock, maxSessions=2)

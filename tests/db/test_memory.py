@@ -45,8 +45,8 @@ def test_aDefaultMemoryDatabaseIsBounded() -> None:
     made 32,000 in 10 s, never expiring): by default the memory database
     holds at most L{MemoryDatabase.DEFAULT_MAX_SESSIONS}; 0 lifts the cap.
     """
-    from txsessions import SessionLimitError
     from txsessions.db import openDatabase
+    from txsessions.errors import SessionLimitError
 
     limit = MemoryDatabase.DEFAULT_MAX_SESSIONS
     assert 10_000 <= limit <= 1_000_000

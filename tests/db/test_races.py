@@ -20,11 +20,13 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.threads import deferToThread
 
 from tests.db.test_conformance import create
-from txsessions import DatabaseError, SessionChanges, SessionLimitError
+from txsessions import DatabaseError
 from txsessions.db import openDatabase
 from txsessions.db._writer import Batching, Writer
 from txsessions.db.lmdb import LMDBDatabase
 from txsessions.db.sqlite import SQLiteDatabase
+from txsessions.errors import SessionLimitError
+from txsessions.interfaces import SessionChanges
 
 EMBEDDED = ["sqlite", "lmdb"]
 
@@ -265,7 +267,7 @@ async def test_aBatchKeepsEachChangesOutcome(
 
 
 def _forever() -> Any:
-    from txsessions import Lifetime
+    from txsessions.interfaces import Lifetime
 
     return Lifetime(0, None)
 
@@ -280,7 +282,7 @@ _CRASHER = """
 import os, sys, threading
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from txsessions import Lifetime, SessionChanges
+from txsessions.interfaces import Lifetime, SessionChanges
 from txsessions.db.{module} import {cls}
 
 async def main():
