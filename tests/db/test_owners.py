@@ -4,14 +4,20 @@ owner index with its sessions, in the same transaction or script as the
 save, rename, destroy and expiry, and L{IDatabase.sessionsOf} reads it.
 """
 
+# The fixtures imported from the other suites are parameters here.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import sqlite3
 from typing import Any
 
 import pytest_twisted
+from twisted.internet import reactor
 
-from txsessions import DestroyReason
+from tests.redis import RedisServer
+from txsessions import DestroyReason, Sessions
+from txsessions.db.redis import RedisDatabase
 from txsessions.interfaces import Lifetime, SessionChanges, SessionInfo
 from txsessions.records import OWNER_FIELD, OwnerMark
 
@@ -22,6 +28,14 @@ from .test_conformance import (  # noqa: F401 (fixtures)
     destroyed,
     openDatabase,
     settle,
+)
+from .test_redis import (  # noqa: F401 (fixtures)
+    commandCounts,
+    prefixed,
+    redisDB,
+    roundTripsSince,
+    twoProcessesOn,
+    until,
 )
 
 
@@ -197,3 +211,82 @@ async def test_anSQLiteFileFromBeforeOwnersGainsTheIndex(
         assert await keysOf(db, "alice") == ["k"]
     finally:
         await db.close()
+
+
+# Redis: the index is a set per owner, kept by the scripts.
+
+
+@pytest_twisted.ensureDeferred
+async def test_redisLookupPrunesSessionsGoneByTTL(
+    redisDB: RedisDatabase, redisServer: RedisServer
+) -> None:
+    """
+    A session Redis expired by TTL leaves its key in the owner's set, which
+    lives as long as the owner's longest session; the lookup removes it, and
+    never reports it.
+    """
+    heard: list[Any] = []
+    redisDB.listen(lambda *a: heard.append(a))
+    await redisDB.eventsDelivered()
+    now = reactor.seconds()
+    for key, expiresAt in (("short", now + 0.3), ("long", now + 100)):
+        changes = SessionChanges(
+            create=True,
+            lifetime=Lifetime(now, expiresAt),
+            updated={OWNER_FIELD: mark("alice")},
+        )
+        await redisDB.save(key, changes)
+    index = redisDB._owners + "alice"
+    assert await redisDB._redis.call("scard", index) == 2
+    await until(heard, 1)
+    assert heard == [("short", DestroyReason.expired)]
+    assert await keysOf(redisDB, "alice") == ["long"]
+    assert await redisDB._redis.call("scard", index) == 1
+    assert (
+        98_000 < await redisDB._redis.call("execute_command", "PTTL", index) <= 100_000
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_redisLookupIsOneRoundTripAndNoScan(
+    redisDB: RedisDatabase, redisServer: RedisServer
+) -> None:
+    now = reactor.seconds()
+    for i in range(60):
+        owner = "alice" if i % 6 == 0 else f"user{i}"
+        changes = SessionChanges(
+            create=True,
+            lifetime=Lifetime(now, now + 100),
+            updated={OWNER_FIELD: mark(owner)},
+        )
+        await redisDB.save(f"k{i}", changes)
+    await redisDB.sessionsOf("alice")  # the script's first run: EVAL
+    before = commandCounts(redisServer)
+    assert len(await redisDB.sessionsOf("alice")) == 10
+    after = commandCounts(redisServer)
+    assert roundTripsSince(before, after) == {"script": 1, "hgetall": 10}
+    assert after.get("scan", 0) == before.get("scan", 0)
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroyOwnerIsHeardInEveryProcess(redisServer: RedisServer) -> None:
+    async with twoProcessesOn(prefixed(redisServer)) as (first, second, heard):
+        now = reactor.seconds()
+        for key, owner in (("a1", "alice"), ("a2", "alice"), ("b1", "bob")):
+            changes = SessionChanges(
+                create=True,
+                lifetime=Lifetime(now, now + 100),
+                updated={OWNER_FIELD: mark(owner)},
+            )
+            await first.save(key, changes)
+        sessions = Sessions(database=second)
+        assert await sessions.destroyOwner("alice") == 2
+        await first.eventsDelivered()
+        await second.eventsDelivered()
+        for name in heard:
+            assert sorted(heard[name]) == [
+                ("a1", DestroyReason.owner),
+                ("a2", DestroyReason.owner),
+            ]
+        assert await keysOf(first, "alice") == []
+        assert await keysOf(first, "bob") == ["b1"]
