@@ -201,6 +201,8 @@ class Session(TypedGetters, MappingMethods):
         no cookie, or one naming no live session.
     @ivar lifetime: when the session was created and when it expires.
     @ivar changes: its L{ChangeSet}, for the request session that saves it.
+    @ivar owner: the user the session belongs to (L{setOwner}), or C{None}.
+        Read it; set it with L{setOwner}.
     """
 
     def __init__(
@@ -226,12 +228,14 @@ class Session(TypedGetters, MappingMethods):
         self.lifetime = lifetime
         self.isNew = fields is None
         self.changes = ChangeSet(fields is not None)
+        self.owner: str | None = None
         self._mark: OwnerMark | None = None
         if fields:
             self._values, self._immutables, self._flashes = splitFields(fields)
-            mark = fields.get(OWNER_FIELD)
-            if mark is not None:
-                self._mark = OwnerMark.decode(mark)
+            text = fields.get(OWNER_FIELD)
+            if text is not None:
+                self._mark = mark = OwnerMark.decode(text)
+                self.owner = None if mark is None else mark.owner
         else:
             self._values, self._immutables, self._flashes = {}, set(), {}
 
@@ -477,14 +481,6 @@ class Session(TypedGetters, MappingMethods):
 
     # Its user (issue 19: "log out everywhere", a device list)
 
-    @property
-    def owner(self) -> str | None:
-        """
-        The user the session belongs to (L{setOwner}), or C{None}.
-        """
-        mark = self._mark
-        return None if mark is None else mark.owner
-
     def setOwner(self, owner: str) -> None:
         """
         Tie the session to a user: C{Sessions.sessionsOf} lists it among
@@ -630,16 +626,17 @@ class Session(TypedGetters, MappingMethods):
         self._immutables = {k for k in self._immutables if IMMUTABLE + k in written}
         self._flashes = {k: v for k, v in self._flashes.items() if FLASH + k in written}
         if OWNER_FIELD not in written:
-            self._mark = None
+            self._mark = self.owner = None
 
     def _markDestroyed(self) -> None:
         self.changes.forget()
-        self._mark = None
+        self._mark = self.owner = None
         for collection in (self._values, self._immutables, self._flashes):
             collection.clear()
 
     def _setMark(self, mark: OwnerMark) -> None:
         self._mark = mark
+        self.owner = mark.owner
         self._change(OWNER_FIELD, mark.encode())
 
     def _put(self, key: str, text: str, value: Any) -> None:

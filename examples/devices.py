@@ -3,7 +3,7 @@ docs/owners.md: sessions that know their user: a list of where the user is
 logged in (Sessions.sessionsOf), and "log out the others"
 (Sessions.destroyOwner).
 
-    $ python examples/owners.py tcp:8080
+    $ python examples/devices.py tcp:8080
 """
 
 import hmac
