@@ -19,13 +19,13 @@ from ..interfaces import DestroyListener, IDatabase
 from ..lifetime import ExpirationScheduler
 from ..listeners import Listeners
 from ..records import (
+    OWNER_FIELD,
     DestroyReason,
     Lifetime,
     SessionChanges,
     SessionInfo,
     StoredSession,
     ownerOf,
-    touchesOwner,
 )
 from ._apply import applyChanges
 
@@ -118,7 +118,9 @@ class MemoryDatabase:
             self._keep(key, changes.lifetime)
         fields = self._fields[key]
         result = applyChanges(fields, changes)
-        if touchesOwner(changes):
+        # Two lookups, not a call, for a session that has no owner and had
+        # none: this runs on every save.
+        if OWNER_FIELD in fields or key in self._ownerOf:
             self._index(key, ownerOf(fields))
         return succeed(result)
 
