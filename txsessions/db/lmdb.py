@@ -384,7 +384,11 @@ class _LMDBBackend:
                     stored = None if data is None else decodeRecord(data)
                 except ValueError:
                     continue
-                if stored is not None and not stored.lifetime.hasExpired(now):
+                if (
+                    stored is not None
+                    and not stored.lifetime.hasExpired(now)
+                    and ownerOf(stored.values) == owner
+                ):
                     found.append(SessionInfo.of(key.decode(), stored))
             return found
 

@@ -78,7 +78,12 @@ def _open(path: str) -> list[Expiry]:
                 row[1] for row in connection.execute("PRAGMA table_info(txsessions)")
             ]
             if "owner" not in columns:
-                connection.executescript(_OWNER_COLUMN)
+                try:
+                    connection.executescript(_OWNER_COLUMN)
+                except sqlite3.OperationalError as e:
+                    # Another process opening the same file added it first.
+                    if "duplicate column" not in str(e):
+                        raise
             connection.executescript(_OWNER_INDEX)
             connection.execute("PRAGMA journal_mode=WAL")
             rows = connection.execute(
