@@ -219,6 +219,9 @@ class ControlledDatabase:
     def sessions(self, prefix: str = "") -> Deferred[list[SessionInfo]]:
         return self.memory.sessions(prefix)
 
+    def sessionsOf(self, owner: str) -> Deferred[list[SessionInfo]]:
+        return self.memory.sessionsOf(owner)
+
     def purgeExpired(self) -> Deferred[int]:
         return self.memory.purgeExpired()
 

@@ -30,6 +30,7 @@ from txsessions.admin import AdminError, Options, administer, confirm
 from txsessions.db import openDatabase
 from txsessions.ids import generateSessionID, storeKey
 from txsessions.interfaces import Lifetime, SessionChanges
+from txsessions.records import OWNER_FIELD, OwnerMark
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ["sqlite", "lmdb", "redis"]
@@ -597,3 +598,116 @@ def test_versionIsTxsessionsVersion() -> None:
     version = importlib.metadata.version("txsessions")
     assert txsessions.__version__ == version
     assert txsessionsNow("--version") == Result(0, f"txsessions {version}\n", "")
+
+
+# Owners (issue 19): list --owner, destroy --owner
+
+
+async def owned(server: Server, owner: str, agent: str = "Firefox/1") -> str:
+    """
+    Store a session of C{owner} in the server's database, as a login with
+    C{Session.setOwner} does.
+
+    @return: its session id.
+    """
+    from twisted.internet import reactor
+
+    sid = generateSessionID()
+    now = reactor.seconds()
+    changes = SessionChanges(
+        create=True,
+        lifetime=Lifetime(now, now + 3600),
+        updated={
+            "user": json.dumps(owner),
+            OWNER_FIELD: OwnerMark(owner, agent, now).encode(),
+        },
+    )
+    assert await server.database.save(storeKey(sid), changes) == {}
+    return sid
+
+
+@pytest_twisted.ensureDeferred
+async def test_listOwnerShowsThatOwnersSessionsOnly(server: Server) -> None:
+    phone, laptop = await owned(server, "alice", "Phone"), await owned(server, "alice")
+    await owned(server, "bob")
+    result = await txsessions("-d", server.url, "list", "--owner", "alice")
+    assert result.code == 0 and result.err == ""
+    header, *rows = result.out.splitlines()
+    assert header.split() == [
+        "KEY",
+        "CREATED",
+        "LAST",
+        "SEEN",
+        "EXPIRES",
+        "USER",
+        "AGENT",
+    ]
+    assert sorted(row.split()[0] for row in rows) == sorted(
+        storeKey(sid)[:12] for sid in (phone, laptop)
+    )
+    assert re.fullmatch(
+        rf"{storeKey(phone)[:12]}  {ISO}  {ISO}  {ISO}  Phone",
+        next(row for row in rows if "Phone" in row),
+    )
+    assert phone[:13] not in result.out and laptop[:13] not in result.out
+
+
+@pytest_twisted.ensureDeferred
+async def test_listOwnerJSON(server: Server) -> None:
+    sid = await owned(server, "alice")
+    result = await txsessions("-d", server.url, "list", "--owner", "alice", "--json")
+    (described,) = result.json()["sessions"]
+    assert described["key"] == storeKey(sid)[:12]
+    assert (described["owner"], described["userAgent"]) == ("alice", "Firefox/1")
+    assert re.fullmatch(ISO, described["lastSeen"])
+    result = await txsessions("-d", server.url, "list", "--owner", "carol", "--json")
+    assert result.json() == {"sessions": []}
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroyOwnerEndsThatOwnersSessionsOnTheNextRequest(
+    server: Server,
+) -> None:
+    first, second = await owned(server, "alice"), await owned(server, "alice")
+    bob = await owned(server, "bob")
+    await server.eventsDelivered()
+    result = await txsessions("-d", server.url, "destroy", "--owner", "alice", "--yes")
+    assert result == Result(0, "destroyed 2 sessions\n", "")
+    assert (await server.session(first))["isNew"]
+    assert (await server.session(second))["isNew"]
+    assert (await server.session(bob))["values"] == {"user": "bob"}
+    if server.url.startswith("redis"):
+        await server.eventsDelivered()
+        assert sorted(server.events) == sorted(
+            (storeKey(sid), DestroyReason.owner) for sid in (first, second)
+        )
+    result = await txsessions(
+        "-d", server.url, "destroy", "--owner", "alice", "--yes", "--json"
+    )
+    assert result.json() == {"destroyed": 0, "owner": "alice"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_destroyOwnerWithoutATerminalOrYesRefuses(server: Server) -> None:
+    sid = await owned(server, "alice")
+    result = await txsessions("-d", server.url, "destroy", "--owner", "alice")
+    assertOneErrorLine(result, 2, "add --yes")
+    assert (await server.session(sid))["values"] == {"user": "alice"}
+
+
+def test_destroyOwnerAsksNamingTheOwner() -> None:
+    options = Options()
+    options.parseOptions(["-d", "redis://h/0", "destroy", "--owner", "alice"])
+    err = io.StringIO()
+    confirm(options, Terminal("yes\n"), err)
+    assert "every session of 'alice'" in err.getvalue()
+    with pytest.raises(AdminError, match="not confirmed"):
+        confirm(options, Terminal("no\n"), io.StringIO())
+
+
+def test_destroyTakesAnIDOrAnOwnerNotBoth() -> None:
+    options = Options()
+    with pytest.raises(UsageError, match="not both"):
+        options.parseOptions(
+            ["-d", "redis://h/0", "destroy", "--owner", "alice", generateSessionID()]
+        )

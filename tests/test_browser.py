@@ -206,3 +206,57 @@ def test_chromiumFoundOnPathUnderAnyOfItsNames(tmp_path: Any, monkeypatch: Any) 
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert chromium() == str(fake)
+
+
+def _logOutTheOthers(base: str, executable: str) -> dict[str, Any]:
+    """
+    Log in as alice from two browser contexts (two cookie jars: a laptop
+    and a phone), and use the laptop's "Log out the others" button.
+    """
+    from playwright.sync_api import sync_playwright
+
+    seen: dict[str, Any] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=executable, args=ARGS, headless=True
+        )
+        try:
+            pages = {}
+            for name in ("phone", "laptop"):
+                context = browser.new_context(user_agent=f"{name.title()} Browser")
+                page = pages[name] = context.new_page()
+                page.goto(base + "/")
+                page.fill("#user", "alice")
+                page.click("#login")
+                page.wait_for_url(base + "/")
+            laptop, phone = pages["laptop"], pages["phone"]
+            seen["devices"] = laptop.locator("#devices li").all_inner_texts()
+            seen["current"] = laptop.locator("#devices li.current").all_inner_texts()
+            laptop.click("#logout-others")
+            laptop.wait_for_url(base + "/")
+            seen["notice"] = laptop.inner_text("#notice")
+            seen["laptop"] = laptop.inner_text("#state")
+            seen["laptopDevices"] = laptop.locator("#devices li").all_inner_texts()
+            phone.reload()
+            seen["phone"] = (
+                phone.inner_text("#state"),
+                phone.locator("#devices").count(),
+            )
+        finally:
+            browser.close()
+    return seen
+
+
+def test_logOutTheOthersInChromium(demo: str, browserPath: str) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        seen = pool.submit(_logOutTheOthers, demo, browserPath).result(timeout=120)
+    assert len(seen["devices"]) == 2
+    assert any("Phone Browser" in d for d in seen["devices"])
+    assert (
+        len(seen["current"]) == 1
+        and "This browser: Laptop Browser" in seen["current"][0]
+    )
+    assert seen["notice"] == "You logged out 1 other session."
+    assert seen["laptop"] == "You are logged in as alice."
+    assert len(seen["laptopDevices"]) == 1
+    assert seen["phone"] == ("You are not logged in.", 0)

@@ -70,6 +70,7 @@ def test_destroyedCountedByReason(
         "destroyAll": 0,
         "regenerated": 0,
         "admin": 0,
+        "owner": 0,
     }
 
 

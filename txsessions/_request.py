@@ -36,6 +36,7 @@ from .session import (
     addIncremented,
     checkAlive,
     markDestroyed,
+    noteSeen,
     rekey,
     restart,
     setLifetime,
@@ -108,6 +109,18 @@ def answered(request: IRequest) -> None:
     state: RequestSession | None = getattr(request, _STATE, None)
     if state is not None:
         state.answered()
+
+
+def requestKey(request: IRequest) -> str | None:
+    """
+    @return: the store key of the session started for C{request}, once it
+        is stored; C{None} when there is none.
+    """
+    state: RequestSession | None = getattr(request, _STATE, None)
+    session = None if state is None else state.current()
+    if session is None or session.destroyed:
+        return None
+    return storedKey(session)
 
 
 def currentSession(request: IRequest) -> Session:
@@ -275,6 +288,9 @@ class RequestSession:
             return None
         if not current:
             session.changes.cookieDirty = True
+        # Owners (issue 19): the owner's last-seen time, written coarsely.
+        if session.owner is not None:
+            noteSeen(session, now, self.config.lastSeenInterval)
         if not fixed:
             touched = policy.touched(lifetime, now)
             if touched is not None:
@@ -301,6 +317,16 @@ class RequestSession:
         @return: the manager's current time.
         """
         return self.parts.clock.seconds()
+
+    def userAgent(self) -> str:
+        """
+        @return: the request's user agent (its first 512 characters), or
+            C{""}.
+        """
+        agent: bytes | None = self.request.getHeader(b"user-agent")
+        if agent is None:
+            return ""
+        return agent.decode("utf-8", "replace")[:512]
 
     def renew(self, seconds: float, create: bool) -> None:
         """

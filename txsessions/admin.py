@@ -103,6 +103,7 @@ class AdminError(Exception):
 
 _FLAGS = [["json", None, "Write one JSON document to standard output, for scripts."]]
 _PARAMETERS = [["database", "d", None, "The session database URL."]]
+_OWNER = ["owner", None, None, "Only the sessions of this owner (Session.setOwner)."]
 
 
 def _takesValue(name: str, shortOpt: str, longOpt: Sequence[str]) -> bool:
@@ -178,24 +179,34 @@ class ListOptions(_Command):
     C{txsessions list}: a table of the live sessions, oldest first.
     """
 
-    synopsis = "[--json]"
+    synopsis = "[--json] [--owner OWNER]"
     longdesc = (
         "Print a table of the live sessions, oldest first: the first "
         f"{KEY_PREFIX} characters of each one's store key (databases hold the "
         "SHA-256 of each session id, never the id), when it was created, when "
         "it expires (ISO 8601, UTC; 'never' for a session without a lifetime), "
-        "and the bytes its values take.  Give the key prefix to show or destroy."
+        "and the bytes its values take.  Give the key prefix to show or destroy.  "
+        "With --owner, only that owner's sessions, from the owner index, with "
+        "when each was last seen and its user agent."
     )
+    optParameters = [*_PARAMETERS, _OWNER]
 
     async def run(self, database: IDatabase, out: IO[str], options: Options) -> None:
         """
         See L{_Command.run}.
         """
-        found = await database.sessions()
+        owner = self["owner"]
+        if owner is not None:
+            found = await database.sessionsOf(owner)
+        else:
+            found = await database.sessions()
         found.sort(key=lambda info: (info.lifetime.createdAt, info.key))
         rows = [_describe(info) for info in found]
         if options.asJSON:
             _write(out, True, {"sessions": rows}, "")
+            return
+        if owner is not None:
+            _ownersTable(out, rows)
             return
         row = "{:<" + str(KEY_PREFIX) + "}  {:<20}  {:<20}  {:>8}\n"
         out.write(row.format("KEY", "CREATED", "EXPIRES", "SIZE"))
@@ -285,24 +296,49 @@ class ShowOptions(_OneSession):
 
 class DestroyOptions(_OneSession):
     """
-    C{txsessions destroy ID}: destroy one session.
+    C{txsessions destroy ID}: destroy one session; C{txsessions destroy
+    --owner OWNER}: every session of one owner, once confirmed.
     """
 
     name = "destroy"
-    synopsis = "[--json] ID"
+    synopsis = "[--json] ID | --owner OWNER [--yes]"
     longdesc = (
         "Destroy a session, with the reason 'admin'.  The next request with "
         "its cookie has no session; with Redis, every server's onDestroy "
         "listeners hear of it too (SQLite and LMDB tell no other process).  "
         "ID is the session id from a cookie, or the start of its store key, "
         f"as list prints it (at least {MIN_PREFIX} characters, naming one "
-        "session only)."
+        "session only).  With --owner and no ID, destroy every session of that "
+        "owner, with the reason 'owner' (log the user out everywhere): asks you "
+        "to type yes on the terminal first, unless --yes is given."
     )
+    optParameters = [*_PARAMETERS, _OWNER]
+    optFlags = [*_FLAGS, ["yes", "y", "With --owner: do not ask for confirmation."]]
+
+    def parseArgs(self, *args: str) -> None:
+        """
+        Take the one argument, or none with C{--owner}.
+
+        @raise usage.UsageError: when there is not exactly one, or one is
+            given with C{--owner}.
+        """
+        if self["owner"] is None:
+            super().parseArgs(*args)
+        elif args:
+            raise usage.UsageError("destroy takes a session id or --owner, not both")
 
     async def run(self, database: IDatabase, out: IO[str], options: Options) -> None:
         """
         See L{_Command.run}.
         """
+        owner = self["owner"]
+        if owner is not None:
+            n = 0
+            for info in await database.sessionsOf(owner):
+                n += await database.destroy(info.key, DestroyReason.owner)
+            document = {"destroyed": n, "owner": owner}
+            _write(out, options.asJSON, document, f"destroyed {_sessions(n)}\n")
+            return
         key = await resolve(database, self.given)
         if not await database.destroy(key, DestroyReason.admin):
             raise AdminError(NOT_FOUND, f"session {_prefix(key)} is gone")
@@ -547,16 +583,22 @@ def confirm(options: Options, stdin: IO[str], err: IO[str]) -> None:
     @raise AdminError: when there is no terminal to ask on and no C{--yes},
         or when the answer is not C{yes}.
     """
-    if options.subCommand != "destroy-all" or options.subOptions["yes"]:
+    command = options.subCommand
+    owner = options.subOptions["owner"] if command == "destroy" else None
+    if (command != "destroy-all" and owner is None) or options.subOptions["yes"]:
         return
     if not stdin.isatty():
-        raise AdminError(
-            USAGE, "destroy-all asks on a terminal; without one, add --yes"
+        raise AdminError(USAGE, f"{command} asks on a terminal; without one, add --yes")
+    if owner is None:
+        err.write(
+            f"Destroy every session in {withoutPassword(options.url)}, logging "
+            "every user out? Type yes to go on: "
         )
-    err.write(
-        f"Destroy every session in {withoutPassword(options.url)}, logging every user "
-        "out? Type yes to go on: "
-    )
+    else:
+        err.write(
+            f"Destroy every session of {owner!r} in {withoutPassword(options.url)}, "
+            "logging them out everywhere? Type yes to go on: "
+        )
     err.flush()
     if stdin.readline().strip() != "yes":
         raise AdminError(NOT_FOUND, "not confirmed; nothing destroyed")
@@ -631,12 +673,36 @@ def _time(seconds: float) -> str:
 
 def _describe(info: SessionInfo) -> dict[str, Any]:
     lifetime: Lifetime = info.lifetime
-    return {
+    described: dict[str, Any] = {
         "key": _prefix(info.key),
         "created": _time(lifetime.createdAt),
         "expires": None if lifetime.expiresAt is None else _time(lifetime.expiresAt),
         "size": info.size,
     }
+    if info.owner is not None:
+        described["owner"] = info.owner
+        described["lastSeen"] = _time(info.lastSeen or 0.0)
+        described["userAgent"] = info.userAgent
+    return described
+
+
+def _ownersTable(out: IO[str], rows: list[dict[str, Any]]) -> None:
+    """
+    Write the table of C{list --owner}.
+    """
+    row = "{:<" + str(KEY_PREFIX) + "}  {:<20}  {:<20}  {:<20}  {}\n"
+    out.write(row.format("KEY", "CREATED", "LAST SEEN", "EXPIRES", "USER AGENT"))
+    for shown in rows:
+        agent = "".join(c if c.isprintable() else "?" for c in shown["userAgent"])
+        out.write(
+            row.format(
+                shown["key"],
+                shown["created"],
+                shown["lastSeen"],
+                shown["expires"] or "never",
+                agent,
+            )
+        )
 
 
 def _fields(fields: Mapping[str, str]) -> dict[str, Any]:

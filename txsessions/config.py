@@ -163,6 +163,11 @@ class Config:
         a busy server it is one log line per session, and the metrics
         (L{txsessions.metrics}) count them all anyway.  Security events (a
         tampered cookie, a retired key, a store failure) are always logged.
+    @ivar lastSeenInterval: how often, at most, in seconds (or a
+        L{timedelta}), a request writes the last-seen time of a session
+        that has an owner (C{Session.setOwner}), as
+        C{Sessions.sessionsOf} reports it: a read-only request costs no
+        write until it is due.
     """
 
     cookie: str = attrs.field(
@@ -195,6 +200,7 @@ class Config:
     absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     databaseTimeout: float = attrs.field(default=10.0, converter=toSeconds)
     logSessionEvents: bool = False
+    lastSeenInterval: float = attrs.field(default=300.0, converter=toSeconds)
     secureOnly: bool = attrs.field(init=False, eq=False, repr=False)
     """
     Whether the cookie must be C{Secure} and go only over TLS: forced, or

@@ -8,6 +8,7 @@ L{serve}, which runs the examples.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from klein import Klein
@@ -17,9 +18,10 @@ from twisted.internet.task import react
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from twisted.web.server import Site
-from twisted.web.template import Element, Tag, XMLString, renderer
+from twisted.web.template import Element, Tag, XMLString, renderer, tags
 
 from .config import Config
+from .csrf import csrfToken
 from .manager import Sessions
 from .session import Session
 
@@ -101,15 +103,19 @@ class HomePage(Element):
         """<div xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
       <p><a id="secret" href="/secret">See the secret</a></p>
       <form method="post" action="/logout"><button id="logout">Log out</button></form>
+      <t:transparent t:render="devices" />
     </div>"""
     )
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, sessions: Sessions | None = None) -> None:
         """
         @param session: the visitor's session.
+        @param sessions: the manager, for the "Where you're logged in"
+            section; without it, the page has none.
         """
         super().__init__()
         self._session = session
+        self._sessions = sessions
 
     def _authenticated(self) -> bool:
         return self._session.getBooleanDefault("authenticated", False)
@@ -130,6 +136,18 @@ class HomePage(Element):
             return tag("You are not logged in.")
         user = self._session.getStringDefault("user", "")
         return tag(f"You are logged in as {user}." if user else "You are logged in.")
+
+    @renderer
+    def devices(self, request: IRequest, tag: Tag) -> Any:
+        """
+        Where the user is logged in (see L{whereLoggedIn}).
+        """
+        owner = self._session.owner
+        if self._sessions is None or owner is None:
+            return ""
+        return Deferred.fromCoroutine(
+            whereLoggedIn(self._sessions, request, self._session, owner)
+        )
 
     @renderer
     def controls(self, request: IRequest, tag: Tag) -> Any:
@@ -193,7 +211,7 @@ def demoApp(sessions: Sessions) -> Klein:
     @app.route("/")
     @sessions.withSession
     def home(request: IRequest, session: Session) -> HomePage:
-        return HomePage(session)
+        return HomePage(session, sessions)
 
     @app.route("/secret")
     @sessions.withSession
@@ -221,6 +239,7 @@ def demoApp(sessions: Sessions) -> Klein:
         session.set("authenticated", True)
         if request.method == b"POST":
             session.set("user", user)
+            session.setOwner(user)  # for "Where you're logged in"
             session.setFlash(NOTICE, f"Welcome, {user}! You logged in.")
             return _backHome(request)
         return ""
@@ -235,7 +254,72 @@ def demoApp(sessions: Sessions) -> Klein:
             return _backHome(request)
         return ""
 
+    addLogoutOthers(app, sessions)
     return app
+
+
+# Where you're logged in (issue 19): a section of the home page, and the
+# route of its button.
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+async def whereLoggedIn(
+    sessions: Sessions, request: IRequest, session: Session, owner: str
+) -> Tag:
+    """
+    The home page's "Where you're logged in" section: each session of
+    C{owner}, this one marked, and a button to log out the others.
+
+    @param sessions: the manager.
+    @param request: the request showing the page.
+    @param session: its session.
+    @param owner: the logged-in user.
+    @return: the section.
+    """
+    found = await sessions.sessionsOf(owner, current=request)
+    items = [
+        tags.li(
+            tags.strong("This browser: ") if info.current else "",
+            info.userAgent or "an unknown browser",
+            f" (last seen {_when(info.lastSeen)})",
+            class_="device current" if info.current else "device",
+        )
+        for info in found
+    ]
+    form = tags.form(method="post", action="/logout-others")(
+        tags.input(type="hidden", name="csrf_token", value=csrfToken(session)),
+        tags.button("Log out the others", id="logout-others"),
+    )
+    return tags.section(id="devices")(
+        tags.h2("Where you're logged in"), tags.ul(*items), form
+    )
+
+
+def addLogoutOthers(app: Klein, sessions: Sessions) -> None:
+    """
+    Add C{POST /logout-others}: end every other session of the logged-in
+    user (L{Sessions.destroyOwner}), and come back home with a notice.
+
+    @param app: the demo.
+    @param sessions: its manager.
+    """
+
+    @app.route("/logout-others", methods=["POST"])
+    @sessions.withSession
+    async def logoutOthers(request: IRequest, session: Session) -> str:
+        owner = session.owner
+        if owner is None:
+            session.setFlash(NOTICE, "Log in first.")
+            return _backHome(request)
+        n = await sessions.destroyOwner(owner, keep=request)
+        others = "other session" if n == 1 else "other sessions"
+        session.setFlash(NOTICE, f"You logged out {n} {others}.")
+        return _backHome(request)
 
 
 def _backHome(request: IRequest) -> str:

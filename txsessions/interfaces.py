@@ -120,6 +120,18 @@ class IDatabase(Interface):
             session, in no particular order.
         """
 
+    def sessionsOf(owner: str) -> Deferred[list[SessionInfo]]:
+        """
+        Describe the live sessions of one owner (those whose
+        L{txsessions.records.OWNER_FIELD} names it), from an owner index
+        kept with the sessions: no walk of the store, and on a networked
+        store one round trip.
+
+        @param owner: the owner.
+        @return: a L{Deferred} firing with a L{SessionInfo} for each of its
+            live sessions, in no particular order.
+        """
+
     def purgeExpired() -> Deferred[int]:
         """
         Remove every session whose lifetime has ended, telling the listeners

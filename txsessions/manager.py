@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
+import attrs
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -18,7 +19,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
 from ._parts import Parts
-from ._request import attach, renew
+from ._request import attach, renew, requestKey
 from .config import Config, toSeconds
 from .db.memory import MemoryDatabase
 from .errors import DatabaseError
@@ -26,7 +27,7 @@ from .ids import isWellFormedID, redact, storeKey
 from .interfaces import DestroyListener, IDatabase
 from .listeners import Listeners
 from .metrics import Metrics
-from .records import DestroyReason
+from .records import DestroyReason, SessionInfo
 from .session import Session
 from .web import SessionResource, withSession
 
@@ -168,6 +169,62 @@ class Sessions:
         @return: a L{Deferred} firing with how many there were.
         """
         return self.parts.calls.call(self.database.destroyAll(DestroyReason.destroyAll))
+
+    def sessionsOf(
+        self, owner: str, current: IRequest | None = None
+    ) -> Deferred[list[SessionInfo]]:
+        """
+        List a user's live sessions (those given the owner with
+        L{Session.setOwner}): a "where you're logged in" page.  Each
+        L{SessionInfo} has the session's store-key (never its id), its
+        lifetime, its C{lastSeen} time (to within
+        C{Config.lastSeenInterval}) and C{userAgent}, and C{current} true
+        for the session of C{current}.  The database looks the owner up in
+        an index: no walk of the store, one round trip on Redis.
+
+        @param owner: the user.
+        @param current: the request whose session to mark C{current}.
+        @return: a L{Deferred} firing with the sessions, the most recently
+            seen first.
+        """
+        mine = None if current is None else requestKey(current)
+
+        def marked(found: list[SessionInfo]) -> list[SessionInfo]:
+            listed = [
+                attrs.evolve(info, current=True) if info.key == mine else info
+                for info in found
+            ]
+            listed.sort(key=lambda info: -(info.lastSeen or 0.0))
+            return listed
+
+        return self.parts.calls.call(self.database.sessionsOf(owner)).addCallback(
+            marked
+        )
+
+    def destroyOwner(self, owner: str, keep: IRequest | None = None) -> Deferred[int]:
+        """
+        End every session of a user ("log out everywhere", as when the
+        password changes), but for the session of C{keep} if given ("log
+        out the others").  Destroy listeners hear of each, in every process,
+        with L{DestroyReason.owner}.
+
+        @param owner: the user.
+        @param keep: the request whose session to spare.
+        @return: a L{Deferred} firing with how many sessions ended.
+        """
+        spared = None if keep is None else requestKey(keep)
+
+        async def destroyOwner() -> int:
+            found = await self.parts.calls.call(self.database.sessionsOf(owner))
+            ended = 0
+            for info in found:
+                if info.key != spared:
+                    ended += await self.parts.calls.call(
+                        self.database.destroy(info.key, DestroyReason.owner)
+                    )
+            return ended
+
+        return Deferred.fromCoroutine(destroyOwner())
 
     def count(self) -> Deferred[int]:
         """

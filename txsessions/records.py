@@ -8,9 +8,87 @@ changes it applies when one is saved.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 
 import attrs
+
+OWNER_FIELD = "\x00o"
+"""
+The stored field that ties a session to its owner (see
+C{Session.setOwner}): a JSON object with the owner (C{"owner"}), the user
+agent it was logged in with (C{"agent"}) and when it was last seen
+(C{"seen"}).  Databases read it to keep their owner index.
+"""
+
+
+@attrs.frozen
+class OwnerMark:
+    """
+    What L{OWNER_FIELD} holds.
+
+    @ivar owner: the owner, an application's own user id.
+    @ivar agent: the user agent of the request that set the owner.
+    @ivar seen: when the session was last seen, to within the manager's
+        C{Config.lastSeenInterval}.
+    """
+
+    owner: str
+    agent: str = ""
+    seen: float = 0.0
+
+    def encode(self) -> str:
+        """
+        @return: this mark as the JSON text of L{OWNER_FIELD}.
+        """
+        return json.dumps(
+            {"owner": self.owner, "agent": self.agent, "seen": self.seen},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, text: str | None) -> OwnerMark | None:
+        """
+        @param text: the JSON text of L{OWNER_FIELD}, or C{None}.
+        @return: the mark, or C{None} when there is none or it is malformed.
+        """
+        if text is None:
+            return None
+        try:
+            mark = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(mark, dict):
+            return None
+        owner, agent, seen = mark.get("owner"), mark.get("agent", ""), mark.get("seen")
+        if not isinstance(owner, str) or not owner or not isinstance(agent, str):
+            return None
+        if not isinstance(seen, (int, float)) or isinstance(seen, bool):
+            seen = 0.0
+        return cls(owner, agent, float(seen))
+
+
+def ownerOf(fields: Mapping[str, str]) -> str | None:
+    """
+    @param fields: a stored session's fields.
+    @return: the session's owner, or C{None} when it has none.
+    """
+    mark = OwnerMark.decode(fields.get(OWNER_FIELD))
+    return None if mark is None else mark.owner
+
+
+def touchesOwner(changes: SessionChanges) -> bool:
+    """
+    @return: whether C{changes} may change the session's owner, so that a
+        database must look at its owner index.
+    """
+    return (
+        changes.create
+        or changes.clear
+        or OWNER_FIELD in changes.updated
+        or OWNER_FIELD in changes.deleted
+    )
 
 
 class DestroyReason(str, enum.Enum):
@@ -33,6 +111,11 @@ class DestroyReason(str, enum.Enum):
     An administrator removed it from outside the server, with the
     C{txsessions destroy} or C{txsessions destroy-all} command
     (L{txsessions.admin}).
+    """
+    owner = "owner"
+    """
+    C{Sessions.destroyOwner} (or C{txsessions destroy --owner}) ended every
+    session of its owner.
     """
 
 
@@ -82,11 +165,22 @@ class SessionInfo:
     @ivar lifetime: its L{Lifetime}.
     @ivar size: how many bytes its values take: each value's name and JSON
         text, in UTF-8, added up.
+    @ivar owner: its owner (C{Session.setOwner}), or C{None}.
+    @ivar lastSeen: when it was last seen, to within the manager's
+        C{Config.lastSeenInterval}; C{None} for a session without an owner.
+    @ivar userAgent: the user agent of the request that set its owner, or
+        C{None}.
+    @ivar current: whether it is the session of the request a listing was
+        made for (C{Sessions.sessionsOf(owner, current=request)}).
     """
 
     key: str
     lifetime: Lifetime
     size: int
+    owner: str | None = None
+    lastSeen: float | None = None
+    userAgent: str | None = None
+    current: bool = False
 
     @classmethod
     def of(cls, key: str, stored: StoredSession) -> SessionInfo:
@@ -95,7 +189,23 @@ class SessionInfo:
         @param stored: the session, as its database holds it.
         @return: what to tell of it.
         """
-        return cls(key, stored.lifetime, cls.sizeOf(stored.values))
+        return cls.ofFields(key, stored.lifetime, stored.values)
+
+    @classmethod
+    def ofFields(
+        cls, key: str, lifetime: Lifetime, fields: Mapping[str, str]
+    ) -> SessionInfo:
+        """
+        @param key: a session's store key.
+        @param lifetime: its lifetime.
+        @param fields: its stored fields.
+        @return: what to tell of it.
+        """
+        size = cls.sizeOf(fields)
+        mark = OwnerMark.decode(fields.get(OWNER_FIELD))
+        if mark is None:
+            return cls(key, lifetime, size)
+        return cls(key, lifetime, size, mark.owner, mark.seen, mark.agent)
 
     @staticmethod
     def sizeOf(values: Mapping[str, str]) -> int:

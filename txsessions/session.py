@@ -22,7 +22,7 @@ from ._changes import ChangeSet
 from ._getters import TypedGetters
 from ._mapping import MappingMethods
 from .errors import EntryTypeError, ImmutableValueError, SessionDestroyedError
-from .records import Lifetime, SessionChanges
+from .records import OWNER_FIELD, Lifetime, OwnerMark, SessionChanges
 from .values import decodeValue, encodeValue
 
 T = TypeVar("T")
@@ -131,6 +131,17 @@ def restart(session: Session, lifetime: Lifetime) -> None:
     session._restart(lifetime)
 
 
+def noteSeen(session: Session, now: float, interval: float) -> None:
+    """
+    Record that C{session}, which has an owner, was seen at C{now}, when its
+    last-seen time is C{interval} seconds old or more: so that a request
+    costs a write at most once per interval for it.
+    """
+    mark = session._mark
+    if mark is not None and now - mark.seen >= interval:
+        session._setMark(OwnerMark(mark.owner, mark.agent, now))
+
+
 def checkAlive(session: Session) -> None:
     """@raise SessionDestroyedError: when C{session} was destroyed."""
     session._checkAlive()
@@ -167,6 +178,11 @@ class SessionOwner(Protocol):
         Destroy C{session}.
         """
 
+    def userAgent(self) -> str:
+        """
+        @return: the request's user agent, or C{""}.
+        """
+
 
 class Session(TypedGetters, MappingMethods):
     """
@@ -185,6 +201,8 @@ class Session(TypedGetters, MappingMethods):
         no cookie, or one naming no live session.
     @ivar lifetime: when the session was created and when it expires.
     @ivar changes: its L{ChangeSet}, for the request session that saves it.
+    @ivar owner: the user the session belongs to (L{setOwner}), or C{None}.
+        Read it; set it with L{setOwner}.
     """
 
     def __init__(
@@ -210,8 +228,14 @@ class Session(TypedGetters, MappingMethods):
         self.lifetime = lifetime
         self.isNew = fields is None
         self.changes = ChangeSet(fields is not None)
+        self.owner: str | None = None
+        self._mark: OwnerMark | None = None
         if fields:
             self._values, self._immutables, self._flashes = splitFields(fields)
+            text = fields.get(OWNER_FIELD)
+            if text is not None:
+                self._mark = mark = OwnerMark.decode(text)
+                self.owner = None if mark is None else mark.owner
         else:
             self._values, self._immutables, self._flashes = {}, set(), {}
 
@@ -455,6 +479,30 @@ class Session(TypedGetters, MappingMethods):
         """
         return self._owner.destroy(self)
 
+    # Its user (issue 19: "log out everywhere", a device list)
+
+    def setOwner(self, owner: str) -> None:
+        """
+        Tie the session to a user: C{Sessions.sessionsOf} lists it among
+        the user's sessions, and C{Sessions.destroyOwner} ends it with the
+        others.  Call it at login, after L{regenerate}.  The owner is saved
+        with the session, survives L{regenerate} and L{clear}, and goes with
+        the session when it is destroyed or expires; the request's user
+        agent is kept with it, for the user's list of sessions.
+
+        @param owner: the application's own id of the user: 1 to 256
+            characters, no NUL.
+        @raise ValueError: for an owner that is not such a string.
+        @raise SessionDestroyedError: when the session was destroyed.
+        """
+        if not isinstance(owner, str) or not 0 < len(owner) <= 256 or "\x00" in owner:
+            raise ValueError("an owner is a string of 1 to 256 characters, no NUL")
+        self._checkAlive()
+        mark = self._mark
+        if mark is not None and mark.owner == owner:
+            return
+        self._setMark(OwnerMark(owner, self._owner.userAgent(), self._owner.now()))
+
     # Flash messages
 
     def setFlash(self, key: str, value: Any) -> None:
@@ -548,6 +596,9 @@ class Session(TypedGetters, MappingMethods):
                 for k, v in self._flashes.items()
                 if FLASH + k not in changes.deleted
             )
+        mark = self._mark
+        if mark is not None and changes.cleared and not create:
+            updated[OWNER_FIELD] = mark.encode()  # clear() keeps the owner
         taken = SessionChanges(
             create=create,
             lifetime=self.lifetime if create or changes.lifetimeChanged else None,
@@ -574,11 +625,19 @@ class Session(TypedGetters, MappingMethods):
         self._values = {k: v for k, v in self._values.items() if k in written}
         self._immutables = {k for k in self._immutables if IMMUTABLE + k in written}
         self._flashes = {k: v for k, v in self._flashes.items() if FLASH + k in written}
+        if OWNER_FIELD not in written:
+            self._mark = self.owner = None
 
     def _markDestroyed(self) -> None:
         self.changes.forget()
+        self._mark = self.owner = None
         for collection in (self._values, self._immutables, self._flashes):
             collection.clear()
+
+    def _setMark(self, mark: OwnerMark) -> None:
+        self._mark = mark
+        self.owner = mark.owner
+        self._change(OWNER_FIELD, mark.encode())
 
     def _put(self, key: str, text: str, value: Any) -> None:
         self._change(key, text)

@@ -63,7 +63,8 @@ async def test_corruptSQLiteRowsAreNoSession(tmp_path: Any, clock: Any) -> None:
             "UPDATE txsessions SET fields = 'cos\\nsystem\\n' WHERE key = 'k'"
         )
         connection.execute(
-            "INSERT INTO txsessions VALUES ('n', 'not a number', NULL, '{}')"
+            "INSERT INTO txsessions (key, created, expires, fields) "
+            "VALUES ('n', 'not a number', NULL, '{}')"
         )
     connection.close()
     db = openDatabase(f"sqlite:{path}", clock)

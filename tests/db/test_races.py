@@ -41,7 +41,11 @@ back = 0
 for i in range(int(sys.argv[2])):
     c.execute("BEGIN IMMEDIATE")
     back += c.execute("DELETE FROM txsessions WHERE key = 'k'").rowcount
-    c.execute("INSERT INTO txsessions VALUES ('k', 0, NULL, ?)", (fields,))
+    c.execute(
+        "INSERT INTO txsessions (key, created, expires, fields) "
+        "VALUES ('k', 0, NULL, ?)",
+        (fields,),
+    )
     c.execute("COMMIT")
     time.sleep(0.004)
     c.execute("DELETE FROM txsessions WHERE key = 'k'")

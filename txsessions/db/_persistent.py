@@ -107,6 +107,12 @@ class Backend(Protocol):
             C{prefix}, corrupt ones left out.
         """
 
+    def sessionsOf(self, owner: str, now: float) -> Deferred[list[SessionInfo]]:
+        """
+        @return: the sessions of C{owner} live at C{now}, from the owner
+            index.
+        """
+
     def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
         """
         Remove the sessions expired at C{now}.
@@ -264,6 +270,12 @@ class PersistentDatabase:
         See L{IDatabase.sessions}.
         """
         return self._backend.sessions(prefix, self._clock.seconds())
+
+    def sessionsOf(self, owner: str) -> Deferred[list[SessionInfo]]:
+        """
+        See L{IDatabase.sessionsOf}.
+        """
+        return self._backend.sessionsOf(owner, self._clock.seconds())
 
     def purgeExpired(self) -> Deferred[int]:
         """

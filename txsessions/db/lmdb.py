@@ -26,7 +26,14 @@ from twisted.python.threadpool import ThreadPool
 
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
-from ..records import Lifetime, SessionChanges, SessionInfo, StoredSession
+from ..records import (
+    Lifetime,
+    SessionChanges,
+    SessionInfo,
+    StoredSession,
+    ownerOf,
+    touchesOwner,
+)
 from ._apply import applyChanges
 from ._persistent import (
     Expiry,
@@ -66,6 +73,26 @@ def decodeRecord(data: bytes) -> StoredSession:
         raise ValueError("a session record is not an object")
     fields = decodeFields(json.dumps(record.get("f")))
     return StoredSession(lifetimeOf(record.get("c"), record.get("e")), fields)
+
+
+def _ownerEntry(owner: str, key: str) -> bytes:
+    """
+    @return: the owner index's entry for C{key}, owned by C{owner}: the
+        owner, NUL, the key (owners' entries sort together).
+    """
+    return owner.encode() + b"\x00" + key.encode()
+
+
+def _recordOwner(data: bytes | None) -> str | None:
+    """
+    @return: the owner of a stored record, or C{None} (none, or corrupt).
+    """
+    if data is None:
+        return None
+    try:
+        return ownerOf(decodeRecord(data).values)
+    except ValueError:
+        return None
 
 
 def _readable(cursor: Any) -> Iterator[tuple[bytes, StoredSession]]:
@@ -160,8 +187,10 @@ class _LMDBBackend:
     ) -> None:
         self._maxSessions = maxSessions
         try:
-            self._env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=1)
+            self._env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=2)
             self._db = self._env.open_db(b"txsessions")
+            # The owner index: a key per owned session (L{_ownerEntry}).
+            self._owners = self._env.open_db(b"txsessions-owners")
             self.initialExpirations = self._scan()
         except lmdb.Error as e:
             raise DatabaseError(
@@ -264,6 +293,8 @@ class _LMDBBackend:
                 fields = dict(stored.values)
             result = applyChanges(fields, changes)
             txn.put(rawKey, encodeRecord(lifetime, fields))
+            if touchesOwner(changes):
+                self._reindex(txn, key, _recordOwner(data), ownerOf(fields))
             return Saved(result, before, lifetime.expiresAt)
 
         return self.writer.submit(save, changeSize(changes))
@@ -281,6 +312,9 @@ class _LMDBBackend:
                 return False, None
             txn.put(newKey.encode(), data)
             txn.delete(oldKey.encode())
+            owner = ownerOf(stored.values)
+            self._reindex(txn, oldKey, owner, None)
+            self._reindex(txn, newKey, None, owner)
             return True, stored.lifetime.expiresAt
 
         return self.writer.submit(rename)
@@ -290,6 +324,7 @@ class _LMDBBackend:
             data = txn.pop(key.encode())
             if data is None:
                 return False, None
+            self._reindex(txn, key, _recordOwner(data), None)
             try:
                 return True, decodeRecord(data).lifetime.expiresAt
             except ValueError:
@@ -307,6 +342,7 @@ class _LMDBBackend:
                     expiresAt = None
                 removed.append((rawKey.decode(), expiresAt))
             txn.drop(self._db, delete=False)
+            txn.drop(self._owners, delete=False)
             return removed
 
         return self.writer.submit(destroyAll)
@@ -332,6 +368,46 @@ class _LMDBBackend:
 
         return self.writer.flush().addCallback(lambda _: self._readInThread(sessions))
 
+    def sessionsOf(self, owner: str, now: float) -> Deferred[list[SessionInfo]]:
+        def sessionsOf(txn: Any) -> list[SessionInfo]:
+            found: list[SessionInfo] = []
+            start = owner.encode() + b"\x00"
+            cursor = txn.cursor(db=self._owners)
+            if not cursor.set_range(start):
+                return found
+            for entry in cursor.iternext(values=False):
+                if not entry.startswith(start):
+                    break
+                key = entry[len(start) :]
+                data = txn.get(key)
+                try:
+                    stored = None if data is None else decodeRecord(data)
+                except ValueError:
+                    continue
+                if (
+                    stored is not None
+                    and not stored.lifetime.hasExpired(now)
+                    and ownerOf(stored.values) == owner
+                ):
+                    found.append(SessionInfo.of(key.decode(), stored))
+            return found
+
+        return self.writer.flush().addCallback(lambda _: self._readInThread(sessionsOf))
+
+    def _reindex(
+        self, txn: Any, key: str, before: str | None, after: str | None
+    ) -> None:
+        """
+        Move C{key}'s owner index entry from owner C{before} to C{after}
+        (C{None}: no owner), in the transaction C{txn}.
+        """
+        if before == after:
+            return
+        if before is not None:
+            txn.delete(_ownerEntry(before, key), db=self._owners)
+        if after is not None:
+            txn.put(_ownerEntry(after, key), b"", db=self._owners)
+
     def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
         def purge(txn: Any) -> list[Expiry]:
             removed: list[Expiry] = []
@@ -343,7 +419,7 @@ class _LMDBBackend:
                 if expiresAt is not None and now >= expiresAt:
                     removed.append((rawKey.decode(), expiresAt))
             for key, _ in removed:
-                txn.delete(key.encode())
+                self._reindex(txn, key, _recordOwner(txn.pop(key.encode())), None)
             return removed
 
         return self.writer.submit(purge)
@@ -360,6 +436,7 @@ class _LMDBBackend:
                 expired = True
             if expired:
                 txn.delete(key.encode())
+                self._reindex(txn, key, _recordOwner(data), None)
             return expired
 
         return self.writer.submit(delete)

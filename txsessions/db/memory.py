@@ -19,11 +19,13 @@ from ..interfaces import DestroyListener, IDatabase
 from ..lifetime import ExpirationScheduler
 from ..listeners import Listeners
 from ..records import (
+    OWNER_FIELD,
     DestroyReason,
     Lifetime,
     SessionChanges,
     SessionInfo,
     StoredSession,
+    ownerOf,
 )
 from ._apply import applyChanges
 
@@ -75,6 +77,10 @@ class MemoryDatabase:
         self._createdAt: dict[str, float] = {}
         self._expiresAt: dict[str, float] = {}  # _NEVER: no lifetime
         self._fields: dict[str, dict[str, str]] = {}
+        # The owner index: each owner's store keys, and each owned key's
+        # owner.
+        self._owned: dict[str, set[str]] = {}
+        self._ownerOf: dict[str, str] = {}
         self._maxSessions = maxSessions
         # No session stored expires before this (a lower bound): until
         # then, every stored session is live and counting is len().
@@ -110,7 +116,13 @@ class MemoryDatabase:
             return succeed(None)
         elif changes.lifetime is not None:
             self._keep(key, changes.lifetime)
-        return succeed(applyChanges(self._fields[key], changes))
+        fields = self._fields[key]
+        result = applyChanges(fields, changes)
+        # Two lookups, not a call, for a session that has no owner and had
+        # none: this runs on every save.
+        if OWNER_FIELD in fields or key in self._ownerOf:
+            self._index(key, ownerOf(fields))
+        return succeed(result)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
         """
@@ -119,9 +131,11 @@ class MemoryDatabase:
         if not self._isLive(oldKey):
             return succeed(False)
         lifetime, fields = self._lifetime(oldKey), self._fields[oldKey]
+        owner = self._ownerOf.get(oldKey)
         self._forget(oldKey)
         self._keep(newKey, lifetime)
         self._fields[newKey] = fields
+        self._index(newKey, owner)
         self._listeners.tell(oldKey, DestroyReason.regenerated)
         return succeed(True)
 
@@ -150,11 +164,22 @@ class MemoryDatabase:
         now = self._clock.seconds()
         return succeed(
             [
-                SessionInfo(
-                    key, self._lifetime(key), SessionInfo.sizeOf(self._fields[key])
-                )
+                SessionInfo.ofFields(key, self._lifetime(key), self._fields[key])
                 for key, at in self._expiresAt.items()
                 if now < at and key.startswith(prefix)
+            ]
+        )
+
+    def sessionsOf(self, owner: str) -> Deferred[list[SessionInfo]]:
+        """
+        See L{IDatabase.sessionsOf}.
+        """
+        now = self._clock.seconds()
+        return succeed(
+            [
+                SessionInfo.ofFields(key, self._lifetime(key), self._fields[key])
+                for key in self._owned.get(owner, ())
+                if now < self._expiresAt[key]
             ]
         )
 
@@ -229,6 +254,24 @@ class MemoryDatabase:
 
     def _drop(self, key: str) -> None:
         del self._createdAt[key], self._expiresAt[key], self._fields[key]
+        self._index(key, None)
+
+    def _index(self, key: str, owner: str | None) -> None:
+        """
+        Record C{key}'s owner (C{None}: it has none) in the owner index.
+        """
+        before = self._ownerOf.get(key)
+        if before == owner:
+            return
+        if before is not None:
+            keys = self._owned[before]
+            keys.discard(key)
+            if not keys:
+                del self._owned[before]
+            del self._ownerOf[key]
+        if owner is not None:
+            self._owned.setdefault(owner, set()).add(key)
+            self._ownerOf[key] = owner
 
     def _remove(self, key: str, reason: DestroyReason) -> bool:
         if key not in self._expiresAt:

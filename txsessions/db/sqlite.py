@@ -22,7 +22,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
-from ..records import SessionChanges, SessionInfo, StoredSession
+from ..records import SessionChanges, SessionInfo, StoredSession, ownerOf
 from ._apply import applyChanges
 from ._persistent import (
     Expiry,
@@ -49,6 +49,18 @@ CREATE TABLE IF NOT EXISTS txsessions (
 CREATE INDEX IF NOT EXISTS txsessions_expires ON txsessions (expires);
 """
 
+_OWNER_COLUMN = """
+ALTER TABLE txsessions ADD COLUMN owner TEXT;
+"""
+"""
+The owner index's column, added to a file made before it existed.
+"""
+
+_OWNER_INDEX = """
+CREATE INDEX IF NOT EXISTS txsessions_owner ON txsessions (owner)
+    WHERE owner IS NOT NULL;
+"""
+
 
 def _open(path: str) -> list[Expiry]:
     """
@@ -62,6 +74,17 @@ def _open(path: str) -> list[Expiry]:
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
             connection.executescript(_SCHEMA)
+            columns = [
+                row[1] for row in connection.execute("PRAGMA table_info(txsessions)")
+            ]
+            if "owner" not in columns:
+                try:
+                    connection.executescript(_OWNER_COLUMN)
+                except sqlite3.OperationalError as e:
+                    # Another process opening the same file added it first.
+                    if "duplicate column" not in str(e):
+                        raise
+            connection.executescript(_OWNER_INDEX)
             connection.execute("PRAGMA journal_mode=WAL")
             rows = connection.execute(
                 "SELECT key, expires FROM txsessions WHERE expires IS NOT NULL"
@@ -142,6 +165,24 @@ def _liveElsewhere(txn: Any, key: str, now: float) -> int:
         (key, now),
     ).fetchone()
     return int(n)
+
+
+def _described(rows: Any) -> list[SessionInfo]:
+    """
+    @param rows: rows of key, created, expires and fields.
+    @return: what to tell of each, corrupt ones left out.
+    """
+    found: list[SessionInfo] = []
+    for key, created, expires, fields in rows:
+        try:
+            found.append(
+                SessionInfo.ofFields(
+                    key, lifetimeOf(created, expires), decodeFields(fields)
+                )
+            )
+        except ValueError:
+            pass
+    return found
 
 
 class _SQLiteBackend:
@@ -237,9 +278,15 @@ class _SQLiteBackend:
                 lifetime = changes.lifetime or stored
             result = applyChanges(fields, changes)
             txn.execute(
-                "INSERT OR REPLACE INTO txsessions (key, created, expires, fields) "
-                "VALUES (?, ?, ?, ?)",
-                (key, lifetime.createdAt, lifetime.expiresAt, encodeFields(fields)),
+                "INSERT OR REPLACE INTO txsessions "
+                "(key, created, expires, fields, owner) VALUES (?, ?, ?, ?, ?)",
+                (
+                    key,
+                    lifetime.createdAt,
+                    lifetime.expiresAt,
+                    encodeFields(fields),
+                    ownerOf(fields),
+                ),
             )
             return Saved(result, before, lifetime.expiresAt)
 
@@ -288,21 +335,25 @@ class _SQLiteBackend:
 
     def sessions(self, prefix: str, now: float) -> Deferred[list[SessionInfo]]:
         def sessions(txn: Any) -> list[SessionInfo]:
-            found: list[SessionInfo] = []
             rows = txn.execute(
                 "SELECT key, created, expires, fields FROM txsessions "
                 "WHERE substr(key, 1, ?) = ? AND (expires IS NULL OR expires > ?)",
                 (len(prefix), prefix, now),
             )
-            for key, created, expires, fields in rows:
-                try:
-                    size = SessionInfo.sizeOf(decodeFields(fields))
-                    found.append(SessionInfo(key, lifetimeOf(created, expires), size))
-                except ValueError:
-                    pass
-            return found
+            return _described(rows)
 
         return self._writer.flush().addCallback(lambda _: self._read(sessions))
+
+    def sessionsOf(self, owner: str, now: float) -> Deferred[list[SessionInfo]]:
+        def sessionsOf(txn: Any) -> list[SessionInfo]:
+            rows = txn.execute(
+                "SELECT key, created, expires, fields FROM txsessions "
+                "WHERE owner = ? AND (expires IS NULL OR expires > ?)",
+                (owner, now),
+            )
+            return _described(rows)
+
+        return self._writer.flush().addCallback(lambda _: self._read(sessionsOf))
 
     def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
         def purge(txn: Any) -> list[Expiry]:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+import attrs
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
@@ -15,7 +16,13 @@ from zope.interface import implementer
 
 from ...ids import redact
 from ...interfaces import DestroyListener, IDatabase
-from ...records import DestroyReason, SessionChanges, SessionInfo, StoredSession
+from ...records import (
+    OWNER_FIELD,
+    DestroyReason,
+    SessionChanges,
+    SessionInfo,
+    StoredSession,
+)
 from .._persistent import lifetimeOf
 from . import _scripts as scripts
 from ._connection import Connections, endpointFor
@@ -78,6 +85,7 @@ class RedisDatabase:
         self._prefix = self.where.prefix
         # What the destroy script cuts off each key: Lua counts bytes.
         self._prefixBytes = str(len(self._prefix.encode()))
+        self._owners = scripts.OWNERS + self._prefix
         self._defaultTTL = int(defaultTTL * 1000)
         self._writeWithin = deadline - min(deadline / 4, 1.0)
         self._events = Events(self._prefix)
@@ -160,7 +168,9 @@ class RedisDatabase:
             return {values[i]: int(values[i + 1]) for i in range(0, len(values), 2)}
 
         saving: Deferred[Any] = self._eval(
-            scripts.SAVE, [self._prefix + key], [json.dumps(args, ensure_ascii=False)]
+            scripts.SAVE,
+            [self._prefix + key],
+            [json.dumps(args, ensure_ascii=False), self._owners],
         )
         return saving.addCallback(saved)
 
@@ -176,6 +186,7 @@ class RedisDatabase:
             oldKey,
             events.origin,
             f"{self._redis.redisTime(self._writeWithin):.6f}",
+            self._owners,
         ]
         renaming: Deferred[Any] = self._eval(scripts.RENAME, keys, args)
 
@@ -245,6 +256,35 @@ class RedisDatabase:
             return found
 
         return Deferred.fromCoroutine(sessions())
+
+    def sessionsOf(self, owner: str) -> Deferred[list[SessionInfo]]:
+        """
+        See L{IDatabase.sessionsOf}: one script over the owner's set, which
+        also prunes it of sessions Redis expired by TTL.
+        """
+        now = self._clock.seconds()
+
+        def described(reply: list[str] | None) -> list[SessionInfo]:
+            found: list[SessionInfo] = []
+            reply = reply or []
+            for i in range(0, len(reply), 5):
+                key, created, expires, size, mark = reply[i : i + 5]
+                try:
+                    lifetime = lifetimeOf(
+                        float(created), float(expires) if expires else None
+                    )
+                except ValueError:
+                    continue
+                info = SessionInfo.ofFields(
+                    key[len(self._prefix) :], lifetime, {OWNER_FIELD: mark}
+                )
+                found.append(attrs.evolve(info, size=int(size)))
+            return found
+
+        looking: Deferred[Any] = self._eval(
+            scripts.OWNED, [self._owners + owner], [owner, repr(now)]
+        )
+        return looking.addCallback(described)
 
     def purgeExpired(self) -> Deferred[int]:
         """
@@ -344,7 +384,13 @@ class RedisDatabase:
 
     def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
         events = self._events
-        args = [events.channel, reason.value, self._prefixBytes, events.origin]
+        args = [
+            events.channel,
+            reason.value,
+            self._prefixBytes,
+            events.origin,
+            self._owners,
+        ]
         full = [self._prefix + key for key in keys]
         destroying: Deferred[Any] = self._eval(scripts.DESTROY, full, args)
 

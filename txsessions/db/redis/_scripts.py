@@ -4,6 +4,12 @@ C{EVALSHA} names.
 
 A session is one hash at C{prefix + key}, each field a session field with
 its JSON text, plus L{CREATED} and L{EXPIRES} (in the manager's clock).
+
+The owner index is a set per owner, at C{OWNERS + prefix + owner}, of the
+Redis keys of the owner's sessions: kept by L{SAVE}, L{RENAME} and
+L{DESTROY} from each session's owner field (C{"\\0o"}), and pruned of
+sessions that ended by TTL by L{OWNED}, the lookup.  It lives outside the
+prefix, so that no C{SCAN} of the sessions meets it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,23 @@ EXPIRES = "\x00\x00e"
 The field holding when a session expires, if it does.
 """
 
+OWNERS = "\x00owners\x00"
+"""
+What the key of an owner's set of sessions starts with, before the prefix.
+"""
+
+_OWNER_OF = """
+local function ownerOf(key)
+  local text = redis.call('HGET', key, '\\0o')
+  if not text then return nil end
+  local ok, mark = pcall(cjson.decode, text)
+  if ok and type(mark) == 'table' and type(mark.owner) == 'string' then
+    return mark.owner
+  end
+  return nil
+end
+"""
+
 LOAD = """
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return false end
@@ -33,7 +56,10 @@ hiredis is missing, reads each element of a multi-element reply in a turn of
 the reactor of its own).
 """
 
-SAVE = """
+SAVE = (
+    _OWNER_OF
+    + """
+local owners = ARGV[2]
 local ARGV = cjson.decode(ARGV[1])
 local key = KEYS[1]
 local create, created, expires = ARGV[1], ARGV[2], ARGV[3]
@@ -43,6 +69,7 @@ local clock = redis.call('TIME')
 if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > deadline then
   return redis.error_reply('STALE write refused: it reached Redis past its deadline')
 end
+local ownerBefore = ownerOf(key)
 if create == '1' then
   redis.call('DEL', key)
   redis.call('HSET', key, '\\0\\0c', created)
@@ -87,8 +114,19 @@ if stored then
 else
   redis.call('PEXPIRE', key, ttl)
 end
+local owner = ownerOf(key)
+if ownerBefore and ownerBefore ~= owner then
+  redis.call('SREM', owners .. ownerBefore, key)
+end
+if owner then
+  local index = owners .. owner
+  redis.call('SADD', index, key)
+  local ttl = redis.call('PTTL', key)
+  if ttl > redis.call('PTTL', index) then redis.call('PEXPIRE', index, ttl) end
+end
 return result
 """
+)
 """
 Save one request's changes, never re-creating a session deleted meanwhile,
 and never after its deadline (in Redis's clock): a write refused then has
@@ -97,7 +135,9 @@ The changes come as one JSON array of strings: txredisapi spends about 2 us
 framing each argument of a command.
 """
 
-RENAME = """
+RENAME = (
+    _OWNER_OF
+    + """
 local old, new, channel = KEYS[1], KEYS[2], ARGV[2]
 local clock = redis.call('TIME')
 if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > tonumber(ARGV[5]) then
@@ -107,19 +147,29 @@ local stored = redis.call('HGET', old, '\\0\\0e')
 if redis.call('EXISTS', old) == 0 then return 0 end
 if stored and tonumber(stored) <= tonumber(ARGV[1]) then return 0 end
 if redis.call('RENAMENX', old, new) == 0 then return 0 end
+local owner = ownerOf(new)
+if owner then
+  redis.call('SREM', ARGV[6] .. owner, old)
+  redis.call('SADD', ARGV[6] .. owner, new)
+end
 redis.call('PUBLISH', channel, 'regenerated@' .. ARGV[4] .. ' ' .. ARGV[3])
 return 1
 """
+)
 """
 Move a live session to a new key with C{RENAMENX}, and publish the event;
 refused, with no effect, after its deadline (in Redis's clock).
 """
 
-DESTROY = """
+DESTROY = (
+    _OWNER_OF
+    + """
 local channel, reason, origin = ARGV[1], ARGV[2], ARGV[4]
 local prefixLength = tonumber(ARGV[3])
 local removed = {}
 for _, key in ipairs(KEYS) do
+  local owner = ownerOf(key)
+  if owner then redis.call('SREM', ARGV[5] .. owner, key) end
   if redis.call('DEL', key) == 1 then
     local name = string.sub(key, prefixLength + 1)
     table.insert(removed, name)
@@ -128,6 +178,7 @@ for _, key in ipairs(KEYS) do
 end
 return removed
 """
+)
 """
 Delete sessions, publish an event for each, and answer with the keys
 removed.
@@ -157,6 +208,42 @@ return result
 """
 """
 Describe sessions (their times and size) without sending their values.
+"""
+
+
+OWNED = """
+local index, owner, now = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local result = {}
+for _, key in ipairs(redis.call('SMEMBERS', index)) do
+  local fields = redis.call('HGETALL', key)
+  local created, expires, mark, size = nil, '', nil, 0
+  for i = 1, #fields, 2 do
+    local name, value = fields[i], fields[i + 1]
+    if name == '\\0\\0c' then created = value
+    elseif name == '\\0\\0e' then expires = value
+    elseif string.sub(name, 1, 2) ~= '\\0\\0' then
+      size = size + #name + #value
+      if name == '\\0o' then mark = value end
+    end
+  end
+  local ok, decoded = pcall(cjson.decode, mark or 'null')
+  if not created or not ok or type(decoded) ~= 'table' or decoded.owner ~= owner then
+    -- Gone (its TTL ran out) or no longer this owner's.
+    redis.call('SREM', index, key)
+  elseif expires == '' or tonumber(expires) > now then
+    table.insert(result, key)
+    table.insert(result, created)
+    table.insert(result, expires)
+    table.insert(result, tostring(size))
+    table.insert(result, mark)
+  end
+end
+return result
+"""
+"""
+Describe an owner's live sessions (their times, size and owner field), and
+remove from the owner's set the sessions that no longer exist, or are no
+longer the owner's: one round trip, no C{SCAN}.
 """
 
 
