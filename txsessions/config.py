@@ -21,6 +21,7 @@ from .cookies import (
     checkCookiePath,
     cookieAttributes,
 )
+from .csrf import DEFAULT_SETTINGS, CSRFSettings
 from .ids import generateSessionID
 
 SameSite = Literal["lax", "strict", "none"]
@@ -163,6 +164,14 @@ class Config:
         a busy server it is one log line per session, and the metrics
         (L{txsessions.metrics}) count them all anyway.  Security events (a
         tampered cookie, a retired key, a store failure) are always logged.
+    @ivar csrf: check every unsafe request (any method but GET, HEAD,
+        OPTIONS and TRACE) under L{Sessions.wrap<txsessions.Sessions.wrap>}
+        and under L{Sessions.withSession<txsessions.Sessions.withSession>}
+        for a token from L{Session.csrfToken<txsessions.Session.csrfToken>}
+        before the handler runs, refusing it with a 403 otherwise (see
+        L{txsessions.csrf}).  Off by default, for compatibility.
+    @ivar csrfSettings: trusted origins, exempt paths and proxy headers for
+        that check (L{txsessions.csrf.CSRFSettings}).
     """
 
     cookie: str = attrs.field(
@@ -195,6 +204,10 @@ class Config:
     absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     databaseTimeout: float = attrs.field(default=10.0, converter=toSeconds)
     logSessionEvents: bool = False
+    csrf: bool = False
+    csrfSettings: CSRFSettings = attrs.field(
+        default=DEFAULT_SETTINGS, validator=attrs.validators.instance_of(CSRFSettings)
+    )
     secureOnly: bool = attrs.field(init=False, eq=False, repr=False)
     """
     Whether the cookie must be C{Secure} and go only over TLS: forced, or

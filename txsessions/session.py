@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred
 from ._changes import ChangeSet
 from ._getters import TypedGetters
 from ._mapping import MappingMethods
+from .csrf import csrfToken
 from .errors import EntryTypeError, ImmutableValueError, SessionDestroyedError
 from .records import Lifetime, SessionChanges
 from .values import decodeValue, encodeValue
@@ -263,6 +264,10 @@ class Session(TypedGetters, MappingMethods):
         Whether L{destroy} was called.
         """
         return self.changes.destroyed
+
+    def csrfToken(self) -> str:
+        """A token for this session's forms (L{txsessions.csrf.csrfToken})."""
+        return csrfToken(self)
 
     # Reading
 
