@@ -249,8 +249,34 @@ def test_twistdSaysClearlyWhenTheDatabaseIsUnusable(tmp_path: Any) -> None:
     assert "Traceback" not in output
 
 
-def test_noOptionsMakeTheDefaultConfig() -> None:
-    assert options().config == Config()
+def test_noOptionsMakeTheDefaultConfigCheckingCSRF() -> None:
+    assert options().config == Config(csrf=True)
+
+
+def test_noCSRFTurnsTheCheckOff() -> None:
+    assert options("--no-csrf").config == Config()
+
+
+@pytest.mark.parametrize("timeout", ["3", "0"])
+def test_theDatabaseTimeoutIsTheRedisDatabasesDeadline(
+    monkeypatch: Any, timeout: str
+) -> None:
+    """
+    C{--database-timeout} reaches the Redis database as its deadline (a
+    year for 0, no deadline: Redis refuses a write past its deadline).
+    """
+    import txsessions.db.redis
+
+    made: list[tuple[Any, ...]] = []
+
+    def recording(url: str, clock: Any = None, **kwargs: Any) -> MemoryDatabase:
+        made.append((url, kwargs))
+        return MemoryDatabase()
+
+    monkeypatch.setattr(txsessions.db.redis, "RedisDatabase", recording)
+    url = "redis://127.0.0.1:1/0"
+    options("--database-timeout", timeout, "--database", url)
+    assert made == [(url, {"deadline": float(timeout) or 365 * 24 * 3600.0})]
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,11 @@ def demoConfig(cookie: str = COOKIE) -> Config:
     """
     @param cookie: the cookie name.
     @return: the demo's configuration: a new session may begin in the
-        request that destroyed the old one (to carry the logout notice).
+        request that destroyed the old one (to carry the logout notice), and
+        every unsafe request must carry the session's CSRF token (its forms
+        do).
     """
-    return Config(cookie=cookie, allowReclaim=True)
+    return Config(cookie=cookie, allowReclaim=True, csrf=True)
 
 
 _PAGE = """<html xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
@@ -76,7 +78,9 @@ class HomePage(Element):
     """
     The home page: the notice left by the last login or logout, whether the
     visitor is logged in and as whom, and only the controls that apply: a
-    login form with a user name, or the secret and a logout button.
+    login form with a user name, or the secret and a logout button, each
+    form carrying the session's CSRF token (so the page that shows the login
+    form starts the session its POST needs).
     """
 
     loader = XMLString(
@@ -90,6 +94,7 @@ class HomePage(Element):
     loggedOut = XMLString(
         """<form xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1"
       method="post" action="/login">
+      <input type="hidden" name="csrf_token" t:render="csrfToken" />
       <label for="user">User name</label>
       <input id="user" name="user" required="required" maxlength="64"
         autocomplete="username" />
@@ -100,7 +105,10 @@ class HomePage(Element):
     loggedIn = XMLString(
         """<div xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
       <p><a id="secret" href="/secret">See the secret</a></p>
-      <form method="post" action="/logout"><button id="logout">Log out</button></form>
+      <form method="post" action="/logout">
+        <input type="hidden" name="csrf_token" t:render="csrfToken" />
+        <button id="logout">Log out</button>
+      </form>
     </div>"""
     )
 
@@ -110,6 +118,9 @@ class HomePage(Element):
         """
         super().__init__()
         self._session = session
+        # Taken now, in the handler: a session written to while the page is
+        # being rendered would be too late for its cookie.
+        self._token = session.csrfToken()
 
     def _authenticated(self) -> bool:
         return self._session.getBooleanDefault("authenticated", False)
@@ -130,6 +141,13 @@ class HomePage(Element):
             return tag("You are not logged in.")
         user = self._session.getStringDefault("user", "")
         return tag(f"You are logged in as {user}." if user else "You are logged in.")
+
+    @renderer
+    def csrfToken(self, request: IRequest, tag: Tag) -> Tag:
+        """
+        The session's CSRF token, as the value of a form's hidden field.
+        """
+        return tag(value=self._token)
 
     @renderer
     def controls(self, request: IRequest, tag: Tag) -> Any:

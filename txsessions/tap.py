@@ -135,6 +135,12 @@ class Options(usage.Options):
     ]
 
     optFlags = [
+        [
+            "no-csrf",
+            None,
+            "Do not check unsafe requests (POST, PUT, PATCH, DELETE) for a "
+            "CSRF token (see docs/csrf.md); checked by default.",
+        ],
         # issue 16 (refactor helper): lifecycle log events are opt-in.
         [
             "log-session-events",
@@ -227,7 +233,9 @@ class Options(usage.Options):
             # Opened now, so that an unusable file is a clear message at
             # start-up rather than a traceback.
             self.database = openDatabase(
-                self["database"], maxSessions=self._maxSessions()
+                self["database"],
+                maxSessions=self._maxSessions(),
+                deadline=self.config.databaseTimeout,
             )
         except (ValueError, TypeError, DatabaseError) as e:
             raise usage.UsageError(str(e)) from None
@@ -243,6 +251,7 @@ class Options(usage.Options):
             "trustProxyHeaders": bool(self["trust-proxy-headers"]),
             "cookieHTTPOnly": not self["no-http-only"],
             "logSessionEvents": bool(self["log-session-events"]),  # issue 16
+            "csrf": not self["no-csrf"],
         }
         if self["database-timeout"] is not None:
             arguments["databaseTimeout"] = _seconds(

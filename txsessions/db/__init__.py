@@ -94,8 +94,18 @@ def withoutPassword(url: str) -> str:
     )
 
 
+_NO_DEADLINE = 365 * 24 * 3600.0
+"""
+What a database that refuses late writes is given for C{deadline=0} (no
+deadline): a year, which no call waits.
+"""
+
+
 def openDatabase(
-    url: str, clock: IReactorTime | None = None, maxSessions: int = 0
+    url: str,
+    clock: IReactorTime | None = None,
+    maxSessions: int = 0,
+    deadline: float = 10.0,
 ) -> IDatabase:
     """
     Open the database a URL names.
@@ -107,6 +117,9 @@ def openDatabase(
     @param clock: the time source for expirations; the global reactor when
         C{None}.
     @param maxSessions: the most sessions the database holds (0: no limit).
+    @param deadline: the manager's deadline for each database call, in
+        seconds (L{Config.databaseTimeout<txsessions.Config>}; 0: none), for
+        the databases that refuse a write arriving after it (Redis).
     @return: the database.
     @raise ValueError: when the URL names no database txsessions has.
     """
@@ -123,7 +136,7 @@ def openDatabase(
             raise ValueError(
                 "the Redis database has no maxSessions: use Redis maxmemory"
             )
-        return RedisDatabase(url, clock)
+        return RedisDatabase(url, clock, deadline=deadline or _NO_DEADLINE)
     if scheme == "sqlite":
         from .sqlite import SQLiteDatabase
 
