@@ -134,6 +134,13 @@ C{/logout} (a CSRF attack: logging the visitor out); C{%s} is the demo's base.
 """
 
 
+COUNT_TOKENS = """() => fetch("/").then(r => r.text()).then(
+    t => (t.match(/name="csrf_token" value="[^"]+"/g) || []).length)"""
+"""
+A script counting the CSRF tokens of the home page's forms.
+"""
+
+
 @contextmanager
 def otherOrigin(page: bytes) -> Iterator[str]:
     """
@@ -204,8 +211,7 @@ def _browse(base: str, executable: str) -> dict[str, Any]:
             seen["secret"] = (page.inner_text("#message"), fits())
             seen["documentCookie"] = page.evaluate("document.cookie")
             seen["cookies"] = page.context.cookies()
-            seen["tokens"] = page.evaluate("""() => fetch("/").then(r => r.text())
-                .then(t => (t.match(/name="csrf_token" value="[^"]+"/g) || []).length)""")
+            seen["tokens"] = page.evaluate(COUNT_TOKENS)
             with otherOrigin(ATTACK % base.encode()) as attacker:
                 with page.expect_response(base + "/logout") as attacked:
                     page.goto(attacker)
