@@ -31,7 +31,7 @@ def toSeconds(value: float | timedelta) -> float:
     """
     Convert a lifetime to seconds.
 
-    @param value: seconds, or a L{timedelta}.
+    @param value: seconds, or a C{timedelta}.
     @return: the number of seconds, finite and not negative.
     @raise ValueError: when C{value} is negative, infinite or not a number.
     """
@@ -111,13 +111,13 @@ class Config:
     The settings of a L{txsessions.Sessions} manager.
 
     @ivar cookie: the session cookie's name (Iris: C{Cookie}).
-    @ivar expires: a session's lifetime in seconds (or a L{timedelta}); the
+    @ivar expires: a session's lifetime in seconds (or a C{timedelta}); the
         cookie carries the same C{Max-Age}.  C{0}, the default, means no
         server-side lifetime and a cookie that lasts until the browser closes
         (Iris: C{Expires}).
     @ivar sessionIDGenerator: called with the request to make each new id
         (Iris: C{SessionIDGenerator}); the default draws 256 bits from
-        L{secrets}.  An id it returns must be 22 to 128 URL-safe base64
+        C{secrets}.  An id it returns must be 22 to 128 URL-safe base64
         characters.
     @ivar allowReclaim: after L{Session.destroy}, let
         L{txsessions.Sessions.start} in the same request begin a new session
@@ -149,7 +149,7 @@ class Config:
         servers behind a TLS-terminating proxy that sets it (and strips it
         from what clients send).  Off by default: a client could send it.
     @ivar idleTimeout: end a session after this many seconds (or a
-        L{timedelta}) without a request; each request pushes the end back
+        C{timedelta}) without a request; each request pushes the end back
         (with a write, at most once per twentieth of the timeout) and
         re-sends the cookie.  Cannot be combined with C{expires}, Iris's
         fixed lifetime.
