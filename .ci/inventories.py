@@ -51,6 +51,9 @@ def inventory(directory: str, name: str) -> str:
 
 
 def main(directory: str, *names: str) -> None:
+    """
+    Make each package's inventory, and link it as DIR/NAME.inv.
+    """
     os.makedirs(directory, exist_ok=True)
     for name in names:
         # The fixed name tox.ini passes to pydoctor.
