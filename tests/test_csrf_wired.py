@@ -28,9 +28,12 @@ class Served:
     releases.  C{calls} records every handler that ran.
     """
 
-    def __init__(self, clock: Any, way: str, csrf: bool = True) -> None:
+    def __init__(
+        self, clock: Any, way: str, csrf: bool = True, proxied: bool = False
+    ) -> None:
         self.database = ControlledDatabase(clock)
-        self.sessions = Sessions(Config(cookie=COOKIE, csrf=csrf), self.database, clock)
+        config = Config(cookie=COOKIE, csrf=csrf, trustProxyHeaders=proxied)
+        self.sessions = Sessions(config, self.database, clock)
         self.calls: list[str] = []
         app = Klein()
         calls = self.calls
@@ -64,7 +67,12 @@ class Served:
             self.resource = app.resource()
 
     def request(
-        self, method: str, path: str, sid: str | None, data: Any = None
+        self,
+        method: str,
+        path: str,
+        sid: str | None,
+        data: Any = None,
+        headers: dict[str, list[str]] | None = None,
     ) -> tuple[Any, bytes]:
         """
         Make a request, releasing every load the database holds.
@@ -75,6 +83,7 @@ class Served:
             "http://example.com" + path,
             cookies={COOKIE: sid} if sid else {},
             data=data,
+            headers=headers or {},
         )
         stub.flush()
         while self.database.heldLoads:
@@ -119,3 +128,26 @@ def test_csrfSettingsMustBeCSRFSettings() -> None:
     assert Config(csrfSettings=CSRFSettings()).csrfSettings == CSRFSettings()
     with pytest.raises(TypeError):
         Config(csrfSettings={"trustedOrigins": []})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("proxied", [True, False])
+def test_trustProxyHeadersIsTrustedForTheOrigin(
+    clock: Any, way: str, proxied: bool
+) -> None:
+    """
+    Behind a TLS-terminating proxy (C{Config(trustProxyHeaders=True)}), the
+    request's own origin is https, as the browser's C{Origin} says; without
+    it the same request is refused.
+    """
+    served = Served(clock, way, proxied=proxied)
+    response, body = served.request("GET", "/form", None)
+    sid, token = cookieValue(response, COOKIE), body.decode()
+    response, body = served.request(
+        "POST",
+        "/change",
+        sid,
+        {"csrf_token": token},
+        {"Origin": ["https://example.com"], "X-Forwarded-Proto": ["https"]},
+    )
+    assert (response.code, body) == ((200, b"changed") if proxied else (403, FORBIDDEN))

@@ -171,7 +171,8 @@ class Config:
         before the handler runs, refusing it with a 403 otherwise (see
         L{txsessions.csrf}).  Off by default, for compatibility.
     @ivar csrfSettings: trusted origins, exempt paths and proxy headers for
-        that check (L{txsessions.csrf.CSRFSettings}).
+        that check (L{txsessions.csrf.CSRFSettings}); C{trustProxyHeaders}
+        implies its C{trustProxyHeaders}.
     """
 
     cookie: str = attrs.field(
@@ -233,6 +234,13 @@ class Config:
             or self.cookie.startswith(("__Host-", "__Secure-")),
         )
         object.__setattr__(self, "cookieAttributes", cookieAttributes(self))
+        if self.trustProxyHeaders and not self.csrfSettings.trustProxyHeaders:
+            # The CSRF check's own origin is the one the cookie is sent for.
+            object.__setattr__(
+                self,
+                "csrfSettings",
+                attrs.evolve(self.csrfSettings, trustProxyHeaders=True),
+            )
         if self.idleTimeout and self.expires:
             raise ValueError(
                 "expires is a fixed lifetime and idleTimeout a sliding one: choose "
