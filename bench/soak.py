@@ -67,7 +67,7 @@ def serve(url: str, port: str) -> None:
     from txsessions.db import openDatabase
 
     config = Config(cookie="soak", expires=3600, databaseTimeout=3.0)
-    sessions = Sessions(config, openDatabase(url, timeout=config.databaseTimeout))
+    sessions = Sessions(config, openDatabase(url, deadline=config.databaseTimeout))
     app = Klein()
 
     @app.route("/start/<tag>")

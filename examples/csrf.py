@@ -14,11 +14,10 @@ from twisted.web.iweb import IRequest
 
 import txsessions
 from txsessions import Config, Sessions
-from txsessions.csrf import CSRFResource, csrfToken
 from txsessions.demo import serve
 
 app = Klein()
-sessions = Sessions(Config(cookie="sid", idleTimeout=1800))
+sessions = Sessions(Config(cookie="sid", idleTimeout=1800, csrf=True))
 
 PAGE = """<!doctype html>
 <meta name="csrf-token" content="{token}">
@@ -47,14 +46,14 @@ def page(request: IRequest) -> str:
     session = txsessions.get(request)
     # The first token gives a new session its secret, so the session (and
     # its cookie) starts here, with the page that holds the form.
-    token = html.escape(csrfToken(session))
+    token = html.escape(session.csrfToken())
     comments = len(session.get("comments", []))
     return PAGE.format(token=token, comments=comments, likes=session.get("likes", 0))
 
 
 @app.route("/comment", methods=["POST"])
 def comment(request: IRequest) -> str:
-    # Only reached with a valid token: CSRFResource checked it.
+    # Only reached with a valid token: Config(csrf=True) checked it.
     session = txsessions.get(request)
     text = request.args.get(b"text", [b""])[0].decode("utf-8", "replace")
     comments = [*session.get("comments", []), text]
@@ -69,7 +68,7 @@ async def like(request: IRequest) -> str:
     return json.dumps({"likes": likes}) + "\n"
 
 
-resource = sessions.wrap(CSRFResource(sessions, app.resource()))
+resource = sessions.wrap(app.resource())
 
 if __name__ == "__main__":
     serve(resource, sys.argv[1:])

@@ -1,7 +1,8 @@
 """
 The demo in a real browser: a Chromium (on PATH, or playwright's own),
 headless, driven by playwright, against `twistd -n txsessions` on a free
-port.
+port.  Its forms work (they carry the session's CSRF token), and a page on
+another origin posting to it is refused.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -118,6 +122,55 @@ PHONE: Any = {"width": 360, "height": 640}
 A phone-width window.
 """
 
+ATTACK = b"""<!doctype html>
+<form id="attack" method="post" action="%s/logout">
+  <input type="hidden" name="csrf_token" value="guessed">
+</form>
+<script>document.getElementById("attack").submit();</script>
+"""
+"""
+A page on another origin that, once opened, posts a form to the demo's
+C{/logout} (a CSRF attack: logging the visitor out); C{%s} is the demo's base.
+"""
+
+
+COUNT_TOKENS = """() => fetch("/").then(r => r.text()).then(
+    t => (t.match(/name="csrf_token" value="[^"]+"/g) || []).length)"""
+"""
+A script counting the CSRF tokens of the home page's forms.
+"""
+
+
+@contextmanager
+def otherOrigin(page: bytes) -> Iterator[str]:
+    """
+    Serve one page on another port of 127.0.0.1 (another origin than the
+    demo's), in a thread of its own.
+
+    @return: its URL.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
 
 def _browse(base: str, executable: str) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
@@ -158,6 +211,17 @@ def _browse(base: str, executable: str) -> dict[str, Any]:
             seen["secret"] = (page.inner_text("#message"), fits())
             seen["documentCookie"] = page.evaluate("document.cookie")
             seen["cookies"] = page.context.cookies()
+            seen["tokens"] = page.evaluate(COUNT_TOKENS)
+            with otherOrigin(ATTACK % base.encode()) as attacker:
+                with page.expect_response(base + "/logout") as attacked:
+                    page.goto(attacker)
+                page.wait_for_load_state()
+                seen["attacked"] = (
+                    attacked.value.status,
+                    page.inner_text("body").strip(),
+                )
+            page.goto(base + "/secret")
+            seen["stillIn"] = page.inner_text("#message")
             page.click("#home")
             page.wait_for_url(base + "/")
             seen["noticeOnce"] = page.inner_text("#notice")
@@ -193,6 +257,11 @@ def test_loginSecretLogoutInChromium(demo: str, browserPath: str) -> None:
     assert "mycookiesessionnameid" not in seen["documentCookie"]
     [cookie] = [c for c in seen["cookies"] if c["name"] == "mycookiesessionnameid"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert seen["tokens"] == 1  # the logout form's
+    # A page on another origin posting to the demo is refused, and changes
+    # nothing: the user is still logged in.
+    assert seen["attacked"] == (403, "Forbidden: the CSRF check failed")
+    assert seen["stillIn"] == "The cake is a lie!"
     assert seen["noticeOnce"] == ""
     assert seen["loggedOut"] == ("You are not logged in.", ["#login", "#user"])
     assert seen["goodbye"] == "You logged out."

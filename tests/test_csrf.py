@@ -1,7 +1,9 @@
 """
 Tests for L{txsessions.csrf}: tokens bound to the session, and the check
 that refuses unsafe requests without one, under the wrapper
-(L{CSRFResource}) and under the decorator (L{protect}), each on its own.
+(L{CSRFResource}) and under the decorator (L{protect}), each on its own,
+and the same again wired in by C{Config(csrf=True)}: under
+L{Sessions.wrap} alone and under L{Sessions.withSession} alone.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import attrs
 import pytest
 import pytest_twisted
 import treq
@@ -43,15 +46,20 @@ SETTINGS = CSRFSettings(
 class App:
     """
     The same routes served two ways: C{wrapped} checks with L{CSRFResource},
-    C{decorated} with L{protect}.  C{calls} records every handler that ran.
+    C{decorated} with L{protect}; or, when C{wired}, by the manager itself
+    (C{Config(csrf=True)}), C{wrapped} under L{Sessions.wrap} alone and
+    C{decorated} under L{Sessions.withSession} alone.  C{calls} records
+    every handler that ran.
     """
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, wired: bool = False) -> None:
         self.sessions = sessions
         self.calls: list[str] = []
-        self.wrapped = sessions.wrap(
-            CSRFResource(sessions, self._wrapperApp().resource(), SETTINGS)
-        )
+        self.wired = wired
+        resource: Any = self._wrapperApp().resource()
+        if not wired:
+            resource = CSRFResource(sessions, resource, SETTINGS)
+        self.wrapped = sessions.wrap(resource)
         self.decorated = self._decoratorApp().resource()
 
     def _wrapperApp(self) -> Klein:
@@ -93,13 +101,15 @@ class App:
         sessions = self.sessions
 
         def checked(handler: Any) -> Any:
+            if self.wired:
+                return sessions.withSession(handler)
             return sessions.withSession(protect(handler, SETTINGS))
 
         @app.route("/form", methods=["GET", "HEAD", "OPTIONS"])
         @checked
         def form(request: IRequest, session: Session) -> str:
             calls.append("form")
-            return csrfToken(session)
+            return session.csrfToken()
 
         @app.route("/change", methods=[*UNSAFE, "PROPFIND"])
         @checked
@@ -182,10 +192,23 @@ class Client:
         return None if stored is None else stored.values.get("changed")
 
 
-@pytest.fixture(params=["wrapper", "decorator"])
+def wiredSessions(sessions: Sessions) -> Sessions:
+    """
+    A manager on the same database and clock as C{sessions}, checking CSRF
+    itself (C{Config(csrf=True)}) with L{SETTINGS}.
+    """
+    config = attrs.evolve(sessions.config, csrf=True, csrfSettings=SETTINGS)
+    return Sessions(config, sessions.database, sessions.parts.clock)
+
+
+@pytest.fixture(
+    params=["wrapper", "decorator", "Config(csrf)+wrap", "Config(csrf)+withSession"]
+)
 def client(request: Any, sessions: Sessions) -> Client:
-    app = App(sessions)
-    return Client(app, app.wrapped if request.param == "wrapper" else app.decorated)
+    wired = request.param.startswith("Config")
+    app = App(wiredSessions(sessions) if wired else sessions, wired)
+    decorated = request.param in ("decorator", "Config(csrf)+withSession")
+    return Client(app, app.decorated if decorated else app.wrapped)
 
 
 def assertRefused(client: Client, response: Any, body: bytes, sid: str | None) -> None:

@@ -6,6 +6,7 @@ plugin and examples/sessions.py.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest_twisted
 from tests.processes import Server, twistd
 from tests.support import Browser, cookieValue, plainClient, setCookies
 from txsessions import Sessions
+from txsessions.csrf import FORBIDDEN
 from txsessions.demo import COOKIE, demoApp, demoConfig
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
@@ -108,13 +110,38 @@ def homeBrowser(clock: Any) -> tuple[Sessions, Browser]:
     return sessions, Browser(demoApp(sessions).resource())
 
 
+def formToken(browser: Browser, cookies: dict[str, str]) -> tuple[dict[str, str], str]:
+    """
+    GET the home page, as a browser does before it submits one of its forms.
+
+    @return: the cookies to send with the form (the page may have started
+        the session), and the CSRF token of its form.
+    """
+    response, body = browser.get("/", cookies)
+    match = re.search(rb'name="csrf_token" value="([A-Za-z0-9_-]+)"', body)
+    assert match is not None, body
+    if setCookies(response):
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+    return cookies, match.group(1).decode()
+
+
+def post(
+    browser: Browser, path: str, cookies: dict[str, str] | None = None
+) -> tuple[Any, bytes]:
+    """
+    Submit one of the home page's forms, with its token, as a browser does.
+    """
+    cookies, token = formToken(browser, cookies or {})
+    return browser.request("POST", path, cookies, {b"x-csrf-token": [token.encode()]})
+
+
 def test_homePageLogsInAndOutWithNotices(clock: Any) -> None:
     _, browser = homeBrowser(clock)
     _, body = browser.get("/")
     assert b"You are not logged in." in body
     assert b'id="login"' in body and b'name="user"' in body
     assert b'id="logout"' not in body and b'id="secret"' not in body
-    response, _ = browser.request("POST", "/login?user=alice")
+    response, _ = post(browser, "/login?user=alice")
     assert response.code == 303
     assert response.headers.getRawHeaders("location") == ["/"]
     cookie = {COOKIE: cookieValue(response, COOKIE)}
@@ -125,7 +152,7 @@ def test_homePageLogsInAndOutWithNotices(clock: Any) -> None:
     assert b'id="login"' not in body
     _, body = browser.get("/", cookie)
     assert b"Welcome" not in body
-    response, _ = browser.request("POST", "/logout", cookie)
+    response, _ = post(browser, "/logout", cookie)
     fresh = {COOKIE: cookieValue(response, COOKIE)}
     assert fresh != cookie
     _, body = browser.get("/", fresh)
@@ -133,12 +160,33 @@ def test_homePageLogsInAndOutWithNotices(clock: Any) -> None:
     assert browser.get("/secret", cookie)[0].code == 403
 
 
+def test_theFormsCarryATokenAndAPostWithoutOneIsRefused(clock: Any) -> None:
+    """
+    The demo checks CSRF: its forms carry the session's token, and a POST
+    to them without it is refused with a 403 that logs nobody in or out.
+    """
+    _, browser = homeBrowser(clock)
+    cookies, _ = formToken(browser, {})
+    response, body = browser.request("POST", "/login?user=mallory", cookies)
+    assert (response.code, body) == (403, FORBIDDEN)
+    response, _ = post(browser, "/login?user=alice", cookies)
+    cookies = {COOKIE: cookieValue(response, COOKIE)}
+    _, body = browser.get("/", cookies)
+    assert b"You are logged in as alice." in body
+    assert body.count(b'name="csrf_token"') == 1
+    response, body = browser.request("POST", "/logout", cookies)
+    assert (response.code, body) == (403, FORBIDDEN)
+    assert browser.get("/secret", cookies)[1] == b"The cake is a lie!\n"
+
+
 def test_aLoginWithoutAUserNameIsRefusedWithANotice(clock: Any) -> None:
     sessions, browser = homeBrowser(clock)
     for path in ("/login", "/login?user=%20%20"):
-        response, _ = browser.request("POST", path)
+        cookie, token = formToken(browser, {})
+        response, _ = browser.request(
+            "POST", path, cookie, {b"x-csrf-token": [token.encode()]}
+        )
         assert response.code == 303
-        cookie = {COOKIE: cookieValue(response, COOKIE)}
         _, body = browser.get("/", cookie)
         assert b"Enter a user name to log in." in body
         assert b"You are not logged in." in body
@@ -146,7 +194,7 @@ def test_aLoginWithoutAUserNameIsRefusedWithANotice(clock: Any) -> None:
 
 def test_theUserNameIsEscapedAndBounded(clock: Any) -> None:
     _, browser = homeBrowser(clock)
-    response, _ = browser.request("POST", "/login?user=%3Cb%3E" + "x" * 100)
+    response, _ = post(browser, "/login?user=%3Cb%3E" + "x" * 100)
     _, body = browser.get("/", {COOKIE: cookieValue(response, COOKIE)})
     assert b"<b>" not in body
     assert b"&lt;b&gt;" + b"x" * 61 + b"." in body
@@ -161,7 +209,7 @@ def test_aBrowserGetsTheSecretAsAPageWithAWayBack(clock: Any) -> None:
     response, body = htmlGet(browser, "/secret", {})
     assert response.code == 403
     assert b"Forbidden: log in first." in body and b'href="/"' in body
-    response, _ = browser.request("POST", "/login?user=bob")
+    response, _ = post(browser, "/login?user=bob")
     response, body = htmlGet(
         browser, "/secret", {COOKIE: cookieValue(response, COOKIE)}
     )

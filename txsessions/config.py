@@ -21,6 +21,7 @@ from .cookies import (
     checkCookiePath,
     cookieAttributes,
 )
+from .csrf import DEFAULT_SETTINGS, CSRFSettings
 from .ids import generateSessionID
 
 SameSite = Literal["lax", "strict", "none"]
@@ -30,7 +31,7 @@ def toSeconds(value: float | timedelta) -> float:
     """
     Convert a lifetime to seconds.
 
-    @param value: seconds, or a L{timedelta}.
+    @param value: seconds, or a C{timedelta}.
     @return: the number of seconds, finite and not negative.
     @raise ValueError: when C{value} is negative, infinite or not a number.
     """
@@ -110,13 +111,13 @@ class Config:
     The settings of a L{txsessions.Sessions} manager.
 
     @ivar cookie: the session cookie's name (Iris: C{Cookie}).
-    @ivar expires: a session's lifetime in seconds (or a L{timedelta}); the
+    @ivar expires: a session's lifetime in seconds (or a C{timedelta}); the
         cookie carries the same C{Max-Age}.  C{0}, the default, means no
         server-side lifetime and a cookie that lasts until the browser closes
         (Iris: C{Expires}).
     @ivar sessionIDGenerator: called with the request to make each new id
         (Iris: C{SessionIDGenerator}); the default draws 256 bits from
-        L{secrets}.  An id it returns must be 22 to 128 URL-safe base64
+        C{secrets}.  An id it returns must be 22 to 128 URL-safe base64
         characters.
     @ivar allowReclaim: after L{Session.destroy}, let
         L{txsessions.Sessions.start} in the same request begin a new session
@@ -148,7 +149,7 @@ class Config:
         servers behind a TLS-terminating proxy that sets it (and strips it
         from what clients send).  Off by default: a client could send it.
     @ivar idleTimeout: end a session after this many seconds (or a
-        L{timedelta}) without a request; each request pushes the end back
+        C{timedelta}) without a request; each request pushes the end back
         (with a write, at most once per twentieth of the timeout) and
         re-sends the cookie.  Cannot be combined with C{expires}, Iris's
         fixed lifetime.
@@ -168,6 +169,15 @@ class Config:
         that has an owner (C{Session.setOwner}), as
         C{Sessions.sessionsOf} reports it: a read-only request costs no
         write until it is due.
+    @ivar csrf: check every unsafe request (any method but GET, HEAD,
+        OPTIONS and TRACE) under L{Sessions.wrap<txsessions.Sessions.wrap>}
+        and under L{Sessions.withSession<txsessions.Sessions.withSession>}
+        for a token from L{Session.csrfToken<txsessions.Session.csrfToken>}
+        before the handler runs, refusing it with a 403 otherwise (see
+        L{txsessions.csrf}).  Off by default, for compatibility.
+    @ivar csrfSettings: trusted origins, exempt paths and proxy headers for
+        that check (L{txsessions.csrf.CSRFSettings}); C{trustProxyHeaders}
+        implies its C{trustProxyHeaders}.
     """
 
     cookie: str = attrs.field(
@@ -201,6 +211,10 @@ class Config:
     databaseTimeout: float = attrs.field(default=10.0, converter=toSeconds)
     logSessionEvents: bool = False
     lastSeenInterval: float = attrs.field(default=300.0, converter=toSeconds)
+    csrf: bool = False
+    csrfSettings: CSRFSettings = attrs.field(
+        default=DEFAULT_SETTINGS, validator=attrs.validators.instance_of(CSRFSettings)
+    )
     secureOnly: bool = attrs.field(init=False, eq=False, repr=False)
     """
     Whether the cookie must be C{Secure} and go only over TLS: forced, or
@@ -226,6 +240,13 @@ class Config:
             or self.cookie.startswith(("__Host-", "__Secure-")),
         )
         object.__setattr__(self, "cookieAttributes", cookieAttributes(self))
+        if self.trustProxyHeaders and not self.csrfSettings.trustProxyHeaders:
+            # The CSRF check's own origin is the one the cookie is sent for.
+            object.__setattr__(
+                self,
+                "csrfSettings",
+                attrs.evolve(self.csrfSettings, trustProxyHeaders=True),
+            )
         if self.idleTimeout and self.expires:
             raise ValueError(
                 "expires is a fixed lifetime and idleTimeout a sliding one: choose "

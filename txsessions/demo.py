@@ -21,7 +21,6 @@ from twisted.web.server import Site
 from twisted.web.template import Element, Tag, XMLString, renderer, tags
 
 from .config import Config
-from .csrf import csrfToken
 from .manager import Sessions
 from .session import Session
 
@@ -40,9 +39,11 @@ def demoConfig(cookie: str = COOKIE) -> Config:
     """
     @param cookie: the cookie name.
     @return: the demo's configuration: a new session may begin in the
-        request that destroyed the old one (to carry the logout notice).
+        request that destroyed the old one (to carry the logout notice), and
+        every unsafe request must carry the session's CSRF token (its forms
+        do).
     """
-    return Config(cookie=cookie, allowReclaim=True)
+    return Config(cookie=cookie, allowReclaim=True, csrf=True)
 
 
 _PAGE = """<html xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
@@ -78,7 +79,9 @@ class HomePage(Element):
     """
     The home page: the notice left by the last login or logout, whether the
     visitor is logged in and as whom, and only the controls that apply: a
-    login form with a user name, or the secret and a logout button.
+    login form with a user name, or the secret and a logout button, each
+    form carrying the session's CSRF token (so the page that shows the login
+    form starts the session its POST needs).
     """
 
     loader = XMLString(
@@ -92,6 +95,7 @@ class HomePage(Element):
     loggedOut = XMLString(
         """<form xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1"
       method="post" action="/login">
+      <input type="hidden" name="csrf_token" t:render="csrfToken" />
       <label for="user">User name</label>
       <input id="user" name="user" required="required" maxlength="64"
         autocomplete="username" />
@@ -102,7 +106,10 @@ class HomePage(Element):
     loggedIn = XMLString(
         """<div xmlns:t="http://twistedmatrix.com/ns/twisted.web.template/0.1">
       <p><a id="secret" href="/secret">See the secret</a></p>
-      <form method="post" action="/logout"><button id="logout">Log out</button></form>
+      <form method="post" action="/logout">
+        <input type="hidden" name="csrf_token" t:render="csrfToken" />
+        <button id="logout">Log out</button>
+      </form>
       <t:transparent t:render="devices" />
     </div>"""
     )
@@ -116,6 +123,9 @@ class HomePage(Element):
         super().__init__()
         self._session = session
         self._sessions = sessions
+        # Taken now, in the handler: a session written to while the page is
+        # being rendered would be too late for its cookie.
+        self._token = session.csrfToken()
 
     def _authenticated(self) -> bool:
         return self._session.getBooleanDefault("authenticated", False)
@@ -148,6 +158,13 @@ class HomePage(Element):
         return Deferred.fromCoroutine(
             whereLoggedIn(self._sessions, request, self._session, owner)
         )
+
+    @renderer
+    def csrfToken(self, request: IRequest, tag: Tag) -> Tag:
+        """
+        The session's CSRF token, as the value of a form's hidden field.
+        """
+        return tag(value=self._token)
 
     @renderer
     def controls(self, request: IRequest, tag: Tag) -> Any:
@@ -292,7 +309,7 @@ async def whereLoggedIn(
         for info in found
     ]
     form = tags.form(method="post", action="/logout-others")(
-        tags.input(type="hidden", name="csrf_token", value=csrfToken(session)),
+        tags.input(type="hidden", name="csrf_token", value=session.csrfToken()),
         tags.button("Log out the others", id="logout-others"),
     )
     return tags.section(id="devices")(

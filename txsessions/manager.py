@@ -113,7 +113,8 @@ class Sessions:
             replacing the configuration's for this request: C{cookiePath},
             C{cookieDomain}, C{cookieSameSite}, C{cookieHTTPOnly},
             C{cookieSecureTLS}, C{forceSecureCookie}.
-        @return: a L{Deferred} firing with the L{Session}, or failing with
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with the
+            L{Session}, or failing with
             L{DatabaseError} when the database failed.
         @raise TypeError: for an option that is not a cookie setting.
         @raise ValueError: for an invalid setting.
@@ -130,7 +131,8 @@ class Sessions:
         client forget its cookie.
 
         @param request: the request.
-        @return: a L{Deferred} firing once the session is removed.
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once the session
+            is removed.
         """
 
         async def destroy() -> None:
@@ -144,7 +146,8 @@ class Sessions:
         Destroy the session with the given id, wherever it was last used.
 
         @param sessionID: a session id (L{Session.id}).
-        @return: a L{Deferred} firing with whether there was such a session.
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with whether
+            there was such a session.
         """
         if not isWellFormedID(sessionID):
             return succeed(False)
@@ -156,7 +159,8 @@ class Sessions:
         receive it.
 
         @param key: a store key (L{Session.key}).
-        @return: a L{Deferred} firing with whether there was such a session.
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with whether
+            there was such a session.
         """
         return self.parts.calls.call(
             self.database.destroy(key, DestroyReason.destroyByID)
@@ -166,7 +170,8 @@ class Sessions:
         """
         Destroy every session in the database.
 
-        @return: a L{Deferred} firing with how many there were.
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with how many
+            there were.
         """
         return self.parts.calls.call(self.database.destroyAll(DestroyReason.destroyAll))
 
@@ -228,7 +233,8 @@ class Sessions:
 
     def count(self) -> Deferred[int]:
         """
-        @return: a L{Deferred} firing with the number of live sessions.
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with the number
+            of live sessions.
         """
         return self.parts.calls.call(self.database.count())
 
@@ -267,7 +273,8 @@ class Sessions:
         nothing), and is created with the shifted lifetime if written to.
 
         @param request: the request.
-        @return: a L{Deferred} firing once the session is started; the new
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once the session
+            is started; the new
             lifetime is saved with the session.
         """
         return self._renew(
@@ -285,9 +292,10 @@ class Sessions:
         and given its cookie even when nothing else was written to it.
 
         @param request: the request.
-        @param expires: seconds or a L{timedelta}; 0 for no server-side
+        @param expires: seconds or a C{timedelta}; 0 for no server-side
             lifetime and a cookie that lasts until the browser closes.
-        @return: a L{Deferred} firing once the session is started; the new
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once the session
+            is started; the new
             lifetime is saved with the session.
         @raise ValueError: when C{expires} is not a lifetime.
         """
@@ -304,7 +312,8 @@ class Sessions:
         """
         Close the database (its timers and connections).
 
-        @return: a L{Deferred} firing once it is closed.
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once it is
+            closed.
         """
         return self.database.close()
 

@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred
 from ._changes import ChangeSet
 from ._getters import TypedGetters
 from ._mapping import MappingMethods
+from .csrf import csrfToken
 from .errors import EntryTypeError, ImmutableValueError, SessionDestroyedError
 from .records import OWNER_FIELD, Lifetime, OwnerMark, SessionChanges
 from .values import decodeValue, encodeValue
@@ -288,6 +289,10 @@ class Session(TypedGetters, MappingMethods):
         """
         return self.changes.destroyed
 
+    def csrfToken(self) -> str:
+        """A token for this session's forms (L{txsessions.csrf.csrfToken})."""
+        return csrfToken(self)
+
     # Reading
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -426,7 +431,8 @@ class Session(TypedGetters, MappingMethods):
         holding no integer counts as 0.  Other changes made so far are saved
         in the same round trip.
 
-        @return: a L{Deferred} firing with the new value.
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with the new
+            value.
         @raise ImmutableValueError: when the key holds an immutable value.
         @raise SessionDestroyedError: when the session was destroyed.
         """
@@ -442,14 +448,16 @@ class Session(TypedGetters, MappingMethods):
         """
         Subtract C{n} from the integer under C{key}; see L{increment}.
 
-        @return: a L{Deferred} firing with the new value.
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with the new
+            value.
         """
         return self.increment(key, -n)
 
     def regenerate(self) -> Deferred[None]:
         """
         Give the session a new id, keeping its data, and send the client the
-        new cookie; the old id is dead as soon as the returned L{Deferred}
+        new cookie; the old id is dead as soon as the returned
+        L{Deferred<twisted.internet.defer.Deferred>}
         fires.  Call it whenever privileges change, above all at login, so
         that an id planted before cannot follow the user in (session
         fixation).  Destroy listeners hear of the old key with
@@ -462,7 +470,8 @@ class Session(TypedGetters, MappingMethods):
         regenerated or destroyed since this one loaded it is never written
         back: the response is a 409 (L{txsessions.errors.SessionConflictError}).
 
-        @return: a L{Deferred} firing once the database holds the session
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once the database
+            holds the session
             under its new key; the response waits for it in any case.
         @raise SessionDestroyedError: when the session was destroyed.
         """
@@ -474,7 +483,8 @@ class Session(TypedGetters, MappingMethods):
         make the client forget its cookie.  Later changes raise
         L{SessionDestroyedError}.
 
-        @return: a L{Deferred} firing once the database has removed it; the
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once the database
+            has removed it; the
             response waits for it in any case.
         """
         return self._owner.destroy(self)

@@ -136,6 +136,12 @@ class Options(usage.Options):
     ]
 
     optFlags = [
+        [
+            "no-csrf",
+            None,
+            "Do not check unsafe requests (POST, PUT, PATCH, DELETE) for a "
+            "CSRF token (see docs/csrf.md); checked by default.",
+        ],
         # issue 16 (refactor helper): lifecycle log events are opt-in.
         [
             "log-session-events",
@@ -230,7 +236,7 @@ class Options(usage.Options):
             self.database = openDatabase(
                 self["database"],
                 maxSessions=self._maxSessions(),
-                timeout=self.config.databaseTimeout or None,
+                deadline=self.config.databaseTimeout,
             )
         except (ValueError, TypeError, DatabaseError) as e:
             raise usage.UsageError(str(e)) from None
@@ -246,6 +252,7 @@ class Options(usage.Options):
             "trustProxyHeaders": bool(self["trust-proxy-headers"]),
             "cookieHTTPOnly": not self["no-http-only"],
             "logSessionEvents": bool(self["log-session-events"]),  # issue 16
+            "csrf": not self["no-csrf"],
         }
         if self["database-timeout"] is not None:
             arguments["databaseTimeout"] = _seconds(

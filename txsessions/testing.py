@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_testing -*-
 """
 A kit for testing your own app's sessions, with no sockets and no sleeps
-(as L{treq.testing} is for HTTP clients).
+(as C{treq.testing} is for HTTP clients).
 
 L{SessionsKit} makes a L{Sessions} manager whose sessions live in a
 L{MemoryDatabase} on a L{Clock}, and L{StubBrowser}s that send requests to
@@ -139,7 +139,8 @@ class SessionsKit:
     def result(self, d: Deferred[T]) -> T:
         """
         The result of a L{Deferred} that has fired, once everything written
-        so far is delivered (like L{SynchronousTestCase.successResultOf}).
+        so far is delivered (like C{successResultOf} of Twisted's
+        L{SynchronousTestCase<twisted.trial.unittest.SynchronousTestCase>}).
 
         @param d: a L{Deferred}, such as L{StubBrowser.send} returns.
         @return: its result.
@@ -210,7 +211,7 @@ class Response:
 class StubBrowser:
     """
     Sends requests to a resource in memory (through treq and its
-    L{RequestTraversalAgent}) and keeps the cookies the responses set, as a
+    C{RequestTraversalAgent}) and keeps the cookies the responses set, as a
     browser does.  Its request methods take treq's keyword arguments
     (C{params}, C{headers}, C{data}, C{json}, C{cookies},
     C{allow_redirects}, ...) except C{files}; redirects are followed unless
@@ -368,9 +369,9 @@ class StubBrowser:
 
 class _OnClock:
     """
-    Tells the time of a L{Clock} as the C{_now} that L{CookieJar} and
-    L{DefaultCookiePolicy} read, and ignores the wall-clock time
-    L{CookieJar} sets there.
+    Tells the time of a L{Clock} as the C{_now} that C{CookieJar} and
+    C{DefaultCookiePolicy} read, and ignores the wall-clock time
+    C{CookieJar} sets there.
     """
 
     _clock: Clock

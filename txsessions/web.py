@@ -22,6 +22,7 @@ from zope.interface import implementer
 from ._hold import UNAVAILABLE, useEncoder
 from ._parts import Parts
 from ._request import answered, attach, currentSession
+from .csrf import guard, isExempt
 from .errors import DatabaseError
 from .session import Session
 
@@ -60,7 +61,9 @@ class SessionResource(Generic[M]):
     manner of C{twisted.web.guard}: transparent to traversal, it loads the
     session and then hands the request to the wrapped resource, Klein's
     C{app.resource()} included.  When the session cannot be loaded the
-    client gets a 503.
+    client gets a 503.  Under C{Config(csrf=True)} an unsafe request
+    without a valid token gets a 403 before the wrapped resource sees it
+    (L{txsessions.csrf}).
 
     @ivar sessions: the manager that starts the sessions.
     """
@@ -123,6 +126,15 @@ class SessionResource(Generic[M]):
     def _render(self, request: IRequest, started: bool) -> None:
         if started:
             leaf = getChildForRequest(self._wrapped, request)
+            config = self.sessions.parts.config
+            if config.csrf:
+                refused = guard(
+                    request, currentSession(request), leaf, config.csrfSettings
+                )
+                if refused is not None:
+                    request.write(refused)
+                    request.finish()
+                    return
             useEncoder(leaf, request)
         else:
             leaf = errorPage(503, "Service Unavailable", UNAVAILABLE.decode())
@@ -157,7 +169,10 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
     The decorator behind L{Sessions.withSession}: call C{handler} with the
     request's session inserted after the request, for module-level and
     class-bound Klein apps alike.  When the session cannot be loaded the
-    client gets a 503 and C{handler} is not called.
+    client gets a 503 and C{handler} is not called; under
+    C{Config(csrf=True)}, an unsafe request without a valid token gets a
+    403 and C{handler} is not called either, unless it is marked with
+    L{txsessions.csrf.csrfExempt}.
 
     @param sessions: the manager.
     @param handler: a Klein route handler, plain or C{async}.
@@ -165,6 +180,8 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         names for distinct routes.  It calls C{handler} at once when the
         database answered at once, and returns a L{Deferred} otherwise.
     """
+    config = sessions.parts.config
+    checkCSRF = config.csrf and not isExempt(handler)
 
     @functools.wraps(handler)
     def withSessionHandler(*args: Any, **kwargs: Any) -> Any:
@@ -183,6 +200,10 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
             return loaded.addCallbacks(
                 _call, _unavailableLater, (index, args, kwargs), errbackArgs=(request,)
             )
+        if checkCSRF:
+            refused = guard(request, loaded, handler, config.csrfSettings)
+            if refused is not None:
+                return refused
         result = handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
         if type(result) is str or type(result) is bytes:
             # The whole response, at once: save now, and let it go straight
@@ -193,6 +214,10 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
     def _call(
         session: Session, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if checkCSRF:
+            refused = guard(args[index], session, handler, config.csrfSettings)
+            if refused is not None:
+                return refused
         result = handler(*args[: index + 1], session, *args[index + 1 :], **kwargs)
         if inspect.isawaitable(result) and not isinstance(result, Deferred):
             return Deferred.fromCoroutine(_awaited(result))

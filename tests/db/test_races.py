@@ -409,7 +409,7 @@ async def test_aClosedWriterRefusesChanges(tmp_path: Path, clock: Any) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_openDatabasePassesTheDeadline(tmp_path: Path, clock: Any) -> None:
-    db: Any = openDatabase(f"sqlite:{tmp_path / 's.db'}", clock, timeout=2.5)
+    db: Any = openDatabase(f"sqlite:{tmp_path / 's.db'}", clock, deadline=2.5)
     try:
         assert db.writer._timeout == 2.5
     finally:

@@ -94,11 +94,18 @@ def withoutPassword(url: str) -> str:
     )
 
 
+_NO_DEADLINE = 365 * 24 * 3600.0
+"""
+What a database that refuses late writes is given for C{deadline=0} (no
+deadline): a year, which no call waits.
+"""
+
+
 def openDatabase(
     url: str,
     clock: IReactorTime | None = None,
     maxSessions: int | None = None,
-    timeout: float | None = None,
+    deadline: float = 10.0,
 ) -> IDatabase:
     """
     Open the database a URL names.
@@ -111,10 +118,11 @@ def openDatabase(
         C{None}.
     @param maxSessions: the most live sessions the database holds (0: no
         limit; C{None}: the database's default, which is no limit but for
-        the memory database, L{MemoryDatabase.DEFAULT_MAX_SESSIONS}).
-    @param timeout: for SQLite and LMDB, the deadline of each change, in
-        seconds: one not committed by then never takes effect.  Give it
-        C{Config.databaseTimeout}.
+        the memory database, C{MemoryDatabase.DEFAULT_MAX_SESSIONS}).
+    @param deadline: the manager's deadline for each database call, in
+        seconds (L{Config.databaseTimeout<txsessions.Config>}; 0: none):
+        SQLite, LMDB and Redis refuse a write that would land after it, so
+        a request answered 503 never has its change applied later.
     @return: the database.
     @raise ValueError: when the URL names no database txsessions has.
     """
@@ -133,15 +141,15 @@ def openDatabase(
             raise ValueError(
                 "the Redis database has no maxSessions: use Redis maxmemory"
             )
-        return RedisDatabase(url, clock)
+        return RedisDatabase(url, clock, deadline=deadline or _NO_DEADLINE)
     if scheme == "sqlite":
         from .sqlite import SQLiteDatabase
 
         return SQLiteDatabase(
-            path, clock=clock, maxSessions=maxSessions or 0, timeout=timeout
+            path, clock=clock, maxSessions=maxSessions or 0, timeout=deadline or None
         )
     from .lmdb import LMDBDatabase
 
     return LMDBDatabase(
-        path, clock=clock, maxSessions=maxSessions or 0, timeout=timeout
+        path, clock=clock, maxSessions=maxSessions or 0, timeout=deadline or None
     )

@@ -320,7 +320,8 @@ class RedisDatabase:
         pub/sub (its own destroys are told before they return).  For tests,
         and for code that must see others' events before going on.
 
-        @return: a L{Deferred} firing once a marker published now comes back.
+        @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once a marker
+            published now comes back.
         """
         mark, waiter = self._events.mark()
 
