@@ -584,10 +584,10 @@ def test_theConsoleScriptIsDeclared() -> None:
 
 
 def test_aTimeBeyondWhatADateShowsIsPrintedAsANumber() -> None:
-    from txsessions.admin import _time
+    from txsessions._admincommands import showTime
 
-    assert _time(1e12) == "1000000000000.0"
-    assert _time(0) == "1970-01-01T00:00:00Z"
+    assert showTime(1e12) == "1000000000000.0"
+    assert showTime(0) == "1970-01-01T00:00:00Z"
 
 
 def test_versionIsTxsessionsVersion() -> None:
