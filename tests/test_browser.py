@@ -257,7 +257,7 @@ def test_loginSecretLogoutInChromium(demo: str, browserPath: str) -> None:
     assert "mycookiesessionnameid" not in seen["documentCookie"]
     [cookie] = [c for c in seen["cookies"] if c["name"] == "mycookiesessionnameid"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
-    assert seen["tokens"] == 1  # the logout form's
+    assert seen["tokens"] == 2  # the logout form's, and "log out the others"
     # A page on another origin posting to the demo is refused, and changes
     # nothing: the user is still logged in.
     assert seen["attacked"] == (403, "Forbidden: the CSRF check failed")

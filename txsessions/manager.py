@@ -70,6 +70,7 @@ class Sessions:
         L{txsessions.web} and L{txsessions.kleinstore}).
         """
         self._unlisten = database.listen(self._destroyed)
+        self._shareDeadline(database)
 
     @property
     def database(self) -> IDatabase:
@@ -88,6 +89,18 @@ class Sessions:
         self._unlisten()
         self.parts.database = database
         self._unlisten = database.listen(self._destroyed)
+        self._shareDeadline(database)
+
+    def _shareDeadline(self, database: IDatabase) -> None:
+        """
+        Give a database that can refuse a late write (SQLite, LMDB, Redis:
+        their C{useDeadline}) this manager's C{databaseTimeout}, so that a
+        request answered 503 never has its change land afterwards, however
+        the database was built.
+        """
+        useDeadline = getattr(database, "useDeadline", None)
+        if useDeadline is not None:
+            useDeadline(self.config.databaseTimeout)
 
     def onDestroy(self, listener: DestroyListener) -> Callable[[], None]:
         """

@@ -414,3 +414,33 @@ async def test_openDatabasePassesTheDeadline(tmp_path: Path, clock: Any) -> None
         assert db.writer._timeout == 2.5
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "lmdb"])
+@pytest_twisted.ensureDeferred
+async def test_theManagerGivesAHandBuiltDatabaseItsDeadline(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    A database built by hand, without C{timeout=}, gets the manager's
+    C{databaseTimeout} (and a later C{useDatabase} gets it too): a request
+    answered 503 never has its change land later.
+    """
+    from txsessions import Config, Sessions
+
+    path = str(tmp_path / kind)
+    db: Any = (
+        SQLiteDatabase(path, clock=clock)
+        if kind == "sqlite"
+        else LMDBDatabase(path, clock=clock)
+    )
+    other: Any = SQLiteDatabase(str(tmp_path / "other"), clock=clock)
+    try:
+        assert db.writer._timeout is None
+        sessions = Sessions(Config(databaseTimeout=2.5), db, clock)
+        assert db.writer._timeout == 2.5
+        sessions.useDatabase(other)
+        assert other.writer._timeout == 2.5
+    finally:
+        await db.close()
+        await other.close()

@@ -693,18 +693,24 @@ async def test_F3_pausedPastTheDeadline(ownRedis: RedisServer, listen: Any) -> N
         await sessions.close()
 
 
+@pytest.mark.parametrize("deadlineFrom", ["database", "manager"])
 @pytest_twisted.ensureDeferred
-async def test_aSaveAnswered503NeverLands(ownRedis: RedisServer, listen: Any) -> None:
+async def test_aSaveAnswered503NeverLands(
+    ownRedis: RedisServer, listen: Any, deadlineFrom: str
+) -> None:
     """
     Redis paused (SIGSTOP) after the load, while the save is on its way:
     the client gets its 503 at the deadline, and once Redis resumes
-    (SIGCONT) the save, which reaches it past its deadline, is refused.
+    (SIGCONT) the save, which reaches it past its deadline, is refused;
+    whether the database was given the deadline or only the manager was.
     """
     from klein import Klein
 
     sessions = Sessions(
         Config(cookie=COOKIE, databaseTimeout=0.5),
-        RedisDatabase(ownRedis.url, deadline=0.5),
+        RedisDatabase(ownRedis.url, deadline=0.5)
+        if deadlineFrom == "database"
+        else RedisDatabase(ownRedis.url),
     )
     app = Klein()
 

@@ -94,13 +94,6 @@ def withoutPassword(url: str) -> str:
     )
 
 
-_NO_DEADLINE = 365 * 24 * 3600.0
-"""
-What a database that refuses late writes is given for C{deadline=0} (no
-deadline): a year, which no call waits.
-"""
-
-
 def openDatabase(
     url: str,
     clock: IReactorTime | None = None,
@@ -141,7 +134,7 @@ def openDatabase(
             raise ValueError(
                 "the Redis database has no maxSessions: use Redis maxmemory"
             )
-        return RedisDatabase(url, clock, deadline=deadline or _NO_DEADLINE)
+        return RedisDatabase(url, clock, deadline=deadline)
     if scheme == "sqlite":
         from .sqlite import SQLiteDatabase
 

@@ -194,6 +194,14 @@ class Writer:
             return float("inf")
         return time.monotonic() + timeout - min(self.commitAllowance, timeout / 4)
 
+    def useDeadline(self, timeout: float) -> None:
+        """
+        Give each change submitted from now on this deadline.
+
+        @param timeout: seconds from the call (0: no deadline).
+        """
+        self._timeout = timeout or None
+
     def flush(self) -> Deferred[None]:
         """
         @return: a L{Deferred} firing once every change submitted before is

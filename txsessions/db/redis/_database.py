@@ -32,6 +32,11 @@ from ._url import RedisURL
 
 _log = Logger()
 
+_NO_DEADLINE = 365 * 24 * 3600.0
+"""
+The deadline that stands for none: a year, which no call waits.
+"""
+
 
 @implementer(IDatabase)
 class RedisDatabase:
@@ -87,7 +92,7 @@ class RedisDatabase:
         self._prefixBytes = str(len(self._prefix.encode()))
         self._owners = scripts.OWNERS + self._prefix
         self._defaultTTL = int(defaultTTL * 1000)
-        self._writeWithin = deadline - min(deadline / 4, 1.0)
+        self.useDeadline(deadline)
         self._events = Events(self._prefix)
         self._redis = Connections(self.where, reactor, poolsize, connectTimeout)
 
@@ -292,6 +297,18 @@ class RedisDatabase:
         session when its TTL, set to its lifetime, runs out; always 0.
         """
         return succeed(0)
+
+    def useDeadline(self, deadline: float) -> None:
+        """
+        Give each write from now on the manager's deadline: the scripts
+        refuse one that reaches Redis after it, less a margin for the
+        answer's way back (a quarter, at most a second).
+        L{txsessions.Sessions} calls this with its C{Config.databaseTimeout}.
+
+        @param deadline: seconds from each call (0: no deadline).
+        """
+        deadline = deadline or _NO_DEADLINE
+        self._writeWithin = deadline - min(deadline / 4, 1.0)
 
     def listen(self, listener: DestroyListener) -> Callable[[], None]:
         """
