@@ -208,7 +208,7 @@ class Config:
     trustProxyHeaders: bool = False
     idleTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
-    databaseTimeout: float = attrs.field(default=10.0, converter=toSeconds)
+    databaseTimeout: float = attrs.field(default=3.0, converter=toSeconds)
     logSessionEvents: bool = False
     lastSeenInterval: float = attrs.field(default=300.0, converter=toSeconds)
     csrf: bool = False

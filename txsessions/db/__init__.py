@@ -98,7 +98,7 @@ def openDatabase(
     url: str,
     clock: IReactorTime | None = None,
     maxSessions: int | None = None,
-    deadline: float = 10.0,
+    deadline: float = 3.0,
 ) -> IDatabase:
     """
     Open the database a URL names.

@@ -52,7 +52,7 @@ class RedisDatabase:
         clock: IReactorTime | None = None,
         poolsize: int = 1,
         defaultTTL: float = 30 * 24 * 3600,
-        deadline: float = 10.0,
+        deadline: float = 3.0,
         connectTimeout: float = 5.0,
         reactor: Any = None,
     ) -> None:
