@@ -30,7 +30,7 @@ from .errors import (
     SessionError,
 )
 from .ids import redact, storeKey
-from .records import DestroyReason, SessionChanges, StoredSession
+from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
 from .session import (
     Session,
     addIncremented,
@@ -208,10 +208,24 @@ class RequestSession:
         session names, or make a new one.
         """
         parts = self.parts
+        atOnce = parts.loadAtOnce
         while found:
             sessionID, current = found.pop(0)
             key = storeKey(sessionID)
             started = perf_counter()
+            if atOnce is not None:
+                try:
+                    loaded = atOnce(key)
+                except Exception as e:
+                    raise parts.calls.failed(e, "load") from e
+                parts.metrics.latency["load"].add(perf_counter() - started)
+                if loaded is None:
+                    self._unknown(sessionID)
+                    continue
+                session = self._accept(sessionID, key, current, *loaded)
+                if session is not None:
+                    return session
+                continue
             try:
                 loading = parts.database.load(key)
             except Exception as e:
@@ -223,8 +237,9 @@ class RequestSession:
                 return cast("Deferred[StoredSession | None]", stored).addCallback(
                     self._acceptLater, sessionID, key, current, found
                 )
-            stored = cast("StoredSession | None", stored)
-            session = self._accept(stored, sessionID, key, current)
+            session = self._acceptStored(
+                cast("StoredSession | None", stored), sessionID, key, current
+            )
             if session is not None:
                 return session
         return self._newSession()
@@ -237,33 +252,46 @@ class RequestSession:
         current: bool,
         found: list[tuple[str, bool]],
     ) -> Session | Deferred[Session]:
-        session = self._accept(stored, sessionID, key, current)
+        session = self._acceptStored(stored, sessionID, key, current)
         return session if session is not None else self._loadFrom(found)
 
-    def _accept(
+    def _acceptStored(
         self, stored: StoredSession | None, sessionID: str, key: str, current: bool
     ) -> Session | None:
-        """
-        The session a candidate id names, or C{None} when it names no live,
-        readable session.  A record that cannot be decoded, for whatever
-        reason, counts as none: the client gets a new session, not an error.
-        """
         if stored is None:
-            _log.info(
-                "unknown session id {id} ignored",
-                id=redact(sessionID),
-                security="unknown",
-            )
+            self._unknown(sessionID)
             return None
+        return self._accept(sessionID, key, current, stored.lifetime, stored.values)
+
+    def _unknown(self, sessionID: str) -> None:
+        _log.info(
+            "unknown session id {id} ignored",
+            id=redact(sessionID),
+            security="unknown",
+        )
+
+    def _accept(
+        self,
+        sessionID: str,
+        key: str,
+        current: bool,
+        lifetime: Lifetime,
+        fields: Mapping[str, str],
+    ) -> Session | None:
+        """
+        The session a loaded record makes, or C{None} when it is no longer
+        live or cannot be read.  A record that cannot be decoded, for
+        whatever reason, counts as none: the client gets a new session, not
+        an error.
+        """
         now = self.parts.clock.seconds()
         policy = self.parts.policy
-        lifetime = stored.lifetime
         fixed = policy.fixed
         if lifetime.hasExpired(now) if fixed else policy.hasEnded(lifetime, now):
             _log.info("session {key} has ended", key=redact(key), security="ended")
             return None
         try:
-            session = Session(self, sessionID, key, lifetime, stored.values)
+            session = Session(self, sessionID, key, lifetime, fields)
         except Exception as e:
             _log.warn(
                 "session {key} holds data that cannot be decoded ({error}); "
@@ -494,42 +522,60 @@ class RequestSession:
             L{Deferred} on the way), or else the save.
         """
         parts = self.parts
-
-        def saved(result: Mapping[str, int] | None) -> Mapping[str, int] | None:
-            if result is None:
-                _log.warn(
-                    "session {key} was regenerated or destroyed by another "
-                    "request; this request's changes to it could not be saved",
-                    key=redact(key),
-                    security="conflict",
-                )
-                markDestroyed(session)
-                if self._headersUnsent():
-                    cookies.removeCookie(self.request, parts.cookieName)
-                raise SessionConflictError(
-                    "the session was regenerated or destroyed by another request "
-                    "while this one was changing it"
-                )
-            if changes.create:
-                parts.created(key)
-            return result
-
         started = perf_counter()
         try:
+            atOnce = parts.saveAtOnce
+            if atOnce is not None:
+                try:
+                    result = atOnce(key, changes)
+                except Exception as e:
+                    raise parts.calls.failed(e, "save") from e
+                parts.metrics.latency["save"].add(perf_counter() - started)
+                return self._saved(session, key, changes, result)
             try:
                 saving = parts.database.save(key, changes)
             except Exception as e:
                 raise parts.calls.failed(e, "save") from e
-            result = parts.calls.now(saving, "save", started)
-            if isDeferred(result):
-                return cast("Deferred[Mapping[str, int] | None]", result).addCallback(
-                    saved
+            answer = parts.calls.now(saving, "save", started)
+            if isDeferred(answer):
+                return cast("Deferred[Mapping[str, int] | None]", answer).addCallback(
+                    lambda result: self._saved(session, key, changes, result)
                 )
-            done = saved(cast("Mapping[str, int] | None", result))
-            assert done is not None
-            return done
+            return self._saved(
+                session, key, changes, cast("Mapping[str, int] | None", answer)
+            )
         except Exception:
             return fail()
+
+    def _saved(
+        self,
+        session: Session,
+        key: str,
+        changes: SessionChanges,
+        result: Mapping[str, int] | None,
+    ) -> Mapping[str, int]:
+        """
+        What the database answered to a save.
+
+        @raise SessionConflictError: when it no longer held the session.
+        """
+        if result is None:
+            _log.warn(
+                "session {key} was regenerated or destroyed by another "
+                "request; this request's changes to it could not be saved",
+                key=redact(key),
+                security="conflict",
+            )
+            markDestroyed(session)
+            if self._headersUnsent():
+                cookies.removeCookie(self.request, self.parts.cookieName)
+            raise SessionConflictError(
+                "the session was regenerated or destroyed by another request "
+                "while this one was changing it"
+            )
+        if changes.create:
+            self.parts.created(key)
+        return result
 
     # The cookie
 

@@ -72,12 +72,27 @@ class MemoryDatabase:
         """
         See L{IDatabase.load}.
         """
+        found = self.loadAtOnce(key)
+        return succeed(None if found is None else StoredSession(*found))
+
+    def loadAtOnce(self, key: str) -> tuple[Lifetime, dict[str, str]] | None:
+        """
+        L{load}, answered at once: what the request path calls in its place
+        (see L{txsessions._calls.answeredAtOnce}), without a L{Deferred} or
+        a L{StoredSession} on the way.
+
+        @param key: a store key.
+        @return: the session's lifetime and a copy of its fields, or C{None}
+            when no live session has that key.
+        """
         # _isLive and _lifetime, inline: this runs on every request.
         at = self._expiresAt.get(key)
         if at is None or self._clock.seconds() >= at:
-            return succeed(None)
-        lifetime = Lifetime(self._createdAt[key], None if at == _NEVER else at)
-        return succeed(StoredSession(lifetime, dict(self._fields[key])))
+            return None
+        return (
+            Lifetime(self._createdAt[key], None if at == _NEVER else at),
+            dict(self._fields[key]),
+        )
 
     def save(
         self, key: str, changes: SessionChanges
@@ -85,17 +100,33 @@ class MemoryDatabase:
         """
         See L{IDatabase.save}.
         """
+        try:
+            return succeed(self.saveAtOnce(key, changes))
+        except SessionLimitError:
+            return fail()
+
+    def saveAtOnce(self, key: str, changes: SessionChanges) -> dict[str, int] | None:
+        """
+        L{save}, answered at once: what the request path calls in its place
+        (see L{txsessions._calls.answeredAtOnce}).
+
+        @param key: a store key.
+        @param changes: what to change.
+        @return: the new value of each incremented key, or C{None} when no
+            live session has that key (and C{changes} creates none).
+        @raise SessionLimitError: when a new session would pass C{maxSessions}.
+        """
         if changes.create:
             assert changes.lifetime is not None, "a new session needs a lifetime"
             if self._maxSessions and len(self._createdAt) >= self._maxSessions:
-                return fail(SessionLimitError(f"{self._maxSessions} sessions live"))
+                raise SessionLimitError(f"{self._maxSessions} sessions live")
             self._keep(key, changes.lifetime)
             self._fields[key] = {}
         elif not self._isLive(key):
-            return succeed(None)
+            return None
         elif changes.lifetime is not None:
             self._keep(key, changes.lifetime)
-        return succeed(applyChanges(self._fields[key], changes))
+        return applyChanges(self._fields[key], changes)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
         """
