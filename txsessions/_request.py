@@ -106,8 +106,14 @@ def answered(request: IRequest) -> None:
     @param request: a request with a session.
     """
     state: RequestSession | None = getattr(request, _STATE, None)
-    if state is not None:
-        state.answered()
+    if state is None or request.startedWriting:  # type: ignore[attr-defined]
+        return
+    waiting = state.commit(False)
+    if waiting is None:
+        state._hold.release()
+    else:
+        # The held response's first write waits for it.
+        state._pending.append(waiting)
 
 
 def currentSession(request: IRequest) -> Session:
@@ -287,7 +293,13 @@ class RequestSession:
         now = self.parts.clock.seconds()
         policy = self.parts.policy
         fixed = policy.fixed
-        if lifetime.hasExpired(now) if fixed else policy.hasEnded(lifetime, now):
+        # Lifetime.hasExpired, inline when there is no more to the policy.
+        expiresAt = lifetime.expiresAt
+        if (
+            (expiresAt is not None and now >= expiresAt)
+            if fixed
+            else policy.hasEnded(lifetime, now)
+        ):
             _log.info("session {key} has ended", key=redact(key), security="ended")
             return None
         try:
@@ -310,7 +322,8 @@ class RequestSession:
         return session
 
     def _newSession(self) -> Session:
-        return Session(self, None, None, self.parts.policy.new(self.now()))
+        parts = self.parts
+        return Session(self, None, None, parts.policy.new(parts.clock.seconds()))
 
     # The owner of the session (see txsessions.session.SessionOwner)
 
@@ -421,19 +434,6 @@ class RequestSession:
 
     # Saving
 
-    def answered(self) -> None:
-        """
-        See L{answered}.
-        """
-        if self.request.startedWriting:  # type: ignore[attr-defined]
-            return
-        waiting = self.commit(False)
-        if waiting is None:
-            self._hold.release()
-        else:
-            # The held response's first write waits for it.
-            self._pending.append(waiting)
-
     def commit(self, headersSent: bool) -> Deferred[None] | None:
         """
         Save the session before the response goes on: called by
@@ -448,14 +448,26 @@ class RequestSession:
         """
         waits = self._pending
         session = self._session
-        if session is not None and self.request.code < 500:  # type: ignore[attr-defined]
+        request: Any = self.request
+        if session is not None and request.code < 500:
             if not headersSent:
-                if not markPrivateIfBare(self.request.responseHeaders):
-                    cookies.markPrivate(self.request)
+                if not markPrivateIfBare(request.responseHeaders):
+                    cookies.markPrivate(request)
             changes = session.changes
-            if changes.cookieDirty or changes.pending():
+            # ChangeSet.pending, inline: this runs on every request.
+            if changes.cookieDirty or (
+                not changes.destroyed
+                and (
+                    changes.updated
+                    or changes.deleted
+                    or changes.cleared
+                    or changes.lifetimeChanged
+                    or changes.readFlashes
+                )
+            ):
                 saving = self._flush(session, headersSent)
-                if isDeferred(saving):
+                # What a database answering at once saved is a dict.
+                if type(saving) is not dict and isDeferred(saving):
                     later = cast("Deferred[object]", saving)
                     waits.append(later.addCallback(lambda _: None))
         if not waits:
@@ -489,7 +501,11 @@ class RequestSession:
         creating = changed and not changes.stored
         if creating:
             changes.cookieDirty = True
-        if creating and (headersSent or not self._canSendCookie()):
+        config = self.config
+        if creating and (
+            headersSent
+            or (config.secureOnly and not cookies.isSecureRequest(config, self.request))
+        ):
             _log.error(
                 "a new session was not saved: its cookie could not be sent "
                 "(the response headers were sent, or the cookie must be Secure "
@@ -509,7 +525,7 @@ class RequestSession:
                 _log.warn(
                     "a session's cookie changed after the response headers were sent"
                 )
-            elif self._canSendCookie():
+            elif not config.secureOnly or cookies.isSecureRequest(config, self.request):
                 self._sendCookie(session, cookieValue)
             changes.cookieDirty = False
         return saving
@@ -586,7 +602,7 @@ class RequestSession:
         return str(encoding.encode(self.config.cookie, session.id))
 
     def _sendCookie(self, session: Session, value: str | None = None) -> None:
-        now = self.now()
+        now = self.parts.clock.seconds()
         expiresAt = session.lifetime.expiresAt
         header = cookies.sessionCookie(
             self.config,
@@ -618,11 +634,6 @@ class RequestSession:
         d.addBoth(mirror)
         self._pending.append(done)
         return d
-
-    def _canSendCookie(self) -> bool:
-        return not self.config.secureOnly or cookies.isSecureRequest(
-            self.config, self.request
-        )
 
     def _headersUnsent(self) -> bool:
         return not self.request.startedWriting  # type: ignore[attr-defined]

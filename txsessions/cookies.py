@@ -19,7 +19,7 @@ from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
 
 from ._hold import markPrivateIfBare
-from .ids import isWellFormedID
+from .ids import WELL_FORMED
 
 if TYPE_CHECKING:
     from .config import Config
@@ -120,8 +120,11 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
         parsed = getattr(request, "received_cookies", None)
         raw = None if parsed is None else parsed.get(name)
         if raw is not None and prefix + raw in headers[0]:
-            value = _candidate(raw)
-            return [] if value is None else [value]
+            # _candidate, inline: this runs on every request.
+            raw = raw.strip()
+            if raw and len(raw) <= MAX_COOKIE_VALUE_BYTES and raw.isascii():
+                return [raw.decode("ascii")]
+            return []
     values: list[str] = []
     for header in headers:
         for part in header.split(b";"):
@@ -174,7 +177,7 @@ def sessionIDs(
                 continue
             if not current:
                 _log.info("session cookie due for re-issue", security="oldKey")
-        if isWellFormedID(value):
+        if WELL_FORMED.fullmatch(value) is not None:
             found.append((value, current))
         else:
             _log.info("malformed session id ignored", security="malformed")

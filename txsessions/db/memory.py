@@ -122,10 +122,13 @@ class MemoryDatabase:
                 raise SessionLimitError(f"{self._maxSessions} sessions live")
             self._keep(key, changes.lifetime)
             self._fields[key] = {}
-        elif not self._isLive(key):
-            return None
-        elif changes.lifetime is not None:
-            self._keep(key, changes.lifetime)
+        else:
+            # _isLive, inline: this runs on every write.
+            at = self._expiresAt.get(key)
+            if at is None or self._clock.seconds() >= at:
+                return None
+            if changes.lifetime is not None:
+                self._keep(key, changes.lifetime)
         return applyChanges(self._fields[key], changes)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
