@@ -32,6 +32,7 @@ from .errors import (
 from .ids import redact, storeKey
 from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
 from .session import (
+    ChangeParts,
     Session,
     addIncremented,
     checkAlive,
@@ -40,7 +41,7 @@ from .session import (
     restart,
     setLifetime,
     storedKey,
-    takeChanges,
+    takeChangeParts,
 )
 
 _log = Logger()
@@ -267,7 +268,15 @@ class RequestSession:
         if stored is None:
             self._unknown(sessionID)
             return None
-        return self._accept(sessionID, key, current, stored.lifetime, stored.values)
+        lifetime = stored.lifetime
+        return self._accept(
+            sessionID,
+            key,
+            current,
+            lifetime.createdAt,
+            lifetime.expiresAt,
+            stored.values,
+        )
 
     def _unknown(self, sessionID: str) -> None:
         _log.info(
@@ -281,7 +290,8 @@ class RequestSession:
         sessionID: str,
         key: str,
         current: bool,
-        lifetime: Lifetime,
+        createdAt: float,
+        expiresAt: float | None,
         fields: Mapping[str, str],
     ) -> Session | None:
         """
@@ -293,17 +303,20 @@ class RequestSession:
         now = self.parts.clock.seconds()
         policy = self.parts.policy
         fixed = policy.fixed
-        # Lifetime.hasExpired, inline when there is no more to the policy.
-        expiresAt = lifetime.expiresAt
+        # Lifetime.hasExpired, inline when there is no more to the policy;
+        # the session makes its Lifetime only if it is asked for it.
+        lifetime = None if fixed else Lifetime(createdAt, expiresAt)
         if (
             (expiresAt is not None and now >= expiresAt)
-            if fixed
+            if lifetime is None
             else policy.hasEnded(lifetime, now)
         ):
             _log.info("session {key} has ended", key=redact(key), security="ended")
             return None
         try:
-            session = Session(self, sessionID, key, lifetime, fields)
+            session = Session(
+                self, sessionID, key, lifetime or (createdAt, expiresAt), fields
+            )
         except Exception as e:
             _log.warn(
                 "session {key} holds data that cannot be decoded ({error}); "
@@ -315,7 +328,7 @@ class RequestSession:
             return None
         if not current:
             session.changes.cookieDirty = True
-        if not fixed:
+        if lifetime is not None:
             touched = policy.touched(lifetime, now)
             if touched is not None:
                 setLifetime(session, touched)
@@ -519,7 +532,7 @@ class RequestSession:
             key = session.key
             if creating:
                 cookieValue = self._cookieValue(session)
-            saving = self._save(session, key, takeChanges(session, increments))
+            saving = self._save(session, key, takeChangeParts(session, increments))
         if changes.stored and changes.cookieDirty:
             if headersSent:
                 _log.warn(
@@ -531,34 +544,38 @@ class RequestSession:
         return saving
 
     def _save(
-        self, session: Session, key: str, changes: SessionChanges
+        self, session: Session, key: str, changes: ChangeParts
     ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int]:
         """
         @return: the increments' values when the database saved at once (no
             L{Deferred} on the way), or else the save.
         """
         parts = self.parts
+        create = changes[0]
         started = perf_counter()
         try:
             atOnce = parts.saveAtOnce
             if atOnce is not None:
                 try:
-                    result = atOnce(key, changes)
+                    result = atOnce(key, *changes)
                 except Exception as e:
                     raise parts.calls.failed(e, "save") from e
                 parts.metrics.latency["save"].add(perf_counter() - started)
-                return self._saved(session, key, changes, result)
+                return self._saved(session, key, create, result)
+            record = SessionChanges(
+                create, changes[1], changes[2], frozenset(changes[3]), *changes[4:]
+            )
             try:
-                saving = parts.database.save(key, changes)
+                saving = parts.database.save(key, record)
             except Exception as e:
                 raise parts.calls.failed(e, "save") from e
             answer = parts.calls.now(saving, "save", started)
             if isDeferred(answer):
                 return cast("Deferred[Mapping[str, int] | None]", answer).addCallback(
-                    lambda result: self._saved(session, key, changes, result)
+                    lambda result: self._saved(session, key, create, result)
                 )
             return self._saved(
-                session, key, changes, cast("Mapping[str, int] | None", answer)
+                session, key, create, cast("Mapping[str, int] | None", answer)
             )
         except Exception:
             return fail()
@@ -567,7 +584,7 @@ class RequestSession:
         self,
         session: Session,
         key: str,
-        changes: SessionChanges,
+        create: bool,
         result: Mapping[str, int] | None,
     ) -> Mapping[str, int]:
         """
@@ -589,7 +606,7 @@ class RequestSession:
                 "the session was regenerated or destroyed by another request "
                 "while this one was changing it"
             )
-        if changes.create:
+        if create:
             self.parts.created(key)
         return result
 

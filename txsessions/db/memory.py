@@ -7,7 +7,7 @@ reactor's clock.  Fast, and gone when the process ends.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import cast
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -25,7 +25,7 @@ from ..records import (
     SessionInfo,
     StoredSession,
 )
-from ._apply import applyChanges
+from ._apply import applyParts
 
 _NEVER = math.inf
 """
@@ -73,24 +73,29 @@ class MemoryDatabase:
         See L{IDatabase.load}.
         """
         found = self.loadAtOnce(key)
-        return succeed(None if found is None else StoredSession(*found))
+        if found is None:
+            return succeed(None)
+        createdAt, expiresAt, fields = found
+        return succeed(StoredSession(Lifetime(createdAt, expiresAt), fields))
 
-    def loadAtOnce(self, key: str) -> tuple[Lifetime, dict[str, str]] | None:
+    def loadAtOnce(self, key: str) -> tuple[float, float | None, dict[str, str]] | None:
         """
         L{load}, answered at once: what the request path calls in its place
         (see L{txsessions._calls.answeredAtOnce}), without a L{Deferred} or
         a L{StoredSession} on the way.
 
         @param key: a store key.
-        @return: the session's lifetime and a copy of its fields, or C{None}
-            when no live session has that key.
+        @return: when the session was created and expires (the fields of
+            its L{Lifetime}) and a copy of its fields, or C{None} when no
+            live session has that key.
         """
         # _isLive and _lifetime, inline: this runs on every request.
         at = self._expiresAt.get(key)
         if at is None or self._clock.seconds() >= at:
             return None
         return (
-            Lifetime(self._createdAt[key], None if at == _NEVER else at),
+            self._createdAt[key],
+            None if at == _NEVER else at,
             dict(self._fields[key]),
         )
 
@@ -101,35 +106,55 @@ class MemoryDatabase:
         See L{IDatabase.save}.
         """
         try:
-            return succeed(self.saveAtOnce(key, changes))
+            return succeed(
+                self.saveAtOnce(
+                    key,
+                    changes.create,
+                    changes.lifetime,
+                    changes.clear,
+                    changes.deleted,
+                    changes.updated,
+                    changes.increments,
+                )
+            )
         except SessionLimitError:
             return fail()
 
-    def saveAtOnce(self, key: str, changes: SessionChanges) -> dict[str, int] | None:
+    def saveAtOnce(
+        self,
+        key: str,
+        create: bool,
+        lifetime: Lifetime | None,
+        clear: bool,
+        deleted: Iterable[str],
+        updated: Mapping[str, str],
+        increments: Mapping[str, int],
+    ) -> dict[str, int] | None:
         """
-        L{save}, answered at once: what the request path calls in its place
-        (see L{txsessions._calls.answeredAtOnce}).
+        L{save}, answered at once, given the fields of its L{SessionChanges}
+        in order: what the request path calls in its place (see
+        L{txsessions._calls.answeredAtOnce}), as building the record costs
+        more than the save.
 
         @param key: a store key.
-        @param changes: what to change.
         @return: the new value of each incremented key, or C{None} when no
-            live session has that key (and C{changes} creates none).
+            live session has that key (and C{create} is false).
         @raise SessionLimitError: when a new session would pass C{maxSessions}.
         """
-        if changes.create:
-            assert changes.lifetime is not None, "a new session needs a lifetime"
+        if create:
+            assert lifetime is not None, "a new session needs a lifetime"
             if self._maxSessions and len(self._createdAt) >= self._maxSessions:
                 raise SessionLimitError(f"{self._maxSessions} sessions live")
-            self._keep(key, changes.lifetime)
+            self._keep(key, lifetime)
             self._fields[key] = {}
         else:
             # _isLive, inline: this runs on every write.
             at = self._expiresAt.get(key)
             if at is None or self._clock.seconds() >= at:
                 return None
-            if changes.lifetime is not None:
-                self._keep(key, changes.lifetime)
-        return applyChanges(self._fields[key], changes)
+            if lifetime is not None:
+                self._keep(key, lifetime)
+        return applyParts(self._fields[key], clear, deleted, updated, increments)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
         """
