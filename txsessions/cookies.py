@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
 
-from ._hold import markPrivateIfBare
+from ._hold import isSecure, markPrivateIfBare
 from .ids import WELL_FORMED
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ def isSecureRequest(config: Config, request: IRequest) -> bool:
     @param request: the request.
     @return: C{True} for a secure request.
     """
-    if request.isSecure():
+    if isSecure(request):
         return True
     if not config.trustProxyHeaders:
         return False
