@@ -184,3 +184,30 @@ def test_markPrivateWithOrWithoutHeadersInternals(
     assert headers.getRawHeaders(b"vary") == [b"Cookie"]
     assert headers.getRawHeaders(b"cache-control") == [b"private"]
     assert sorted(headers.getAllRawHeaders())[0][0] == b"Cache-Control"
+
+
+def test_isSecureAnswersAsTwistedOncePerTransport() -> None:
+    # The channel's answer is kept while its transport stays the same; a
+    # new transport, or setHost(ssl=True), is answered afresh.
+    from twisted.internet.interfaces import ISSLTransport
+    from twisted.internet.testing import StringTransport
+    from twisted.web.http import HTTPChannel, Request
+    from zope.interface import directlyProvides
+
+    from txsessions._hold import isSecure
+
+    channel = HTTPChannel()
+    channel.makeConnection(StringTransport())
+    request: Any = Request(channel)
+    assert isSecure(request) is request.isSecure() is False
+    assert isSecure(request) is False
+    tls = StringTransport()
+    directlyProvides(tls, ISSLTransport)
+    channel.transport = tls
+    assert isSecure(request) is request.isSecure() is True
+    other = HTTPChannel()
+    other.makeConnection(StringTransport())
+    plain: Any = Request(other)
+    assert isSecure(plain) is False
+    plain.setHost(b"example.com", 443, ssl=True)
+    assert isSecure(plain) is plain.isSecure() is True

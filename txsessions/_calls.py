@@ -12,7 +12,7 @@ once, here, and pay for no L{Deferred} callbacks on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any, TypeVar, cast
 
@@ -124,6 +124,29 @@ class DatabaseCalls:
         wrapped = DatabaseError(message)
         wrapped.__cause__ = error
         return wrapped
+
+
+def answeredAtOnce(database: object, name: str) -> Callable[..., Any] | None:
+    """
+    The synchronous form of a database method, when the database offers
+    one: C{loadAtOnce} for C{load}, C{saveAtOnce} for C{save} (the memory
+    database has both).  It takes the same arguments, returns the result
+    itself rather than a L{Deferred} firing with it (a load gives the
+    lifetime and fields, not a L{StoredSession}), and raises what the
+    L{Deferred} would fail with.  Offered only by the class that defines
+    C{name} itself, so that a subclass overriding C{load} or C{save} is
+    called as it is.
+
+    @param database: a database.
+    @param name: C{load} or C{save}.
+    @return: the bound synchronous method, or C{None}.
+    """
+    for klass in type(database).__mro__:
+        if name in vars(klass):
+            if name + "AtOnce" in vars(klass):
+                return cast("Callable[..., Any]", getattr(database, name + "AtOnce"))
+            return None
+    return None
 
 
 def isDeferred(value: object) -> bool:

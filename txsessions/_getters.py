@@ -51,6 +51,9 @@ class TypedGetters:
         """
         @return: L{getInt}, or C{default} when it raises.
         """
+        value = self._values.get(key)
+        if type(value) is int:  # the common case, without two more calls
+            return value
         return self._orDefault(toInt, key, default)
 
     getInt64 = getInt

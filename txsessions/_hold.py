@@ -31,6 +31,11 @@ when a Twisted release changes one of them:
   - C{Headers._rawHeaders}, a dict of header values by name, into which
     L{markPrivateIfBare} writes two headers directly (the key case is found
     by asking Headers itself; without the dict, the public API is used);
+  - C{Request._forceSSL} (what C{setHost(..., ssl=True)} sets) and
+    C{HTTPChannel.isSecure} asking only whether the channel's transport
+    adapts to C{ISSLTransport}: L{isSecure} keeps that answer on the
+    channel for as long as its transport stays the same (without them,
+    C{request.isSecure()} is asked every time);
   - C{Request._encoder} and C{twisted.web.resource._IEncodingResource}:
     what C{Request.process} does so that an C{EncodingResourceWrapper}
     (gzip) compresses; without them, a wrapped gzip resource serves
@@ -47,6 +52,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import resource as _resource
+from twisted.web.http import HTTPChannel
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
@@ -77,6 +83,7 @@ def twistedInternals() -> dict[str, bool]:
         "resource._IEncodingResource": _IEncodingResource is not None,
         "Request.startedWriting": hasattr(Request, "startedWriting"),
         "Headers._rawHeaders": _KEYS is not None,
+        "Request._forceSSL": hasattr(Request, "_forceSSL"),
     }
 
 
@@ -136,6 +143,39 @@ def markPrivateIfBare(headers: Headers) -> bool:
     raw[vary] = [b"Cookie"]
     raw[cacheControl] = [b"private"]
     return True
+
+
+_CHANNEL = HTTPChannel.isSecure
+
+_SECURE = "_txsessionsSecure"
+"""
+The channel attribute that keeps L{isSecure}'s answer: its transport, and
+whether that transport is secure.
+"""
+
+
+def isSecure(request: IRequest) -> bool:
+    """
+    C{request.isSecure()}, with the channel's answer asked once per
+    connection: C{HTTPChannel.isSecure} adapts the transport to
+    C{ISSLTransport}, which costs more than the rest of a new session's
+    cookie, and cannot change while the transport stays the same.
+
+    @param request: the request.
+    @return: whether it came over TLS (or C{setHost} said so).
+    """
+    forced = getattr(request, "_forceSSL", None)
+    channel = getattr(request, "channel", None)
+    if forced is None or channel is None or type(channel).isSecure is not _CHANNEL:
+        return bool(request.isSecure())
+    if forced:
+        return True
+    transport = channel.transport
+    known = getattr(channel, _SECURE, None)
+    if known is None or known[0] is not transport:
+        known = (transport, bool(channel.isSecure()))
+        setattr(channel, _SECURE, known)
+    return known[1]
 
 
 def _disconnected(request: Any) -> bool:

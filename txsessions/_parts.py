@@ -10,7 +10,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from ._calls import DatabaseCalls
+from ._calls import DatabaseCalls, answeredAtOnce
 from ._policy import LifetimePolicy
 from .config import Config
 from .errors import SessionIDError
@@ -28,7 +28,9 @@ class Parts:
 
     @ivar config: the configuration.
     @ivar clock: the time source.
-    @ivar database: where sessions live (replaced by C{useDatabase}).
+    @ivar loadAtOnce: the database's synchronous load, if it has one (see
+        L{answeredAtOnce}).
+    @ivar saveAtOnce: the database's synchronous save, if it has one.
     @ivar calls: how database calls are made.
     @ivar policy: the lifetime rules.
     @ivar metrics: what is counted.
@@ -38,7 +40,9 @@ class Parts:
     __slots__ = (
         "config",
         "clock",
-        "database",
+        "_database",
+        "loadAtOnce",
+        "saveAtOnce",
         "calls",
         "policy",
         "metrics",
@@ -55,6 +59,19 @@ class Parts:
         self.calls = DatabaseCalls(clock, metrics, config.databaseTimeout)
         self.policy = LifetimePolicy(config)
         self.cookieName = config.cookie.encode("ascii")
+
+    @property
+    def database(self) -> IDatabase:
+        """
+        Where sessions live (replaced by C{useDatabase}).
+        """
+        return self._database
+
+    @database.setter
+    def database(self, database: IDatabase) -> None:
+        self._database = database
+        self.loadAtOnce = answeredAtOnce(database, "load")
+        self.saveAtOnce = answeredAtOnce(database, "save")
 
     def created(self, key: str) -> None:
         """Count (and, with C{logSessionEvents}, log) a session first saved."""

@@ -40,7 +40,8 @@ class LifetimePolicy:
         @return: the lifetime of a session created at C{now}.
         """
         initial = self._initial
-        return Lifetime(now, self.cap(now, now + initial if initial else None))
+        expiresAt = now + initial if initial else None
+        return Lifetime(now, self.cap(now, expiresAt) if self._absolute else expiresAt)
 
     def renewed(self, lifetime: Lifetime, now: float, seconds: float) -> Lifetime:
         """

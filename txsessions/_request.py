@@ -30,8 +30,9 @@ from .errors import (
     SessionError,
 )
 from .ids import redact, storeKey
-from .records import DestroyReason, SessionChanges, StoredSession
+from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
 from .session import (
+    ChangeParts,
     Session,
     addIncremented,
     checkAlive,
@@ -41,7 +42,7 @@ from .session import (
     restart,
     setLifetime,
     storedKey,
-    takeChanges,
+    takeChangeParts,
 )
 
 _log = Logger()
@@ -107,8 +108,14 @@ def answered(request: IRequest) -> None:
     @param request: a request with a session.
     """
     state: RequestSession | None = getattr(request, _STATE, None)
-    if state is not None:
-        state.answered()
+    if state is None or request.startedWriting:  # type: ignore[attr-defined]
+        return
+    waiting = state.commit(False)
+    if waiting is None:
+        state._hold.release()
+    else:
+        # The held response's first write waits for it.
+        state._pending.append(waiting)
 
 
 def requestKey(request: IRequest) -> str | None:
@@ -221,10 +228,24 @@ class RequestSession:
         session names, or make a new one.
         """
         parts = self.parts
+        atOnce = parts.loadAtOnce
         while found:
             sessionID, current = found.pop(0)
             key = storeKey(sessionID)
             started = perf_counter()
+            if atOnce is not None:
+                try:
+                    loaded = atOnce(key)
+                except Exception as e:
+                    raise parts.calls.failed(e, "load") from e
+                parts.metrics.latency["load"].add(perf_counter() - started)
+                if loaded is None:
+                    self._unknown(sessionID)
+                    continue
+                session = self._accept(sessionID, key, current, *loaded)
+                if session is not None:
+                    return session
+                continue
             try:
                 loading = parts.database.load(key)
             except Exception as e:
@@ -236,8 +257,9 @@ class RequestSession:
                 return cast("Deferred[StoredSession | None]", stored).addCallback(
                     self._acceptLater, sessionID, key, current, found
                 )
-            stored = cast("StoredSession | None", stored)
-            session = self._accept(stored, sessionID, key, current)
+            session = self._acceptStored(
+                cast("StoredSession | None", stored), sessionID, key, current
+            )
             if session is not None:
                 return session
         return self._newSession()
@@ -250,33 +272,64 @@ class RequestSession:
         current: bool,
         found: list[tuple[str, bool]],
     ) -> Session | Deferred[Session]:
-        session = self._accept(stored, sessionID, key, current)
+        session = self._acceptStored(stored, sessionID, key, current)
         return session if session is not None else self._loadFrom(found)
 
-    def _accept(
+    def _acceptStored(
         self, stored: StoredSession | None, sessionID: str, key: str, current: bool
     ) -> Session | None:
-        """
-        The session a candidate id names, or C{None} when it names no live,
-        readable session.  A record that cannot be decoded, for whatever
-        reason, counts as none: the client gets a new session, not an error.
-        """
         if stored is None:
-            _log.info(
-                "unknown session id {id} ignored",
-                id=redact(sessionID),
-                security="unknown",
-            )
+            self._unknown(sessionID)
             return None
+        lifetime = stored.lifetime
+        return self._accept(
+            sessionID,
+            key,
+            current,
+            lifetime.createdAt,
+            lifetime.expiresAt,
+            stored.values,
+        )
+
+    def _unknown(self, sessionID: str) -> None:
+        _log.info(
+            "unknown session id {id} ignored",
+            id=redact(sessionID),
+            security="unknown",
+        )
+
+    def _accept(
+        self,
+        sessionID: str,
+        key: str,
+        current: bool,
+        createdAt: float,
+        expiresAt: float | None,
+        fields: Mapping[str, str],
+    ) -> Session | None:
+        """
+        The session a loaded record makes, or C{None} when it is no longer
+        live or cannot be read.  A record that cannot be decoded, for
+        whatever reason, counts as none: the client gets a new session, not
+        an error.
+        """
         now = self.parts.clock.seconds()
         policy = self.parts.policy
-        lifetime = stored.lifetime
         fixed = policy.fixed
-        if lifetime.hasExpired(now) if fixed else policy.hasEnded(lifetime, now):
+        # Lifetime.hasExpired, inline when there is no more to the policy;
+        # the session makes its Lifetime only if it is asked for it.
+        lifetime = None if fixed else Lifetime(createdAt, expiresAt)
+        if (
+            (expiresAt is not None and now >= expiresAt)
+            if lifetime is None
+            else policy.hasEnded(lifetime, now)
+        ):
             _log.info("session {key} has ended", key=redact(key), security="ended")
             return None
         try:
-            session = Session(self, sessionID, key, lifetime, stored.values)
+            session = Session(
+                self, sessionID, key, lifetime or (createdAt, expiresAt), fields
+            )
         except Exception as e:
             _log.warn(
                 "session {key} holds data that cannot be decoded ({error}); "
@@ -291,14 +344,15 @@ class RequestSession:
         # Owners (issue 19): the owner's last-seen time, written coarsely.
         if session.owner is not None:
             noteSeen(session, now, self.config.lastSeenInterval)
-        if not fixed:
+        if lifetime is not None:
             touched = policy.touched(lifetime, now)
             if touched is not None:
                 setLifetime(session, touched)
         return session
 
     def _newSession(self) -> Session:
-        return Session(self, None, None, self.parts.policy.new(self.now()))
+        parts = self.parts
+        return Session(self, None, None, parts.policy.new(parts.clock.seconds()))
 
     # The owner of the session (see txsessions.session.SessionOwner)
 
@@ -419,19 +473,6 @@ class RequestSession:
 
     # Saving
 
-    def answered(self) -> None:
-        """
-        See L{answered}.
-        """
-        if self.request.startedWriting:  # type: ignore[attr-defined]
-            return
-        waiting = self.commit(False)
-        if waiting is None:
-            self._hold.release()
-        else:
-            # The held response's first write waits for it.
-            self._pending.append(waiting)
-
     def commit(self, headersSent: bool) -> Deferred[None] | None:
         """
         Save the session before the response goes on: called by
@@ -446,14 +487,26 @@ class RequestSession:
         """
         waits = self._pending
         session = self._session
-        if session is not None and self.request.code < 500:  # type: ignore[attr-defined]
+        request: Any = self.request
+        if session is not None and request.code < 500:
             if not headersSent:
-                if not markPrivateIfBare(self.request.responseHeaders):
-                    cookies.markPrivate(self.request)
+                if not markPrivateIfBare(request.responseHeaders):
+                    cookies.markPrivate(request)
             changes = session.changes
-            if changes.cookieDirty or changes.pending():
+            # ChangeSet.pending, inline: this runs on every request.
+            if changes.cookieDirty or (
+                not changes.destroyed
+                and (
+                    changes.updated
+                    or changes.deleted
+                    or changes.cleared
+                    or changes.lifetimeChanged
+                    or changes.readFlashes
+                )
+            ):
                 saving = self._flush(session, headersSent)
-                if isDeferred(saving):
+                # What a database answering at once saved is a dict.
+                if type(saving) is not dict and isDeferred(saving):
                     later = cast("Deferred[object]", saving)
                     waits.append(later.addCallback(lambda _: None))
         if not waits:
@@ -487,7 +540,11 @@ class RequestSession:
         creating = changed and not changes.stored
         if creating:
             changes.cookieDirty = True
-        if creating and (headersSent or not self._canSendCookie()):
+        config = self.config
+        if creating and (
+            headersSent
+            or (config.secureOnly and not cookies.isSecureRequest(config, self.request))
+        ):
             _log.error(
                 "a new session was not saved: its cookie could not be sent "
                 "(the response headers were sent, or the cookie must be Secure "
@@ -501,61 +558,83 @@ class RequestSession:
             key = session.key
             if creating:
                 cookieValue = self._cookieValue(session)
-            saving = self._save(session, key, takeChanges(session, increments))
+            saving = self._save(session, key, takeChangeParts(session, increments))
         if changes.stored and changes.cookieDirty:
             if headersSent:
                 _log.warn(
                     "a session's cookie changed after the response headers were sent"
                 )
-            elif self._canSendCookie():
+            elif not config.secureOnly or cookies.isSecureRequest(config, self.request):
                 self._sendCookie(session, cookieValue)
             changes.cookieDirty = False
         return saving
 
     def _save(
-        self, session: Session, key: str, changes: SessionChanges
+        self, session: Session, key: str, changes: ChangeParts
     ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int]:
         """
         @return: the increments' values when the database saved at once (no
             L{Deferred} on the way), or else the save.
         """
         parts = self.parts
-
-        def saved(result: Mapping[str, int] | None) -> Mapping[str, int] | None:
-            if result is None:
-                _log.warn(
-                    "session {key} was regenerated or destroyed by another "
-                    "request; this request's changes to it could not be saved",
-                    key=redact(key),
-                    security="conflict",
-                )
-                markDestroyed(session)
-                if self._headersUnsent():
-                    cookies.removeCookie(self.request, parts.cookieName)
-                raise SessionConflictError(
-                    "the session was regenerated or destroyed by another request "
-                    "while this one was changing it"
-                )
-            if changes.create:
-                parts.created(key)
-            return result
-
+        create = changes[0]
         started = perf_counter()
         try:
+            atOnce = parts.saveAtOnce
+            if atOnce is not None:
+                try:
+                    result = atOnce(key, *changes)
+                except Exception as e:
+                    raise parts.calls.failed(e, "save") from e
+                parts.metrics.latency["save"].add(perf_counter() - started)
+                return self._saved(session, key, create, result)
+            record = SessionChanges(
+                create, changes[1], changes[2], frozenset(changes[3]), *changes[4:]
+            )
             try:
-                saving = parts.database.save(key, changes)
+                saving = parts.database.save(key, record)
             except Exception as e:
                 raise parts.calls.failed(e, "save") from e
-            result = parts.calls.now(saving, "save", started)
-            if isDeferred(result):
-                return cast("Deferred[Mapping[str, int] | None]", result).addCallback(
-                    saved
+            answer = parts.calls.now(saving, "save", started)
+            if isDeferred(answer):
+                return cast("Deferred[Mapping[str, int] | None]", answer).addCallback(
+                    lambda result: self._saved(session, key, create, result)
                 )
-            done = saved(cast("Mapping[str, int] | None", result))
-            assert done is not None
-            return done
+            return self._saved(
+                session, key, create, cast("Mapping[str, int] | None", answer)
+            )
         except Exception:
             return fail()
+
+    def _saved(
+        self,
+        session: Session,
+        key: str,
+        create: bool,
+        result: Mapping[str, int] | None,
+    ) -> Mapping[str, int]:
+        """
+        What the database answered to a save.
+
+        @raise SessionConflictError: when it no longer held the session.
+        """
+        if result is None:
+            _log.warn(
+                "session {key} was regenerated or destroyed by another "
+                "request; this request's changes to it could not be saved",
+                key=redact(key),
+                security="conflict",
+            )
+            markDestroyed(session)
+            if self._headersUnsent():
+                cookies.removeCookie(self.request, self.parts.cookieName)
+            raise SessionConflictError(
+                "the session was regenerated or destroyed by another request "
+                "while this one was changing it"
+            )
+        if create:
+            self.parts.created(key)
+        return result
 
     # The cookie
 
@@ -566,7 +645,7 @@ class RequestSession:
         return str(encoding.encode(self.config.cookie, session.id))
 
     def _sendCookie(self, session: Session, value: str | None = None) -> None:
-        now = self.now()
+        now = self.parts.clock.seconds()
         expiresAt = session.lifetime.expiresAt
         header = cookies.sessionCookie(
             self.config,
@@ -598,11 +677,6 @@ class RequestSession:
         d.addBoth(mirror)
         self._pending.append(done)
         return d
-
-    def _canSendCookie(self) -> bool:
-        return not self.config.secureOnly or cookies.isSecureRequest(
-            self.config, self.request
-        )
 
     def _headersUnsent(self) -> bool:
         return not self.request.startedWriting  # type: ignore[attr-defined]

@@ -18,8 +18,8 @@ from twisted.logger import Logger
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
 
-from ._hold import markPrivateIfBare
-from .ids import isWellFormedID
+from ._hold import isSecure, markPrivateIfBare
+from .ids import WELL_FORMED
 
 if TYPE_CHECKING:
     from .config import Config
@@ -120,8 +120,11 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
         parsed = getattr(request, "received_cookies", None)
         raw = None if parsed is None else parsed.get(name)
         if raw is not None and prefix + raw in headers[0]:
-            value = _candidate(raw)
-            return [] if value is None else [value]
+            # _candidate, inline: this runs on every request.
+            raw = raw.strip()
+            if raw and len(raw) <= MAX_COOKIE_VALUE_BYTES and raw.isascii():
+                return [raw.decode("ascii")]
+            return []
     values: list[str] = []
     for header in headers:
         for part in header.split(b";"):
@@ -174,7 +177,7 @@ def sessionIDs(
                 continue
             if not current:
                 _log.info("session cookie due for re-issue", security="oldKey")
-        if isWellFormedID(value):
+        if WELL_FORMED.fullmatch(value) is not None:
             found.append((value, current))
         else:
             _log.info("malformed session id ignored", security="malformed")
@@ -204,7 +207,7 @@ def isSecureRequest(config: Config, request: IRequest) -> bool:
     @param request: the request.
     @return: C{True} for a secure request.
     """
-    if request.isSecure():
+    if isSecure(request):
         return True
     if not config.trustProxyHeaders:
         return False

@@ -54,7 +54,10 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 MIN_ID_LENGTH = 22
 MAX_ID_LENGTH = 128
 
-_wellFormed = re.compile(rf"[A-Za-z0-9_-]{{{MIN_ID_LENGTH},{MAX_ID_LENGTH}}}")
+WELL_FORMED = re.compile(rf"[A-Za-z0-9_-]{{{MIN_ID_LENGTH},{MAX_ID_LENGTH}}}")
+"""
+What a session id looks like (use its C{fullmatch}); see L{isWellFormedID}.
+"""
 
 
 def generateSessionID(request: IRequest | None = None) -> str:
@@ -82,7 +85,7 @@ def isWellFormedID(value: str) -> bool:
     @param value: a candidate id, typically a cookie value.
     @return: C{True} when it is well formed.
     """
-    return _wellFormed.fullmatch(value) is not None
+    return WELL_FORMED.fullmatch(value) is not None
 
 
 def storeKey(sessionID: str) -> str:

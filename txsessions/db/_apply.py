@@ -6,6 +6,8 @@ then write back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from ..records import SessionChanges
 from ..values import integerOrZero
 
@@ -18,13 +20,30 @@ def applyChanges(fields: dict[str, str], changes: SessionChanges) -> dict[str, i
     @param changes: what to change.
     @return: the new value of each incremented key.
     """
-    if changes.clear:
+    return applyParts(
+        fields, changes.clear, changes.deleted, changes.updated, changes.increments
+    )
+
+
+def applyParts(
+    fields: dict[str, str],
+    clear: bool,
+    deleted: Iterable[str],
+    updated: Mapping[str, str],
+    increments: Mapping[str, int],
+) -> dict[str, int]:
+    """
+    L{applyChanges}, given the fields of a L{SessionChanges} it uses.
+    """
+    if clear:
         fields.clear()
-    for name in changes.deleted:
+    for name in deleted:
         fields.pop(name, None)
-    fields.update(changes.updated)
+    fields.update(updated)
+    if not increments:
+        return {}
     incremented = {}
-    for name, delta in changes.increments.items():
+    for name, delta in increments.items():
         value = integerOrZero(fields.get(name)) + delta
         fields[name] = str(value)
         incremented[name] = value

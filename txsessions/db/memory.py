@@ -7,7 +7,7 @@ reactor's clock.  Fast, and gone when the process ends.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import cast
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -27,7 +27,7 @@ from ..records import (
     StoredSession,
     ownerOf,
 )
-from ._apply import applyChanges
+from ._apply import applyParts
 
 _NEVER = math.inf
 """
@@ -92,12 +92,32 @@ class MemoryDatabase:
         """
         See L{IDatabase.load}.
         """
+        found = self.loadAtOnce(key)
+        if found is None:
+            return succeed(None)
+        createdAt, expiresAt, fields = found
+        return succeed(StoredSession(Lifetime(createdAt, expiresAt), fields))
+
+    def loadAtOnce(self, key: str) -> tuple[float, float | None, dict[str, str]] | None:
+        """
+        L{load}, answered at once: what the request path calls in its place
+        (see L{txsessions._calls.answeredAtOnce}), without a L{Deferred} or
+        a L{StoredSession} on the way.
+
+        @param key: a store key.
+        @return: when the session was created and expires (the fields of
+            its L{Lifetime}) and a copy of its fields, or C{None} when no
+            live session has that key.
+        """
         # _isLive and _lifetime, inline: this runs on every request.
         at = self._expiresAt.get(key)
         if at is None or self._clock.seconds() >= at:
-            return succeed(None)
-        lifetime = Lifetime(self._createdAt[key], None if at == _NEVER else at)
-        return succeed(StoredSession(lifetime, dict(self._fields[key])))
+            return None
+        return (
+            self._createdAt[key],
+            None if at == _NEVER else at,
+            dict(self._fields[key]),
+        )
 
     def save(
         self, key: str, changes: SessionChanges
@@ -105,24 +125,63 @@ class MemoryDatabase:
         """
         See L{IDatabase.save}.
         """
-        if changes.create:
-            assert changes.lifetime is not None, "a new session needs a lifetime"
+        try:
+            return succeed(
+                self.saveAtOnce(
+                    key,
+                    changes.create,
+                    changes.lifetime,
+                    changes.clear,
+                    changes.deleted,
+                    changes.updated,
+                    changes.increments,
+                )
+            )
+        except SessionLimitError:
+            return fail()
+
+    def saveAtOnce(
+        self,
+        key: str,
+        create: bool,
+        lifetime: Lifetime | None,
+        clear: bool,
+        deleted: Iterable[str],
+        updated: Mapping[str, str],
+        increments: Mapping[str, int],
+    ) -> dict[str, int] | None:
+        """
+        L{save}, answered at once, given the fields of its L{SessionChanges}
+        in order: what the request path calls in its place (see
+        L{txsessions._calls.answeredAtOnce}), as building the record costs
+        more than the save.
+
+        @param key: a store key.
+        @return: the new value of each incremented key, or C{None} when no
+            live session has that key (and C{create} is false).
+        @raise SessionLimitError: when a new session would pass C{maxSessions}.
+        """
+        if create:
+            assert lifetime is not None, "a new session needs a lifetime"
             maxSessions = self._maxSessions
             if maxSessions and self._liveElsewhere(key) >= maxSessions:
-                return fail(SessionLimitError(f"{maxSessions} sessions live"))
-            self._keep(key, changes.lifetime)
+                raise SessionLimitError(f"{maxSessions} sessions live")
+            self._keep(key, lifetime)
             self._fields[key] = {}
-        elif not self._isLive(key):
-            return succeed(None)
-        elif changes.lifetime is not None:
-            self._keep(key, changes.lifetime)
+        else:
+            # _isLive, inline: this runs on every write.
+            at = self._expiresAt.get(key)
+            if at is None or self._clock.seconds() >= at:
+                return None
+            if lifetime is not None:
+                self._keep(key, lifetime)
         fields = self._fields[key]
-        result = applyChanges(fields, changes)
+        result = applyParts(fields, clear, deleted, updated, increments)
         # Two lookups, not a call, for a session that has no owner and had
         # none: this runs on every save.
         if OWNER_FIELD in fields or key in self._ownerOf:
             self._index(key, ownerOf(fields))
-        return succeed(result)
+        return result
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
         """
