@@ -170,6 +170,7 @@ class RequestSession:
         "_pending",
         "_cookieSent",
         "_hold",
+        "_conflict",
     )
 
     def __init__(self, parts: Parts, request: IRequest) -> None:
@@ -182,6 +183,7 @@ class RequestSession:
         self._pending: list[Deferred[None]] = []
         self._cookieSent = False
         self._hold = HeldResponse(request, self.commit)
+        self._conflict: SessionConflictError | None = None
 
     # Loading
 
@@ -483,7 +485,9 @@ class RequestSession:
             that fires once everything is saved, and fails with
             L{DatabaseError} when the database failed or with
             L{SessionConflictError} when another request regenerated or
-            destroyed the session first.
+            destroyed the session first, or when the response is a 500
+            from a handler that let such a conflict escape (it is answered
+            as a conflict found here: a 409).
         """
         waits = self._pending
         session = self._session
@@ -509,6 +513,11 @@ class RequestSession:
                 if type(saving) is not dict and isDeferred(saving):
                     later = cast("Deferred[object]", saving)
                     waits.append(later.addCallback(lambda _: None))
+        elif self._conflict is not None and not headersSent:
+            # The handler let a conflict (or the destroyed session it left)
+            # escape, and the response is a 500: answer as for a conflict
+            # found here, a 409 without a cookie.
+            waits.append(fail(self._conflict))
         if not waits:
             return None
         self._pending = []
@@ -628,10 +637,11 @@ class RequestSession:
             markDestroyed(session)
             if self._headersUnsent():
                 cookies.removeCookie(self.request, self.parts.cookieName)
-            raise SessionConflictError(
+            self._conflict = SessionConflictError(
                 "the session was regenerated or destroyed by another request "
                 "while this one was changing it"
             )
+            raise self._conflict
         if create:
             self.parts.created(key)
         return result
