@@ -22,6 +22,7 @@ from twisted.web.iweb import IRequest
 
 from . import cookies
 from ._calls import allOf, isDeferred
+from ._fields import ChangeParts
 from ._hold import HeldResponse, markPrivateIfBare
 from ._parts import Parts
 from .errors import (
@@ -32,7 +33,6 @@ from .errors import (
 from .ids import redact, storeKey
 from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
 from .session import (
-    ChangeParts,
     Session,
     addIncremented,
     checkAlive,
