@@ -137,3 +137,63 @@ async def test_aRecordThatCannotBeDecodedIsANewSession(
         assert cookieValue(response, COOKIE) != sid
     finally:
         await sessions.close()
+
+
+def gatedApp(sessions: Sessions, gate: list[Deferred[None]]) -> Klein:
+    """
+    Routes that wait for the test, then increment without catching
+    anything: C{/wrapped} reads its session with L{txsessions.get} (to be
+    served under C{wrap}), C{/decorated} is a C{withSession} route; and
+    C{/caught} (under C{wrap}) catches the conflict, then writes to the
+    session it ended.
+    """
+    app = Klein()
+
+    @app.route("/wrapped")
+    async def wrapped(request: IRequest) -> str:
+        session = txsessions.get(request)
+        await gate[0]
+        return str(await session.increment("n"))
+
+    @app.route("/caught")
+    async def caught(request: IRequest) -> str:
+        session = txsessions.get(request)
+        await gate[0]
+        try:
+            await session.increment("n")
+        except txsessions.SessionConflictError:
+            pass
+        session.set("a", "1")  # SessionDestroyedError: the conflict ended it
+        return "unreachable"
+
+    @app.route("/decorated")
+    @sessions.withSession
+    async def decorated(request: IRequest, session: txsessions.Session) -> str:
+        await gate[0]
+        return str(await session.increment("n"))
+
+    return app
+
+
+@pytest.mark.parametrize("meanwhile", ["/destroy", "/regenerate"])
+@pytest.mark.parametrize("route", ["/wrapped", "/decorated", "/caught"])
+def test_aConflictEscapingTheHandlerIsA409(
+    browser: Browser, sessions: Sessions, route: str, meanwhile: str
+) -> None:
+    # The handler does not catch the SessionConflictError its increment
+    # raises (or the SessionDestroyedError of writing after it): Klein
+    # turned it into a 500 "Processing Failed".
+    sid = login(browser)
+    gate: list[Deferred[None]] = [Deferred()]
+    app = gatedApp(sessions, gate)
+    resource = app.resource()
+    stub: Any = StubTreq(resource if route == "/decorated" else sessions.wrap(resource))
+    answering = stub.get("http://example.com" + route, cookies={COOKIE: sid})
+    stub.flush()
+    browser.get(meanwhile, {COOKIE: sid})
+    gate[0].callback(None)
+    stub.flush()
+    response = resultOf(answering)
+    assert response.code == 409
+    assert setCookies(response) == []
+    assert b"another request" in resultOf(response.content())

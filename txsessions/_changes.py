@@ -5,6 +5,8 @@ L{ChangeSet}: what a session has changed since it was last saved.
 
 from __future__ import annotations
 
+from .errors import SessionDestroyedError
+
 
 class ChangeSet:
     """
@@ -78,3 +80,12 @@ class ChangeSet:
         self.deleted.clear()
         self.readFlashes.clear()
         self.cleared = self.lifetimeChanged = self.cookieDirty = False
+
+    def checkAlive(self) -> None:
+        """
+        @raise SessionDestroyedError: when the session was destroyed.
+        """
+        if self.destroyed:
+            raise SessionDestroyedError(
+                "this session was destroyed; start a new one with Sessions.start"
+            )

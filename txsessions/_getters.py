@@ -1,16 +1,20 @@
 # -*- test-case-name: tests.test_getters -*-
 """
-Iris's typed getters (C{GetString}, C{GetIntDefault}, ...), for
-L{txsessions.Session}.
+Iris's typed getters (C{GetString}, C{GetIntDefault}, ...) and C{decode}
+(Iris: C{Decode}), for L{txsessions.Session}.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+
+import attrs
 
 from .conversions import toBoolean, toFloat, toInt, toString
-from .errors import EntryError, EntryNotFound
+from .errors import EntryError, EntryNotFound, EntryTypeError
 
 T = TypeVar("T")
 
@@ -95,6 +99,30 @@ class TypedGetters:
         @return: L{getBoolean}, or C{default} when it raises.
         """
         return self._orDefault(toBoolean, key, default)
+
+    def decode(self, key: str, into: type[T]) -> T:
+        """
+        Build an attrs class or a dataclass from the C{dict} stored under
+        C{key}, as C{into(**value)}.
+
+        @param key: a session key.
+        @param into: the class.
+        @return: the instance.
+        @raise EntryNotFound: when there is no such key.
+        @raise EntryTypeError: when the value is no C{dict} or does not fit
+            the class.
+        """
+        if not (attrs.has(into) or dataclasses.is_dataclass(into)):
+            raise TypeError(f"{into!r} is neither an attrs class nor a dataclass")
+        value = self._entry(key)
+        if not isinstance(value, dict):
+            raise EntryTypeError(key, f"session key {key!r} holds no object to decode")
+        try:
+            return cast(T, into(**copy.deepcopy(value)))
+        except TypeError as e:
+            raise EntryTypeError(
+                key, f"session key {key!r} does not fit {into.__name__}: {e}"
+            ) from None
 
     def _entry(self, key: str) -> Any:
         value = self._values.get(key, _missing)

@@ -13,7 +13,8 @@ If the save fails before the headers were sent, the client gets a 503 and no
 cookie; if it fails later, the connection is aborted, so that no response
 looks complete when its session changes were lost.  When another request
 regenerated or destroyed the session first (L{SessionConflictError}), the
-client gets a 409 instead of the 503.
+client gets a 409 instead of the 503: also when the handler let that
+conflict escape, and its response is a 500 (the commit fails with it then).
 
 The contract with Twisted: what this module relies on beyond C{IRequest},
 each checked by L{twistedInternals} and by C{tests.test_hold}, which fails

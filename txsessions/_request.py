@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_manager,tests.test_web -*-
 """
 The session of one request: attached to the request, loaded from its
-cookie, committed before the response goes out, and its cookie, destroy and
-regenerate.
+cookie (L{txsessions._loading}), committed before the response goes out, and
+its cookie, destroy and regenerate.
 
 Every step runs once and answers at once when the database did (memory,
 LMDB reads): L{DatabaseCalls.now} gives the result itself then, and a
@@ -22,22 +22,22 @@ from twisted.web.iweb import IRequest
 
 from . import cookies
 from ._calls import allOf, isDeferred
+from ._fields import ChangeParts
 from ._hold import HeldResponse, markPrivateIfBare
+from ._loading import loadSession, newSession
 from ._parts import Parts
 from .errors import (
     NoSessionError,
     SessionConflictError,
     SessionError,
 )
-from .ids import redact, storeKey
-from .records import DestroyReason, Lifetime, SessionChanges, StoredSession
+from .ids import redact
+from .records import DestroyReason, SessionChanges
 from .session import (
-    ChangeParts,
     Session,
     addIncremented,
     checkAlive,
     markDestroyed,
-    noteSeen,
     rekey,
     restart,
     setLifetime,
@@ -170,6 +170,7 @@ class RequestSession:
         "_pending",
         "_cookieSent",
         "_hold",
+        "_conflict",
     )
 
     def __init__(self, parts: Parts, request: IRequest) -> None:
@@ -182,6 +183,7 @@ class RequestSession:
         self._pending: list[Deferred[None]] = []
         self._cookieSent = False
         self._hold = HeldResponse(request, self.commit)
+        self._conflict: SessionConflictError | None = None
 
     # Loading
 
@@ -195,7 +197,7 @@ class RequestSession:
         session = self._session
         if session is not None:
             if session.destroyed and self.config.allowReclaim:
-                session = self._session = self._newSession()
+                session = self._session = newSession(self.parts, self)
             return session
         if self._loading is not None:
             waiter: Deferred[Session] = Deferred()
@@ -204,7 +206,7 @@ class RequestSession:
         self.cookieReceived, found = cookies.sessionIDs(
             self.config, self.request, self.parts.cookieName
         )
-        loaded = self._loadFrom(found)
+        loaded = loadSession(self.parts, self.config, self, found)
         if isinstance(loaded, Session):
             self._session = loaded
             return loaded
@@ -221,138 +223,6 @@ class RequestSession:
             for waiter in waiters:
                 waiter.callback(result)
         return result
-
-    def _loadFrom(self, found: list[tuple[str, bool]]) -> Session | Deferred[Session]:
-        """
-        Load the session the first of C{found} that names a live, readable
-        session names, or make a new one.
-        """
-        parts = self.parts
-        atOnce = parts.loadAtOnce
-        while found:
-            sessionID, current = found.pop(0)
-            key = storeKey(sessionID)
-            started = perf_counter()
-            if atOnce is not None:
-                try:
-                    loaded = atOnce(key)
-                except Exception as e:
-                    raise parts.calls.failed(e, "load") from e
-                parts.metrics.latency["load"].add(perf_counter() - started)
-                if loaded is None:
-                    self._unknown(sessionID)
-                    continue
-                session = self._accept(sessionID, key, current, *loaded)
-                if session is not None:
-                    return session
-                continue
-            try:
-                loading = parts.database.load(key)
-            except Exception as e:
-                raise parts.calls.failed(e, "load") from e
-            stored = parts.calls.now(loading, "load", started)
-            if isDeferred(stored):
-                # A callback rather than a coroutine: it runs on every
-                # request a remote database serves.
-                return cast("Deferred[StoredSession | None]", stored).addCallback(
-                    self._acceptLater, sessionID, key, current, found
-                )
-            session = self._acceptStored(
-                cast("StoredSession | None", stored), sessionID, key, current
-            )
-            if session is not None:
-                return session
-        return self._newSession()
-
-    def _acceptLater(
-        self,
-        stored: StoredSession | None,
-        sessionID: str,
-        key: str,
-        current: bool,
-        found: list[tuple[str, bool]],
-    ) -> Session | Deferred[Session]:
-        session = self._acceptStored(stored, sessionID, key, current)
-        return session if session is not None else self._loadFrom(found)
-
-    def _acceptStored(
-        self, stored: StoredSession | None, sessionID: str, key: str, current: bool
-    ) -> Session | None:
-        if stored is None:
-            self._unknown(sessionID)
-            return None
-        lifetime = stored.lifetime
-        return self._accept(
-            sessionID,
-            key,
-            current,
-            lifetime.createdAt,
-            lifetime.expiresAt,
-            stored.values,
-        )
-
-    def _unknown(self, sessionID: str) -> None:
-        _log.info(
-            "unknown session id {id} ignored",
-            id=redact(sessionID),
-            security="unknown",
-        )
-
-    def _accept(
-        self,
-        sessionID: str,
-        key: str,
-        current: bool,
-        createdAt: float,
-        expiresAt: float | None,
-        fields: Mapping[str, str],
-    ) -> Session | None:
-        """
-        The session a loaded record makes, or C{None} when it is no longer
-        live or cannot be read.  A record that cannot be decoded, for
-        whatever reason, counts as none: the client gets a new session, not
-        an error.
-        """
-        now = self.parts.clock.seconds()
-        policy = self.parts.policy
-        fixed = policy.fixed
-        # Lifetime.hasExpired, inline when there is no more to the policy;
-        # the session makes its Lifetime only if it is asked for it.
-        lifetime = None if fixed else Lifetime(createdAt, expiresAt)
-        if (
-            (expiresAt is not None and now >= expiresAt)
-            if lifetime is None
-            else policy.hasEnded(lifetime, now)
-        ):
-            _log.info("session {key} has ended", key=redact(key), security="ended")
-            return None
-        try:
-            session = Session(
-                self, sessionID, key, lifetime or (createdAt, expiresAt), fields
-            )
-        except Exception as e:
-            _log.warn(
-                "session {key} holds data that cannot be decoded ({error}); "
-                "a new session replaces it",
-                key=redact(key),
-                error=type(e).__name__,
-                security="corrupt",
-            )
-            return None
-        if not current:
-            session.changes.cookieDirty = True
-        # Owners (issue 19): the owner's last-seen time, written coarsely.
-        if session.owner is not None:
-            noteSeen(session, now, self.config.lastSeenInterval)
-        if lifetime is not None:
-            touched = policy.touched(lifetime, now)
-            if touched is not None:
-                setLifetime(session, touched)
-        return session
-
-    def _newSession(self) -> Session:
-        parts = self.parts
-        return Session(self, None, None, parts.policy.new(parts.clock.seconds()))
 
     # The owner of the session (see txsessions.session.SessionOwner)
 
@@ -483,7 +353,9 @@ class RequestSession:
             that fires once everything is saved, and fails with
             L{DatabaseError} when the database failed or with
             L{SessionConflictError} when another request regenerated or
-            destroyed the session first.
+            destroyed the session first, or when the response is a 500
+            from a handler that let such a conflict escape (it is answered
+            as a conflict found here: a 409).
         """
         waits = self._pending
         session = self._session
@@ -509,6 +381,11 @@ class RequestSession:
                 if type(saving) is not dict and isDeferred(saving):
                     later = cast("Deferred[object]", saving)
                     waits.append(later.addCallback(lambda _: None))
+        elif self._conflict is not None and not headersSent:
+            # The handler let a conflict (or the destroyed session it left)
+            # escape, and the response is a 500: answer as for a conflict
+            # found here, a 409 without a cookie.
+            waits.append(fail(self._conflict))
         if not waits:
             return None
         self._pending = []
@@ -628,10 +505,11 @@ class RequestSession:
             markDestroyed(session)
             if self._headersUnsent():
                 cookies.removeCookie(self.request, self.parts.cookieName)
-            raise SessionConflictError(
+            self._conflict = SessionConflictError(
                 "the session was regenerated or destroyed by another request "
                 "while this one was changing it"
             )
+            raise self._conflict
         if create:
             self.parts.created(key)
         return result

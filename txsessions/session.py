@@ -3,85 +3,35 @@ r"""
 L{Session}: one client's values, loaded when the request starts, changed in
 memory, and saved in one batch before the response completes.
 
-Beside the application's values a session stores fields of its own under
-names starting with NUL (which application keys may not): flash messages
-(C{"\\0f" + key}) and the marks of immutable values (C{"\\0i" + key}).
+Its typed getters, mapping protocol and flash messages are mixins
+(C{_getters}, C{_mapping}, C{_flashes}); how its fields are stored is
+C{_fields}'s.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Protocol, TypeVar, cast
 
-import attrs
 from twisted.internet.defer import Deferred
 
 from ._changes import ChangeSet
+from ._fields import FLASH, IMMUTABLE, ChangeParts
+from ._fields import splitFields as splitFields
+from ._flashes import FlashMethods
 from ._getters import TypedGetters
 from ._mapping import MappingMethods
 from .csrf import csrfToken
-from .errors import EntryTypeError, ImmutableValueError, SessionDestroyedError
+from .errors import ImmutableValueError
 from .records import OWNER_FIELD, Lifetime, OwnerMark, SessionChanges
-from .values import decodeValue, encodeValue
+from .values import encodeValue
 
 T = TypeVar("T")
-
-FLASH = "\x00f"
-"""
-The prefix of the stored name of a flash message.
-"""
-
-IMMUTABLE = "\x00i"
-"""
-The prefix of the stored name that marks a value immutable.
-"""
 
 _missing: Any = object()
 
 _NONE: frozenset[str] = frozenset()
-
-ChangeParts = tuple[
-    bool,
-    Lifetime | None,
-    bool,
-    "frozenset[str] | set[str]",
-    dict[str, str],
-    Mapping[str, int],
-]
-"""
-The fields of a L{SessionChanges}, in order, C{deleted} a C{set} or a
-C{frozenset}.
-"""
-
-
-def splitFields(
-    fields: Mapping[str, str],
-) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
-    """
-    Decode a stored session's fields.
-
-    @param fields: the fields, each value JSON text.
-    @return: the values, the immutable keys, and the flash messages.
-    @raise ValueError: when a field is not JSON.
-    """
-    values: dict[str, Any] = {}
-    immutables: set[str] = set()
-    flashes: dict[str, Any] = {}
-    for name, text in fields.items():
-        if name[:1] != "\x00":
-            # A JSON integer, the commonest value, read without the decoder.
-            if text.isdigit() and text.isascii() and (text[0] != "0" or text == "0"):
-                values[name] = int(text)
-            else:
-                values[name] = decodeValue(text)
-        elif name.startswith(FLASH):
-            flashes[name[len(FLASH) :]] = decodeValue(text)
-        elif name.startswith(IMMUTABLE):
-            immutables.add(name[len(IMMUTABLE) :])
-    return values, immutables, flashes
-
 
 # The request session's operations on a session: C{txsessions._request} and
 # this module are one unit, and these functions are where the one reaches
@@ -190,7 +140,7 @@ class SessionOwner(Protocol):
         """
 
 
-class Session(TypedGetters, MappingMethods):
+class Session(TypedGetters, MappingMethods, FlashMethods):
     """
     A client's session, as one request sees it (Iris: C{sessions.Session}).
 
@@ -356,30 +306,6 @@ class Session(TypedGetters, MappingMethods):
     def __contains__(self, key: object) -> bool:
         return key in self._values
 
-    def decode(self, key: str, into: type[T]) -> T:
-        """
-        Build an attrs class or a dataclass from the C{dict} stored under
-        C{key}, as C{into(**value)}.
-
-        @param key: a session key.
-        @param into: the class.
-        @return: the instance.
-        @raise EntryNotFound: when there is no such key.
-        @raise EntryTypeError: when the value is no C{dict} or does not fit
-            the class.
-        """
-        if not (attrs.has(into) or dataclasses.is_dataclass(into)):
-            raise TypeError(f"{into!r} is neither an attrs class nor a dataclass")
-        value = self._entry(key)
-        if not isinstance(value, dict):
-            raise EntryTypeError(key, f"session key {key!r} holds no object to decode")
-        try:
-            return cast(T, into(**copy.deepcopy(value)))
-        except TypeError as e:
-            raise EntryTypeError(
-                key, f"session key {key!r} does not fit {into.__name__}: {e}"
-            ) from None
-
     # Writing
 
     def set(self, key: str, value: Any) -> None:
@@ -542,82 +468,6 @@ class Session(TypedGetters, MappingMethods):
             return
         self._setMark(OwnerMark(owner, self._owner.userAgent(), self._owner.now()))
 
-    # Flash messages
-
-    def setFlash(self, key: str, value: Any) -> None:
-        """
-        Store a flash message: readable until it is read with L{getFlash}
-        (or L{getFlashes}, L{getFlashString}), and removed at the end of the
-        request that read it.
-
-        @raise ValueNotSerializable: when C{key} or C{value} is not storable.
-        """
-        self._checkAlive()
-        self._change(FLASH + key, encodeValue(key, value))
-        self._flashes[key] = value
-        self.changes.readFlashes.discard(key)
-
-    def hasFlash(self) -> bool:
-        """
-        @return: whether the session holds any flash message, read ones
-            included until the request ends.
-        """
-        return bool(self._flashes)
-
-    def peekFlash(self, key: str) -> Any:
-        """
-        @return: the flash message under C{key}, or C{None}, without marking
-            it read.
-        """
-        return self._flashes.get(key)
-
-    def getFlash(self, key: str) -> Any:
-        """
-        @return: the flash message under C{key}, or C{None}; it is marked
-            read, and removed when the request ends.
-        """
-        if key in self._flashes:
-            self.changes.readFlashes.add(key)
-        return self._flashes.get(key)
-
-    def getFlashes(self) -> dict[str, Any]:
-        """
-        @return: every flash message, all marked read.
-        """
-        self.changes.readFlashes.update(self._flashes)
-        return dict(self._flashes)
-
-    def getFlashString(self, key: str) -> str:
-        """
-        @return: the flash message under C{key} if it is a string, else
-            C{""}; it is marked read either way.
-        """
-        return self.getFlashStringDefault(key, "")
-
-    def getFlashStringDefault(self, key: str, default: str) -> str:
-        """
-        @return: the flash message under C{key} if it is a string, else
-            C{default}; it is marked read either way.
-        """
-        value = self.getFlash(key)
-        return value if isinstance(value, str) else default
-
-    def deleteFlash(self, key: str) -> None:
-        """
-        Remove a flash message now.
-        """
-        self._checkAlive()
-        if self._flashes.pop(key, _missing) is not _missing:
-            self._remove(FLASH + key)
-        self.changes.readFlashes.discard(key)
-
-    def clearFlashes(self) -> None:
-        """
-        Remove every flash message now.
-        """
-        for key in list(self._flashes):
-            self.deleteFlash(key)
-
     # Used by the request session (see the functions below)
 
     def _takeChanges(
@@ -709,10 +559,7 @@ class Session(TypedGetters, MappingMethods):
         self.changes.change(name, text)
 
     def _checkAlive(self) -> None:
-        if self.changes.destroyed:
-            raise SessionDestroyedError(
-                "this session was destroyed; start a new one with Sessions.start"
-            )
+        self.changes.checkAlive()
 
 
 MutableMapping.register(Session)

@@ -1,0 +1,65 @@
+# -*- test-case-name: tests.test_session,tests.test_flashes -*-
+r"""
+How a session's fields are stored: the application's values under their
+own names, and a session's own fields under names starting with NUL
+(which application keys may not): flash messages (C{"\\0f" + key}) and
+the marks of immutable values (C{"\\0i" + key}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .records import Lifetime
+from .values import decodeValue
+
+FLASH = "\x00f"
+"""
+The prefix of the stored name of a flash message.
+"""
+
+IMMUTABLE = "\x00i"
+"""
+The prefix of the stored name that marks a value immutable.
+"""
+
+ChangeParts = tuple[
+    bool,
+    Lifetime | None,
+    bool,
+    "frozenset[str] | set[str]",
+    dict[str, str],
+    Mapping[str, int],
+]
+"""
+The fields of a L{SessionChanges}, in order, C{deleted} a C{set} or a
+C{frozenset}.
+"""
+
+
+def splitFields(
+    fields: Mapping[str, str],
+) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
+    """
+    Decode a stored session's fields.
+
+    @param fields: the fields, each value JSON text.
+    @return: the values, the immutable keys, and the flash messages.
+    @raise ValueError: when a field is not JSON.
+    """
+    values: dict[str, Any] = {}
+    immutables: set[str] = set()
+    flashes: dict[str, Any] = {}
+    for name, text in fields.items():
+        if name[:1] != "\x00":
+            # A JSON integer, the commonest value, read without the decoder.
+            if text.isdigit() and text.isascii() and (text[0] != "0" or text == "0"):
+                values[name] = int(text)
+            else:
+                values[name] = decodeValue(text)
+        elif name.startswith(FLASH):
+            flashes[name[len(FLASH) :]] = decodeValue(text)
+        elif name.startswith(IMMUTABLE):
+            immutables.add(name[len(IMMUTABLE) :])
+    return values, immutables, flashes

@@ -1,0 +1,100 @@
+# -*- test-case-name: tests.test_flashes -*-
+"""
+Flash messages (Iris's C{SetFlash}, C{GetFlash}, ...), for
+L{txsessions.Session}: values read once, removed at the end of the request
+that read them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._changes import ChangeSet
+from ._fields import FLASH
+from .values import encodeValue
+
+_missing: Any = object()
+
+
+class FlashMethods:
+    """
+    The flash messages of a session, held in C{_flashes}; what changes is
+    recorded in its C{changes}.
+    """
+
+    _flashes: dict[str, Any]
+    changes: ChangeSet
+
+    def setFlash(self, key: str, value: Any) -> None:
+        """
+        Store a flash message: readable until it is read with L{getFlash}
+        (or L{getFlashes}, L{getFlashString}), and removed at the end of the
+        request that read it.
+
+        @raise ValueNotSerializable: when C{key} or C{value} is not storable.
+        """
+        self.changes.checkAlive()
+        self.changes.change(FLASH + key, encodeValue(key, value))
+        self._flashes[key] = value
+        self.changes.readFlashes.discard(key)
+
+    def hasFlash(self) -> bool:
+        """
+        @return: whether the session holds any flash message, read ones
+            included until the request ends.
+        """
+        return bool(self._flashes)
+
+    def peekFlash(self, key: str) -> Any:
+        """
+        @return: the flash message under C{key}, or C{None}, without marking
+            it read.
+        """
+        return self._flashes.get(key)
+
+    def getFlash(self, key: str) -> Any:
+        """
+        @return: the flash message under C{key}, or C{None}; it is marked
+            read, and removed when the request ends.
+        """
+        if key in self._flashes:
+            self.changes.readFlashes.add(key)
+        return self._flashes.get(key)
+
+    def getFlashes(self) -> dict[str, Any]:
+        """
+        @return: every flash message, all marked read.
+        """
+        self.changes.readFlashes.update(self._flashes)
+        return dict(self._flashes)
+
+    def getFlashString(self, key: str) -> str:
+        """
+        @return: the flash message under C{key} if it is a string, else
+            C{""}; it is marked read either way.
+        """
+        return self.getFlashStringDefault(key, "")
+
+    def getFlashStringDefault(self, key: str, default: str) -> str:
+        """
+        @return: the flash message under C{key} if it is a string, else
+            C{default}; it is marked read either way.
+        """
+        value = self.getFlash(key)
+        return value if isinstance(value, str) else default
+
+    def deleteFlash(self, key: str) -> None:
+        """
+        Remove a flash message now.
+        """
+        self.changes.checkAlive()
+        if self._flashes.pop(key, _missing) is not _missing:
+            self.changes.change(FLASH + key, None)
+        self.changes.readFlashes.discard(key)
+
+    def clearFlashes(self) -> None:
+        """
+        Remove every flash message now.
+        """
+        for key in list(self._flashes):
+            self.deleteFlash(key)

@@ -1,0 +1,193 @@
+# -*- test-case-name: tests.test_manager,tests.test_web -*-
+"""
+A request's session, loaded from the session ids its cookies name: the
+first that names a live, readable session, or else a new session.
+
+It answers at once when the database did (memory, LMDB reads): the session
+itself then, and a L{Deferred} only when the database has yet to answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from time import perf_counter
+from typing import cast
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ._calls import isDeferred
+from ._parts import Parts
+from .config import Config
+from .ids import redact, storeKey
+from .records import Lifetime, StoredSession
+from .session import Session, SessionOwner, noteSeen, setLifetime
+
+_log = Logger()
+
+
+def loadSession(
+    parts: Parts, config: Config, owner: SessionOwner, found: list[tuple[str, bool]]
+) -> Session | Deferred[Session]:
+    """
+    Load the session the first of C{found} names that is live and readable,
+    or make a new one.
+
+    @param parts: the manager's parts.
+    @param config: the configuration, with the request's cookie options.
+    @param owner: the request the session belongs to.
+    @param found: the session ids the cookies name, each with whether it
+        came in the current cookie (else the cookie is to be re-sent);
+        consumed.
+    @return: the session, or a L{Deferred} firing with it.
+    @raise DatabaseError: when the database failed at once.
+    """
+    atOnce = parts.loadAtOnce
+    while found:
+        sessionID, current = found.pop(0)
+        key = storeKey(sessionID)
+        started = perf_counter()
+        if atOnce is not None:
+            try:
+                loaded = atOnce(key)
+            except Exception as e:
+                raise parts.calls.failed(e, "load") from e
+            parts.metrics.latency["load"].add(perf_counter() - started)
+            if loaded is None:
+                _unknown(sessionID)
+                continue
+            session = _accept(parts, config, owner, sessionID, key, current, *loaded)
+            if session is not None:
+                return session
+            continue
+        try:
+            loading = parts.database.load(key)
+        except Exception as e:
+            raise parts.calls.failed(e, "load") from e
+        stored = parts.calls.now(loading, "load", started)
+        if isDeferred(stored):
+            # A callback rather than a coroutine: it runs on every request a
+            # remote database serves.
+            return cast("Deferred[StoredSession | None]", stored).addCallback(
+                _acceptLater, parts, config, owner, sessionID, key, current, found
+            )
+        session = _acceptStored(
+            parts,
+            config,
+            owner,
+            cast("StoredSession | None", stored),
+            sessionID,
+            key,
+            current,
+        )
+        if session is not None:
+            return session
+    return newSession(parts, owner)
+
+
+def newSession(parts: Parts, owner: SessionOwner) -> Session:
+    """
+    @return: a new session for C{owner}'s request, with a new lifetime.
+    """
+    return Session(owner, None, None, parts.policy.new(parts.clock.seconds()))
+
+
+def _acceptLater(
+    stored: StoredSession | None,
+    parts: Parts,
+    config: Config,
+    owner: SessionOwner,
+    sessionID: str,
+    key: str,
+    current: bool,
+    found: list[tuple[str, bool]],
+) -> Session | Deferred[Session]:
+    session = _acceptStored(parts, config, owner, stored, sessionID, key, current)
+    return session if session is not None else loadSession(parts, config, owner, found)
+
+
+def _acceptStored(
+    parts: Parts,
+    config: Config,
+    owner: SessionOwner,
+    stored: StoredSession | None,
+    sessionID: str,
+    key: str,
+    current: bool,
+) -> Session | None:
+    if stored is None:
+        _unknown(sessionID)
+        return None
+    lifetime = stored.lifetime
+    return _accept(
+        parts,
+        config,
+        owner,
+        sessionID,
+        key,
+        current,
+        lifetime.createdAt,
+        lifetime.expiresAt,
+        stored.values,
+    )
+
+
+def _unknown(sessionID: str) -> None:
+    _log.info(
+        "unknown session id {id} ignored",
+        id=redact(sessionID),
+        security="unknown",
+    )
+
+
+def _accept(
+    parts: Parts,
+    config: Config,
+    owner: SessionOwner,
+    sessionID: str,
+    key: str,
+    current: bool,
+    createdAt: float,
+    expiresAt: float | None,
+    fields: Mapping[str, str],
+) -> Session | None:
+    """
+    The session a loaded record makes, or C{None} when it is no longer live
+    or cannot be read.  A record that cannot be decoded, for whatever
+    reason, counts as none: the client gets a new session, not an error.
+    """
+    now = parts.clock.seconds()
+    policy = parts.policy
+    # Lifetime.hasExpired, inline when there is no more to the policy; the
+    # session makes its Lifetime only if it is asked for it.
+    lifetime = None if policy.fixed else Lifetime(createdAt, expiresAt)
+    if (
+        (expiresAt is not None and now >= expiresAt)
+        if lifetime is None
+        else policy.hasEnded(lifetime, now)
+    ):
+        _log.info("session {key} has ended", key=redact(key), security="ended")
+        return None
+    try:
+        session = Session(
+            owner, sessionID, key, lifetime or (createdAt, expiresAt), fields
+        )
+    except Exception as e:
+        _log.warn(
+            "session {key} holds data that cannot be decoded ({error}); "
+            "a new session replaces it",
+            key=redact(key),
+            error=type(e).__name__,
+            security="corrupt",
+        )
+        return None
+    if not current:
+        session.changes.cookieDirty = True
+    # Owners (issue 19): the owner's last-seen time, written coarsely.
+    if session.owner is not None:
+        noteSeen(session, now, config.lastSeenInterval)
+    if lifetime is not None:
+        touched = policy.touched(lifetime, now)
+        if touched is not None:
+            setLifetime(session, touched)
+    return session
