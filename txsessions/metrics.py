@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -170,23 +171,43 @@ class MetricsResource(Resource):
         """
         Answer with the figures, once the database has counted.
         """
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Cache-Control", b"no-store")
 
-        gone: list[Failure] = []
-        request.notifyFinish().addErrback(gone.append)
-
-        def counted(live: int | Failure) -> None:
-            if gone:
-                return
-            # A failure is the manager's to log: it has.
-            body = {"live": None if isinstance(live, Failure) else live}
-            if isinstance(live, Failure):
+        def figures(live: int | None) -> bytes:
+            if live is None:
                 request.setResponseCode(503)
+            body: dict[str, Any] = {"live": live}
             body.update(self._sessions.metrics.snapshot())
-            request.write(json.dumps(body).encode("ascii") + b"\n")
+            return json.dumps(body).encode("ascii") + b"\n"
+
+        return answerWhenCounted(request, self._sessions, b"application/json", figures)
+
+
+def answerWhenCounted(
+    request: Request,
+    sessions: Counted,
+    contentType: bytes,
+    figures: Callable[[int | None], bytes],
+) -> object:
+    """
+    Answer a metrics request once the database has counted its live
+    sessions; nothing is written when the client has gone meanwhile.
+
+    @param request: the request.
+    @param sessions: the manager whose database counts.
+    @param contentType: the response's C{Content-Type}.
+    @param figures: makes the body from the count, C{None} when the
+        database could not count (a failure the manager has logged).
+    @return: L{NOT_DONE_YET}, for C{render}.
+    """
+    request.setHeader(b"Content-Type", contentType)
+    request.setHeader(b"Cache-Control", b"no-store")
+    gone: list[Failure] = []
+    request.notifyFinish().addErrback(gone.append)
+
+    def counted(live: int | Failure) -> None:
+        if not gone:
+            request.write(figures(None if isinstance(live, Failure) else live))
             request.finish()
 
-        counting: Deferred[int] = self._sessions.count()
-        counting.addBoth(counted)
-        return NOT_DONE_YET
+    sessions.count().addBoth(counted)
+    return NOT_DONE_YET

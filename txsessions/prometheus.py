@@ -26,11 +26,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
 
+from .metrics import answerWhenCounted
 from .records import DestroyReason
 
 if TYPE_CHECKING:
@@ -126,20 +124,11 @@ class PrometheusResource(Resource):
         """
         Answer with the figures, once the database has counted.
         """
-        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
-        request.setHeader(b"Cache-Control", b"no-store")
 
-        gone: list[Failure] = []
-        request.notifyFinish().addErrback(gone.append)
+        def figures(live: int | None) -> bytes:
+            self._collector.live = live
+            return bytes(generate_latest(self._registry))
 
-        def counted(live: int | Failure) -> None:
-            if gone:
-                return
-            # A failure is the manager's to log: it has.
-            self._collector.live = None if isinstance(live, Failure) else live
-            request.write(generate_latest(self._registry))
-            request.finish()
-
-        counting: Deferred[int] = self._sessions.count()
-        counting.addBoth(counted)
-        return NOT_DONE_YET
+        return answerWhenCounted(
+            request, self._sessions, CONTENT_TYPE_LATEST.encode("ascii"), figures
+        )

@@ -32,6 +32,7 @@ from ..records import (
     SessionInfo,
     StoredSession,
 )
+from ._writer import Writer
 
 _log = Logger()
 
@@ -65,6 +66,12 @@ class Backend(Protocol):
     """
 
     initialExpirations: list[Expiry]
+
+    @property
+    def writer(self) -> Writer:
+        """
+        The thread that commits its changes.
+        """
 
     def load(self, key: str) -> Deferred[StoredSession | None]:
         """
@@ -190,6 +197,11 @@ class PersistentDatabase:
             clock = cast(IReactorTime, reactor)
         self._backend = backend
         self._clock = clock
+        self.writer = backend.writer
+        """
+        The writer thread, whose C{commits} and C{changes} count the
+        transactions and the changes they held.
+        """
         self._name = name
         self._listeners = Listeners()
         self._expirations = ExpirationScheduler(clock, self._expire)
@@ -304,6 +316,16 @@ class PersistentDatabase:
         See L{IDatabase.listen}.
         """
         return self._listeners.add(listener)
+
+    def useDeadline(self, timeout: float) -> None:
+        """
+        Give each change from now on the manager's deadline: one not
+        committed by then never takes effect.  L{txsessions.Sessions} calls
+        this with its C{Config.databaseTimeout}.
+
+        @param timeout: seconds from each call (0: no deadline).
+        """
+        self.writer.useDeadline(timeout)
 
     def close(self) -> Deferred[None]:
         """

@@ -438,18 +438,3 @@ class SQLiteDatabase(PersistentDatabase):
             path, threads, maxSessions, timeout, batching or Batching()
         )
         super().__init__(backend, clock, f"sqlite:{path}")
-        self.writer = backend.writer
-        """
-        The writer thread, whose C{commits} and C{changes} count the
-        transactions and the changes they held.
-        """
-
-    def useDeadline(self, timeout: float) -> None:
-        """
-        Give each change from now on the manager's deadline: one not
-        committed by then never takes effect.  L{txsessions.Sessions} calls
-        this with its C{Config.databaseTimeout}.
-
-        @param timeout: seconds from each call (0: no deadline).
-        """
-        self.writer.useDeadline(timeout)
