@@ -165,7 +165,7 @@ class Config:
         (L{txsessions.metrics}) count them all anyway.  Security events (a
         tampered cookie, a retired key, a store failure) are always logged.
     @ivar lastSeenInterval: how often, at most, in seconds (or a
-        L{timedelta}), a request writes the last-seen time of a session
+        C{timedelta}), a request writes the last-seen time of a session
         that has an owner (C{Session.setOwner}), as
         C{Sessions.sessionsOf} reports it: a read-only request costs no
         write until it is due.

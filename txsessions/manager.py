@@ -202,8 +202,8 @@ class Sessions:
 
         @param owner: the user.
         @param current: the request whose session to mark C{current}.
-        @return: a L{Deferred} firing with the sessions, the most recently
-            seen first.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing
+            with the sessions, the most recently seen first.
         """
         mine = None if current is None else requestKey(current)
 
@@ -228,7 +228,8 @@ class Sessions:
 
         @param owner: the user.
         @param keep: the request whose session to spare.
-        @return: a L{Deferred} firing with how many sessions ended.
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing
+            with how many sessions ended.
         """
         spared = None if keep is None else requestKey(keep)
 

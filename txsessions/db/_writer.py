@@ -50,8 +50,8 @@ class Batching:
         PostgreSQL's C{commit_delay}).  A change arriving at an idle
         database never waits.  Bigger batches cost less each: here a commit
         took about 250 us of CPU, a change in a batch of 16 about 45 us, and
-        under wrk with 16 connections transactions grew from 2 changes to
-        13.
+        under wrk with 16 connections transactions grew from two changes
+        to thirteen.
     """
 
     maxChanges: int = attrs.field(default=256, validator=attrs.validators.ge(1))

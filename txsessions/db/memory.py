@@ -101,8 +101,9 @@ class MemoryDatabase:
     def loadAtOnce(self, key: str) -> tuple[float, float | None, dict[str, str]] | None:
         """
         L{load}, answered at once: what the request path calls in its place
-        (see L{txsessions._calls.answeredAtOnce}), without a L{Deferred} or
-        a L{StoredSession} on the way.
+        (see L{txsessions._calls.answeredAtOnce}), without a
+        L{Deferred <twisted.internet.defer.Deferred>} or a L{StoredSession}
+        on the way.
 
         @param key: a store key.
         @return: when the session was created and expires (the fields of
