@@ -90,15 +90,13 @@ def test_aWriteAfterAnotherRequestRegeneratedIsA409(
 ) -> None:
     sid = login(browser)
     db.holdSaves = True
-    stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
-    writing = stub.get("http://example.com/set/a/1", cookies={COOKIE: sid})
-    stub.flush()
+    writing = browser.start("/set/a/1", {COOKIE: sid})
     db.holdSaves = False
     response, _ = browser.get("/regenerate", {COOKIE: sid})
     newID = cookieValue(response, COOKIE)
     db.release()
-    stub.flush()
-    response = resultOf(writing)
+    writing.flush()
+    [response] = writing.fired
     assert response.code == 409
     assert setCookies(response) == []
     assert b"another request" in resultOf(response.content())

@@ -20,9 +20,7 @@ from typing import Any, TypeVar, cast
 import lmdb
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
@@ -43,7 +41,7 @@ from ._persistent import (
     decodeFields,
     lifetimeOf,
 )
-from ._writer import Batching, Writer
+from ._writer import Batching, Threads, Writer
 
 _log = Logger()
 
@@ -196,27 +194,21 @@ class _LMDBBackend:
             raise DatabaseError(
                 f"cannot open the LMDB session database {path!r}: {e}"
             ) from e
-        self._threads = threads
-        self.writer = Writer(
-            _LMDBTransactions(self._env, self._db),
+        self._threads = Threads(
+            Writer(
+                _LMDBTransactions(self._env, self._db),
+                threads,
+                timeout,
+                batching,
+                "txsessions-lmdb",
+            ),
             threads,
-            timeout,
-            batching,
-            "txsessions-lmdb",
+            # Long reads run in a read-only transaction in a thread of their
+            # own: LMDB readers never block its writer.
+            "txsessions-lmdb-r",
+            self._env.close,
         )
-        # Long reads (counting, listing) run in a read-only transaction in
-        # a thread of their own: LMDB readers never block its writer.
-        self._reads = ThreadPool(minthreads=1, maxthreads=1, name="txsessions-lmdb-r")
-        self._reads.start()
-        # The threads must not outlive the reactor, closed or not.
-        self._stopTrigger: Any = cast(Any, threads).addSystemEventTrigger(
-            "during", "shutdown", self._stop
-        )
-
-    def _stop(self) -> None:
-        self.writer.join()
-        self._reads.stop()
-        self._env.close()
+        self.writer = self._threads.writer
 
     def _scan(self) -> list[Expiry]:
         expiries: list[Expiry] = []
@@ -253,7 +245,7 @@ class _LMDBBackend:
             with self._env.begin(db=self._db) as txn:
                 return work(txn)
 
-        return deferToThreadPool(cast(Any, self._threads), self._reads, inTransaction)
+        return self._threads.read(inTransaction)
 
     def load(self, key: str) -> Deferred[StoredSession | None]:
         try:
@@ -442,16 +434,7 @@ class _LMDBBackend:
         return self.writer.submit(delete)
 
     def close(self) -> Deferred[None]:
-        if self._stopTrigger is None:
-            return succeed(None)
-        cast(Any, self._threads).removeSystemEventTrigger(self._stopTrigger)
-        self._stopTrigger = None
-
-        def closeEnvironment(result: None) -> None:
-            self._reads.stop()
-            self._env.close()
-
-        return self.writer.close().addCallback(closeEnvironment)
+        return self._threads.close()
 
 
 class LMDBDatabase(PersistentDatabase):

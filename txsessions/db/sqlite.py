@@ -16,9 +16,7 @@ from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
@@ -33,7 +31,7 @@ from ._persistent import (
     encodeFields,
     lifetimeOf,
 )
-from ._writer import Batching, LockTimeout, Writer
+from ._writer import Batching, LockTimeout, Threads, Writer
 
 _log = Logger()
 
@@ -196,10 +194,6 @@ class _SQLiteBackend:
     ) -> None:
         self.initialExpirations = _open(path)
         self._maxSessions = maxSessions
-        self._threads = threads
-        self._writer = Writer(
-            _SQLiteTransactions(path), threads, timeout, batching, "txsessions-sqlite"
-        )
         # Reads have connections of their own: in WAL mode they see the
         # last commit and never wait for a write.  A load (one row by its
         # primary key, about 16 us here from the page cache) runs inline, as
@@ -211,26 +205,26 @@ class _SQLiteBackend:
         self._reader = sqlite3.connect(
             path, isolation_level=None, check_same_thread=False
         )
-        self._reads = ThreadPool(minthreads=1, maxthreads=1, name="txsessions-sqlite-r")
-        self._reads.start()
-        self._stopTrigger: Any = cast(Any, threads).addSystemEventTrigger(
-            "during", "shutdown", self._stop
+        self._threads = Threads(
+            Writer(
+                _SQLiteTransactions(path),
+                threads,
+                timeout,
+                batching,
+                "txsessions-sqlite",
+            ),
+            threads,
+            "txsessions-sqlite-r",
+            self._closeReaders,
         )
+        self.writer = self._threads.writer
 
-    @property
-    def writer(self) -> Writer:
-        return self._writer
-
-    def _stop(self) -> None:
-        self._writer.join()
-        self._reads.stop()
+    def _closeReaders(self) -> None:
         self._reader.close()
         self._inline.close()
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
-        return deferToThreadPool(
-            cast(Any, self._threads), self._reads, work, self._reader
-        )
+        return self._threads.read(work, self._reader)
 
     def load(self, key: str) -> Deferred[StoredSession | None]:
         def load(txn: Any) -> StoredSession | None:
@@ -290,7 +284,7 @@ class _SQLiteBackend:
             )
             return Saved(result, before, lifetime.expiresAt)
 
-        return self._writer.submit(save, changeSize(changes))
+        return self.writer.submit(save, changeSize(changes))
 
     def rename(
         self, oldKey: str, newKey: str, now: float
@@ -303,7 +297,7 @@ class _SQLiteBackend:
             ).fetchone()
             return (False, None) if row is None else (True, row[0])
 
-        return self._writer.submit(rename)
+        return self.writer.submit(rename)
 
     def destroy(self, key: str) -> Deferred[tuple[bool, float | None]]:
         def destroy(txn: Any) -> tuple[bool, float | None]:
@@ -312,7 +306,7 @@ class _SQLiteBackend:
             ).fetchone()
             return (False, None) if row is None else (True, row[0])
 
-        return self._writer.submit(destroy)
+        return self.writer.submit(destroy)
 
     def destroyAll(self) -> Deferred[list[tuple[str, float | None]]]:
         def destroyAll(txn: Any) -> list[tuple[str, float | None]]:
@@ -321,7 +315,7 @@ class _SQLiteBackend:
             ).fetchall()
             return [(key, expires) for key, expires in rows]
 
-        return self._writer.submit(destroyAll)
+        return self.writer.submit(destroyAll)
 
     def count(self, now: float) -> Deferred[int]:
         def count(txn: Any) -> int:
@@ -331,7 +325,7 @@ class _SQLiteBackend:
             ).fetchone()
             return int(n)
 
-        return self._writer.flush().addCallback(lambda _: self._read(count))
+        return self.writer.flush().addCallback(lambda _: self._read(count))
 
     def sessions(self, prefix: str, now: float) -> Deferred[list[SessionInfo]]:
         def sessions(txn: Any) -> list[SessionInfo]:
@@ -342,7 +336,7 @@ class _SQLiteBackend:
             )
             return _described(rows)
 
-        return self._writer.flush().addCallback(lambda _: self._read(sessions))
+        return self.writer.flush().addCallback(lambda _: self._read(sessions))
 
     def sessionsOf(self, owner: str, now: float) -> Deferred[list[SessionInfo]]:
         def sessionsOf(txn: Any) -> list[SessionInfo]:
@@ -353,7 +347,7 @@ class _SQLiteBackend:
             )
             return _described(rows)
 
-        return self._writer.flush().addCallback(lambda _: self._read(sessionsOf))
+        return self.writer.flush().addCallback(lambda _: self._read(sessionsOf))
 
     def purgeExpired(self, now: float) -> Deferred[list[Expiry]]:
         def purge(txn: Any) -> list[Expiry]:
@@ -363,7 +357,7 @@ class _SQLiteBackend:
             ).fetchall()
             return [(key, expires) for key, expires in rows]
 
-        return self._writer.submit(purge)
+        return self.writer.submit(purge)
 
     def deleteIfExpired(self, key: str, now: float) -> Deferred[bool]:
         def delete(txn: Any) -> bool:
@@ -373,20 +367,10 @@ class _SQLiteBackend:
             ).fetchone()
             return row is not None
 
-        return self._writer.submit(delete)
+        return self.writer.submit(delete)
 
     def close(self) -> Deferred[None]:
-        if self._stopTrigger is None:
-            return succeed(None)
-        cast(Any, self._threads).removeSystemEventTrigger(self._stopTrigger)
-        self._stopTrigger = None
-
-        def closeReads(result: None) -> None:
-            self._reads.stop()
-            self._reader.close()
-            self._inline.close()
-
-        return self._writer.close().addCallback(closeReads)
+        return self._threads.close()
 
 
 class SQLiteDatabase(PersistentDatabase):
