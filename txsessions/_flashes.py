@@ -22,6 +22,8 @@ class FlashMethods:
     recorded in its C{changes}.
     """
 
+    __slots__ = ()
+
     _flashes: dict[str, Any]
     changes: ChangeSet
 

@@ -26,6 +26,8 @@ class TypedGetters:
     The typed getters of a session, on the values it holds in C{_values}.
     """
 
+    __slots__ = ()
+
     _values: dict[str, Any]
 
     def getString(self, key: str) -> str:

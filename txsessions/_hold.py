@@ -30,8 +30,9 @@ when a Twisted release changes one of them:
     attribute does; without it, a finished response is written anyway,
     which Twisted ignores);
   - C{Headers._rawHeaders}, a dict of header values by name, into which
-    L{markPrivateIfBare} writes two headers directly (the key case is found
-    by asking Headers itself; without the dict, the public API is used);
+    L{markPrivateIfBare} writes two headers directly and from which
+    L{cookieHeaders} reads the request's cookies (the key case is found by
+    asking Headers itself; without the dict, the public API is used);
   - C{Request._forceSSL} (what C{setHost(..., ssl=True)} sets) and
     C{HTTPChannel.isSecure} asking only whether the channel's transport
     adapts to C{ISSLTransport}: L{isSecure} keeps that answer on the
@@ -83,7 +84,7 @@ def twistedInternals() -> dict[str, bool]:
         "Request._encoder": hasattr(Request, "_encoder"),
         "resource._IEncodingResource": _IEncodingResource is not None,
         "Request.startedWriting": hasattr(Request, "startedWriting"),
-        "Headers._rawHeaders": _KEYS is not None,
+        "Headers._rawHeaders": _KEYS is not None and _COOKIE is not None,
         "Request._forceSSL": hasattr(Request, "_forceSSL"),
     }
 
@@ -122,6 +123,43 @@ def _headerKeys() -> tuple[bytes, bytes] | None:
 
 
 _KEYS = _headerKeys()
+
+
+def _cookieKey() -> bytes | None:
+    """
+    The key under which C{Headers._rawHeaders} files a request's C{Cookie}
+    headers in this Twisted, found by asking it; C{None} when it has no
+    such dict.
+    """
+    probe = Headers()
+    raw = getattr(probe, "_rawHeaders", None)
+    if not isinstance(raw, dict):
+        return None
+    probe.addRawHeader(b"cookie", b"x")
+    keys = tuple(raw)
+    if len(keys) != 1 or not isinstance(keys[0], bytes):
+        return None
+    return keys[0]
+
+
+_COOKIE = _cookieKey()
+
+
+def cookieHeaders(request: IRequest) -> list[bytes] | None:
+    """
+    C{request.requestHeaders.getRawHeaders(b"cookie")}, read straight from
+    C{Headers._rawHeaders} (without the copy and the name encoding), or
+    through the public API when this Twisted files headers some other way.
+
+    @param request: the request.
+    @return: its C{Cookie} header values, not to be changed; C{None} when
+        it has none.
+    """
+    headers = request.requestHeaders
+    if _COOKIE is None:
+        return headers.getRawHeaders(b"cookie")
+    found: list[bytes] | None = headers._rawHeaders.get(_COOKIE)
+    return found
 
 
 def markPrivateIfBare(headers: Headers) -> bool:
@@ -199,8 +237,11 @@ _OPEN, _HOLDING, _STREAMING, _FINISHING, _CLOSED = _State
 
 class HeldResponse:
     """
-    Hooks a request's C{write} and C{finish} so that C{commit} runs, and
+    Hooks a request's C{write} and C{finish} so that L{commit} runs, and
     completes, before the headers go out and again before the response ends.
+
+    A subclass may override L{commit} instead of passing one (the request
+    session of C{txsessions._request} does: one object per request).
     """
 
     __slots__ = (
@@ -214,13 +255,14 @@ class HeldResponse:
         "_sent",
     )
 
-    def __init__(self, request: IRequest, commit: Commit) -> None:
+    def __init__(self, request: IRequest, commit: Commit | None = None) -> None:
         """
         @param request: a C{twisted.web.server.Request} (or anything with
             its C{write}, C{finish}, C{startedWriting} and C{code}).
         @param commit: called with whether the headers are already sent;
             returns C{None} when it has nothing to wait for, or a
-            L{Deferred} to wait for.
+            L{Deferred} to wait for.  C{None} when a subclass overrides
+            L{commit}.
         """
         self._request: Any = request
         self._commit = commit
@@ -232,12 +274,20 @@ class HeldResponse:
             self._state = _STREAMING
         else:
             self._state = _OPEN
-        self._buffer: list[bytes] = []
-        self._finishRequested = False
-        self._sent: tuple[int, bytes, Headers] | None = None
         # Instance attributes shadow the class's methods for this request only.
         setattr(request, "write", self.write)  # noqa: B010
         setattr(request, "finish", self.finish)  # noqa: B010
+
+    def commit(self, headersSent: bool) -> Deferred[None] | None:
+        """
+        Save before the response goes on: what was passed as C{commit}.
+
+        @param headersSent: whether the headers are already sent.
+        @return: C{None} when there is nothing to wait for, or a
+            L{Deferred} to wait for.
+        """
+        assert self._commit is not None
+        return self._commit(headersSent)
 
     def release(self) -> None:
         """
@@ -259,7 +309,7 @@ class HeldResponse:
             self._write(data)
         elif state is _OPEN:
             try:
-                waiting = self._commit(False)
+                waiting = self.commit(False)
             except Exception:
                 waiting = fail()
             if waiting is None:
@@ -281,7 +331,7 @@ class HeldResponse:
         elif state is _STREAMING or state is _OPEN:
             self._state = _FINISHING
             try:
-                waiting = self._commit(state is _STREAMING)
+                waiting = self.commit(state is _STREAMING)
             except Exception:
                 waiting = fail()
             if waiting is None:
@@ -297,7 +347,8 @@ class HeldResponse:
         """
         request = self._request
         self._state = _HOLDING
-        self._buffer.append(data)
+        self._buffer = [data]
+        self._finishRequested = False
         self._sent = (
             request.code,
             request.code_message,

@@ -52,7 +52,7 @@ def loadSession(
                 loaded = atOnce(key)
             except Exception as e:
                 raise parts.calls.failed(e, "load") from e
-            parts.metrics.latency["load"].add(perf_counter() - started)
+            parts.loadLatency.add(perf_counter() - started)
             if loaded is None:
                 _unknown(sessionID)
                 continue

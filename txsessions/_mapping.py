@@ -25,6 +25,8 @@ class MappingMethods:
     by identity, not as mappings.
     """
 
+    __slots__ = ()
+
     def get(self, key: str, default: Any = None) -> Any:
         raise NotImplementedError  # pragma: no cover - Session's
 

@@ -34,6 +34,8 @@ class Parts:
     @ivar calls: how database calls are made.
     @ivar policy: the lifetime rules.
     @ivar metrics: what is counted.
+    @ivar loadLatency: C{metrics.latency["load"]}.
+    @ivar saveLatency: C{metrics.latency["save"]}.
     @ivar cookieName: the cookie's name, as bytes.
     """
 
@@ -46,6 +48,8 @@ class Parts:
         "calls",
         "policy",
         "metrics",
+        "loadLatency",
+        "saveLatency",
         "cookieName",
     )
 
@@ -56,6 +60,8 @@ class Parts:
         self.clock = clock
         self.database = database
         self.metrics = metrics
+        self.loadLatency = metrics.latency["load"]
+        self.saveLatency = metrics.latency["save"]
         self.calls = DatabaseCalls(clock, metrics, config.databaseTimeout)
         self.policy = LifetimePolicy(config)
         self.cookieName = config.cookie.encode("ascii")

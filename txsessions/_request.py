@@ -112,10 +112,10 @@ def answered(request: IRequest) -> None:
         return
     waiting = state.commit(False)
     if waiting is None:
-        state._hold.release()
+        state.release()
     else:
         # The held response's first write waits for it.
-        state._pending.append(waiting)
+        state._wait(waiting)
 
 
 def requestKey(request: IRequest) -> str | None:
@@ -149,10 +149,10 @@ def currentSession(request: IRequest) -> Session:
     return session
 
 
-class RequestSession:
+class RequestSession(HeldResponse):
     """
     The session of one request, and the response it holds back until the
-    session is saved.
+    session is saved (the L{HeldResponse} it is: one object per request).
 
     @ivar parts: the manager's parts.
     @ivar request: the request.
@@ -169,21 +169,31 @@ class RequestSession:
         "_loading",
         "_pending",
         "_cookieSent",
-        "_hold",
         "_conflict",
     )
 
     def __init__(self, parts: Parts, request: IRequest) -> None:
+        HeldResponse.__init__(self, request)
         self.parts = parts
         self.request = request
         self.config = parts.config
         self.cookieReceived = False
         self._session: Session | None = None
         self._loading: list[Deferred[Session]] | None = None
-        self._pending: list[Deferred[None]] = []
+        # What the response waits for besides the commit's own save; a list
+        # once there is any.
+        self._pending: list[Deferred[None]] | None = None
         self._cookieSent = False
-        self._hold = HeldResponse(request, self.commit)
         self._conflict: SessionConflictError | None = None
+
+    def _wait(self, d: Deferred[None]) -> None:
+        """
+        Have the response wait for C{d} too.
+        """
+        if self._pending is None:
+            self._pending = [d]
+        else:
+            self._pending.append(d)
 
     # Loading
 
@@ -357,7 +367,7 @@ class RequestSession:
             from a handler that let such a conflict escape (it is answered
             as a conflict found here: a 409).
         """
-        waits = self._pending
+        waits = self._pending or []
         session = self._session
         request: Any = self.request
         if session is not None and request.code < 500:
@@ -388,7 +398,7 @@ class RequestSession:
             waits.append(fail(self._conflict))
         if not waits:
             return None
-        self._pending = []
+        self._pending = None
 
         def failed(failure: Any) -> Any:
             if self._headersUnsent():
@@ -463,7 +473,7 @@ class RequestSession:
                     result = atOnce(key, *changes)
                 except Exception as e:
                     raise parts.calls.failed(e, "save") from e
-                parts.metrics.latency["save"].add(perf_counter() - started)
+                parts.saveLatency.add(perf_counter() - started)
                 return self._saved(session, key, create, result)
             record = SessionChanges(
                 create, changes[1], changes[2], frozenset(changes[3]), *changes[4:]
@@ -553,7 +563,7 @@ class RequestSession:
             return result
 
         d.addBoth(mirror)
-        self._pending.append(done)
+        self._wait(done)
         return d
 
     def _headersUnsent(self) -> bool:

@@ -18,8 +18,8 @@ from twisted.logger import Logger
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
 
-from ._hold import isSecure, markPrivateIfBare
-from .ids import WELL_FORMED
+from ._hold import cookieHeaders, isSecure, markPrivateIfBare
+from .ids import WELL_FORMED, WELL_FORMED_BYTES
 
 if TYPE_CHECKING:
     from .config import Config
@@ -111,20 +111,10 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
     @return: the distinct values, in the order sent, at most
         L{MAX_CANDIDATES}; empty, oversized and non-ASCII values are left out.
     """
-    headers = request.requestHeaders.getRawHeaders(b"cookie")
+    headers = cookieHeaders(request)
     if not headers:
         return []
     prefix = name + b"="
-    if len(headers) == 1 and headers[0].count(prefix) == 1:
-        # One occurrence: the value Twisted parsed is the only candidate.
-        parsed = getattr(request, "received_cookies", None)
-        raw = None if parsed is None else parsed.get(name)
-        if raw is not None and prefix + raw in headers[0]:
-            # _candidate, inline: this runs on every request.
-            raw = raw.strip()
-            if raw and len(raw) <= MAX_COOKIE_VALUE_BYTES and raw.isascii():
-                return [raw.decode("ascii")]
-            return []
     values: list[str] = []
     for header in headers:
         for part in header.split(b";"):
@@ -151,6 +141,22 @@ def sessionIDs(
     @param name: C{config.cookie}, encoded.
     @return: whether the request carried a session cookie, and the ids.
     """
+    headers = cookieHeaders(request)
+    if not headers:
+        return False, []
+    if len(headers) == 1 and config.encoding is None:
+        # The commonest request: one Cookie header naming the cookie once,
+        # with no encoding.  Twisted has parsed it; read its value in place.
+        header = headers[0]
+        prefix = name + b"="
+        if header.count(prefix) == 1:
+            raw = getattr(request, "received_cookies", {}).get(name)
+            if (
+                raw is not None
+                and WELL_FORMED_BYTES.fullmatch(raw) is not None
+                and prefix + raw in header
+            ):
+                return True, [(raw.decode("ascii"), True)]
     values = readCookies(request, name)
     if not values:
         return False, []

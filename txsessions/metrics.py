@@ -39,37 +39,74 @@ The upper bounds, in seconds, of the latency histogram's buckets (and one
 more, without bound).
 """
 
+_BATCH = 64
+"""
+How many calls L{Latency.add} keeps aside before counting them.
+"""
+
 
 class Latency:
     """
     The durations of one kind of database call: how many there were, the
     latest L{WINDOW} of them, and a histogram of them all.
 
-    @ivar total: the sum of every duration, in seconds.
     """
 
+    __slots__ = ("_calls", "_total", "_recent", "_counts", "_pending")
+
     def __init__(self) -> None:
-        self.calls = 0
-        self.total = 0.0
+        self._calls = 0
+        self._total = 0.0
         self._recent: deque[float] = deque(maxlen=WINDOW)
         self._counts = [0] * (len(BUCKETS) + 1)
+        self._pending: list[float] = []
 
     def add(self, seconds: float) -> None:
         """
-        Record one call.
+        Record one call.  It is kept aside and counted in batches: this
+        runs on every request.
 
         @param seconds: how long it took.
         """
-        self.calls += 1
-        self.total += seconds
-        self._recent.append(seconds)
-        self._counts[bisect_left(BUCKETS, seconds)] += 1
+        pending = self._pending
+        pending.append(seconds)
+        if len(pending) >= _BATCH:
+            self._fold()
+
+    def _fold(self) -> None:
+        """
+        Count the calls kept aside.
+        """
+        pending, self._pending = self._pending, []
+        self._calls += len(pending)
+        self._total += sum(pending)
+        self._recent.extend(pending)
+        counts = self._counts
+        for seconds in pending:
+            counts[bisect_left(BUCKETS, seconds)] += 1
+
+    @property
+    def calls(self) -> int:
+        """
+        How many calls there were.
+        """
+        self._fold()
+        return self._calls
+
+    @property
+    def total(self) -> float:
+        """
+        The sum of every duration, in seconds.
+        """
+        self._fold()
+        return self._total
 
     def histogram(self) -> list[tuple[float, int]]:
         """
         @return: for each of L{BUCKETS} and then infinity, how many calls
             took at most that long (cumulative, as Prometheus counts).
         """
+        self._fold()
         cumulative: list[tuple[float, int]] = []
         seen = 0
         for bound, count in zip([*BUCKETS, float("inf")], self._counts, strict=True):
@@ -82,6 +119,7 @@ class Latency:
         @return: C{calls} (since start), and the median, 99th percentile and
             maximum of the recent calls in milliseconds (C{None} before any).
         """
+        self._fold()
         recent = sorted(self._recent)
         if not recent:
             return {"calls": self.calls, "p50_ms": None, "p99_ms": None, "max_ms": None}

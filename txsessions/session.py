@@ -160,6 +160,21 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         Read it; set it with L{setOwner}.
     """
 
+    __slots__ = (
+        "_owner",
+        "_id",
+        "_key",
+        "_lifetime",
+        "_times",
+        "isNew",
+        "changes",
+        "owner",
+        "_mark",
+        "_values",
+        "_immutables",
+        "_flashes",
+    )
+
     def __init__(
         self,
         owner: SessionOwner,
