@@ -150,12 +150,10 @@ def sessionIDs(
         header = headers[0]
         prefix = name + b"="
         if header.count(prefix) == 1:
-            raw = getattr(request, "received_cookies", {}).get(name)
-            if (
-                raw is not None
-                and WELL_FORMED_BYTES.fullmatch(raw) is not None
-                and prefix + raw in header
-            ):
+            # Named once in the header, so what Twisted parsed for the name
+            # is that one occurrence.
+            raw = request.received_cookies.get(name)
+            if raw is not None and WELL_FORMED_BYTES.fullmatch(raw) is not None:
                 return True, [(raw.decode("ascii"), True)]
     values = readCookies(request, name)
     if not values:
