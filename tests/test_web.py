@@ -673,3 +673,59 @@ def test_aPlainHandlersResponseWaitsForALateSave(
     else:
         assert response.code == 503
         assert setCookies(response) == []
+
+
+def test_aKeepAliveConnectionReadsEachRequestsOwnCookie(sessions: Sessions) -> None:
+    # What a connection remembers of the Cookie header it last read never
+    # answers for another header: requests alternating between two
+    # sessions, a tampered cookie and no cookie, on one connection, each
+    # get their own.
+    import re
+
+    from twisted.internet.testing import StringTransport
+    from twisted.web.server import Site
+
+    from tests.support import get
+
+    app = Klein()
+
+    @app.route("/set/<who>")
+    @sessions.withSession
+    def set(request: IRequest, session: Session, who: str) -> str:
+        session.set("who", who)
+        return who
+
+    @app.route("/who")
+    @sessions.withSession
+    def who(request: IRequest, session: Session) -> str:
+        return str(session.get("who", "nobody"))
+
+    channel = Site(app.resource()).buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+
+    def send(path: bytes, cookie: bytes | None = None) -> bytes:
+        transport.clear()
+        extra = b"" if cookie is None else b"Cookie: " + cookie + b"\r\n"
+        channel.dataReceived(get(path, extra))
+        return transport.value()
+
+    def cookieOf(response: bytes) -> bytes:
+        found = re.search(rb"Set-Cookie: (" + COOKIE.encode() + rb"=[^;]+)", response)
+        assert found is not None
+        return found.group(1)
+
+    alice = cookieOf(send(b"/set/alice"))
+    bob = cookieOf(send(b"/set/bob"))
+    tampered = alice[:-2] + (b"AA" if alice[-2:] != b"AA" else b"BB")
+    for cookie, expected in [
+        (alice, b"alice"),
+        (bob, b"bob"),
+        (alice, b"alice"),
+        (alice, b"alice"),
+        (tampered, b"nobody"),
+        (None, b"nobody"),
+        (bob, b"bob"),
+        (alice + b"; " + bob, b"alice"),
+    ]:
+        assert send(b"/who", cookie).endswith(expected + b"\r\n0\r\n\r\n"), cookie

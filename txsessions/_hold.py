@@ -217,6 +217,18 @@ def isSecure(request: IRequest) -> bool:
     return known[1]
 
 
+def connectionOf(request: IRequest) -> HTTPChannel | None:
+    """
+    The HTTP/1.x connection C{request} came on, to keep per-connection facts
+    on (in attributes of txsessions' own): C{None} for an HTTP/2 stream, a
+    subclass of C{HTTPChannel} or a request that is not Twisted's.
+
+    @param request: the request.
+    """
+    channel = getattr(request, "channel", None)
+    return channel if type(channel) is HTTPChannel else None
+
+
 def _disconnected(request: Any) -> bool:
     return bool(getattr(request, "_disconnected", False))
 

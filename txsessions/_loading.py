@@ -15,8 +15,11 @@ from typing import cast
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.web.iweb import IRequest
 
+from . import cookies
 from ._calls import isDeferred
+from ._hold import connectionOf, cookieHeaders
 from ._parts import Parts
 from .config import Config
 from .ids import redact, storeKey
@@ -26,8 +29,55 @@ from .session import Session, SessionOwner, noteSeen, setLifetime
 _log = Logger()
 
 
+Found = list[tuple[str, bool, str]]
+"""
+The session ids a request's cookies name, each with whether it came in the
+current cookie (else the cookie is to be re-sent) and its store key.
+"""
+
+_MEMO = "_txsessionsCookie"
+"""
+The connection attribute that remembers the last C{Cookie} header read on
+it and the ids it named: a browser sends the same one on every request of a
+keep-alive connection, and reading it (checking it, hashing each id) costs
+more than the rest of loading a session.
+"""
+
+
+def cookieSessions(
+    parts: Parts, config: Config, request: IRequest
+) -> tuple[bool, Found]:
+    """
+    The session ids the request's cookies name (L{cookies.sessionIDs}),
+    with their store keys.  Without a cookie encoding, they are kept on the
+    connection for its next request carrying the same C{Cookie} header.
+
+    @param parts: the manager's parts.
+    @param config: the configuration, with the request's cookie options.
+    @param request: the request.
+    @return: whether the request carried a session cookie, and the ids.
+    """
+    connection = None
+    header = None
+    headers = cookieHeaders(request)
+    if not headers:
+        return False, []
+    if len(headers) == 1 and config.encoding is None:
+        connection = connectionOf(request)
+        if connection is not None:
+            header = headers[0]
+            memo = getattr(connection, _MEMO, None)
+            if memo is not None and memo[0] == header and memo[1] is config:
+                return memo[2], list(memo[3])
+    received, ids = cookies.sessionIDs(config, request, parts.cookieName)
+    found = [(sessionID, current, storeKey(sessionID)) for sessionID, current in ids]
+    if connection is not None:
+        setattr(connection, _MEMO, (header, config, received, tuple(found)))
+    return received, found
+
+
 def loadSession(
-    parts: Parts, config: Config, owner: SessionOwner, found: list[tuple[str, bool]]
+    parts: Parts, config: Config, owner: SessionOwner, found: Found
 ) -> Session | Deferred[Session]:
     """
     Load the session the first of C{found} names that is live and readable,
@@ -36,16 +86,14 @@ def loadSession(
     @param parts: the manager's parts.
     @param config: the configuration, with the request's cookie options.
     @param owner: the request the session belongs to.
-    @param found: the session ids the cookies name, each with whether it
-        came in the current cookie (else the cookie is to be re-sent);
+    @param found: the session ids the cookies name (L{cookieSessions});
         consumed.
     @return: the session, or a L{Deferred} firing with it.
     @raise DatabaseError: when the database failed at once.
     """
     atOnce = parts.loadAtOnce
     while found:
-        sessionID, current = found.pop(0)
-        key = storeKey(sessionID)
+        sessionID, current, key = found.pop(0)
         started = perf_counter()
         if atOnce is not None:
             try:
@@ -100,7 +148,7 @@ def _acceptLater(
     sessionID: str,
     key: str,
     current: bool,
-    found: list[tuple[str, bool]],
+    found: Found,
 ) -> Session | Deferred[Session]:
     session = _acceptStored(parts, config, owner, stored, sessionID, key, current)
     return session if session is not None else loadSession(parts, config, owner, found)

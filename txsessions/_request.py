@@ -24,7 +24,7 @@ from . import cookies
 from ._calls import allOf, isDeferred
 from ._fields import ChangeParts
 from ._hold import HeldResponse, markPrivateIfBare
-from ._loading import loadSession, newSession
+from ._loading import cookieSessions, loadSession, newSession
 from ._parts import Parts
 from .errors import (
     NoSessionError,
@@ -213,8 +213,8 @@ class RequestSession(HeldResponse):
             waiter: Deferred[Session] = Deferred()
             self._loading.append(waiter)
             return waiter
-        self.cookieReceived, found = cookies.sessionIDs(
-            self.config, self.request, self.parts.cookieName
+        self.cookieReceived, found = cookieSessions(
+            self.parts, self.config, self.request
         )
         loaded = loadSession(self.parts, self.config, self, found)
         if isinstance(loaded, Session):

@@ -185,13 +185,18 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
 
     @functools.wraps(handler)
     def withSessionHandler(*args: Any, **kwargs: Any) -> Any:
-        index = 0
-        for request in args:
-            if type(request) in _requestTypes or _isRequest(request):
-                break
-            index += 1
+        if len(args) == 1 and type(args[0]) in _requestTypes:
+            # A module-level route: the request alone.
+            request = args[0]
+            index = 0
         else:
-            raise TypeError(f"{handler.__qualname__} was not called with a request")
+            index = 0
+            for request in args:
+                if type(request) in _requestTypes or _isRequest(request):
+                    break
+                index += 1
+            else:
+                raise TypeError(f"{handler.__qualname__} was not called with a request")
         try:
             loaded = attach(sessions.parts, request)
         except DatabaseError:
@@ -204,7 +209,10 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
             refused = guard(request, loaded, handler, config.csrfSettings)
             if refused is not None:
                 return refused
-        result = handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
+        if len(args) == 1:
+            result = handler(request, loaded, **kwargs)
+        else:
+            result = handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
         if type(result) is str or type(result) is bytes:
             # The whole response, at once: save now, and let it go straight
             # to Twisted.
