@@ -376,17 +376,15 @@ class RequestSession(HeldResponse):
                     cookies.markPrivate(request)
             changes = session.changes
             # ChangeSet.pending, inline: this runs on every request.
-            if changes.cookieDirty or (
-                not changes.destroyed
-                and (
-                    changes.updated
-                    or changes.deleted
-                    or changes.cleared
-                    or changes.lifetimeChanged
-                    or changes.readFlashes
-                )
-            ):
-                saving = self._flush(session, headersSent)
+            pending = not changes.destroyed and bool(
+                changes.updated
+                or changes.deleted
+                or changes.cleared
+                or changes.lifetimeChanged
+                or changes.readFlashes
+            )
+            if pending or changes.cookieDirty:
+                saving = self._flush(session, headersSent, None, pending)
                 # What a database answering at once saved is a dict.
                 if type(saving) is not dict and isDeferred(saving):
                     later = cast("Deferred[object]", saving)
@@ -412,18 +410,21 @@ class RequestSession(HeldResponse):
         session: Session,
         headersSent: bool,
         increments: Mapping[str, int] | None = None,
+        pending: bool = False,
     ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int] | None:
         """
         Save what changed in C{session} (with C{increments}) and send its
         cookie when it is new, has a new lifetime, a new id, or a cookie due
         for re-issue.
 
+        @param pending: whether the caller found changes pending (else they
+            are looked for).
         @return: C{None} when there was nothing to save (or a new session
             could not be given its cookie, and was dropped); the increments'
             values when the database saved at once; else the save.
         """
         changes = session.changes
-        changed = bool(increments) or changes.pending()
+        changed = pending or bool(increments) or changes.pending()
         creating = changed and not changes.stored
         if creating:
             changes.cookieDirty = True
@@ -444,7 +445,11 @@ class RequestSession(HeldResponse):
         if changed:
             key = session.key
             if creating:
-                cookieValue = self._cookieValue(session)
+                cookieValue = (
+                    session.id
+                    if config.encoding is None
+                    else self._cookieValue(session)
+                )
             saving = self._save(session, key, takeChangeParts(session, increments))
         if changes.stored and changes.cookieDirty:
             if headersSent:
@@ -474,6 +479,8 @@ class RequestSession(HeldResponse):
                 except Exception as e:
                     raise parts.calls.failed(e, "save") from e
                 parts.saveLatency.add(perf_counter() - started)
+                if result is not None and not create:
+                    return result  # _saved, inline: every write saves
                 return self._saved(session, key, create, result)
             record = SessionChanges(
                 create, changes[1], changes[2], frozenset(changes[3]), *changes[4:]
@@ -541,6 +548,8 @@ class RequestSession(HeldResponse):
             value if value is not None else self._cookieValue(session),
             None if expiresAt is None else expiresAt - now,
             now,
+            # Without an encoding, the value is the id itself.
+            self.config.encoding is None,
         )
         cookies.upsertCookie(self.request, self.parts.cookieName, header)
         self._cookieSent = True

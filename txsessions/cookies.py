@@ -244,7 +244,12 @@ def cookieAttributes(config: Config) -> tuple[str, str, str]:
 
 
 def sessionCookie(
-    config: Config, request: IRequest, value: str, maxAge: float | None, now: float
+    config: Config,
+    request: IRequest,
+    value: str,
+    maxAge: float | None,
+    now: float,
+    wellFormed: bool = False,
 ) -> bytes:
     """
     Build the C{Set-Cookie} value that hands a session id to the client.
@@ -256,9 +261,12 @@ def sessionCookie(
     @param maxAge: the cookie's lifetime in seconds, or C{None} for a cookie
         that lasts until the browser closes.
     @param now: the current time, for the C{Expires} attribute.
+    @param wellFormed: whether C{value} is known to be a well-formed
+        session id (L{txsessions.ids.isWellFormedID}), which needs no check.
     @return: the header value.
+    @raise ValueError: when C{value} holds a character no cookie value may.
     """
-    if _cookieValue.fullmatch(value) is None:
+    if not wellFormed and _cookieValue.fullmatch(value) is None:
         raise ValueError("a cookie value may hold no space, quote, comma, ';' or '\\'")
     scope = config.cookieAttributes[0]
     flags = _flags(config, request)
