@@ -3,6 +3,10 @@ CPU instructions per request, counted by valgrind, beside bare Klein:
 
     python bench/instructions.py [KIND ...]     (default: bare twisted klein txsessions)
 
+KIND "later" is txsessions on a memory database whose loads and saves
+answer after the request has been read, as a remote database does (Redis,
+SQLite writes): the request path's answered-later cost, without a network.
+
 Requests/s on a shared machine move by several percent from one run to the
 next; instruction counts do not.  Each server of bench/servers.py (memory
 database for txsessions) answers requests on one keep-alive connection over
@@ -52,24 +56,75 @@ def connect(site: Any) -> tuple[Any, Any]:
     return protocol, transport
 
 
+class Later:
+    """
+    A memory database whose loads and saves answer once L{answer} is called.
+    """
+
+    def __init__(self) -> None:
+        from txsessions.db.memory import MemoryDatabase
+
+        self.database = MemoryDatabase()
+        self.waiting: list[tuple[Any, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.database, name)
+
+    def _later(self, d: Any) -> Any:
+        from twisted.internet.defer import Deferred
+
+        answer: Any = Deferred()
+        self.waiting.append((d, answer))
+        return answer
+
+    def load(self, key: str) -> Any:
+        return self._later(self.database.load(key))
+
+    def save(self, key: str, changes: Any) -> Any:
+        return self._later(self.database.save(key, changes))
+
+    def answer(self) -> None:
+        while self.waiting:
+            d, answer = self.waiting.pop(0)
+            d.chainDeferred(answer)
+
+
 def serve(kind: str, scenario: str, count: int) -> None:
     """
     Answer C{count} requests of C{scenario}, warmed up first.
     """
     from twisted.web.server import Site
 
+    later = None
+    if kind == "later":
+        from zope.interface import implementer
+
+        import txsessions.db
+        from txsessions.interfaces import IDatabase
+
+        later = implementer(IDatabase)(Later)()
+
+        def openLater(url: str) -> Any:
+            return later
+
+        txsessions.db.openDatabase = openLater  # type: ignore[assignment]
+        kind = "txsessions"
     site = Site(resource(kind))
     site.noisy = False
     cookie = None
     if scenario != "new":
         protocol, transport = connect(site)
         protocol.dataReceived(request(b"/write", None))
+        if later is not None:
+            later.answer()
         found = re.search(rb"Set-Cookie: ([^;\r]+)", transport.value(), re.I)
         cookie = found.group(1) if found else None
     protocol, transport = connect(site)
     data = request(b"/" + scenario.encode(), cookie)
     for _ in range(100):
         protocol.dataReceived(data)
+        if later is not None:
+            later.answer()
         transport.clear()
     gc.collect()
     gc.disable()
@@ -77,6 +132,8 @@ def serve(kind: str, scenario: str, count: int) -> None:
     subprocess.run(toggle, capture_output=True, check=True)
     for _ in range(count):
         protocol.dataReceived(data)
+        if later is not None:
+            later.answer()
         transport.clear()
     toggle[1] = "--instr=off"
     subprocess.run(toggle, capture_output=True, check=True)

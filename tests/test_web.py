@@ -708,7 +708,8 @@ def test_aKeepAliveConnectionReadsEachRequestsOwnCookie(sessions: Sessions) -> N
         transport.clear()
         extra = b"" if cookie is None else b"Cookie: " + cookie + b"\r\n"
         channel.dataReceived(get(path, extra))
-        return transport.value()
+        sent: bytes = transport.value()
+        return sent
 
     def cookieOf(response: bytes) -> bytes:
         found = re.search(rb"Set-Cookie: (" + COOKIE.encode() + rb"=[^;]+)", response)

@@ -30,9 +30,10 @@ when a Twisted release changes one of them:
     attribute does; without it, a finished response is written anyway,
     which Twisted ignores);
   - C{Headers._rawHeaders}, a dict of header values by name, into which
-    L{markPrivateIfBare} writes two headers directly and from which
-    L{cookieHeaders} reads the request's cookies (the key case is found by
-    asking Headers itself; without the dict, the public API is used);
+    L{markPrivateIfBare} writes two headers directly, from which
+    L{cookieHeaders} reads the request's cookies, and which L{copyHeaders}
+    copies (the key case is found by asking Headers itself; without the
+    dict, the public API is used);
   - C{Request._forceSSL} (what C{setHost(..., ssl=True)} sets) and
     C{HTTPChannel.isSecure} asking only whether the channel's transport
     adapts to C{ISSLTransport}: L{isSecure} keeps that answer on the
@@ -47,7 +48,7 @@ when a Twisted release changes one of them:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
@@ -145,7 +146,7 @@ def _cookieKey() -> bytes | None:
 _COOKIE = _cookieKey()
 
 
-def cookieHeaders(request: IRequest) -> list[bytes] | None:
+def cookieHeaders(request: IRequest) -> Sequence[bytes] | None:
     """
     C{request.requestHeaders.getRawHeaders(b"cookie")}, read straight from
     C{Headers._rawHeaders} (without the copy and the name encoding), or
@@ -155,11 +156,11 @@ def cookieHeaders(request: IRequest) -> list[bytes] | None:
     @return: its C{Cookie} header values, not to be changed; C{None} when
         it has none.
     """
-    headers = request.requestHeaders
+    headers: Headers = request.requestHeaders
     if _COOKIE is None:
         return headers.getRawHeaders(b"cookie")
-    found: list[bytes] | None = headers._rawHeaders.get(_COOKIE)
-    return found
+    raw: dict[bytes, list[bytes]] = headers._rawHeaders
+    return raw.get(_COOKIE)
 
 
 def markPrivateIfBare(headers: Headers) -> bool:
@@ -182,6 +183,24 @@ def markPrivateIfBare(headers: Headers) -> bool:
     raw[vary] = [b"Cookie"]
     raw[cacheControl] = [b"private"]
     return True
+
+
+def copyHeaders(headers: Headers) -> Headers:
+    """
+    C{headers.copy()}, with C{Headers._rawHeaders} copied as it is (names
+    already encoded, values already checked) rather than set again one by
+    one: a tenth of the cost.
+
+    @param headers: response headers.
+    @return: a copy that changes to C{headers} leave alone.
+    """
+    if _KEYS is None or type(headers) is not Headers:
+        return headers.copy()
+    copied = Headers()
+    copied._rawHeaders = {
+        name: list(values) for name, values in headers._rawHeaders.items()
+    }
+    return copied
 
 
 _CHANNEL = HTTPChannel.isSecure
@@ -364,7 +383,7 @@ class HeldResponse:
         self._sent = (
             request.code,
             request.code_message,
-            request.responseHeaders.copy(),
+            copyHeaders(request.responseHeaders),
         )
 
     def _released(self, _: object) -> None:

@@ -387,8 +387,8 @@ class RequestSession(HeldResponse):
                 saving = self._flush(session, headersSent, None, pending)
                 # What a database answering at once saved is a dict.
                 if type(saving) is not dict and isDeferred(saving):
-                    later = cast("Deferred[object]", saving)
-                    waits.append(later.addCallback(lambda _: None))
+                    # What it fires with is of no use: allOf drops it.
+                    waits.append(cast("Deferred[None]", saving))
         elif self._conflict is not None and not headersSent:
             # The handler let a conflict (or the destroyed session it left)
             # escape, and the response is a 500: answer as for a conflict
@@ -397,13 +397,18 @@ class RequestSession(HeldResponse):
         if not waits:
             return None
         self._pending = None
+        # One wait (a save) is waited for as it is: what it fires with is
+        # dropped by whoever waits (the held response, or a later commit).
+        waiting = waits[0] if len(waits) == 1 else allOf(waits)
+        return waiting.addErrback(self._unsaved)
 
-        def failed(failure: Any) -> Any:
-            if self._headersUnsent():
-                cookies.removeCookie(self.request, self.parts.cookieName)
-            return failure
-
-        return allOf(waits).addErrback(failed)
+    def _unsaved(self, failure: Failure) -> Failure:
+        """
+        A save failed: no cookie goes out for it.
+        """
+        if self._headersUnsent():
+            cookies.removeCookie(self.request, self.parts.cookieName)
+        return failure
 
     def _flush(
         self,
@@ -480,7 +485,8 @@ class RequestSession(HeldResponse):
                     raise parts.calls.failed(e, "save") from e
                 parts.saveLatency.add(perf_counter() - started)
                 if result is not None and not create:
-                    return result  # _saved, inline: every write saves
+                    # _saved, inline: every write saves.
+                    return cast("Mapping[str, int]", result)
                 return self._saved(session, key, create, result)
             record = SessionChanges(
                 create, changes[1], changes[2], frozenset(changes[3]), *changes[4:]

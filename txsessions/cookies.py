@@ -152,7 +152,8 @@ def sessionIDs(
         if header.count(prefix) == 1:
             # Named once in the header, so what Twisted parsed for the name
             # is that one occurrence.
-            raw = request.received_cookies.get(name)
+            parsed: dict[bytes, bytes] = request.received_cookies  # type: ignore[attr-defined]
+            raw = parsed.get(name)
             if raw is not None and WELL_FORMED_BYTES.fullmatch(raw) is not None:
                 return True, [(raw.decode("ascii"), True)]
     values = readCookies(request, name)
