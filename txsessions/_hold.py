@@ -284,6 +284,7 @@ class HeldResponse:
         "_buffer",
         "_finishRequested",
         "_sent",
+        "_saving",
     )
 
     def __init__(self, request: IRequest, commit: Commit | None = None) -> None:
@@ -305,6 +306,7 @@ class HeldResponse:
             self._state = _STREAMING
         else:
             self._state = _OPEN
+        self._saving: Deferred[Any] | None = None
         # Instance attributes shadow the class's methods for this request only.
         setattr(request, "write", self.write)  # noqa: B010
         setattr(request, "finish", self.finish)  # noqa: B010
@@ -319,6 +321,26 @@ class HeldResponse:
         """
         assert self._commit is not None
         return self._commit(headersSent)
+
+    def saving(self, d: Deferred[Any]) -> None:
+        """
+        The save that the first write, or the finish, waits for in place of
+        a commit: the handler has returned the whole response, and its
+        changes are being saved.
+
+        @param d: the save; it fails as L{commit}'s L{Deferred} would.
+        """
+        self._saving = d
+
+    def _commitFirst(self) -> Deferred[Any] | None:
+        """
+        L{commit} before the headers go out, or the save under way.
+        """
+        saving = self._saving
+        if saving is None:
+            return self.commit(False)
+        self._saving = None
+        return saving
 
     def release(self) -> None:
         """
@@ -340,7 +362,7 @@ class HeldResponse:
             self._write(data)
         elif state is _OPEN:
             try:
-                waiting = self.commit(False)
+                waiting = self._commitFirst()
             except Exception:
                 waiting = fail()
             if waiting is None:
@@ -362,7 +384,9 @@ class HeldResponse:
         elif state is _STREAMING or state is _OPEN:
             self._state = _FINISHING
             try:
-                waiting = self.commit(state is _STREAMING)
+                waiting = (
+                    self.commit(True) if state is _STREAMING else self._commitFirst()
+                )
             except Exception:
                 waiting = fail()
             if waiting is None:

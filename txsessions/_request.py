@@ -115,7 +115,7 @@ def answered(request: IRequest) -> None:
         state.release()
     else:
         # The held response's first write waits for it.
-        state._wait(waiting)
+        state.saving(waiting)
 
 
 def requestKey(request: IRequest) -> str | None:

@@ -227,6 +227,11 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
             if refused is not None:
                 return refused
         result = handler(*args[: index + 1], session, *args[index + 1 :], **kwargs)
+        if type(result) is str or type(result) is bytes:
+            # As when the session was at hand: save now, and let the
+            # response go straight to Twisted once saved.
+            answered(args[index])
+            return result
         if inspect.isawaitable(result) and not isinstance(result, Deferred):
             return Deferred.fromCoroutine(_awaited(result))
         return result
