@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from time import perf_counter
-from typing import cast
+from typing import Protocol, cast
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from . import cookies
@@ -76,8 +77,23 @@ def cookieSessions(
     return received, found
 
 
+class Loader(SessionOwner, Protocol):
+    """
+    What a session is loaded for: the request it will belong to, told of a
+    session (or a failure) that comes later.
+    """
+
+    def loaded(self, result: Session | Failure) -> Session | Failure:
+        """
+        Take the session loaded after L{loadSession} returned, or why it
+        could not be.
+
+        @return: C{result}.
+        """
+
+
 def loadSession(
-    parts: Parts, config: Config, owner: SessionOwner, found: Found
+    parts: Parts, config: Config, owner: Loader, found: Found
 ) -> Session | Deferred[Session]:
     """
     Load the session the first of C{found} names that is live and readable,
@@ -88,7 +104,8 @@ def loadSession(
     @param owner: the request the session belongs to.
     @param found: the session ids the cookies name (L{cookieSessions});
         consumed.
-    @return: the session, or a L{Deferred} firing with it.
+    @return: the session, or a L{Deferred} firing with it, of which
+        C{owner.loaded} is told first.
     @raise DatabaseError: when the database failed at once.
     """
     atOnce = parts.loadAtOnce
@@ -116,9 +133,10 @@ def loadSession(
         if isDeferred(stored):
             # A callback rather than a coroutine: it runs on every request a
             # remote database serves.
-            return cast("Deferred[StoredSession | None]", stored).addCallback(
+            accepting = cast("Deferred[StoredSession | None]", stored).addBoth(
                 _acceptLater, parts, config, owner, sessionID, key, current, found
             )
+            return cast("Deferred[Session]", accepting)
         session = _acceptStored(
             parts,
             config,
@@ -141,17 +159,27 @@ def newSession(parts: Parts, owner: SessionOwner) -> Session:
 
 
 def _acceptLater(
-    stored: StoredSession | None,
+    result: StoredSession | None | Failure,
     parts: Parts,
     config: Config,
-    owner: SessionOwner,
+    owner: Loader,
     sessionID: str,
     key: str,
     current: bool,
     found: Found,
-) -> Session | Deferred[Session]:
-    session = _acceptStored(parts, config, owner, stored, sessionID, key, current)
-    return session if session is not None else loadSession(parts, config, owner, found)
+) -> Session | Deferred[Session] | Failure:
+    if isinstance(result, Failure):
+        return owner.loaded(result)
+    session = _acceptStored(parts, config, owner, result, sessionID, key, current)
+    if session is None:
+        try:
+            next = loadSession(parts, config, owner, found)
+        except Exception:
+            return owner.loaded(Failure())
+        if isDeferred(next):
+            return next  # owner.loaded is told when it fires
+        session = cast(Session, next)
+    return owner.loaded(session)
 
 
 def _acceptStored(

@@ -221,9 +221,15 @@ class RequestSession(HeldResponse):
             self._session = loaded
             return loaded
         self._loading = []
-        return loaded.addBoth(self._loaded)
+        return loaded
 
-    def _loaded(self, result: Session | Failure) -> Session | Failure:
+    def loaded(self, result: Session | Failure) -> Session | Failure:
+        """
+        Take the session loaded later, or why it could not be, and hand it
+        to whoever asked for it meanwhile (see L{txsessions._loading.Loader}).
+
+        @return: C{result}.
+        """
         waiters, self._loading = self._loading or [], None
         if isinstance(result, Failure):
             for waiter in waiters:
@@ -389,6 +395,10 @@ class RequestSession(HeldResponse):
                 if type(saving) is not dict and isDeferred(saving):
                     # What it fires with is of no use: allOf drops it.
                     waits.append(cast("Deferred[None]", saving))
+                    if len(waits) == 1:
+                        # The save alone: it is _unsaved when it fails.
+                        self._pending = None
+                        return waits[0]
         elif self._conflict is not None and not headersSent:
             # The handler let a conflict (or the destroyed session it left)
             # escape, and the response is a 500: answer as for a conflict
@@ -497,14 +507,29 @@ class RequestSession(HeldResponse):
                 raise parts.calls.failed(e, "save") from e
             answer = parts.calls.now(saving, "save", started)
             if isDeferred(answer):
-                return cast("Deferred[Mapping[str, int] | None]", answer).addCallback(
-                    lambda result: self._saved(session, key, create, result)
+                return cast("Deferred[Mapping[str, int] | None]", answer).addBoth(
+                    self._savedLater, session, key, create
                 )
             return self._saved(
                 session, key, create, cast("Mapping[str, int] | None", answer)
             )
         except Exception:
-            return fail()
+            return fail(self._unsaved(Failure()))
+
+    def _savedLater(
+        self,
+        result: Mapping[str, int] | None | Failure,
+        session: Session,
+        key: str,
+        create: bool,
+    ) -> Mapping[str, int] | Failure:
+        """
+        What the database answered to a save, later: L{_saved}, or
+        L{_unsaved} for a failure.
+        """
+        if isinstance(result, Failure):
+            return self._unsaved(result)
+        return self._saved(session, key, create, result)
 
     def _saved(
         self,
