@@ -185,7 +185,7 @@ def test_noTimeoutMeansNoDeadline() -> None:
 
 def test_aCancelledCallThatNeverAnswersIsForgottenAtItsDeadline() -> None:
     calls, clock, metrics = _calls()
-    raced = calls.call(Deferred(), "load")
+    raced: Deferred[str] = calls.call(Deferred(), "load")
     _outcome(raced)
     raced.cancel()
     clock.advance(3)  # nothing fails twice
