@@ -227,11 +227,17 @@ class Deadlines:
         """
         entry[1] = None
         self._waiting -= 1
+        queue = self._queue
         if not self._waiting:
-            self._queue.clear()
+            queue.clear()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            return
+        # Calls mostly answer in the order they were made: keep the queue
+        # as short as the calls under way.
+        while queue[0][1] is None:
+            queue.popleft()
 
     def _due(self) -> None:
         """
