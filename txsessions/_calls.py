@@ -12,12 +12,13 @@ once, here, and pay for no L{Deferred} callbacks on it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any, TypeVar, cast
 
 from twisted.internet.defer import CancelledError, Deferred, FirstError, gatherResults
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -34,7 +35,7 @@ class DatabaseCalls:
     Makes database calls for one manager: deadline, latency, error mapping.
     """
 
-    __slots__ = ("_clock", "_metrics", "timeout")
+    __slots__ = ("_metrics", "_deadlines", "timeout")
 
     def __init__(self, clock: IReactorTime, metrics: Metrics, timeout: float) -> None:
         """
@@ -42,8 +43,8 @@ class DatabaseCalls:
         @param metrics: where latencies and failures are counted.
         @param timeout: the deadline of each call in seconds; 0 for none.
         """
-        self._clock = clock
         self._metrics = metrics
+        self._deadlines = Deadlines(clock, timeout, self.failed) if timeout else None
         self.timeout = timeout
 
     def call(
@@ -58,26 +59,56 @@ class DatabaseCalls:
         @param kind: C{load}, C{save} or C{other}, for L{Metrics.latency}.
         @param started: when the call was made (C{perf_counter}); now, when
             C{None}.
-        @return: a L{Deferred} with C{d}'s result.
+        @return: a L{Deferred} with C{d}'s result: C{d} itself when it has
+            fired, else one that fails with L{DatabaseError} at the
+            deadline, if C{d} has not fired by then (its late result is
+            dropped).
         """
-        latency = self._metrics.latency[kind]
         begun = perf_counter() if started is None else started
-
-        def timed(result: Any) -> Any:
-            latency.add(perf_counter() - begun)
-            return result
-
-        d.addBoth(timed)
+        deadlines = self._deadlines
         # A Deferred that has fired may still wait on another (paused).
-        if self.timeout and (not d.called or d.paused):
-            d = raceAgainst(d, self.timeout, self._clock)
+        if deadlines is None or (d.called and not d.paused):
+            return d.addBoth(self._settled, kind, begun)
+        raced: Deferred[T] = Deferred()
+        entry = deadlines.add(raced, kind)
+        d.addBoth(self._settledRaced, kind, begun, raced, entry)
+        return raced
 
-        def failed(failure: Failure) -> Any:
-            if failure.check(CancelledError):
-                return failure
-            raise self.failed(cast(BaseException, failure.value), kind)
+    def _settled(self, result: Any, kind: str, begun: float) -> Any:
+        """
+        A call without a deadline answered: time it, map its failure.
+        """
+        self._metrics.latency[kind].add(perf_counter() - begun)
+        if type(result) is Failure and not result.check(CancelledError):
+            raise self.failed(cast(BaseException, result.value), kind)
+        return result
 
-        return d.addErrback(failed)
+    def _settledRaced(
+        self,
+        result: Any,
+        kind: str,
+        begun: float,
+        raced: Deferred[Any],
+        entry: list[Any],
+    ) -> None:
+        """
+        A call with a deadline answered: time it and hand its result, its
+        failure mapped, to C{raced}, unless the deadline came first (then
+        it is dropped).
+        """
+        self._metrics.latency[kind].add(perf_counter() - begun)
+        if entry[1] is None:
+            return None  # the deadline came first
+        self._deadlines.settled(entry)  # type: ignore[union-attr]
+        if raced.called:
+            return None  # cancelled: the client went away
+        if type(result) is Failure:
+            if not result.check(CancelledError):
+                result = Failure(self.failed(cast(BaseException, result.value), kind))
+            raced.errback(result)
+        else:
+            raced.callback(result)
+        return None
 
     def now(self, d: Deferred[T], kind: str, started: float) -> T | Deferred[T]:
         """
@@ -126,6 +157,110 @@ class DatabaseCalls:
         return wrapped
 
 
+class Deadlines:
+    """
+    The deadlines of the calls under way, kept with one timer for them all
+    rather than a C{callLater} and a C{cancel} per call.
+
+    Every call is given the same timeout, so the calls' deadlines come in
+    the order the calls were made: they wait in a queue, and the one timer
+    is set for the first deadline of a call still waiting.  A call that
+    answers only marks its place in the queue; the timer is cancelled when
+    no call is waiting.  When it fires, each call whose deadline has come
+    fails with L{DatabaseError}, and the timer is set for the next.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_timeout",
+        "_failed",
+        "_queue",
+        "_waiting",
+        "_timer",
+        "_message",
+    )
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        timeout: float,
+        failed: Callable[[BaseException, str], DatabaseError],
+    ) -> None:
+        """
+        @param clock: what the deadlines are kept on.
+        @param timeout: how long each call may take, in seconds (more than 0).
+        @param failed: what makes the error a late call fails with, given
+            the L{DatabaseError} and the call's kind (L{DatabaseCalls.failed},
+            which logs and counts it).
+        """
+        self._clock = clock
+        self._failed = failed
+        self._timeout = timeout
+        self._queue: deque[list[Any]] = deque()
+        self._waiting = 0
+        self._timer: IDelayedCall | None = None
+        self._message = f"the session database did not answer in {timeout} s"
+
+    def add(self, raced: Deferred[Any], kind: str) -> list[Any]:
+        """
+        Fail C{raced} with L{DatabaseError} when the deadline comes, unless
+        it has fired by then, or L{settled} was told.
+
+        @param raced: what the caller waits on.
+        @param kind: the call's kind, for the failure.
+        @return: its place in the queue, to give L{settled}: its deadline,
+            C{raced} and C{kind}; C{raced} becomes C{None} once the call
+            answered or its deadline came.
+        """
+        entry = [self._clock.seconds() + self._timeout, raced, kind]
+        self._queue.append(entry)
+        self._waiting += 1
+        if self._timer is None:
+            self._timer = self._clock.callLater(self._timeout, self._due)
+        return entry
+
+    def settled(self, entry: list[Any]) -> None:
+        """
+        The call C{entry} stands for answered: it has no deadline any more.
+
+        @param entry: what L{add} returned.
+        """
+        entry[1] = None
+        self._waiting -= 1
+        queue = self._queue
+        if not self._waiting:
+            queue.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        # Calls mostly answer in the order they were made: keep the queue
+        # as short as the calls under way.
+        while queue[0][1] is None:
+            queue.popleft()
+
+    def _due(self) -> None:
+        """
+        The first deadline came: fail each call whose deadline has, and
+        wait for the next.
+        """
+        self._timer = None
+        queue = self._queue
+        now = self._clock.seconds()
+        late: list[tuple[Deferred[Any], str]] = []
+        while queue and (queue[0][1] is None or queue[0][0] <= now):
+            entry = queue.popleft()
+            if entry[1] is not None:
+                late.append((entry[1], entry[2]))
+                entry[1] = None
+        self._waiting -= len(late)
+        if queue:
+            self._timer = self._clock.callLater(queue[0][0] - now, self._due)
+        for raced, kind in late:
+            if not raced.called:
+                raced.errback(self._failed(DatabaseError(self._message), kind))
+
+
 def answeredAtOnce(database: object, name: str) -> Callable[..., Any] | None:
     """
     The synchronous form of a database method, when the database offers
@@ -159,41 +294,6 @@ def isDeferred(value: object) -> bool:
     @return: whether it is a L{Deferred} (or of a subclass).
     """
     return Deferred in type(value).__mro__
-
-
-def raceAgainst(d: Deferred[T], timeout: float, clock: IReactorTime) -> Deferred[T]:
-    """
-    A L{Deferred} with C{d}'s result, or failing with L{DatabaseError} after
-    C{timeout} seconds.  C{d} itself is never cancelled: cancelling a
-    command a client has already queued (txredisapi) could hand its reply to
-    the next command.  A late result is dropped.
-
-    @param d: the call.
-    @param timeout: its deadline in seconds.
-    @param clock: what the deadline is kept on.
-    @return: the raced L{Deferred}.
-    """
-    raced: Deferred[T] = Deferred()
-
-    def late() -> None:
-        raced.errback(
-            DatabaseError(f"the session database did not answer in {timeout} s")
-        )
-
-    timer = clock.callLater(timeout, late)
-
-    def settled(result: Any) -> None:
-        if raced.called:
-            return None
-        timer.cancel()
-        if isinstance(result, Failure):
-            raced.errback(result)
-        else:
-            raced.callback(result)
-        return None
-
-    d.addBoth(settled)
-    return raced
 
 
 def allOf(waits: Sequence[Deferred[Any]]) -> Deferred[None]:

@@ -209,6 +209,23 @@ class Connections:
             return connection.addCallback(lambda made: getattr(made, method)(*args))
         return cast("Deferred[Any]", getattr(connection, method)(*args))
 
+    def execute(self, *command: Any) -> Deferred[Any]:
+        """
+        Send one command, given as C{execute_command} takes it, on
+        L{connection}: L{call} without txredisapi's method for the command
+        (its C{evalsha} costs about 3 us more than the command it sends).
+
+        @param command: the command's name and arguments.
+        @return: as for L{call}.
+        """
+        try:
+            connection = self.connection()
+        except DatabaseError:
+            return fail()
+        if isinstance(connection, Deferred):
+            return connection.addCallback(lambda made: made.execute_command(*command))
+        return cast("Deferred[Any]", connection.execute_command(*command))
+
     def redisTime(self, seconds: float) -> float:
         """
         A time in Redis's clock: C{seconds} from now, as this process's clock

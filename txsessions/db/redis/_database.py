@@ -12,6 +12,7 @@ import attrs
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ...ids import redact
@@ -19,6 +20,7 @@ from ...interfaces import DestroyListener, IDatabase
 from ...records import (
     OWNER_FIELD,
     DestroyReason,
+    Lifetime,
     SessionChanges,
     SessionInfo,
     StoredSession,
@@ -31,6 +33,14 @@ from ._subscription import Subscription
 from ._url import RedisURL
 
 _log = Logger()
+
+_encodeArgs = json.JSONEncoder(
+    ensure_ascii=False, check_circular=False, separators=(",", ":")
+).encode
+"""
+How a save's arguments travel: one compact JSON array, which the script
+decodes.
+"""
 
 _NO_DEADLINE = 365 * 24 * 3600.0
 """
@@ -91,7 +101,7 @@ class RedisDatabase:
         # What the destroy script cuts off each key: Lua counts bytes.
         self._prefixBytes = str(len(self._prefix.encode()))
         self._owners = scripts.OWNERS + self._prefix
-        self._defaultTTL = int(defaultTTL * 1000)
+        self._ttlText = str(int(defaultTTL * 1000))
         self.useDeadline(deadline)
         self._events = Events(self._prefix)
         self._redis = Connections(self.where, reactor, poolsize, connectTimeout)
@@ -115,30 +125,30 @@ class RedisDatabase:
         See L{IDatabase.load}: one C{EVALSHA}, an C{HGETALL} that answers
         in one string.
         """
-        now = self._clock.seconds()
+        loading = self._eval(scripts.LOAD, [self._prefix + key])
+        return loading.addCallback(self._loaded, key, self._clock.seconds())
 
-        def loaded(reply: str | None) -> StoredSession | None:
-            if not reply:
-                return None
-            try:
-                flat = json.loads(reply)
-                fields = dict(zip(flat[::2], flat[1::2], strict=True))
-                lifetime = lifetimeOf(
-                    float(fields.pop(scripts.CREATED)),
-                    float(fields[scripts.EXPIRES])
-                    if scripts.EXPIRES in fields
-                    else None,
-                )
-            except (KeyError, ValueError, TypeError):
-                _log.warn("session {key} is corrupt; ignored", key=redact(key))
-                return None
-            fields.pop(scripts.EXPIRES, None)
-            if lifetime.hasExpired(now):
-                return None
-            return StoredSession(lifetime, fields)
-
-        loading: Deferred[str | None] = self._eval(scripts.LOAD, [self._prefix + key])
-        return loading.addCallback(loaded)
+    def _loaded(self, reply: str | None, key: str, now: float) -> StoredSession | None:
+        """
+        The session a L{scripts.LOAD} reply holds, if it is live and can be
+        read.
+        """
+        if not reply:
+            return None
+        try:
+            flat = iter(json.loads(reply))
+            fields = dict(zip(flat, flat, strict=True))
+            created = float(fields.pop(scripts.CREATED))
+            expires = fields.pop(scripts.EXPIRES, None)
+            if expires is not None:
+                expires = float(expires)
+        except (KeyError, ValueError, TypeError):
+            _log.warn("session {key} is corrupt; ignored", key=redact(key))
+            return None
+        # Lifetime.hasExpired, before building one.
+        if expires is not None and now >= expires:
+            return None
+        return StoredSession(Lifetime(created, expires), fields)
 
     def save(
         self, key: str, changes: SessionChanges
@@ -147,24 +157,30 @@ class RedisDatabase:
         See L{IDatabase.save}: one C{EVALSHA}.
         """
         lifetime = changes.lifetime
-        args: list[Any] = [
-            "1" if changes.create else "0",
-            repr(lifetime.createdAt) if lifetime else "",
-            repr(lifetime.expiresAt)
-            if lifetime and lifetime.expiresAt is not None
-            else "",
-            "1" if lifetime else "0",
+        args: list[str] = (
+            ["1" if changes.create else "0", "", "", "0"]
+            if lifetime is None
+            else [
+                "1" if changes.create else "0",
+                repr(lifetime.createdAt),
+                "" if lifetime.expiresAt is None else repr(lifetime.expiresAt),
+                "1",
+            ]
+        )
+        args += (
             "1" if changes.clear else "0",
             repr(self._clock.seconds()),
-            str(self._defaultTTL),
+            self._ttlText,
             f"{self._redis.redisTime(self._writeWithin):.6f}",
             str(len(changes.deleted)),
             *changes.deleted,
             str(len(changes.updated)),
-            *[x for item in changes.updated.items() for x in item],
-            str(len(changes.increments)),
-            *[str(x) for item in changes.increments.items() for x in item],
-        ]
+        )
+        for item in changes.updated.items():
+            args += item
+        args.append(str(len(changes.increments)))
+        for name, delta in changes.increments.items():
+            args += (name, str(delta))
 
         def saved(reply: Any) -> Mapping[str, int] | None:
             if not reply:
@@ -175,7 +191,7 @@ class RedisDatabase:
         saving: Deferred[Any] = self._eval(
             scripts.SAVE,
             [self._prefix + key],
-            [json.dumps(args, ensure_ascii=False), self._owners],
+            [_encodeArgs(args), self._owners],
         )
         return saving.addCallback(saved)
 
@@ -386,19 +402,30 @@ class RedisDatabase:
     ) -> Deferred[Any]:
         """
         Run one of the scripts: C{EVALSHA}, or C{EVAL} when Redis no longer
-        has it (restarted or flushed).  txredisapi's own C{eval} would hash
-        the script again on every call.
+        has it (restarted or flushed).  Sent with C{execute_command}, not
+        txredisapi's C{evalsha} and C{eval}: these hash the script again on
+        every call, and wrap each reply in callbacks of their own.
         """
         args = args or []
-        running = self._redis.call("evalsha", scripts.sha1(script), keys, args)
+        running = self._redis.execute(
+            "EVALSHA", scripts.sha1(script), len(keys), *keys, *args
+        )
+        return running.addErrback(self._scriptMissing, script, keys, args)
 
-        def missing(failure: Any) -> Deferred[Any]:
-            import txredisapi
+    def _scriptMissing(
+        self, failure: Failure, script: str, keys: list[str], args: list[Any]
+    ) -> Deferred[Any] | Failure:
+        """
+        Send a script whole when Redis answered C{NOSCRIPT} to its hash.
+        """
+        import txredisapi
 
-            failure.trap(txredisapi.ScriptDoesNotExist)
-            return self._redis.call("eval", script, keys, args)
-
-        return running.addErrback(missing)
+        if not (
+            failure.check(txredisapi.ResponseError)
+            and str(failure.value).startswith("NOSCRIPT")
+        ):
+            return failure
+        return self._redis.execute("EVAL", script, len(keys), *keys, *args)
 
     def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
         events = self._events
