@@ -730,3 +730,33 @@ def test_aKeepAliveConnectionReadsEachRequestsOwnCookie(sessions: Sessions) -> N
         (alice + b"; " + bob, b"alice"),
     ]:
         assert send(b"/who", cookie).endswith(expected + b"\r\n0\r\n\r\n"), cookie
+
+
+def test_aHandlerCalledAfterALaterLoadIsAnsweredOnceSaved(
+    sessions: Sessions, db: ControlledDatabase
+) -> None:
+    """
+    A plain handler called once a later load answered has its changes saved
+    as soon as it returns: its response waits for that save, and is a 503
+    without a cookie when the save fails.
+    """
+    app = decoratedApp(sessions)
+    sid = cookieValue(Browser(app.resource()).get("/sync")[0], COOKIE)
+    db.holdLoads = db.holdSaves = True
+    pending = Browser(app.resource()).start("/sync", {COOKIE: sid})
+    db.release()  # the load: the handler runs, and its save waits
+    pending.flush()
+    assert pending.fired == []
+    assert len(db.heldSaves) == 1
+    db.release()
+    pending.flush()
+    [response] = pending.fired
+    assert (response.code, resultOf(response.content())) == (200, b"sync 2")
+    db.holdSaves = False
+    db.failSaves = True
+    pending = Browser(app.resource()).start("/sync", {COOKIE: sid})
+    db.release()
+    pending.flush()
+    [response] = pending.fired
+    assert (response.code, resultOf(response.content())) == (503, UNAVAILABLE)
+    assert setCookies(response) == []
