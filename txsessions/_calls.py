@@ -2,7 +2,8 @@
 """
 Database calls as the request path makes them: each given its deadline
 (C{Config.databaseTimeout}), timed into L{Metrics.latency}, and any failure
-counted, logged once and turned into a L{DatabaseError}.
+counted, logged once and turned into a L{DatabaseError}.  The deadlines of
+the calls under way share one timer (L{Deadlines}).
 
 A database that has answered by the time its call returns (memory, LMDB
 reads) is read at once: L{DatabaseCalls.now} returns the result itself,
@@ -60,9 +61,9 @@ class DatabaseCalls:
         @param started: when the call was made (C{perf_counter}); now, when
             C{None}.
         @return: a L{Deferred} with C{d}'s result: C{d} itself when it has
-            fired, else one that fails with L{DatabaseError} at the
-            deadline, if C{d} has not fired by then (its late result is
-            dropped).
+            fired or there is no deadline, else one that fails with
+            L{DatabaseError} at the deadline if C{d} has not fired by then
+            (its late result is dropped).
         """
         begun = perf_counter() if started is None else started
         deadlines = self._deadlines
@@ -79,7 +80,7 @@ class DatabaseCalls:
         A call without a deadline answered: time it, map its failure.
         """
         self._metrics.latency[kind].add(perf_counter() - begun)
-        if type(result) is Failure and not result.check(CancelledError):
+        if isinstance(result, Failure) and not result.check(CancelledError):
             raise self.failed(cast(BaseException, result.value), kind)
         return result
 
@@ -102,7 +103,7 @@ class DatabaseCalls:
         self._deadlines.settled(entry)  # type: ignore[union-attr]
         if raced.called:
             return None  # cancelled: the client went away
-        if type(result) is Failure:
+        if isinstance(result, Failure):
             if not result.check(CancelledError):
                 result = Failure(self.failed(cast(BaseException, result.value), kind))
             raced.errback(result)
