@@ -284,7 +284,6 @@ class HeldResponse:
         "_buffer",
         "_finishRequested",
         "_sent",
-        "_saving",
     )
 
     def __init__(self, request: IRequest, commit: Commit | None = None) -> None:
@@ -306,7 +305,6 @@ class HeldResponse:
             self._state = _STREAMING
         else:
             self._state = _OPEN
-        self._saving: Deferred[Any] | None = None
         # Instance attributes shadow the class's methods for this request only.
         setattr(request, "write", self.write)  # noqa: B010
         setattr(request, "finish", self.finish)  # noqa: B010
@@ -321,26 +319,6 @@ class HeldResponse:
         """
         assert self._commit is not None
         return self._commit(headersSent)
-
-    def saving(self, d: Deferred[Any]) -> None:
-        """
-        The save that the first write, or the finish, waits for in place of
-        a commit: the handler has returned the whole response, and its
-        changes are being saved.
-
-        @param d: the save; it fails as L{commit}'s L{Deferred} would.
-        """
-        self._saving = d
-
-    def _commitFirst(self) -> Deferred[Any] | None:
-        """
-        L{commit} before the headers go out, or the save under way.
-        """
-        saving = self._saving
-        if saving is None:
-            return self.commit(False)
-        self._saving = None
-        return saving
 
     def release(self) -> None:
         """
@@ -362,7 +340,7 @@ class HeldResponse:
             self._write(data)
         elif state is _OPEN:
             try:
-                waiting = self._commitFirst()
+                waiting = self.commit(False)
             except Exception:
                 waiting = fail()
             if waiting is None:
@@ -384,9 +362,7 @@ class HeldResponse:
         elif state is _STREAMING or state is _OPEN:
             self._state = _FINISHING
             try:
-                waiting = (
-                    self.commit(True) if state is _STREAMING else self._commitFirst()
-                )
+                waiting = self.commit(state is _STREAMING)
             except Exception:
                 waiting = fail()
             if waiting is None:
@@ -428,33 +404,54 @@ class HeldResponse:
         self._state = _CLOSED
 
     def _failed(self, failure: Failure) -> None:
-        # A database failure and a conflict were logged where they happened:
-        # log only what nobody has.
-        if not failure.check(DatabaseError, SessionConflictError):
-            _log.failure("the session could not be saved", failure=failure)
         request = self._request
         self._state = _CLOSED
         self._buffer = []
-        if _disconnected(request):
+        if _disconnected(request) or request.startedWriting:
+            logUnsaved(failure)
+            if not _disconnected(request):
+                abort(request)
             return
-        if request.startedWriting:
-            abort(request)
-            return
-        if failure.check(SessionConflictError):
-            code, body = 409, CONFLICT
-        else:
-            code, body = 503, UNAVAILABLE
-        request.setResponseCode(code)
-        request.responseHeaders = Headers(
-            {
-                b"Content-Type": [b"text/plain; charset=utf-8"],
-                b"Content-Length": [b"%d" % len(body)],
-                b"Cache-Control": [b"no-store"],
-            }
-        )
-        request.cookies = []
-        self._write(body)
+        self._write(failedBody(failure, request))
         self._finish()
+
+
+def logUnsaved(failure: Failure) -> None:
+    """
+    Log why a session could not be saved, unless it was logged where it
+    happened (a database failure, a conflict).
+
+    @param failure: why.
+    """
+    if not failure.check(DatabaseError, SessionConflictError):
+        _log.failure("the session could not be saved", failure=failure)
+
+
+def failedBody(failure: Failure, request: IRequest) -> bytes:
+    """
+    Make a response whose session could not be saved, nothing written yet,
+    a 409 (another request regenerated or destroyed the session first) or
+    a 503, without a cookie, and log why (L{logUnsaved}).
+
+    @param failure: why it could not be saved.
+    @param request: the request, its headers not yet sent.
+    @return: the body to answer with.
+    """
+    logUnsaved(failure)
+    if failure.check(SessionConflictError):
+        code, body = 409, CONFLICT
+    else:
+        code, body = 503, UNAVAILABLE
+    request.setResponseCode(code)
+    request.responseHeaders = Headers(
+        {
+            b"Content-Type": [b"text/plain; charset=utf-8"],
+            b"Content-Length": [b"%d" % len(body)],
+            b"Cache-Control": [b"no-store"],
+        }
+    )
+    request.cookies = []  # type: ignore[attr-defined]
+    return body
 
 
 def abort(request: Any) -> None:

@@ -216,7 +216,7 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         if type(result) is str or type(result) is bytes:
             # The whole response, at once: save now, and let it go straight
             # to Twisted.
-            answered(request)
+            return answered(request, result)
         return result
 
     def _call(
@@ -230,8 +230,7 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         if type(result) is str or type(result) is bytes:
             # As when the session was at hand: save now, and let the
             # response go straight to Twisted once saved.
-            answered(args[index])
-            return result
+            return answered(args[index], result)
         if inspect.isawaitable(result) and not isinstance(result, Deferred):
             return Deferred.fromCoroutine(_awaited(result))
         return result
