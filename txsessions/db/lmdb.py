@@ -38,7 +38,7 @@ from ._persistent import (
     PersistentDatabase,
     Saved,
     changeSize,
-    decodeFields,
+    checkFields,
     lifetimeOf,
 )
 from ._writer import Batching, Threads, Writer
@@ -69,7 +69,7 @@ def decodeRecord(data: bytes) -> StoredSession:
     record = json.loads(data)
     if not isinstance(record, dict):
         raise ValueError("a session record is not an object")
-    fields = decodeFields(json.dumps(record.get("f")))
+    fields = checkFields(record.get("f"))
     return StoredSession(lifetimeOf(record.get("c"), record.get("e")), fields)
 
 
