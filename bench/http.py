@@ -2,6 +2,7 @@
 Requests per second of txsessions beside bare Klein and the peers, with wrk.
 
     python bench/http.py [--seconds 5] [--rounds 3] [--redis URL]
+                         [--kinds bare,sqlite,lmdb] [--scenarios write,new]
 
 Starts each server (bench/servers.py) in turn on 127.0.0.1, drives it with
 wrk for a fixed time per scenario, alternates the servers for several
@@ -11,7 +12,12 @@ value, one that writes one value, and a new client on every request.  With
 --redis, txsessions on Redis is measured too (against that server; start one
 with `redis-server --port 6379 --save ''`), beside bare Klein making one
 round trip to Redis per request and nothing else: the most any session on
-Redis could reach.
+Redis could reach.  --kinds keeps only the servers named (bare Klein always
+runs: the ratios are to it): bare, twisted, klein, memory, sqlite, lmdb,
+redisfloor, redis; --scenarios keeps only those scenarios.  With
+--commits, each txsessions server on SQLite or LMDB also reports the
+transactions (fsyncs) it committed per second under wrk and the changes
+each held (its /commits route, read before and after each scenario).
 """
 
 from __future__ import annotations
@@ -72,14 +78,38 @@ def wrk(port: int, path: str, seconds: int, cookie: str | None) -> float:
     return float(match.group(1))
 
 
+def shortName(kind: str, url: str | None) -> str:
+    """
+    @return: what --kinds calls a server: its kind, or for txsessions its
+        database's scheme.
+    """
+    if kind == "txsessions" and url:
+        return url.split(":")[0]
+    return kind
+
+
+def commits(port: int) -> tuple[int, int]:
+    """
+    @return: how many transactions the server's database has committed, and
+        how many changes they held.
+    """
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/commits") as response:
+        done, changes = response.read().split()
+    return int(done), int(changes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis", default=None)
+    parser.add_argument("--kinds", default="")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--commits", action="store_true")
     options = parser.parse_args()
+    scenarios = {s: SCENARIOS[s] for s in options.scenarios.split(",")}
     tmp = tempfile.mkdtemp()
-    servers: list[tuple[str, str, str | None]] = [
+    servers: list[tuple[str, str, str | None]] = [  # name, kind, URL
         ("bare Klein", "bare", None),
         ("Twisted getSession", "twisted", None),
         ("Klein SessionProcurer", "klein", None),
@@ -90,15 +120,32 @@ def main() -> None:
     if options.redis:
         servers.append(("Klein + Redis round trip", "redisfloor", options.redis))
         servers.append(("txsessions redis", "txsessions", options.redis))
+    if options.kinds:
+        kept = {"bare", *options.kinds.split(",")}
+        servers = [s for s in servers if shortName(s[1], s[2]) in kept]
     results: dict[tuple[str, str], list[float]] = {}
+    counted = options.commits and {"sqlite", "lmdb"}
     for _ in range(options.rounds):
         for name, kind, url in servers:
             process, port = start(kind, url)
             try:
                 cookie = cookieFor(port)
-                for scenario, path in SCENARIOS.items():
+                for scenario, path in scenarios.items():
                     sent = None if scenario == "new" else cookie
+                    counting = counted and shortName(kind, url) in counted
+                    if counting:
+                        before = commits(port)
                     rate = wrk(port, path, options.seconds, sent)
+                    if counting:
+                        after = commits(port)
+                        done = after[0] - before[0]
+                        changes = after[1] - before[1]
+                        print(
+                            f"{name} {scenario}: {rate:.0f} req/s, "
+                            f"{done / options.seconds:.0f} commits/s, "
+                            f"{changes / max(done, 1):.1f} changes each",
+                            flush=True,
+                        )
                     results.setdefault((name, scenario), []).append(rate)
             finally:
                 process.terminate()
@@ -108,10 +155,10 @@ def main() -> None:
                     print(f"{name} did not stop on SIGTERM; killed", file=sys.stderr)
                     process.kill()
                     process.wait()
-    print(f"{'server':24} " + " ".join(f"{s:>16}" for s in SCENARIOS))
+    print(f"{'server':24} " + " ".join(f"{s:>16}" for s in scenarios))
     for name, _, _ in servers:
         cells = []
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             median = statistics.median(results[(name, scenario)])
             base = statistics.median(results[("bare Klein", scenario)])
             cells.append(f"{median:8.0f} {median / base:5.2f}x")

@@ -9,7 +9,9 @@ MemorySessionStore), txsessions (with DATABASE_URL, memory: by default) or
 redisfloor (bare Klein plus one Redis round trip per request, DATABASE_URL
 a redis:// URL).
 Each serves /read (read one value), /write (write one value) and /new (a new
-session on every request, for clients that send no cookie).
+session on every request, for clients that send no cookie).  txsessions on
+SQLite or LMDB also serves /commits: how many transactions its writer has
+committed and how many changes they held, for bench/http.py --commits.
 """
 
 from __future__ import annotations
@@ -115,8 +117,16 @@ def txsessions(url: str) -> Any:
     from txsessions import Config, Sessions
     from txsessions.db import openDatabase
 
-    sessions = Sessions(Config(cookie="s", expires=3600), openDatabase(url))
+    database = openDatabase(url)
+    sessions = Sessions(Config(cookie="s", expires=3600), database)
     app = Klein()
+
+    writer = getattr(database, "writer", None)
+    if writer is not None:
+
+        @app.route("/commits")
+        def commits(request: Any) -> str:
+            return f"{writer.commits} {writer.changes}"
 
     @app.route("/read")
     @sessions.withSession

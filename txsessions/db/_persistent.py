@@ -151,7 +151,14 @@ def decodeFields(text: str | bytes) -> dict[str, str]:
     @return: a session's fields from L{encodeFields}'s JSON.
     @raise ValueError: when C{text} is not such an object.
     """
-    fields = json.loads(text)
+    return checkFields(json.loads(text))
+
+
+def checkFields(fields: object) -> dict[str, str]:
+    """
+    @return: C{fields}, once checked to be a session's fields (decoded JSON).
+    @raise ValueError: when it is not an object of strings.
+    """
     if not isinstance(fields, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
     ):

@@ -38,7 +38,7 @@ from ._persistent import (
     PersistentDatabase,
     Saved,
     changeSize,
-    decodeFields,
+    checkFields,
     lifetimeOf,
 )
 from ._writer import Batching, Threads, Writer
@@ -69,7 +69,7 @@ def decodeRecord(data: bytes) -> StoredSession:
     record = json.loads(data)
     if not isinstance(record, dict):
         raise ValueError("a session record is not an object")
-    fields = decodeFields(json.dumps(record.get("f")))
+    fields = checkFields(record.get("f"))
     return StoredSession(lifetimeOf(record.get("c"), record.get("e")), fields)
 
 
@@ -145,7 +145,11 @@ class _LMDBTransactions:
     Write transactions, each change in a nested transaction of its own.
     LMDB lets one writer in at a time across processes; waiting for it has
     no bound, so a change's deadline is checked again before its commit.
+    A write transaction belongs to the thread that began it: they run
+    wholly in the writer thread.
     """
+
+    inline = False
 
     def __init__(self, env: Any, db: Any) -> None:
         self._env = env
