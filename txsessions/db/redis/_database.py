@@ -130,7 +130,7 @@ class RedisDatabase:
 
     def _loaded(self, reply: str | None, key: str, now: float) -> StoredSession | None:
         """
-        The session a L{scripts.LOAD} reply holds, if it is live and can be
+        The session a C{LOAD} script reply holds, if it is live and can be
         read.
         """
         if not reply:
