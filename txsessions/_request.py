@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from time import perf_counter
 from typing import Any, TypeVar, cast
 
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -23,7 +23,7 @@ from twisted.web.iweb import IRequest
 from . import cookies
 from ._calls import allOf, isDeferred
 from ._fields import ChangeParts
-from ._hold import HeldResponse, failedBody, markPrivateIfBare
+from ._hold import HeldResponse, markPrivateIfBare
 from ._loading import cookieSessions, loadSession, newSession
 from ._parts import Parts
 from .errors import (
@@ -98,39 +98,12 @@ def renew(request: IRequest, seconds: float, create: bool) -> None:
         state.renew(seconds, create)
 
 
-def answered(request: IRequest, body: T) -> T | Deferred[T]:
+def requestSession(request: IRequest) -> RequestSession | None:
     """
-    Tell the request session that its handler has returned the whole
-    response body and written nothing yet: the session is saved now, and
-    the response goes straight to Twisted, not through the held response,
-    once the database has answered.
-
-    @param request: a request with a session.
-    @param body: what the handler returned.
-    @return: C{body}, at once when nothing was to be waited for; or else a
-        L{Deferred} firing with it once everything is saved, or with the
-        body of a 503 (a 409 for a conflict), without a cookie, when
-        something could not be.
+    @return: the request session attached to C{request}, if any.
     """
     state: RequestSession | None = getattr(request, _STATE, None)
-    if state is None or request.startedWriting:  # type: ignore[attr-defined]
-        return body
-    waiting = state.commit(False)
-    state.release()
-    if waiting is None:
-        return body
-    return waiting.addCallbacks(lambda _: body, _unanswered, errbackArgs=(request,))
-
-
-def _unanswered(failure: Failure, request: IRequest) -> Any:
-    """
-    The answer of a request whose handler returned its whole body, when its
-    session could not be saved (L{answered}); a cancellation (the client
-    went away) is passed on as it is.
-    """
-    if failure.check(CancelledError):
-        return failure
-    return failedBody(failure, request)
+    return state
 
 
 def requestKey(request: IRequest) -> str | None:

@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.pages import errorPage
@@ -19,9 +19,9 @@ from twisted.web.resource import IResource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from ._hold import UNAVAILABLE, useEncoder
+from ._hold import UNAVAILABLE, failedBody, useEncoder
 from ._parts import Parts
-from ._request import answered, attach, currentSession
+from ._request import attach, currentSession, requestSession
 from .csrf import guard, isExempt
 from .errors import DatabaseError
 from .session import Session
@@ -40,6 +40,7 @@ class _Manager(Protocol):
 
 
 M = TypeVar("M", bound=_Manager)
+T = TypeVar("T")
 
 
 def get(request: IRequest) -> Session:
@@ -261,6 +262,41 @@ def _isRequest(candidate: object) -> bool:
 
 async def _awaited(result: Awaitable[Any]) -> Any:
     return await result
+
+
+def answered(request: IRequest, body: T) -> T | Deferred[T]:
+    """
+    Tell the request session that its handler has returned the whole
+    response body and written nothing yet: the session is saved now, and
+    the response goes straight to Twisted, not through the held response,
+    once the database has answered.
+
+    @param request: a request with a session.
+    @param body: what the handler returned.
+    @return: C{body}, at once when nothing was to be waited for; or else a
+        L{Deferred} firing with it once everything is saved, or with the
+        body of a 503 (a 409 for a conflict), without a cookie, when
+        something could not be.
+    """
+    state = requestSession(request)
+    if state is None or request.startedWriting:  # type: ignore[attr-defined]
+        return body
+    waiting = state.commit(False)
+    state.release()
+    if waiting is None:
+        return body
+    return waiting.addCallbacks(lambda _: body, _unanswered, errbackArgs=(request,))
+
+
+def _unanswered(failure: Failure, request: IRequest) -> Any:
+    """
+    The answer of a request whose handler returned its whole body, when its
+    session could not be saved (L{answered}); a cancellation (the client
+    went away) is passed on as it is.
+    """
+    if failure.check(CancelledError):
+        return failure
+    return failedBody(failure, request)
 
 
 def _unavailableLater(failure: Failure, request: IRequest) -> bytes:
