@@ -1,9 +1,8 @@
-# -*- test-case-name: tests.db.test_races,tests.db.test_persistent -*-
+# -*- test-case-name: tests.db.test_persistent,tests.db.test_conformance -*-
 """
-Group commit for the embedded databases: every change waiting is committed
-in one transaction, by one writer thread, so one fsync serves all of them.
-Where the database allows it (SQLite), the changes run in the reactor
-thread and only the commit in the writer thread (see L{Writer}).
+Group commit for the embedded databases: one writer thread takes every
+change waiting and commits them in one transaction, so one fsync serves all
+of them.
 
 Each change runs inside its own savepoint (a nested transaction), so one
 that fails (a full database, a value too large) is undone alone and fails
