@@ -219,7 +219,7 @@ async def _gate(db: Any) -> tuple[threading.Event, Deferred[None]]:
         entered.set()
         release.wait()
 
-    held = db.writer.submit(hold, inline=False)
+    held = db.writer.submit(hold)
     assert await deferToThread(entered.wait, 60)
     return release, held
 
@@ -295,10 +295,10 @@ async def main():
                                           updated={{"n": "1"}}))
     print("acknowledged", flush=True)
     release = threading.Event()
-    db.writer.submit(lambda txn: release.wait(), inline=False)
+    db.writer.submit(lambda txn: release.wait())
     db.save("acked", SessionChanges(increments={{"n": 1}}))
     db.save("new", SessionChanges(create=True, lifetime=Lifetime(0, None)))
-    db.writer.submit(lambda txn: os._exit(9), inline=False)
+    db.writer.submit(lambda txn: os._exit(9))
     db.save("later", SessionChanges(create=True, lifetime=Lifetime(0, None)))
     release.set()
 

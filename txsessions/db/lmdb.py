@@ -145,11 +145,7 @@ class _LMDBTransactions:
     Write transactions, each change in a nested transaction of its own.
     LMDB lets one writer in at a time across processes; waiting for it has
     no bound, so a change's deadline is checked again before its commit.
-    A write transaction belongs to the thread that began it: they run
-    wholly in the writer thread.
     """
-
-    inline = False
 
     def __init__(self, env: Any, db: Any) -> None:
         self._env = env
