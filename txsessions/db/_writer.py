@@ -48,19 +48,18 @@ class Batching:
         changes to join a transaction; 0 (the default): it never waits, and
         changes gather only while the previous transaction is being written.
     @ivar busyWait: the longest, in seconds, it waits when busy: when the
-        previous transaction held more than one change (0 by default: as
-        PostgreSQL's C{commit_delay}, off unless set).  Changes gather
-        anyway while a transaction is being written, and waiting only
-        delays them: with 16 clients saving in a loop, 2 ms took SQLite
-        from about 27,000 saves/s to 4,600 (16 changes a transaction
-        either way), as the whole batch waited for company that could not
-        come.  A change arriving at an idle database never waits.
+        previous transaction held more than one change (2 ms by default; as
+        PostgreSQL's C{commit_delay}).  A change arriving at an idle
+        database never waits.  Bigger batches cost less each: here a commit
+        took about 250 us of CPU, a change in a batch of 16 about 45 us, and
+        under wrk with 16 connections transactions grew from two changes
+        to thirteen.
     """
 
     maxChanges: int = attrs.field(default=256, validator=attrs.validators.ge(1))
     maxBytes: int = attrs.field(default=4 << 20, validator=attrs.validators.ge(1))
     maxWait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
-    busyWait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    busyWait: float = attrs.field(default=0.002, validator=attrs.validators.ge(0))
 
 
 class LockTimeout(Exception):
@@ -158,9 +157,6 @@ class Writer:
         self._batching = batching
         self._queue: deque[Any] = deque()
         self._ready = threading.Condition()
-        # Whether the thread sleeps until a change comes: only then does a
-        # submission wake it (one wake-up per batch, not one per change).
-        self._idle = False
         self._stopping = False
         self._done = False
         self._waiters: list[Deferred[None]] = []
@@ -187,9 +183,7 @@ class Writer:
             return d
         with self._ready:
             self._queue.append(_Change(work, size, self._deadline(), d))
-            if self._idle:
-                self._idle = False
-                self._ready.notify()
+            self._ready.notify()
         return d
 
     def _deadline(self) -> float:
@@ -245,7 +239,6 @@ class Writer:
             self._stopping = True
             with self._ready:
                 self._queue.append(_STOP)
-                self._idle = False
                 self._ready.notify()
 
     def _finished(self) -> None:
@@ -263,9 +256,7 @@ class Writer:
         limits = self._batching
         with self._ready:
             while not self._queue:
-                self._idle = True
                 self._ready.wait()
-            self._idle = False
             batch: list[_Change[Any]] = []
             size = 0
             wait = limits.maxWait
