@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -59,9 +60,22 @@ class Commits:
         return self.answers.pop(0) if self.answers else None
 
 
+class Held(HeldResponse):
+    """
+    A held response whose commit is a given callable.
+    """
+
+    def __init__(self, request: Any, commit: Callable[[bool], Any]) -> None:
+        super().__init__(request)
+        self.given = commit
+
+    def commit(self, headersSent: bool) -> Any:
+        return self.given(headersSent)
+
+
 def held() -> tuple[FakeRequest, Commits]:
     request, commits = FakeRequest(), Commits()
-    HeldResponse(request, commits)  # type: ignore[arg-type]
+    Held(request, commits)
     return request, commits
 
 
@@ -133,7 +147,7 @@ def test_commitThatRaisesIsAFailure() -> None:
     def commit(headersSent: bool) -> None:
         raise ValueError("bug")
 
-    HeldResponse(request, commit)  # type: ignore[arg-type]
+    Held(request, commit)
     request.finish()
     assert request.code == 503
 

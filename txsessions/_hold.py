@@ -48,7 +48,7 @@ when a Twisted release changes one of them:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
@@ -63,8 +63,6 @@ from twisted.web.server import Request
 from .errors import DatabaseError, SessionConflictError
 
 _log = Logger()
-
-Commit = Callable[[bool], "Deferred[None] | None"]
 
 UNAVAILABLE = b"Session storage is unavailable; please try again.\n"
 
@@ -270,14 +268,12 @@ class HeldResponse:
     """
     Hooks a request's C{write} and C{finish} so that L{commit} runs, and
     completes, before the headers go out and again before the response ends.
-
-    A subclass may override L{commit} instead of passing one (the request
-    session of C{txsessions._request} does: one object per request).
+    A subclass says what L{commit} saves (the request session of
+    C{txsessions._request}: one object per request).
     """
 
     __slots__ = (
         "_request",
-        "_commit",
         "_write",
         "_finish",
         "_state",
@@ -286,17 +282,12 @@ class HeldResponse:
         "_sent",
     )
 
-    def __init__(self, request: IRequest, commit: Commit | None = None) -> None:
+    def __init__(self, request: IRequest) -> None:
         """
         @param request: a C{twisted.web.server.Request} (or anything with
             its C{write}, C{finish}, C{startedWriting} and C{code}).
-        @param commit: called with whether the headers are already sent;
-            returns C{None} when it has nothing to wait for, or a
-            L{Deferred} to wait for.  C{None} when a subclass overrides
-            L{commit}.
         """
         self._request: Any = request
-        self._commit = commit
         self._write = request.write
         self._finish = request.finish
         if getattr(request, "finished", False):
@@ -311,14 +302,13 @@ class HeldResponse:
 
     def commit(self, headersSent: bool) -> Deferred[None] | None:
         """
-        Save before the response goes on: what was passed as C{commit}.
+        Save before the response goes on.
 
         @param headersSent: whether the headers are already sent.
         @return: C{None} when there is nothing to wait for, or a
             L{Deferred} to wait for.
         """
-        assert self._commit is not None
-        return self._commit(headersSent)
+        raise NotImplementedError
 
     def release(self) -> None:
         """

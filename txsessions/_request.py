@@ -91,7 +91,7 @@ def renew(request: IRequest, seconds: float, create: bool) -> None:
         when something is written to it.
     @raise NoSessionError: when none was started.
     """
-    state: RequestSession | None = getattr(request, _STATE, None)
+    state = requestSession(request)
     if state is None or state.current() is None:
         currentSession(request)
     else:
@@ -111,7 +111,7 @@ def requestKey(request: IRequest) -> str | None:
     @return: the store key of the session started for C{request}, once it
         is stored; C{None} when there is none.
     """
-    state: RequestSession | None = getattr(request, _STATE, None)
+    state = requestSession(request)
     session = None if state is None else state.current()
     if session is None or session.destroyed:
         return None
@@ -126,7 +126,7 @@ def currentSession(request: IRequest) -> Session:
     @return: its L{Session}.
     @raise NoSessionError: when none was started (or it is still loading).
     """
-    state: RequestSession | None = getattr(request, _STATE, None)
+    state = requestSession(request)
     session = None if state is None else state.current()
     if session is None:
         raise NoSessionError(
@@ -378,7 +378,7 @@ class RequestSession(HeldResponse):
                 or changes.readFlashes
             )
             if pending or changes.cookieDirty:
-                saving = self._flush(session, headersSent, None, pending)
+                saving = self._flush(session, headersSent, pending=pending)
                 # What a database answering at once saved is a dict.
                 if type(saving) is not dict and isDeferred(saving):
                     # What it fires with is of no use: allOf drops it.
@@ -413,21 +413,23 @@ class RequestSession(HeldResponse):
         session: Session,
         headersSent: bool,
         increments: Mapping[str, int] | None = None,
-        pending: bool = False,
+        pending: bool | None = None,
     ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int] | None:
         """
         Save what changed in C{session} (with C{increments}) and send its
         cookie when it is new, has a new lifetime, a new id, or a cookie due
         for re-issue.
 
-        @param pending: whether the caller found changes pending (else they
-            are looked for).
+        @param pending: whether the caller found changes pending; C{None}:
+            they are looked for.
         @return: C{None} when there was nothing to save (or a new session
             could not be given its cookie, and was dropped); the increments'
             values when the database saved at once; else the save.
         """
         changes = session.changes
-        changed = pending or bool(increments) or changes.pending()
+        if pending is None:
+            pending = changes.pending()
+        changed = pending or bool(increments)
         creating = changed and not changes.stored
         if creating:
             changes.cookieDirty = True

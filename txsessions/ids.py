@@ -55,13 +55,13 @@ MIN_ID_LENGTH = 22
 MAX_ID_LENGTH = 128
 
 WELL_FORMED = re.compile(rf"[A-Za-z0-9_-]{{{MIN_ID_LENGTH},{MAX_ID_LENGTH}}}")
+"""
+What a session id looks like (use its C{fullmatch}); see L{isWellFormedID}.
+"""
 
 WELL_FORMED_BYTES = re.compile(WELL_FORMED.pattern.encode("ascii"))
 """
 L{WELL_FORMED}, for bytes.
-"""
-"""
-What a session id looks like (use its C{fullmatch}); see L{isWellFormedID}.
 """
 
 

@@ -87,7 +87,7 @@ class Options(usage.Options):
             None,
             None,
             "Seconds a database call may take before the request gets a 503 "
-            "(default: 10; 0: no deadline).",
+            "(default: 3; 0: no deadline).",
         ],
         [
             "cookie",

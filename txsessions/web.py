@@ -204,34 +204,40 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
             return _unavailable(request)
         if not isinstance(loaded, Session):
             return loaded.addCallbacks(
-                _call, _unavailableLater, (index, args, kwargs), errbackArgs=(request,)
+                _later, _unavailableLater, (index, args, kwargs), errbackArgs=(request,)
             )
-        if checkCSRF:
-            refused = guard(request, loaded, handler, config.csrfSettings)
-            if refused is not None:
-                return refused
-        if len(args) == 1:
-            result = handler(request, loaded, **kwargs)
-        else:
-            result = handler(*args[: index + 1], loaded, *args[index + 1 :], **kwargs)
-        if type(result) is str or type(result) is bytes:
-            # The whole response, at once: save now, and let it go straight
-            # to Twisted.
-            return answered(request, result)
-        return result
+        return _call(loaded, index, args, kwargs)
 
     def _call(
         session: Session, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        """
+        Call C{handler} with C{session} after the request (C{args[index]}),
+        once any CSRF check has passed.
+        """
+        request = args[index]
         if checkCSRF:
-            refused = guard(args[index], session, handler, config.csrfSettings)
+            refused = guard(request, session, handler, config.csrfSettings)
             if refused is not None:
                 return refused
-        result = handler(*args[: index + 1], session, *args[index + 1 :], **kwargs)
+        if len(args) == 1:
+            result = handler(request, session, **kwargs)
+        else:
+            result = handler(*args[: index + 1], session, *args[index + 1 :], **kwargs)
         if type(result) is str or type(result) is bytes:
-            # As when the session was at hand: save now, and let the
-            # response go straight to Twisted once saved.
-            return answered(args[index], result)
+            # The whole response: save now, and let it go straight to
+            # Twisted once saved.
+            return answered(request, result)
+        return result
+
+    def _later(
+        session: Session, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """
+        L{_call}, once the session is loaded: in a callback, where a
+        coroutine must be made a L{Deferred} to be waited for.
+        """
+        result = _call(session, index, args, kwargs)
         if inspect.isawaitable(result) and not isinstance(result, Deferred):
             return Deferred.fromCoroutine(_awaited(result))
         return result

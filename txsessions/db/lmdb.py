@@ -286,7 +286,8 @@ class _LMDBBackend:
             result = applyChanges(fields, changes)
             txn.put(rawKey, encodeRecord(lifetime, fields))
             if touchesOwner(changes):
-                self._reindex(txn, key, _recordOwner(data), ownerOf(fields))
+                owner = None if stored is None else ownerOf(stored.values)
+                self._reindex(txn, key, owner, ownerOf(fields))
             return Saved(result, before, lifetime.expiresAt)
 
         return self.writer.submit(save, changeSize(changes))
@@ -316,11 +317,12 @@ class _LMDBBackend:
             data = txn.pop(key.encode())
             if data is None:
                 return False, None
-            self._reindex(txn, key, _recordOwner(data), None)
             try:
-                return True, decodeRecord(data).lifetime.expiresAt
+                stored = decodeRecord(data)
             except ValueError:
-                return True, None
+                return True, None  # corrupt: no owner, no lifetime
+            self._reindex(txn, key, ownerOf(stored.values), None)
+            return True, stored.lifetime.expiresAt
 
         return self.writer.submit(destroy)
 

@@ -106,13 +106,13 @@ class RedisDatabase:
         self._events = Events(self._prefix)
         self._redis = Connections(self.where, reactor, poolsize, connectTimeout)
 
-        def endpointFor(factory: Any) -> IStreamClientEndpoint:
+        def subscriberEndpoint(factory: Any) -> IStreamClientEndpoint:
             return self._subscriberEndpoint(factory, reactor, connectTimeout)
 
         self._subscriber = Subscription(
             self._events,
             self.where.db,
-            endpointFor,
+            subscriberEndpoint,
             (self.where.username, self.where.password),
         )
         self._configureExpiryEvents()
