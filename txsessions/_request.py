@@ -102,8 +102,7 @@ def requestSession(request: IRequest) -> RequestSession | None:
     """
     @return: the request session attached to C{request}, if any.
     """
-    state: RequestSession | None = getattr(request, _STATE, None)
-    return state
+    return cast("RequestSession | None", getattr(request, _STATE, None))
 
 
 def requestKey(request: IRequest) -> str | None:
@@ -175,9 +174,7 @@ class RequestSession(HeldResponse):
         self._conflict: SessionConflictError | None = None
 
     def _wait(self, d: Deferred[None]) -> None:
-        """
-        Have the response wait for C{d} too.
-        """
+        """Have the response wait for C{d} too."""
         if self._pending is None:
             self._pending = [d]
         else:
@@ -427,9 +424,9 @@ class RequestSession(HeldResponse):
             values when the database saved at once; else the save.
         """
         changes = session.changes
-        if pending is None:
-            pending = changes.pending()
-        changed = pending or bool(increments)
+        changed = bool(increments) or (
+            changes.pending() if pending is None else pending
+        )
         creating = changed and not changes.stored
         if creating:
             changes.cookieDirty = True
