@@ -10,7 +10,6 @@ Twisted turns into C{Set-Cookie} headers when the response starts.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -273,21 +272,32 @@ def sessionCookie(
     flags = _flags(config, request)
     if maxAge is None:
         return f"{config.cookie}={value}; {scope}{flags}".encode("ascii")
-    seconds = max(round(maxAge), 0)
-    expires = _httpDate(int(now + seconds))
-    return (
-        f"{config.cookie}={value}; {scope}; Expires={expires}; Max-Age={seconds}{flags}"
-    ).encode("ascii")
+    # Rounded half up (round() costs more than the rest of the header).
+    seconds = int(maxAge + 0.5) if maxAge > 0 else 0
+    expires = int(now + seconds)
+    attributes = (scope, flags, expires, seconds)
+    suffix = _suffixes.get(attributes)
+    if suffix is None:
+        if len(_suffixes) >= _SUFFIXES:
+            _suffixes.clear()
+        suffix = _suffixes[attributes] = (
+            f"; {scope}; Expires={datetimeToString(expires).decode('ascii')}; "
+            f"Max-Age={seconds}{flags}"
+        )
+    return (config.cookie + "=" + value + suffix).encode("ascii")
 
 
-@functools.lru_cache(maxsize=8)
-def _httpDate(second: int) -> str:
-    """
-    An C{Expires} date.  Cookies given the same lifetime within one second
-    share it, and Twisted's C{datetimeToString} takes several microseconds.
-    """
-    date: bytes = datetimeToString(second)
-    return date.decode("ascii")
+_SUFFIXES = 16
+"""
+How many C{Set-Cookie} endings L{sessionCookie} keeps.
+"""
+
+_suffixes: dict[tuple[str, str, int, int], str] = {}
+"""
+The endings of recent C{Set-Cookie} values (scope, expiry and flags) by
+what they are made of: cookies given the same lifetime within one second
+share one, and Twisted's C{datetimeToString} takes several microseconds.
+"""
 
 
 def deletionCookie(config: Config, request: IRequest) -> bytes:
