@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .records import Lifetime
 from .values import decodeValue
 
 FLASH = "\x00f"
@@ -24,16 +23,23 @@ IMMUTABLE = "\x00i"
 The prefix of the stored name that marks a value immutable.
 """
 
+Times = tuple[float, float | None]
+"""
+The fields of a L{Lifetime <txsessions.records.Lifetime>}: when a
+session was created and when it expires (C{None}: never).
+"""
+
 ChangeParts = tuple[
     bool,
-    Lifetime | None,
+    "Times | None",
     bool,
     "frozenset[str] | set[str]",
     dict[str, str],
     Mapping[str, int],
 ]
 """
-The fields of a L{SessionChanges}, in order, C{deleted} a C{set} or a
+The fields of a L{SessionChanges <txsessions.records.SessionChanges>}, in
+order, its C{lifetime} as L{Times} and C{deleted} a C{set} or a
 C{frozenset}.
 """
 

@@ -155,7 +155,7 @@ def newSession(parts: Parts, owner: SessionOwner) -> Session:
     """
     @return: a new session for C{owner}'s request, with a new lifetime.
     """
-    return Session(owner, None, None, parts.policy.new(parts.clock.seconds()))
+    return Session(owner, None, None, parts.policy.newTimes(parts.clock.seconds()))
 
 
 def _acceptLater(

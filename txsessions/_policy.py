@@ -39,9 +39,19 @@ class LifetimePolicy:
         @param now: the current time.
         @return: the lifetime of a session created at C{now}.
         """
+        return Lifetime(*self.newTimes(now))
+
+    def newTimes(self, now: float) -> tuple[float, float | None]:
+        """
+        L{new}, as the fields of its L{Lifetime}, without building one (a
+        new session makes its L{Lifetime} only if it is asked for it).
+
+        @param now: the current time.
+        @return: when a session created at C{now} is created and expires.
+        """
         initial = self._initial
         expiresAt = now + initial if initial else None
-        return Lifetime(now, self.cap(now, expiresAt) if self._absolute else expiresAt)
+        return now, self.cap(now, expiresAt) if self._absolute else expiresAt
 
     def renewed(self, lifetime: Lifetime, now: float, seconds: float) -> Lifetime:
         """

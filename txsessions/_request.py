@@ -486,7 +486,11 @@ class RequestSession(HeldResponse):
                     return cast("Mapping[str, int]", result)
                 return self._saved(session, key, create, result)
             record = SessionChanges(
-                create, changes[1], changes[2], frozenset(changes[3]), *changes[4:]
+                create,
+                None if changes[1] is None else session.lifetime,
+                changes[2],
+                frozenset(changes[3]),
+                *changes[4:],
             )
             try:
                 saving = parts.database.save(key, record)
@@ -559,7 +563,7 @@ class RequestSession(HeldResponse):
 
     def _sendCookie(self, session: Session, value: str | None = None) -> None:
         now = self.parts.clock.seconds()
-        expiresAt = session.lifetime.expiresAt
+        expiresAt = session.expiresAt
         header = cookies.sessionCookie(
             self.config,
             self.request,

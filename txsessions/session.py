@@ -259,7 +259,8 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         When the session expires, or C{None} when it has no server-side
         lifetime.
         """
-        return self.lifetime.expiresAt
+        lifetime = self._lifetime
+        return self._times[1] if lifetime is None else lifetime.expiresAt
 
     def remaining(self) -> float | None:
         """
@@ -495,11 +496,16 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         @param increments: increments to save with the changes.
         @return: the changes.
         """
-        create, lifetime, clear, deleted, updated, incremented = self._changeParts(
+        create, times, clear, deleted, updated, incremented = self._changeParts(
             increments
         )
         return SessionChanges(
-            create, lifetime, clear, frozenset(deleted), updated, incremented
+            create,
+            None if times is None else self.lifetime,
+            clear,
+            frozenset(deleted),
+            updated,
+            incremented,
         )
 
     def _changeParts(self, increments: Mapping[str, int] | None = None) -> ChangeParts:
@@ -523,9 +529,17 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         mark = self._mark
         if mark is not None and changes.cleared and not create:
             updated[OWNER_FIELD] = mark.encode()  # clear() keeps the owner
+        times = None
+        if create or changes.lifetimeChanged:
+            lifetime = self._lifetime
+            times = (
+                self._times
+                if lifetime is None
+                else (lifetime.createdAt, lifetime.expiresAt)
+            )
         taken = (
             create,
-            self.lifetime if create or changes.lifetimeChanged else None,
+            times,
             changes.cleared and not create,
             _NONE if create else changes.deleted,
             updated,

@@ -127,11 +127,14 @@ class MemoryDatabase:
         See L{IDatabase.save}.
         """
         try:
+            lifetime = changes.lifetime
             return succeed(
                 self.saveAtOnce(
                     key,
                     changes.create,
-                    changes.lifetime,
+                    None
+                    if lifetime is None
+                    else (lifetime.createdAt, lifetime.expiresAt),
                     changes.clear,
                     changes.deleted,
                     changes.updated,
@@ -145,7 +148,7 @@ class MemoryDatabase:
         self,
         key: str,
         create: bool,
-        lifetime: Lifetime | None,
+        times: tuple[float, float | None] | None,
         clear: bool,
         deleted: Iterable[str],
         updated: Mapping[str, str],
@@ -158,25 +161,34 @@ class MemoryDatabase:
         more than the save.
 
         @param key: a store key.
+        @param times: the new lifetime's fields (when the session was
+            created and when it expires), or C{None} when it stays.
         @return: the new value of each incremented key, or C{None} when no
             live session has that key (and C{create} is false).
         @raise SessionLimitError: when a new session would pass C{maxSessions}.
         """
         if create:
-            assert lifetime is not None, "a new session needs a lifetime"
+            assert times is not None, "a new session needs a lifetime"
             maxSessions = self._maxSessions
-            if maxSessions and self._liveElsewhere(key) >= maxSessions:
-                raise SessionLimitError(f"{maxSessions} sessions live")
-            self._keep(key, lifetime)
-            self._fields[key] = {}
+            if maxSessions:
+                # _liveElsewhere, inline: this runs for every new session.
+                now = self._clock.seconds()
+                expiresAt = self._expiresAt
+                live = len(expiresAt) if now < self._earliest else self._live()
+                if expiresAt.get(key, now) > now:
+                    live -= 1
+                if live >= maxSessions:
+                    raise SessionLimitError(f"{maxSessions} sessions live")
+            self._keep(key, *times)
+            fields = self._fields[key] = {}
         else:
             # _isLive, inline: this runs on every write.
             at = self._expiresAt.get(key)
             if at is None or self._clock.seconds() >= at:
                 return None
-            if lifetime is not None:
-                self._keep(key, lifetime)
-        fields = self._fields[key]
+            if times is not None:
+                self._keep(key, *times)
+            fields = self._fields[key]
         result = applyParts(fields, clear, deleted, updated, increments)
         # Two lookups, not a call, for a session that has no owner and had
         # none: this runs on every save.
@@ -190,10 +202,11 @@ class MemoryDatabase:
         """
         if not self._isLive(oldKey):
             return succeed(False)
-        lifetime, fields = self._lifetime(oldKey), self._fields[oldKey]
+        createdAt, expiresAt = self._createdAt[oldKey], self._expiresAt[oldKey]
+        fields = self._fields[oldKey]
         owner = self._ownerOf.get(oldKey)
         self._forget(oldKey)
-        self._keep(newKey, lifetime)
+        self._keep(newKey, createdAt, None if expiresAt == _NEVER else expiresAt)
         self._fields[newKey] = fields
         self._index(newKey, owner)
         self._listeners.tell(oldKey, DestroyReason.regenerated)
@@ -276,12 +289,6 @@ class MemoryDatabase:
         self._earliest = min(expiries, default=_NEVER)
         return sum(now < at for at in expiries)
 
-    def _liveElsewhere(self, key: str) -> int:
-        """
-        @return: how many sessions other than C{key} are live.
-        """
-        return self._live() - self._isLive(key)
-
     def _isLive(self, key: str) -> bool:
         at = self._expiresAt.get(key)
         return at is not None and self._clock.seconds() < at
@@ -290,18 +297,19 @@ class MemoryDatabase:
         at = self._expiresAt[key]
         return Lifetime(self._createdAt[key], None if at == _NEVER else at)
 
-    def _keep(self, key: str, lifetime: Lifetime) -> None:
+    def _keep(self, key: str, createdAt: float, expiresAt: float | None) -> None:
         """
         Give C{key} this lifetime, in place of any it had.
         """
         self._unschedule(key)
-        if lifetime.expiresAt is not None:
-            self._expirations.add(key, lifetime.expiresAt)
-            self._earliest = min(self._earliest, lifetime.expiresAt)
-        self._createdAt[key] = lifetime.createdAt
-        self._expiresAt[key] = (
-            _NEVER if lifetime.expiresAt is None else lifetime.expiresAt
-        )
+        if expiresAt is None:
+            expiresAt = _NEVER
+        else:
+            self._expirations.add(key, expiresAt)
+            if expiresAt < self._earliest:
+                self._earliest = expiresAt
+        self._createdAt[key] = createdAt
+        self._expiresAt[key] = expiresAt
 
     def _unschedule(self, key: str) -> None:
         at = self._expiresAt.get(key)
