@@ -19,14 +19,11 @@ from txsessions.db.redis import RedisDatabase
 from txsessions.demo import serve
 
 url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-config = Config(cookie="sessionscookieid", cookieSecureTLS=True)
+# Sessions gives the database its deadline (Config.databaseTimeout): writes
+# that reach Redis past it are refused.
 sessions = Sessions(
-    config,
-    # Writes that reach Redis past the manager's deadline are refused.
-    RedisDatabase(
-        url + ("&" if "?" in url else "?") + "prefix=myapp-",
-        deadline=config.databaseTimeout,
-    ),
+    Config(cookie="sessionscookieid", cookieSecureTLS=True),
+    RedisDatabase(url + ("&" if "?" in url else "?") + "prefix=myapp-"),
 )
 app = Klein()
 

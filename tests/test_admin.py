@@ -346,6 +346,68 @@ async def sqliteWith(tmp_path: Path, *keys: str) -> str:
     return url
 
 
+class SlowWriter:
+    """
+    The time of a SQLite or LMDB database's writer thread (its C{time}
+    module) as a long change sees it: each reading comes three seconds
+    after the one before.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 3.0
+        return self.now
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "lmdb"])
+@pytest_twisted.ensureDeferred
+async def test_aChangeLongerThanARequestsDeadlineIsMade(
+    kind: str, tmp_path: Path, request: Any, monkeypatch: Any
+) -> None:
+    """
+    The command gives the database no request's deadline (3 s), which
+    would undo a destroy-all taking longer: only its C{--timeout}.
+    """
+    from txsessions.db import _writer
+
+    url = databaseURL(kind, tmp_path, request)
+    database = openDatabase(url)
+    for key in ["a" * 64, "b" * 64]:
+        await database.save(
+            key, SessionChanges(create=True, lifetime=Lifetime(0, None))
+        )
+    await database.close()
+    monkeypatch.setattr(_writer, "time", SlowWriter())
+    result = await inProcess("-d", url, "--timeout", "1000", "destroy-all", "--yes")
+    assert result == Result(0, "destroyed 2 sessions\n", "")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "lmdb"])
+@pytest_twisted.ensureDeferred
+async def test_aChangeNotMadeWithinTheTimeoutIsNotMade(
+    kind: str, tmp_path: Path, request: Any, monkeypatch: Any
+) -> None:
+    """
+    A change the database could not make within C{--timeout} is not made
+    later: the command fails, and every session is still there.
+    """
+    from txsessions.db import _writer
+
+    url = databaseURL(kind, tmp_path, request)
+    database = openDatabase(url)
+    await database.save(
+        "a" * 64, SessionChanges(create=True, lifetime=Lifetime(0, None))
+    )
+    await database.close()
+    monkeypatch.setattr(_writer, "time", SlowWriter())
+    result = await inProcess("-d", url, "--timeout", "5", "destroy-all", "--yes")
+    assertOneErrorLine(result, 3, "before its deadline; it was not made")
+    monkeypatch.undo()
+    assert await inProcess("-d", url, "count") == Result(0, "1\n", "")
+
+
 @pytest_twisted.ensureDeferred
 async def test_anAmbiguousPrefixIsRefused(tmp_path: Path) -> None:
     url = await sqliteWith(tmp_path, "abcdef01" + "0" * 56, "abcdef01" + "1" * 56)

@@ -151,3 +151,29 @@ def test_trustProxyHeadersIsTrustedForTheOrigin(
         {"Origin": ["https://example.com"], "X-Forwarded-Proto": ["https"]},
     )
     assert (response.code, body) == ((200, b"changed") if proxied else (403, FORBIDDEN))
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize(
+    "forwarded", [["https, http"], [" HTTPS ,http"], ["https", "http"]]
+)
+def test_aProxyChainIsJudgedByItsFirstHopAsTheCookieIs(
+    clock: Any, way: str, forwarded: list[str]
+) -> None:
+    """
+    Behind a chain of proxies, C{X-Forwarded-Proto} lists every hop, the
+    client's first: C{https, http} makes the request secure for the CSRF
+    check's own origin as for the cookie's C{Secure} flag, so a same-origin
+    POST from https is let through.
+    """
+    served = Served(clock, way, proxied=True)
+    headers = {"X-Forwarded-Proto": forwarded}
+    response, body = served.request("GET", "/form", None, headers=headers)
+    cookie = response.headers.getRawHeaders("Set-Cookie")[0]
+    assert "; Secure" in cookie
+    sid, token = cookieValue(response, COOKIE), body.decode()
+    headers["Origin"] = ["https://example.com"]
+    response, body = served.request(
+        "POST", "/change", sid, {"csrf_token": token}, headers
+    )
+    assert (response.code, body) == (200, b"changed")

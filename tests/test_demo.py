@@ -180,6 +180,18 @@ def test_theFormsCarryATokenAndAPostWithoutOneIsRefused(clock: Any) -> None:
     assert browser.get("/secret", cookies)[1] == b"The cake is a lie!\n"
 
 
+def test_everyFormOfAPageCarriesTheTokenTakenInItsHandler(clock: Any) -> None:
+    """
+    The home page takes one CSRF token, in its handler, for all its forms:
+    the owners section's "log out the others" too, rendered later.
+    """
+    _, browser = homeBrowser(clock)
+    response, _ = post(browser, "/login?user=alice")
+    _, body = browser.get("/", {COOKIE: cookieValue(response, COOKIE)})
+    tokens = re.findall(rb'name="csrf_token" value="([^"]+)"', body)
+    assert len(tokens) == 2 and tokens[0] == tokens[1]
+
+
 def test_aLoginWithoutAUserNameIsRefusedWithANotice(clock: Any) -> None:
     sessions, browser = homeBrowser(clock)
     for path in ("/login", "/login?user=%20%20"):

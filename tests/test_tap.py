@@ -558,10 +558,11 @@ async def test_metricsServedOnTheirOwnEndpoint() -> None:
         await parent.stopService()
 
 
-def test_noMetricsEndpointUnlessAsked() -> None:
+@pytest.mark.parametrize("name", ["metrics", "prometheus"])
+def test_noMetricsEndpointUnlessAsked(name: str) -> None:
     parent: Any = makeService(options())
     with pytest.raises(KeyError):
-        parent.getServiceNamed("metrics")
+        parent.getServiceNamed(name)
 
 
 def test_aMisspelledDatabaseURLIsRefusedWithoutItsPassword() -> None:
@@ -665,9 +666,3 @@ async def test_prometheusServedOnItsOwnEndpointOnTheLoopback() -> None:
         assert "txsessions_sessions_live 0.0" in await response.text()
     finally:
         await parent.stopService()
-
-
-def test_noPrometheusEndpointUnlessAsked() -> None:
-    parent: Any = makeService(options())
-    with pytest.raises(KeyError):
-        parent.getServiceNamed("prometheus")

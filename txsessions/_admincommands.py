@@ -17,6 +17,7 @@ from typing import IO, Any, Protocol
 
 from twisted.python import usage
 
+from ._owners import destroyOwner
 from .db import checkDatabaseURL
 from .ids import isWellFormedID, redact, storeKey
 from .interfaces import IDatabase
@@ -340,9 +341,7 @@ class DestroyOptions(_OneSession):
         """
         owner = self["owner"]
         if owner is not None:
-            n = 0
-            for info in await database.sessionsOf(owner):
-                n += await database.destroy(info.key, DestroyReason.owner)
+            n = await destroyOwner(database, owner)
             document = {"destroyed": n, "owner": owner}
             write(out, options.asJSON, document, f"destroyed {sessionCount(n)}\n")
             return

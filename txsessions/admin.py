@@ -83,7 +83,13 @@ class Options(usage.Options):
     optFlags = FLAGS
     optParameters = [
         *PARAMETERS,
-        ["timeout", "t", "30", "Give up on the database after this many seconds."],
+        [
+            "timeout",
+            "t",
+            "30",
+            "Give up on the database after this many seconds; each change's "
+            "deadline too.",
+        ],
     ]
     subCommands = [
         ["count", None, CountOptions, "Print the number of live sessions."],
@@ -184,7 +190,12 @@ async def administer(options: Options, reactor: Any, out: IO[str], err: IO[str])
     """
     command: Command = options.subOptions
     try:
-        database = openDatabase(options.url, readingClock(reactor))
+        # Not a request's deadline (3 s), which would undo a long purge or
+        # destroy-all, but the command's: a change the database has not made
+        # within --timeout of being asked is not made.
+        database = openDatabase(
+            options.url, readingClock(reactor), deadline=options.timeout
+        )
     except (ValueError, DatabaseError) as e:
         return _fail(err, USAGE if isinstance(e, ValueError) else FAILED, str(e))
     try:

@@ -204,16 +204,32 @@ def _candidate(raw: bytes) -> str | None:
 
 def isSecureRequest(config: Config, request: IRequest) -> bool:
     """
-    Tell whether a request came over TLS: directly, or, when the
-    configuration trusts proxy headers, through a proxy that says so.
+    Tell whether a request came over TLS, as the configuration's
+    C{trustProxyHeaders} says to judge it (see L{cameOverTLS}).
 
     @param config: the configuration.
     @param request: the request.
     @return: C{True} for a secure request.
     """
+    return cameOverTLS(request, config.trustProxyHeaders)
+
+
+def cameOverTLS(request: IRequest, trustProxyHeaders: bool) -> bool:
+    """
+    Tell whether a request came over TLS: directly, or, when proxy headers
+    are trusted, through a proxy whose C{X-Forwarded-Proto} says the
+    client's hop was C{https}.  A chain of proxies sends a list, the
+    client's hop first (C{https, http}); only that first value counts.  The
+    one reading of the header, for the cookie's C{Secure} flag and the CSRF
+    check's own origin alike.
+
+    @param request: the request.
+    @param trustProxyHeaders: whether to believe C{X-Forwarded-Proto}.
+    @return: C{True} for a secure request.
+    """
     if isSecure(request):
         return True
-    if not config.trustProxyHeaders:
+    if not trustProxyHeaders:
         return False
     forwarded = request.requestHeaders.getRawHeaders(b"x-forwarded-proto", [])
     return bool(forwarded) and forwarded[0].split(b",")[0].strip().lower() == b"https"

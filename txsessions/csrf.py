@@ -57,6 +57,7 @@ from twisted.web.resource import IResource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
+from .cookies import cameOverTLS
 from .errors import DatabaseError
 
 if TYPE_CHECKING:
@@ -234,7 +235,8 @@ class CSRFSettings:
         C{/hooks} and C{/hooks/github}, not C{/hookshot}).
     @ivar trustProxyHeaders: whether to believe C{X-Forwarded-Proto} for the
         scheme of the request's own origin (as
-        L{Config.trustProxyHeaders<txsessions.Config>}).
+        L{Config.trustProxyHeaders<txsessions.Config>}), read as the session
+        cookie's C{Secure} flag reads it (L{txsessions.cookies.cameOverTLS}).
     """
 
     trustedOrigins: frozenset[tuple[str, str, int]] = attrs.field(
@@ -263,11 +265,7 @@ def _ownOrigin(
     """
     The request's own origin: its scheme and its C{Host} header.
     """
-    scheme = "https" if request.isSecure() else "http"
-    if settings.trustProxyHeaders:
-        forwarded = _header(request, b"x-forwarded-proto")
-        if forwarded is not None and forwarded.strip().lower() == b"https":
-            scheme = "https"
+    scheme = "https" if cameOverTLS(request, settings.trustProxyHeaders) else "http"
     host = _header(request, b"host")
     if host is None or not host.isascii():
         return None

@@ -156,7 +156,7 @@ class HomePage(Element):
         if self._sessions is None or owner is None:
             return ""
         return Deferred.fromCoroutine(
-            whereLoggedIn(self._sessions, request, self._session, owner)
+            whereLoggedIn(self._sessions, request, owner, self._token)
         )
 
     @renderer
@@ -286,7 +286,7 @@ def _when(seconds: float | None) -> str:
 
 
 async def whereLoggedIn(
-    sessions: Sessions, request: IRequest, session: Session, owner: str
+    sessions: Sessions, request: IRequest, owner: str, token: str
 ) -> Tag:
     """
     The home page's "Where you're logged in" section: each session of
@@ -294,8 +294,8 @@ async def whereLoggedIn(
 
     @param sessions: the manager.
     @param request: the request showing the page.
-    @param session: its session.
     @param owner: the logged-in user.
+    @param token: the page's CSRF token, taken in its handler.
     @return: the section.
     """
     found = await sessions.sessionsOf(owner, current=request)
@@ -309,7 +309,7 @@ async def whereLoggedIn(
         for info in found
     ]
     form = tags.form(method="post", action="/logout-others")(
-        tags.input(type="hidden", name="csrf_token", value=session.csrfToken()),
+        tags.input(type="hidden", name="csrf_token", value=token),
         tags.button("Log out the others", id="logout-others"),
     )
     return tags.section(id="devices")(

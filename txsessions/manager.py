@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
+from ._owners import destroyOwner
 from ._parts import Parts
 from ._request import attach, renew, requestKey
 from .config import Config, toSeconds
@@ -232,18 +233,9 @@ class Sessions:
             with how many sessions ended.
         """
         spared = None if keep is None else requestKey(keep)
-
-        async def destroyOwner() -> int:
-            found = await self.parts.calls.call(self.database.sessionsOf(owner))
-            ended = 0
-            for info in found:
-                if info.key != spared:
-                    ended += await self.parts.calls.call(
-                        self.database.destroy(info.key, DestroyReason.owner)
-                    )
-            return ended
-
-        return Deferred.fromCoroutine(destroyOwner())
+        return Deferred.fromCoroutine(
+            destroyOwner(self.database, owner, spared, self.parts.calls.call)
+        )
 
     def count(self) -> Deferred[int]:
         """

@@ -507,15 +507,19 @@ def makeService(options: Options) -> service.IService:
     site = Site(root)
     for description in options["listen"]:
         strports.service(description, site).setServiceParent(parent)
-    if options["metrics"] is not None:
-        metrics = strports.service(options["metrics"], Site(MetricsResource(sessions)))
-        metrics.setName("metrics")
-        metrics.setServiceParent(parent)
-    if options["prometheus"] is not None:
-        from .prometheus import PrometheusResource
-
-        resource = PrometheusResource(sessions)
-        prometheus = strports.service(options["prometheus"], Site(resource))
-        prometheus.setName("prometheus")
-        prometheus.setServiceParent(parent)
+    for option, resourceFor in [
+        ("metrics", MetricsResource),
+        ("prometheus", _prometheusResource),
+    ]:
+        if options[option] is not None:
+            served = strports.service(options[option], Site(resourceFor(sessions)))
+            served.setName(option)
+            served.setServiceParent(parent)
     return parent
+
+
+def _prometheusResource(sessions: Sessions) -> IResource:
+    # Imported only when --prometheus asks: it needs the prometheus extra.
+    from .prometheus import PrometheusResource
+
+    return PrometheusResource(sessions)
