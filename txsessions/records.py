@@ -142,10 +142,17 @@ class Lifetime:
         return self.expiresAt is not None and now >= self.expiresAt
 
 
-@attrs.frozen
+# StoredSession and SessionChanges are built once per load and save on the
+# request path; attrs's frozen classes set each field through
+# object.__setattr__, which made one cost two and a half times as much.
+# They are not to be changed all the same, and are unhashable either way
+# (their mappings).
+
+
+@attrs.define
 class StoredSession:
     """
-    A session as a database holds it.
+    A session as a database holds it: a record not to be changed.
 
     @ivar lifetime: its L{Lifetime}.
     @ivar values: each key's value as JSON text.
@@ -218,12 +225,12 @@ class SessionInfo:
         )
 
 
-@attrs.frozen
+@attrs.define
 class SessionChanges:
     """
     What one request changed in a session, applied by a database in one
     step: first C{clear}, then C{deleted}, then C{updated}, then
-    C{increments}.
+    C{increments}.  A record not to be changed.
 
     @ivar create: the session is new: create its record (with C{lifetime}).
         Otherwise change it only if it still exists, so a request that loaded
