@@ -44,6 +44,13 @@ C{frozenset}.
 """
 
 
+_SMALL = {str(n): n for n in range(1024)}
+"""
+The JSON text of the smallest non-negative integers, and the integers: the
+commonest values a session holds, counters and ids.
+"""
+
+
 def splitFields(
     fields: Mapping[str, str],
 ) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
@@ -57,10 +64,15 @@ def splitFields(
     values: dict[str, Any] = {}
     immutables: set[str] = set()
     flashes: dict[str, Any] = {}
+    small = _SMALL
     for name, text in fields.items():
-        if name[:1] != "\x00":
+        # Only names starting with NUL sort before "\x01".
+        if name >= "\x01" or not name:
             # A JSON integer, the commonest value, read without the decoder.
-            if text.isdigit() and text.isascii() and (text[0] != "0" or text == "0"):
+            value = small.get(text)
+            if value is not None:
+                values[name] = value
+            elif text.isdigit() and text.isascii() and text[0] != "0":
                 values[name] = int(text)
             else:
                 values[name] = decodeValue(text)

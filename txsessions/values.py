@@ -91,11 +91,21 @@ def encodeValue(key: object, value: object) -> str:
     @return: its JSON text.
     @raise ValueNotSerializable: when C{key} or C{value} cannot be stored.
     """
+    kind = type(value)
+    if kind is int and type(key) is str and key.isascii() and key[:1] != "\x00":
+        # The commonest value under the commonest key, without the checks
+        # that no integer needs (its text is ASCII, flat and short).
+        try:
+            text = repr(value)
+        except ValueError:  # more digits than int's str allows
+            pass
+        else:
+            if len(text) <= MAX_VALUE_BYTES:
+                return text
     if not isinstance(key, str):
         raise ValueNotSerializable(f"session keys are str, not {type(key).__name__}")
     if key.startswith("\x00"):
         raise ValueNotSerializable("session keys may not start with NUL")
-    kind = type(value)
     try:
         if kind is int:
             text = repr(value)
