@@ -398,6 +398,27 @@ def test_batchingRefusesNonsense() -> None:
         Batching(busyWait=-1)
 
 
+@pytest.mark.parametrize(("kind", "gap"), [("sqlite", 0.002), ("lmdb", 0.0)])
+@pytest_twisted.ensureDeferred
+async def test_eachDatabaseLeavesItsOwnGapBetweenBusyTransactions(
+    kind: str, gap: float, tmp_path: Path, clock: Any
+) -> None:
+    """
+    By default a busy SQLite writer leaves its write lock free 2 ms between
+    transactions, for other processes polling for it; LMDB's waiters block
+    on its lock and need no gap.  A L{Batching} that says otherwise wins.
+    """
+    db = embedded(kind, tmp_path, clock)
+    (tmp_path / "told").mkdir()
+    told = embedded(kind, tmp_path / "told", clock, batching=Batching(busyWait=0.01))
+    try:
+        assert db.writer._busyWait == gap
+        assert told.writer._busyWait == 0.01
+    finally:
+        await db.close()
+        await told.close()
+
+
 @pytest_twisted.ensureDeferred
 async def test_aClosedWriterRefusesChanges(tmp_path: Path, clock: Any) -> None:
     db = embedded("sqlite", tmp_path, clock)

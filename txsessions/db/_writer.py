@@ -48,18 +48,18 @@ class Batching:
         changes to join a transaction; 0 (the default): it never waits, and
         changes gather only while the previous transaction is being written.
     @ivar busyWait: the longest, in seconds, it waits when busy: when the
-        previous transaction held more than one change (2 ms by default; as
-        PostgreSQL's C{commit_delay}).  A change arriving at an idle
-        database never waits.  Bigger batches cost less each: here a commit
-        took about 250 us of CPU, a change in a batch of 16 about 45 us, and
-        under wrk with 16 connections transactions grew from two changes
-        to thirteen.
+        previous transaction held more than one change.  C{None} (the
+        default): the database's own, L{Transactions.busyWait}.  A change
+        arriving at an idle database never waits.
     """
 
     maxChanges: int = attrs.field(default=256, validator=attrs.validators.ge(1))
     maxBytes: int = attrs.field(default=4 << 20, validator=attrs.validators.ge(1))
     maxWait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
-    busyWait: float = attrs.field(default=0.002, validator=attrs.validators.ge(0))
+    busyWait: float | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.ge(0)),
+    )
 
 
 class LockTimeout(Exception):
@@ -71,7 +71,16 @@ class LockTimeout(Exception):
 class Transactions(Protocol[Txn]):
     """
     The transactions of one database, as the writer thread uses them.
+
+    @ivar busyWait: the database's default for L{Batching.busyWait}: how
+        long the writer leaves the write lock free after a batch of several
+        changes, waiting for more.  Waiting only delays the changes, which
+        gather anyway while a transaction is being written; but another
+        process that polls for the lock (SQLite's busy handler sleeps up to
+        100 ms between tries) finds it free only in such gaps.
     """
+
+    busyWait: float
 
     def begin(self, wait: float) -> Txn:
         """
@@ -155,8 +164,14 @@ class Writer:
         self._threads = threads
         self._timeout = timeout
         self._batching = batching
+        self._busyWait = (
+            transactions.busyWait if batching.busyWait is None else batching.busyWait
+        )
         self._queue: deque[Any] = deque()
         self._ready = threading.Condition()
+        # Whether the thread sleeps until a change comes: only then does a
+        # submission wake it (one wake-up per batch, not one per change).
+        self._idle = False
         self._stopping = False
         self._done = False
         self._waiters: list[Deferred[None]] = []
@@ -183,7 +198,9 @@ class Writer:
             return d
         with self._ready:
             self._queue.append(_Change(work, size, self._deadline(), d))
-            self._ready.notify()
+            if self._idle:
+                self._idle = False
+                self._ready.notify()
         return d
 
     def _deadline(self) -> float:
@@ -239,6 +256,7 @@ class Writer:
             self._stopping = True
             with self._ready:
                 self._queue.append(_STOP)
+                self._idle = False
                 self._ready.notify()
 
     def _finished(self) -> None:
@@ -256,12 +274,14 @@ class Writer:
         limits = self._batching
         with self._ready:
             while not self._queue:
+                self._idle = True
                 self._ready.wait()
+            self._idle = False
             batch: list[_Change[Any]] = []
             size = 0
             wait = limits.maxWait
             if self._lastBatch > 1:
-                wait = max(wait, limits.busyWait)
+                wait = max(wait, self._busyWait)
             waitUntil = time.monotonic() + wait
             while len(batch) < limits.maxChanges:
                 if not self._queue:
