@@ -630,3 +630,30 @@ async def test_aBusySQLiteWriterLeavesTheLockFreeBeforeItsNextBatch(
         assert ran == ["third"]
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_anIdleDatabaseWaitsMaxWaitForCompany(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    With C{maxWait}, a change arriving at an idle database waits that long
+    for others to join its transaction.  (Before the fix, SQLite, which runs
+    a batch in the reactor thread, began one at once, and the second change
+    took a transaction of its own.)
+    """
+    db = embedded(kind, tmp_path, clock, batching=Batching(maxWait=1.0))
+    try:
+        commits, changes = db.writer.commits, db.writer.changes
+        first = db.writer.submit(lambda txn: "first")
+        second: Deferred[str] = Deferred()
+
+        def later() -> None:
+            db.writer.submit(lambda txn: "second").chainDeferred(second)
+
+        reactor.callLater(0, later)
+        assert await gatherResults([first, second]) == ["first", "second"]
+        assert (db.writer.commits, db.writer.changes) == (commits + 1, changes + 2)
+    finally:
+        await db.close()

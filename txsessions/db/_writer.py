@@ -2,8 +2,10 @@
 """
 Group commit for the embedded databases: every change waiting is committed
 in one transaction, by one writer thread, so one fsync serves all of them.
-Where the database allows it (SQLite), the changes run in the reactor
-thread and only the commit in the writer thread (see L{Writer}).
+Changes gather in the reactor thread, which hands the writer thread one
+batch at a time; where the database allows it (SQLite), the changes run in
+the reactor thread and only the commit in the writer thread (see
+L{Writer}).
 
 Each change runs inside its own savepoint (a nested transaction), so one
 that fails (a full database, a value too large) is undone alone and fails
@@ -45,13 +47,13 @@ class Batching:
     @ivar maxChanges: the most changes one transaction holds.
     @ivar maxBytes: the most bytes of values one transaction holds (a change
         larger than this goes alone).
-    @ivar maxWait: the longest, in seconds, the writer waits for more
-        changes to join a transaction; 0 (the default): it never waits, and
+    @ivar maxWait: how long, in seconds, a batch waits for more changes to
+        join it before it is begun; 0 (the default): it never waits, and
         changes gather only while the previous transaction is being written.
-    @ivar busyWait: the longest, in seconds, it waits when busy: when the
-        previous transaction held more than one change.  C{None} (the
-        default): the database's own, L{Transactions.busyWait}.  A change
-        arriving at an idle database never waits.
+    @ivar busyWait: how long it waits when busy: when the previous
+        transaction held more than one change.  C{None} (the default): the
+        database's own, L{Transactions.busyWait}.  A change arriving at an
+        idle database never waits for it.
     """
 
     maxChanges: int = attrs.field(default=256, validator=attrs.validators.ge(1))
@@ -156,7 +158,11 @@ class Writer:
     Commits changes in batches, one transaction (and one fsync) for all the
     changes that arrived while the previous one was being written.
 
-    Where the database allows it (L{Transactions.inline}), a batch is run
+    Changes gather in the reactor thread, which hands the writer thread the
+    next batch once the last one's outcomes are delivered (or at once, when
+    none is under way); so the writer thread needs the interpreter lock only
+    to begin (or run) a batch and to hand its outcomes back.  Where the
+    database allows it (L{Transactions.inline}), a batch is run
     in the reactor thread, which already holds the interpreter, and only
     its commit (the wait for the disk, which holds no lock on Python
     objects) goes to the writer thread: one hand-over each way per batch.
@@ -201,13 +207,12 @@ class Writer:
         self._busyWait = (
             transactions.busyWait if batching.busyWait is None else batching.busyWait
         )
+        # What the reactor thread hands the writer thread: one batch at a
+        # time, then the order to stop.
         self._queue: deque[Any] = deque()
         self._ready = threading.Condition()
-        # Whether the thread sleeps until a change comes: only then does a
-        # submission wake it (one wake-up per batch, not one per change).
-        self._idle = False
-        # Inline: the changes waiting for the batch being committed, and
-        # whether one is.
+        # The changes waiting for the next batch, and whether one is being
+        # committed (or about to be begun).
         self._waiting: list[_Change[Any]] = []
         self._busy = False
         self._stopping = False
@@ -215,7 +220,6 @@ class Writer:
         self._done = False
         self._waiters: list[Deferred[None]] = []
         self.commits = 0
-        self._lastBatch = 0
         self.changes = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -240,17 +244,14 @@ class Writer:
         if self._stopping:
             d.errback(DatabaseError("the session database is closed"))
             return d
-        change = _Change(work, size, self._deadline(), d, inline)
-        if self._inline:
-            self._waiting.append(change)
-            if not self._busy:
+        self._waiting.append(_Change(work, size, self._deadline(), d, inline))
+        if not self._busy:
+            maxWait = self._batching.maxWait
+            if maxWait:
+                self._busy = True
+                cast(Any, self._threads).callLater(maxWait, self._resume)
+            else:
                 self._startBatch()
-            return d
-        with self._ready:
-            self._queue.append(change)
-            if self._idle:
-                self._idle = False
-                self._ready.notify()
         return d
 
     def _deadline(self) -> float:
@@ -298,9 +299,9 @@ class Writer:
 
     def join(self) -> None:
         """
-        Stop, blocking until the thread has (at reactor shutdown).  Inline,
-        changes still waiting for the batch being committed are left
-        unmade: nobody was told they were.
+        Stop, blocking until the thread has (at reactor shutdown).  Changes
+        still waiting for the batch being committed are left unmade: nobody
+        was told they were.
         """
         self._stopping = True
         self._sendStop()
@@ -317,19 +318,17 @@ class Writer:
         """
         with self._ready:
             self._queue.append(item)
-            self._idle = False
             self._ready.notify()
 
     def _startBatch(self) -> None:
         """
-        In the reactor thread: run the waiting changes (as many as a batch
-        holds) in a transaction begun here, and hand it to the writer thread
-        to commit; or, when the write lock is not free at once, hand them
-        over to run there.
+        In the reactor thread: take the waiting changes (as many as a batch
+        holds) and hand them to the writer thread; inline, run them first in
+        a transaction begun here, when the write lock is free at once.
         """
         batch = self._cut(self._waiting)
         self._busy = True
-        if not all(change.inline for change in batch):
+        if not (self._inline and all(change.inline for change in batch)):
             self._hand(_Batch(batch))
             return
         transactions = self._transactions
@@ -375,46 +374,18 @@ class Writer:
 
     def _take(self) -> tuple[list[_Change[Any]], Any, bool]:
         """
-        Wait for changes and take a batch of them.
+        In the writer thread: wait for the next batch.
 
         @return: the batch, the transaction its changes already ran in
             (C{None}: none), and whether the writer is to stop instead.
         """
-        limits = self._batching
         with self._ready:
             while not self._queue:
-                self._idle = True
                 self._ready.wait()
-            self._idle = False
-            head = self._queue[0]
-            if isinstance(head, _Batch):
-                self._queue.popleft()
-                return head.changes, head.txn, False
-            batch: list[_Change[Any]] = []
-            size = 0
-            wait = limits.maxWait
-            if self._lastBatch > 1:
-                wait = max(wait, self._busyWait)
-            waitUntil = time.monotonic() + wait
-            while len(batch) < limits.maxChanges:
-                if not self._queue:
-                    left = waitUntil - time.monotonic()
-                    if left <= 0 or not batch:
-                        break
-                    self._ready.wait(left)
-                    continue
-                head = self._queue[0]
-                if head is _STOP:
-                    if not batch:
-                        self._queue.popleft()
-                        return [], None, True
-                    break
-                if batch and size + head.size > limits.maxBytes:
-                    break
-                batch.append(self._queue.popleft())
-                size += head.size
-            self._lastBatch = len(batch)
-            return batch, None, False
+            head = self._queue.popleft()
+        if head is _STOP:
+            return [], None, True
+        return head.changes, head.txn, False
 
     def _run(self) -> None:
         try:
@@ -509,23 +480,26 @@ class Writer:
     def _delivered(self, batch: list[_Change[Any]]) -> None:
         """
         In the reactor thread: give each change of a finished batch its
-        outcome; then, inline, start the next batch.
+        outcome; then start the next batch, after L{Batching.maxWait}, or
+        L{Batching.busyWait} when this one held several changes.
         """
         try:
             _fire(batch)
         finally:
-            if self._inline:
-                if len(batch) > 1 and self._busyWait and not self._stopping:
-                    # Busy: leave the write lock free a while, for other
-                    # processes polling for it; what arrives meanwhile
-                    # joins the next batch.
-                    cast(Any, self._threads).callLater(self._busyWait, self._resume)
-                else:
-                    self._resume()
+            wait = self._batching.maxWait
+            if len(batch) > 1:
+                # Busy: leave the write lock free a while, for other
+                # processes polling for it; what arrives meanwhile joins
+                # the next batch.
+                wait = max(wait, self._busyWait)
+            if wait and not self._stopping:
+                cast(Any, self._threads).callLater(wait, self._resume)
+            else:
+                self._resume()
 
     def _resume(self) -> None:
         """
-        In the reactor thread, inline: start the next batch, if any.
+        In the reactor thread: start the next batch, if any.
         """
         self._busy = False
         if self._waiting:
