@@ -591,7 +591,7 @@ async def test_aBusySQLiteWriterLeavesTheLockFreeBeforeItsNextBatch(
     and another process polling for the lock waited about 0.9 s for each
     transaction.)
     """
-    db = embedded("sqlite", tmp_path, clock, batching=Batching(busyWait=0.05))
+    db = embedded("sqlite", tmp_path, clock, batching=Batching(busyWait=0.5))
     seen: list[tuple[bool, list[str]]] = []
     ran: list[str] = []
     probed: Deferred[None] = Deferred()
