@@ -1,8 +1,11 @@
-# -*- test-case-name: tests.db.test_persistent,tests.db.test_conformance -*-
+# -*- test-case-name: tests.db.test_races,tests.db.test_persistent -*-
 """
-Group commit for the embedded databases: one writer thread takes every
-change waiting and commits them in one transaction, so one fsync serves all
-of them.
+Group commit for the embedded databases: every change waiting is committed
+in one transaction, by one writer thread, so one fsync serves all of them.
+Changes gather in the reactor thread, which hands the writer thread one
+batch at a time; where the database allows it (SQLite), the changes run in
+the reactor thread and only the commit in the writer thread (see
+L{Writer}).
 
 Each change runs inside its own savepoint (a nested transaction), so one
 that fails (a full database, a value too large) is undone alone and fails
@@ -44,22 +47,22 @@ class Batching:
     @ivar maxChanges: the most changes one transaction holds.
     @ivar maxBytes: the most bytes of values one transaction holds (a change
         larger than this goes alone).
-    @ivar maxWait: the longest, in seconds, the writer waits for more
-        changes to join a transaction; 0 (the default): it never waits, and
+    @ivar maxWait: how long, in seconds, a batch waits for more changes to
+        join it before it is begun; 0 (the default): it never waits, and
         changes gather only while the previous transaction is being written.
-    @ivar busyWait: the longest, in seconds, it waits when busy: when the
-        previous transaction held more than one change (2 ms by default; as
-        PostgreSQL's C{commit_delay}).  A change arriving at an idle
-        database never waits.  Bigger batches cost less each: here a commit
-        took about 250 us of CPU, a change in a batch of 16 about 45 us, and
-        under wrk with 16 connections transactions grew from two changes
-        to thirteen.
+    @ivar busyWait: how long it waits when busy: when the previous
+        transaction held more than one change.  C{None} (the default): the
+        database's own, L{Transactions.busyWait}.  A change arriving at an
+        idle database never waits for it.
     """
 
     maxChanges: int = attrs.field(default=256, validator=attrs.validators.ge(1))
     maxBytes: int = attrs.field(default=4 << 20, validator=attrs.validators.ge(1))
     maxWait: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
-    busyWait: float = attrs.field(default=0.002, validator=attrs.validators.ge(0))
+    busyWait: float | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.ge(0)),
+    )
 
 
 class LockTimeout(Exception):
@@ -70,8 +73,23 @@ class LockTimeout(Exception):
 
 class Transactions(Protocol[Txn]):
     """
-    The transactions of one database, as the writer thread uses them.
+    The transactions of one database, as the writer uses them.
+
+    @ivar inline: whether a transaction may be begun (without waiting) and
+        its changes run in the reactor thread, only its commit going to the
+        writer thread: a connection that any thread may use in turn
+        (SQLite's).  LMDB's write transaction belongs to the thread that
+        began it, so LMDB's runs wholly in the writer thread.
+    @ivar busyWait: the database's default for L{Batching.busyWait}: how
+        long the writer leaves the write lock free after a batch of several
+        changes, waiting for more.  Waiting only delays the changes, which
+        gather anyway while a transaction is being written; but another
+        process that polls for the lock (SQLite's busy handler sleeps up to
+        100 ms between tries) finds it free only in such gaps.
     """
+
+    inline: bool
+    busyWait: float
 
     def begin(self, wait: float) -> Txn:
         """
@@ -109,8 +127,21 @@ class _Change(Generic[T]):
     size: int
     deadline: float
     deferred: Deferred[T]
+    inline: bool = True
     outcome: Any = None
     failed: bool = False
+
+
+@attrs.define
+class _Batch:
+    """
+    A batch handed to the writer thread whole: its changes already run in
+    C{txn} (begun in the reactor thread), or, when C{txn} is C{None}, to be
+    run there.
+    """
+
+    changes: list[_Change[Any]]
+    txn: Any = None
 
 
 _STOP = object()
@@ -124,7 +155,24 @@ def _nothing(txn: object) -> None:
 
 class Writer:
     """
-    A writer thread committing changes in batches.
+    Commits changes in batches, one transaction (and one fsync) for all the
+    changes that arrived while the previous one was being written.
+
+    Changes gather in the reactor thread, which hands the writer thread the
+    next batch once the last one's outcomes are delivered (or at once, when
+    none is under way); so the writer thread needs the interpreter lock only
+    to begin (or run) a batch and to hand its outcomes back.  Where the
+    database allows it (L{Transactions.inline}), a batch is run
+    in the reactor thread, which already holds the interpreter, and only
+    its commit (the wait for the disk, which holds no lock on Python
+    objects) goes to the writer thread: one hand-over each way per batch.
+    A thread running the changes themselves would take the interpreter
+    lock back after each of the database's calls, and, against a busy
+    reactor, wait for it each time.  When another process holds the write
+    lock, the batch goes to the writer thread whole, which waits for it.
+    After a batch of several changes, the next begins only after
+    L{Batching.busyWait} (SQLite's 2 ms), in which another process polling
+    for the lock may take it.
 
     @ivar commits: how many transactions it has committed.
     @ivar changes: how many changes those held.
@@ -152,27 +200,42 @@ class Writer:
         @param name: the thread's name.
         """
         self._transactions = transactions
+        self._inline = transactions.inline
         self._threads = threads
         self._timeout = timeout
         self._batching = batching
+        self._busyWait = (
+            transactions.busyWait if batching.busyWait is None else batching.busyWait
+        )
+        # What the reactor thread hands the writer thread: one batch at a
+        # time, then the order to stop.
         self._queue: deque[Any] = deque()
         self._ready = threading.Condition()
+        # The changes waiting for the next batch, and whether one is being
+        # committed (or about to be begun).
+        self._waiting: list[_Change[Any]] = []
+        self._busy = False
         self._stopping = False
+        self._stopSent = False
         self._done = False
         self._waiters: list[Deferred[None]] = []
         self.commits = 0
-        self._lastBatch = 0
         self.changes = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, work: Callable[[Any], T], size: int = 0) -> Deferred[T]:
+    def submit(
+        self, work: Callable[[Any], T], size: int = 0, *, inline: bool = True
+    ) -> Deferred[T]:
         """
         Run C{work} in a write transaction, with others.
 
-        @param work: the change; called in the writer thread with the
-            transaction.
+        @param work: the change; called with the transaction, in the
+            reactor thread or in the writer thread (at once, or later).
         @param size: about how many bytes it writes.
+        @param inline: whether it may run in the reactor thread; C{False}
+            for a change that may take long (one reading every session):
+            its batch runs in the writer thread.
         @return: a L{Deferred} firing with what C{work} returned once it is
             committed, or failing with what it raised, or with
             L{DatabaseError} when its deadline passed first.
@@ -181,9 +244,14 @@ class Writer:
         if self._stopping:
             d.errback(DatabaseError("the session database is closed"))
             return d
-        with self._ready:
-            self._queue.append(_Change(work, size, self._deadline(), d))
-            self._ready.notify()
+        self._waiting.append(_Change(work, size, self._deadline(), d, inline))
+        if not self._busy:
+            maxWait = self._batching.maxWait
+            if maxWait:
+                self._busy = True
+                cast(Any, self._threads).callLater(maxWait, self._resume)
+            else:
+                self._startBatch()
         return d
 
     def _deadline(self) -> float:
@@ -220,7 +288,9 @@ class Writer:
 
         @return: a L{Deferred} firing once it has.
         """
-        self._stop()
+        self._stopping = True
+        if not self._busy:
+            self._sendStop()
         if self._done:
             return succeed(None)
         d: Deferred[None] = Deferred()
@@ -229,17 +299,72 @@ class Writer:
 
     def join(self) -> None:
         """
-        Stop, blocking until the thread has (at reactor shutdown).
+        Stop, blocking until the thread has (at reactor shutdown).  Changes
+        still waiting for the batch being committed are left unmade: nobody
+        was told they were.
         """
-        self._stop()
+        self._stopping = True
+        self._sendStop()
         self._thread.join()
 
-    def _stop(self) -> None:
-        if not self._stopping:
-            self._stopping = True
-            with self._ready:
-                self._queue.append(_STOP)
-                self._ready.notify()
+    def _sendStop(self) -> None:
+        if not self._stopSent:
+            self._stopSent = True
+            self._hand(_STOP)
+
+    def _hand(self, item: object) -> None:
+        """
+        Give the writer thread a batch, or the order to stop.
+        """
+        with self._ready:
+            self._queue.append(item)
+            self._ready.notify()
+
+    def _startBatch(self) -> None:
+        """
+        In the reactor thread: take the waiting changes (as many as a batch
+        holds) and hand them to the writer thread; inline, run them first in
+        a transaction begun here, when the write lock is free at once.
+        """
+        batch = self._cut(self._waiting)
+        self._busy = True
+        if not (self._inline and all(change.inline for change in batch)):
+            self._hand(_Batch(batch))
+            return
+        transactions = self._transactions
+        try:
+            txn = transactions.begin(0)
+        except Exception:
+            # Locked by another process (or worse): the writer thread waits
+            # for it, until the changes' deadlines.
+            self._hand(_Batch(batch))
+            return
+        try:
+            self._runAll(txn, batch)
+        except BaseException:
+            try:
+                transactions.abort(txn)
+            finally:
+                self._hand(_Batch(batch))
+            return
+        self._hand(_Batch(batch, txn))
+
+    def _cut(self, changes: list[_Change[Any]]) -> list[_Change[Any]]:
+        """
+        Take a batch from the front of C{changes} (within L{Batching}'s
+        bounds).
+        """
+        limits = self._batching
+        size = 0
+        n = 0
+        for change in changes:
+            if n == limits.maxChanges or (n and size + change.size > limits.maxBytes):
+                break
+            size += change.size
+            n += 1
+        batch = changes[:n]
+        del changes[:n]
+        return batch
 
     def _finished(self) -> None:
         self._done = True
@@ -247,95 +372,95 @@ class Writer:
         for d in waiters:
             d.callback(None)
 
-    def _take(self) -> tuple[list[_Change[Any]], bool]:
+    def _take(self) -> tuple[list[_Change[Any]], Any, bool]:
         """
-        Wait for changes and take a batch of them.
+        In the writer thread: wait for the next batch.
 
-        @return: the batch, and whether the writer is to stop after it.
+        @return: the batch, the transaction its changes already ran in
+            (C{None}: none), and whether the writer is to stop instead.
         """
-        limits = self._batching
         with self._ready:
             while not self._queue:
                 self._ready.wait()
-            batch: list[_Change[Any]] = []
-            size = 0
-            wait = limits.maxWait
-            if self._lastBatch > 1:
-                wait = max(wait, limits.busyWait)
-            waitUntil = time.monotonic() + wait
-            while len(batch) < limits.maxChanges:
-                if not self._queue:
-                    left = waitUntil - time.monotonic()
-                    if left <= 0 or not batch:
-                        break
-                    self._ready.wait(left)
-                    continue
-                head = self._queue[0]
-                if head is _STOP:
-                    if not batch:
-                        self._queue.popleft()
-                        return [], True
-                    break
-                if batch and size + head.size > limits.maxBytes:
-                    break
-                batch.append(self._queue.popleft())
-                size += head.size
-            self._lastBatch = len(batch)
-            return batch, False
+            head = self._queue.popleft()
+        if head is _STOP:
+            return [], None, True
+        return head.changes, head.txn, False
 
     def _run(self) -> None:
         try:
             while True:
-                batch, stop = self._take()
+                batch, txn, stop = self._take()
                 if stop:
                     break
-                self._commit(batch)
+                try:
+                    self._commit(batch, txn)
+                finally:
+                    self._threads.callFromThread(self._delivered, batch)
         finally:
             try:
                 self._transactions.close()
             finally:
                 self._threads.callFromThread(self._finished)
 
-    def _commit(self, batch: list[_Change[Any]]) -> None:
+    def _runAll(self, txn: Any, changes: list[_Change[Any]]) -> None:
         """
-        Commit C{batch}, each change keeping its own outcome; deliver them.
+        Run each change in a savepoint of C{txn}, keeping its outcome.
+        """
+        nested = self._transactions.nested
+        for change in changes:
+            change.failed = False
+            try:
+                change.outcome = nested(txn, change.work)
+            except Exception:
+                change.failed = True
+                change.outcome = Failure()
+
+    def _commit(self, batch: list[_Change[Any]], txn: Any = None) -> None:
+        """
+        In the writer thread: commit C{batch}, each change keeping its own
+        outcome (given to the reactor thread afterwards, whole).
+
+        @param txn: the transaction the changes already ran in, or C{None}
+            to run them here.
         """
         transactions = self._transactions
         pending = batch
         while pending:
             now = time.monotonic()
-            live = []
-            for change in pending:
-                if now >= change.deadline:
-                    self._late(change)
-                else:
-                    live.append(change)
-            if not live:
-                break
-            latest = max(change.deadline for change in live)
+            if txn is None:
+                live = []
+                for change in pending:
+                    if now >= change.deadline:
+                        self._late(change)
+                    else:
+                        live.append(change)
+                if not live:
+                    break
+                latest = max(change.deadline for change in live)
+                try:
+                    txn = transactions.begin(latest - now)
+                except LockTimeout:
+                    for change in live:
+                        self._late(change)
+                    break
+                except BaseException:
+                    self._failAll(live, Failure())
+                    break
+                ran = False
+            else:
+                live = pending
+                ran = True
             try:
-                txn = transactions.begin(latest - now)
-            except LockTimeout:
-                for change in live:
-                    self._late(change)
-                break
-            except BaseException:
-                self._failAll(live, Failure())
-                break
-            try:
-                for change in live:
-                    change.failed = False
-                    try:
-                        change.outcome = transactions.nested(txn, change.work)
-                    except Exception:
-                        change.failed = True
-                        change.outcome = Failure()
-                now = time.monotonic()
+                if not ran:
+                    self._runAll(txn, live)
+                    now = time.monotonic()
                 late = [c for c in live if now >= c.deadline]
                 if late:
                     # Undo everything and do it again without them: the
                     # others' outcomes may depend on what the late ones did.
                     transactions.abort(txn)
+                    txn = None
                     for change in late:
                         self._late(change)
                     pending = [c for c in live if c not in late]
@@ -350,11 +475,37 @@ class Writer:
                 break
             self.commits += 1
             self.changes += len(live)
-            self._threads.callFromThread(_fire, live)
             break
 
-    def _deliver(self, change: _Change[Any]) -> None:
-        self._threads.callFromThread(_fire, [change])
+    def _delivered(self, batch: list[_Change[Any]]) -> None:
+        """
+        In the reactor thread: give each change of a finished batch its
+        outcome; then start the next batch, after L{Batching.maxWait}, or
+        L{Batching.busyWait} when this one held several changes.
+        """
+        try:
+            _fire(batch)
+        finally:
+            wait = self._batching.maxWait
+            if len(batch) > 1:
+                # Busy: leave the write lock free a while, for other
+                # processes polling for it; what arrives meanwhile joins
+                # the next batch.
+                wait = max(wait, self._busyWait)
+            if wait and not self._stopping:
+                cast(Any, self._threads).callLater(wait, self._resume)
+            else:
+                self._resume()
+
+    def _resume(self) -> None:
+        """
+        In the reactor thread: start the next batch, if any.
+        """
+        self._busy = False
+        if self._waiting:
+            self._startBatch()
+        elif self._stopping:
+            self._sendStop()
 
     def _late(self, change: _Change[Any]) -> None:
         change.failed = True
@@ -364,13 +515,11 @@ class Writer:
                 "deadline; it was not made"
             )
         )
-        self._deliver(change)
 
     def _failAll(self, changes: list[_Change[Any]], failure: Failure) -> None:
         for change in changes:
             change.failed = True
             change.outcome = failure
-        self._threads.callFromThread(_fire, changes)
 
 
 def _fire(changes: list[_Change[Any]]) -> None:

@@ -145,7 +145,16 @@ class _LMDBTransactions:
     Write transactions, each change in a nested transaction of its own.
     LMDB lets one writer in at a time across processes; waiting for it has
     no bound, so a change's deadline is checked again before its commit.
+    A write transaction belongs to the thread that began it: they run
+    wholly in the writer thread.
+
+    @ivar busyWait: 0: the write lock is a mutex shared across processes,
+        which a waiting process blocks on and gets when it is released, so
+        the writer needs leave no gap for it between transactions.
     """
+
+    inline = False
+    busyWait = 0.0
 
     def __init__(self, env: Any, db: Any) -> None:
         self._env = env
