@@ -102,7 +102,9 @@ def requestSession(request: IRequest) -> RequestSession | None:
     """
     @return: the request session attached to C{request}, if any.
     """
-    return cast("RequestSession | None", getattr(request, _STATE, None))
+    # An annotation, not cast(): a call fewer on every request.
+    state: RequestSession | None = getattr(request, _STATE, None)
+    return state
 
 
 def requestKey(request: IRequest) -> str | None:
@@ -483,7 +485,8 @@ class RequestSession(HeldResponse):
                 parts.saveLatency.add(perf_counter() - started)
                 if result is not None and not create:
                     # _saved, inline: every write saves.
-                    return cast("Mapping[str, int]", result)
+                    saved: Mapping[str, int] = result
+                    return saved
                 return self._saved(session, key, create, result)
             record = SessionChanges(
                 create,
