@@ -102,8 +102,7 @@ def requestSession(request: IRequest) -> RequestSession | None:
     """
     @return: the request session attached to C{request}, if any.
     """
-    # An annotation, not cast(): a call fewer on every request.
-    state: RequestSession | None = getattr(request, _STATE, None)
+    state: RequestSession | None = getattr(request, _STATE, None)  # not cast(): a call
     return state
 
 
@@ -484,16 +483,12 @@ class RequestSession(HeldResponse):
                     raise parts.calls.failed(e, "save") from e
                 parts.saveLatency.add(perf_counter() - started)
                 if result is not None and not create:
-                    # _saved, inline: every write saves.
-                    saved: Mapping[str, int] = result
+                    saved: Mapping[str, int] = result  # _saved, inline
                     return saved
                 return self._saved(session, key, create, result)
+            lifetime = None if changes[1] is None else session.lifetime
             record = SessionChanges(
-                create,
-                None if changes[1] is None else session.lifetime,
-                changes[2],
-                frozenset(changes[3]),
-                *changes[4:],
+                create, lifetime, changes[2], frozenset(changes[3]), *changes[4:]
             )
             try:
                 saving = parts.database.save(key, record)

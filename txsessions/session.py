@@ -200,7 +200,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
             self._lifetime: Lifetime | None = None
             self._times = lifetime
         else:
-            self._lifetime = cast(Lifetime, lifetime)
+            self.lifetime = cast(Lifetime, lifetime)
         self.isNew = fields is None
         self.changes = ChangeSet(fields is not None)
         self.owner: str | None = None
@@ -252,6 +252,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
     @lifetime.setter
     def lifetime(self, lifetime: Lifetime) -> None:
         self._lifetime = lifetime
+        self._times = (lifetime.createdAt, lifetime.expiresAt)
 
     @property
     def expiresAt(self) -> float | None:
@@ -259,8 +260,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         When the session expires, or C{None} when it has no server-side
         lifetime.
         """
-        lifetime = self._lifetime
-        return self._times[1] if lifetime is None else lifetime.expiresAt
+        return self._times[1]
 
     def remaining(self) -> float | None:
         """
@@ -499,13 +499,9 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         create, times, clear, deleted, updated, incremented = self._changeParts(
             increments
         )
+        lifetime = None if times is None else self.lifetime
         return SessionChanges(
-            create,
-            None if times is None else self.lifetime,
-            clear,
-            frozenset(deleted),
-            updated,
-            incremented,
+            create, lifetime, clear, frozenset(deleted), updated, incremented
         )
 
     def _changeParts(self, increments: Mapping[str, int] | None = None) -> ChangeParts:
@@ -529,14 +525,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         mark = self._mark
         if mark is not None and changes.cleared and not create:
             updated[OWNER_FIELD] = mark.encode()  # clear() keeps the owner
-        times = None
-        if create or changes.lifetimeChanged:
-            lifetime = self._lifetime
-            times = (
-                self._times
-                if lifetime is None
-                else (lifetime.createdAt, lifetime.expiresAt)
-            )
+        times = self._times if create or changes.lifetimeChanged else None
         taken = (
             create,
             times,
