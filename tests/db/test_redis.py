@@ -6,6 +6,7 @@ across processes, the round-trip budget, and what happens when Redis fails.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import re
@@ -650,6 +651,36 @@ async def test_aRefusedHandshakeFailsAtOnceSayingWhy(redisServer: RedisServer) -
         assert "wrong" not in str(caught.value)
     finally:
         await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aRefusedHandshakeLeavesNoUnhandledError(
+    redisServer: RedisServer,
+) -> None:
+    """
+    A refused set-up is reported by the calls that fail, never as an
+    unhandled error in a L{Deferred} when the collector finds one: the
+    subscriber's connection is refused too, and its factory's L{Deferred}
+    failed with no one waiting for it.
+    """
+    events: list[dict[str, Any]] = []
+    observer = cast(ILogObserver, events.append)
+    db = RedisDatabase(f"redis://:wrong@127.0.0.1:{redisServer.port}/0", Clock())
+    globalLogPublisher.addObserver(observer)
+    try:
+        with pytest.raises(DatabaseError, match="refused the connection's"):
+            await db.load("k")
+        while db._subscriber.factory.deferred is not None:
+            await _tick()
+        await db.close()
+        for _ in range(3):
+            await _tick()
+        del db
+        gc.collect()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    unhandled = [e for e in events if "Unhandled error" in (formatEvent(e) or "")]
+    assert unhandled == []
 
 
 @pytest_twisted.ensureDeferred
