@@ -184,8 +184,9 @@ class RedisDatabase:
         def saved(reply: Any) -> Mapping[str, int] | None:
             if not reply:
                 return None
-            values = reply[1:]
-            return {values[i]: int(values[i + 1]) for i in range(0, len(values), 2)}
+            if type(reply) is int:
+                return {}
+            return {reply[i]: int(reply[i + 1]) for i in range(0, len(reply), 2)}
 
         saving: Deferred[Any] = self._eval(
             scripts.SAVE,

@@ -91,7 +91,7 @@ for j = 1, n do redis.call('HDEL', key, ARGV[i]); i = i + 1 end
 n = tonumber(ARGV[i]); i = i + 1
 for j = 1, n do redis.call('HSET', key, ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
-local result = {'ok'}
+local result = {}
 for j = 1, n do
   local field, delta = ARGV[i], ARGV[i + 1]
   i = i + 2
@@ -124,6 +124,7 @@ if owner then
   local ttl = redis.call('PTTL', key)
   if ttl > redis.call('PTTL', index) then redis.call('PEXPIRE', index, ttl) end
 end
+if #result == 0 then return 1 end
 return result
 """
 )
@@ -131,8 +132,10 @@ return result
 Save one request's changes, never re-creating a session deleted meanwhile,
 and never after its deadline (in Redis's clock): a write refused then has
 no effect at all.
-The changes come as one JSON array of strings: txredisapi spends about 2 us
-framing each argument of a command.
+The changes come as one JSON array of strings: one argument to frame rather
+than one per change.  The reply: nothing when the session is gone; else
+each incremented field and its new value, or 1 when there were none (an
+integer reply, which the client takes as it is, with no list to go through).
 """
 
 RENAME = (
