@@ -166,11 +166,20 @@ class RedisDatabase:
                 "1",
             ]
         )
+        # Whether the owner field may change: the script then reads the
+        # owner before, to take the session out of its set.
+        ownerMayChange = (
+            changes.create
+            or changes.clear
+            or OWNER_FIELD in changes.updated
+            or OWNER_FIELD in changes.deleted
+        )
         args += (
             "1" if changes.clear else "0",
             repr(self._clock.seconds()),
             self._ttlText,
             f"{self._redis.redisTime(self._writeWithin):.6f}",
+            "1" if ownerMayChange else "0",
             str(len(changes.deleted)),
             *changes.deleted,
             str(len(changes.updated)),

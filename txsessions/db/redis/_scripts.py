@@ -65,21 +65,24 @@ local key = KEYS[1]
 local create, created, expires = ARGV[1], ARGV[2], ARGV[3]
 local lifetime, clear = ARGV[4], ARGV[5]
 local now, ttl, deadline = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local ownerMayChange = ARGV[9] == '1'
 local clock = redis.call('TIME')
 if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > deadline then
   return redis.error_reply('STALE write refused: it reached Redis past its deadline')
 end
-local ownerBefore = ownerOf(key)
+local ownerBefore = nil
+if ownerMayChange then ownerBefore = ownerOf(key) end
+local stored = nil
 if create == '1' then
   redis.call('DEL', key)
   redis.call('HSET', key, '\\0\\0c', created)
   lifetime = '1'
 else
   if redis.call('EXISTS', key) == 0 then return false end
-  local stored = redis.call('HGET', key, '\\0\\0e')
+  stored = redis.call('HGET', key, '\\0\\0e')
   if stored and tonumber(stored) <= now then return false end
 end
-local i = 9
+local i = 10
 if clear == '1' then
   local fields = redis.call('HKEYS', key)
   for _, field in ipairs(fields) do
@@ -105,16 +108,18 @@ for j = 1, n do
   table.insert(result, redis.call('HGET', key, field))
 end
 if lifetime == '1' then
-  if expires == '' then redis.call('HDEL', key, '\\0\\0e')
-  else redis.call('HSET', key, '\\0\\0e', expires) end
+  if expires == '' then redis.call('HDEL', key, '\\0\\0e'); stored = nil
+  else redis.call('HSET', key, '\\0\\0e', expires); stored = expires end
 end
-local stored = redis.call('HGET', key, '\\0\\0e')
+-- No application field starts with NUL: the changes above left '\\0\\0e'
+-- as it was read, or as just set.
 if stored then
   redis.call('PEXPIRE', key, math.max(1, math.floor((tonumber(stored) - now) * 1000)))
 else
   redis.call('PEXPIRE', key, ttl)
 end
 local owner = ownerOf(key)
+-- ownerBefore is nil when the owner field was left alone: no owner changed.
 if ownerBefore and ownerBefore ~= owner then
   redis.call('SREM', owners .. ownerBefore, key)
 end
