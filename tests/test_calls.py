@@ -78,6 +78,27 @@ def test_aLateAnswerIsDropped() -> None:
     assert answer.result is None  # dropped, not an unhandled error either
 
 
+def test_theDeadlineCancelsTheCall() -> None:
+    """
+    At its deadline a call is cancelled, as L{Deferred.addTimeout} does, so
+    that the database may give it up (the Redis connection forgets its
+    reply): the caller gets the L{DatabaseError}, not the cancellation, and
+    no second L{Deferred} stands between them.
+    """
+    calls, clock, metrics = _calls()
+    cancelled: list[Deferred[str]] = []
+    answer: Deferred[str] = Deferred(cancelled.append)
+    called = calls.call(answer, "load")
+    assert called is answer
+    fired = _outcome(called)
+    clock.advance(3)
+    assert cancelled == [answer]
+    [failure] = fired
+    assert failure.check(DatabaseError) and not failure.check(CancelledError)
+    assert metrics.storeErrors == 1
+    assert clock.getDelayedCalls() == []
+
+
 def test_aLateFailureIsDroppedAndNotCountedAgain() -> None:
     calls, clock, metrics = _calls()
     answer: Deferred[str] = Deferred()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.metadata
 import json
@@ -184,6 +185,24 @@ def test_stoppingTheServiceClosesTheDatabase() -> None:
     sessionsService.startService()
     sessionsService.stopService()
     assert closed == [True]
+
+
+def test_startingTheServiceFreezesTheHeapStartUpMade() -> None:
+    """
+    Once started, the objects start-up made are out of the collector's
+    sight (C{gc.freeze}): full collections no longer walk them.
+    """
+    service: Any = makeService(options("--listen", "tcp:0"))
+    sessionsService = [s for s in service if hasattr(s, "sessions")][0]
+    made: list[object] = []
+    gc.unfreeze()
+    try:
+        sessionsService.startService()
+        assert gc.get_freeze_count() > 0
+        assert not any(found is made for found in gc.get_objects())
+    finally:
+        gc.unfreeze()
+        sessionsService.stopService()
 
 
 def test_openDatabase() -> None:

@@ -60,20 +60,19 @@ class DatabaseCalls:
         @param kind: C{load}, C{save} or C{other}, for L{Metrics.latency}.
         @param started: when the call was made (C{perf_counter}); now, when
             C{None}.
-        @return: a L{Deferred} with C{d}'s result: C{d} itself when it has
-            fired or there is no deadline, else one that fails with
-            L{DatabaseError} at the deadline if C{d} has not fired by then
-            (its late result is dropped).
+        @return: C{d}, given the callback that does this.  At the deadline,
+            if it has not fired, C{d} is cancelled (as L{Deferred.addTimeout}
+            does: the database's canceller, if it has one, may give up the
+            call, and a late result is dropped) and fails with
+            L{DatabaseError}.
         """
         begun = perf_counter() if started is None else started
         deadlines = self._deadlines
         # A Deferred that has fired may still wait on another (paused).
         if deadlines is None or (d.called and not d.paused):
             return d.addBoth(self._settled, kind, begun)
-        raced: Deferred[T] = Deferred()
-        entry = deadlines.add(raced, kind)
-        d.addBoth(self._settledRaced, kind, begun, raced, entry)
-        return raced
+        entry = deadlines.add(d, kind)
+        return d.addBoth(self._settledInTime, kind, begun, entry)
 
     def _settled(self, result: Any, kind: str, begun: float) -> Any:
         """
@@ -84,32 +83,22 @@ class DatabaseCalls:
             raise self.failed(cast(BaseException, result.value), kind)
         return result
 
-    def _settledRaced(
-        self,
-        result: Any,
-        kind: str,
-        begun: float,
-        raced: Deferred[Any],
-        entry: list[Any],
-    ) -> None:
+    def _settledInTime(
+        self, result: Any, kind: str, begun: float, entry: list[Any]
+    ) -> Any:
         """
-        A call with a deadline answered: time it and hand its result, its
-        failure mapped, to C{raced}, unless the deadline came first (then
-        it is dropped).
+        A call with a deadline answered, or was cancelled (by its deadline,
+        or by its caller): time it and map its failure; when its deadline
+        came first, fail with the L{DatabaseError} that L{Deadlines} made.
         """
         self._metrics.latency[kind].add(perf_counter() - begun)
         if entry[1] is None:
-            return None  # the deadline came first
+            # The deadline came first and cancelled the call.
+            raise entry[2]
         self._deadlines.settled(entry)  # type: ignore[union-attr]
-        if raced.called:
-            return None  # cancelled: the client went away
-        if isinstance(result, Failure):
-            if not result.check(CancelledError):
-                result = Failure(self.failed(cast(BaseException, result.value), kind))
-            raced.errback(result)
-        else:
-            raced.callback(result)
-        return None
+        if isinstance(result, Failure) and not result.check(CancelledError):
+            raise self.failed(cast(BaseException, result.value), kind)
+        return result
 
     def now(self, d: Deferred[T], kind: str, started: float) -> T | Deferred[T]:
         """
@@ -168,7 +157,8 @@ class Deadlines:
     is set for the first deadline of a call still waiting.  A call that
     answers only marks its place in the queue; the timer is cancelled when
     no call is waiting.  When it fires, each call whose deadline has come
-    fails with L{DatabaseError}, and the timer is set for the next.
+    is cancelled, to fail with L{DatabaseError}, and the timer is set for
+    the next.
     """
 
     __slots__ = (
@@ -202,18 +192,20 @@ class Deadlines:
         self._timer: IDelayedCall | None = None
         self._message = f"the session database did not answer in {timeout} s"
 
-    def add(self, raced: Deferred[Any], kind: str) -> list[Any]:
+    def add(self, call: Deferred[Any], kind: str) -> list[Any]:
         """
-        Fail C{raced} with L{DatabaseError} when the deadline comes, unless
-        it has fired by then, or L{settled} was told.
+        Cancel C{call} when the deadline comes, unless L{settled} was told
+        by then.
 
-        @param raced: what the caller waits on.
+        @param call: what the database returned.
         @param kind: the call's kind, for the failure.
         @return: its place in the queue, to give L{settled}: its deadline,
-            C{raced} and C{kind}; C{raced} becomes C{None} once the call
-            answered or its deadline came.
+            C{call} and C{kind}.  When the deadline comes, C{call} becomes
+            C{None} and C{kind} the L{DatabaseError} it is to fail with,
+            before C{call} is cancelled; C{call} becomes C{None} too once
+            L{settled} is told.
         """
-        entry = [self._clock.seconds() + self._timeout, raced, kind]
+        entry = [self._clock.seconds() + self._timeout, call, kind]
         self._queue.append(entry)
         self._waiting += 1
         if self._timer is None:
@@ -242,24 +234,25 @@ class Deadlines:
 
     def _due(self) -> None:
         """
-        The first deadline came: fail each call whose deadline has, and
+        The first deadline came: cancel each call whose deadline has, and
         wait for the next.
         """
         self._timer = None
         queue = self._queue
         now = self._clock.seconds()
-        late: list[tuple[Deferred[Any], str]] = []
+        late: list[Deferred[Any]] = []
         while queue and (queue[0][1] is None or queue[0][0] <= now):
             entry = queue.popleft()
-            if entry[1] is not None:
-                late.append((entry[1], entry[2]))
+            call = entry[1]
+            if call is not None:
+                late.append(call)
                 entry[1] = None
+                entry[2] = self._failed(DatabaseError(self._message), entry[2])
         self._waiting -= len(late)
         if queue:
             self._timer = self._clock.callLater(queue[0][0] - now, self._due)
-        for raced, kind in late:
-            if not raced.called:
-                raced.errback(self._failed(DatabaseError(self._message), kind))
+        for call in late:
+            call.cancel()
 
 
 def answeredAtOnce(database: object, name: str) -> Callable[..., Any] | None:

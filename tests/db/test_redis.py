@@ -6,6 +6,7 @@ across processes, the round-trip budget, and what happens when Redis fails.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import re
@@ -15,6 +16,7 @@ from typing import Any, cast
 
 import pytest
 import pytest_twisted
+import txredisapi
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
@@ -27,6 +29,7 @@ from tests.redis import RedisServer, freePort
 from tests.support import COOKIE, cookieValue, plainClient, setCookies
 from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase, RedisURL
+from txsessions.db.redis._connection import _encode
 from txsessions.ids import storeKey
 from txsessions.interfaces import Lifetime, SessionChanges
 
@@ -173,6 +176,79 @@ async def test_scriptsUseEveryConnectionAndWaitForTheFirst(
         assert stored is not None and stored.values == {"n": "1"}
     finally:
         await db.close()
+
+
+def test_commandsAreFramedAsRedisDoes() -> None:
+    """
+    A command written directly is an array of bulk strings: text in UTF-8
+    (its length in bytes), bytes as they are, integers as their digits.
+    """
+    framed = _encode(("EVALSHA", "ab", 1, "k\u00e9", b"\x00\r\n"))
+    assert framed == (
+        b"*5\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n1\r\n"
+        b"$3\r\nk\xc3\xa9\r\n$3\r\n\x00\r\n\r\n"
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_commandsGoToTheConnectionDirectly(redisDB: RedisDatabase) -> None:
+    """
+    Every connection of the pool takes the request path's commands
+    directly, not through txredisapi's C{execute_command}: this fails when
+    txredisapi changes what the direct path relies on (its protocol's
+    C{replyQueue}, C{transport}, C{replyTimeout}, C{pipelining} and
+    C{inMulti}), and the fallback is all that is left.
+    """
+    now = reactor.seconds()
+    key = storeKey("D" * 43)
+    changes = SessionChanges(
+        create=True, lifetime=Lifetime(now, now + 100), updated={"n": "1"}
+    )
+    assert await redisDB.save(key, changes) == {}
+    (connection,) = redisDB._redis._connections
+    assert redisDB._redis._direct == {connection}
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("execute_command was called")
+
+    connection.execute_command = refused
+    stored = await redisDB.load(key)
+    assert stored is not None and stored.values == {"n": "1"}
+    assert await redisDB.save(key, SessionChanges(increments={"n": 2})) == {"n": 3}
+
+
+@pytest_twisted.ensureDeferred
+async def test_commandsGoThroughTxredisapiWhenTheConnectionIsNotDirect(
+    redisDB: RedisDatabase, redisServer: RedisServer
+) -> None:
+    """
+    A connection that does not allow the direct path (here, one taken off
+    the list of those that do) is sent commands through
+    C{execute_command}, with the same results and errors.
+    """
+    now = reactor.seconds()
+    key = storeKey("T" * 43)
+    changes = SessionChanges(
+        create=True, lifetime=Lifetime(now, now + 100), updated={"n": "1"}
+    )
+    assert await redisDB.save(key, changes) == {}
+    (connection,) = redisDB._redis._connections
+    sent: list[tuple[Any, ...]] = []
+    execute = connection.execute_command
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(args)
+        return execute(*args, **kwargs)
+
+    connection.execute_command = counted
+    redisDB._redis._direct.clear()
+    stored = await redisDB.load(key)
+    assert stored is not None and stored.values == {"n": "1"}
+    redisServer.cli("SCRIPT", "FLUSH")
+    assert await redisDB.save(key, SessionChanges(increments={"n": 2})) == {"n": 3}
+    assert [args[0] for args in sent] == ["EVALSHA", "EVALSHA", "EVAL"]
+    with pytest.raises(txredisapi.ResponseError):
+        await redisDB._redis.execute("INCR")
 
 
 async def reconnected(db: RedisDatabase, key: str) -> Any:
@@ -575,6 +651,36 @@ async def test_aRefusedHandshakeFailsAtOnceSayingWhy(redisServer: RedisServer) -
         assert "wrong" not in str(caught.value)
     finally:
         await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aRefusedHandshakeLeavesNoUnhandledError(
+    redisServer: RedisServer,
+) -> None:
+    """
+    A refused set-up is reported by the calls that fail, never as an
+    unhandled error in a L{Deferred} when the collector finds one: the
+    subscriber's connection is refused too, and its factory's L{Deferred}
+    failed with no one waiting for it.
+    """
+    events: list[dict[str, Any]] = []
+    observer = cast(ILogObserver, events.append)
+    db = RedisDatabase(f"redis://:wrong@127.0.0.1:{redisServer.port}/0", Clock())
+    globalLogPublisher.addObserver(observer)
+    try:
+        with pytest.raises(DatabaseError, match="refused the connection's"):
+            await db.load("k")
+        while db._subscriber.factory.deferred is not None:
+            await _tick()
+        await db.close()
+        for _ in range(3):
+            await _tick()
+        del db
+        gc.collect()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    unhandled = [e for e in events if "Unhandled error" in (formatEvent(e) or "")]
+    assert unhandled == []
 
 
 @pytest_twisted.ensureDeferred

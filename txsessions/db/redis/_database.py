@@ -12,7 +12,6 @@ import attrs
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ...ids import redact
@@ -167,11 +166,20 @@ class RedisDatabase:
                 "1",
             ]
         )
+        # Whether the owner field may change: the script then reads the
+        # owner before, to take the session out of its set.
+        ownerMayChange = (
+            changes.create
+            or changes.clear
+            or OWNER_FIELD in changes.updated
+            or OWNER_FIELD in changes.deleted
+        )
         args += (
             "1" if changes.clear else "0",
             repr(self._clock.seconds()),
             self._ttlText,
             f"{self._redis.redisTime(self._writeWithin):.6f}",
+            "1" if ownerMayChange else "0",
             str(len(changes.deleted)),
             *changes.deleted,
             str(len(changes.updated)),
@@ -185,8 +193,9 @@ class RedisDatabase:
         def saved(reply: Any) -> Mapping[str, int] | None:
             if not reply:
                 return None
-            values = reply[1:]
-            return {values[i]: int(values[i + 1]) for i in range(0, len(values), 2)}
+            if type(reply) is int:
+                return {}
+            return {reply[i]: int(reply[i + 1]) for i in range(0, len(reply), 2)}
 
         saving: Deferred[Any] = self._eval(
             scripts.SAVE,
@@ -402,30 +411,28 @@ class RedisDatabase:
     ) -> Deferred[Any]:
         """
         Run one of the scripts: C{EVALSHA}, or C{EVAL} when Redis no longer
-        has it (restarted or flushed).  Sent with C{execute_command}, not
+        has it (restarted or flushed).  Sent with L{Connections.send}, not
         txredisapi's C{evalsha} and C{eval}: these hash the script again on
         every call, and wrap each reply in callbacks of their own.
         """
         args = args or []
-        running = self._redis.execute(
+        running = self._redis.send(
             "EVALSHA", scripts.sha1(script), len(keys), *keys, *args
         )
-        return running.addErrback(self._scriptMissing, script, keys, args)
+        return running.addCallback(self._replied, script, keys, args)
 
-    def _scriptMissing(
-        self, failure: Failure, script: str, keys: list[str], args: list[Any]
-    ) -> Deferred[Any] | Failure:
+    def _replied(
+        self, reply: Any, script: str, keys: list[str], args: list[Any]
+    ) -> Any:
         """
-        Send a script whole when Redis answered C{NOSCRIPT} to its hash.
+        A script's reply, or its error raised; the script sent whole when
+        Redis answered C{NOSCRIPT} to its hash.
         """
-        import txredisapi
-
-        if not (
-            failure.check(txredisapi.ResponseError)
-            and str(failure.value).startswith("NOSCRIPT")
-        ):
-            return failure
-        return self._redis.execute("EVAL", script, len(keys), *keys, *args)
+        if isinstance(reply, Exception):
+            if str(reply).startswith("NOSCRIPT"):
+                return self._redis.execute("EVAL", script, len(keys), *keys, *args)
+            raise reply
+        return reply
 
     def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
         events = self._events

@@ -65,21 +65,24 @@ local key = KEYS[1]
 local create, created, expires = ARGV[1], ARGV[2], ARGV[3]
 local lifetime, clear = ARGV[4], ARGV[5]
 local now, ttl, deadline = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local ownerMayChange = ARGV[9] == '1'
 local clock = redis.call('TIME')
 if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > deadline then
   return redis.error_reply('STALE write refused: it reached Redis past its deadline')
 end
-local ownerBefore = ownerOf(key)
+local ownerBefore = nil
+if ownerMayChange then ownerBefore = ownerOf(key) end
+local stored = nil
 if create == '1' then
   redis.call('DEL', key)
   redis.call('HSET', key, '\\0\\0c', created)
   lifetime = '1'
 else
   if redis.call('EXISTS', key) == 0 then return false end
-  local stored = redis.call('HGET', key, '\\0\\0e')
+  stored = redis.call('HGET', key, '\\0\\0e')
   if stored and tonumber(stored) <= now then return false end
 end
-local i = 9
+local i = 10
 if clear == '1' then
   local fields = redis.call('HKEYS', key)
   for _, field in ipairs(fields) do
@@ -91,7 +94,7 @@ for j = 1, n do redis.call('HDEL', key, ARGV[i]); i = i + 1 end
 n = tonumber(ARGV[i]); i = i + 1
 for j = 1, n do redis.call('HSET', key, ARGV[i], ARGV[i + 1]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
-local result = {'ok'}
+local result = {}
 for j = 1, n do
   local field, delta = ARGV[i], ARGV[i + 1]
   i = i + 2
@@ -105,16 +108,18 @@ for j = 1, n do
   table.insert(result, redis.call('HGET', key, field))
 end
 if lifetime == '1' then
-  if expires == '' then redis.call('HDEL', key, '\\0\\0e')
-  else redis.call('HSET', key, '\\0\\0e', expires) end
+  if expires == '' then redis.call('HDEL', key, '\\0\\0e'); stored = nil
+  else redis.call('HSET', key, '\\0\\0e', expires); stored = expires end
 end
-local stored = redis.call('HGET', key, '\\0\\0e')
+-- No application field starts with NUL: the changes above left '\\0\\0e'
+-- as it was read, or as just set.
 if stored then
   redis.call('PEXPIRE', key, math.max(1, math.floor((tonumber(stored) - now) * 1000)))
 else
   redis.call('PEXPIRE', key, ttl)
 end
 local owner = ownerOf(key)
+-- ownerBefore is nil when the owner field was left alone: no owner changed.
 if ownerBefore and ownerBefore ~= owner then
   redis.call('SREM', owners .. ownerBefore, key)
 end
@@ -124,6 +129,7 @@ if owner then
   local ttl = redis.call('PTTL', key)
   if ttl > redis.call('PTTL', index) then redis.call('PEXPIRE', index, ttl) end
 end
+if #result == 0 then return 1 end
 return result
 """
 )
@@ -131,8 +137,10 @@ return result
 Save one request's changes, never re-creating a session deleted meanwhile,
 and never after its deadline (in Redis's clock): a write refused then has
 no effect at all.
-The changes come as one JSON array of strings: txredisapi spends about 2 us
-framing each argument of a command.
+The changes come as one JSON array of strings: one argument to frame rather
+than one per change.  The reply: nothing when the session is gone; else
+each incremented field and its new value, or 1 when there were none (an
+integer reply, which the client takes as it is, with no list to go through).
 """
 
 RENAME = (

@@ -76,6 +76,10 @@ class Subscription:
         factory.protocol = Protocol
         factory.username, factory.password = credentials
         self.factory = factory
+        # A refused set-up (AUTH, SELECT) fails this Deferred, which nobody
+        # else waits for: the command connections report that refusal
+        # (Connections), so it is not reported twice.
+        factory.deferred.addErrback(lambda _: None)
         factory.startConnecting(endpointFor(factory))
 
     def subscribed(self) -> Deferred[None]:
