@@ -22,7 +22,7 @@ The URL schemes L{openDatabase} knows.
 EXTRAS = {
     "lmdb": ("lmdb", ("lmdb",)),
     "redis": ("redis", ("txredisapi", "hiredis")),
-    "rediss": ("redis", ("txredisapi", "hiredis")),
+    "rediss": ("redis", ("txredisapi", "hiredis", "OpenSSL", "service_identity")),
     "unix": ("redis", ("txredisapi", "hiredis")),
     "redis+sentinel": ("redis", ("txredisapi", "hiredis")),
     "prometheus": ("prometheus", ("prometheus_client",)),

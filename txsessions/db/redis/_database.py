@@ -26,7 +26,7 @@ from ...records import (
 )
 from .._persistent import lifetimeOf
 from . import _scripts as scripts
-from ._connection import Connections, endpointFor
+from ._connection import Connections, endpointFor, tlsOptions
 from ._events import Events
 from ._subscription import Subscription
 from ._url import RedisURL
@@ -96,6 +96,8 @@ class RedisDatabase:
             clock = cast(IReactorTime, reactor)
         self._clock = clock
         self.where = RedisURL.parse(url)
+        if self.where.tls:
+            tlsOptions(self.where)  # a bad ssl_ca_certs is told now
         self._prefix = self.where.prefix
         # What the destroy script cuts off each key: Lua counts bytes.
         self._prefixBytes = str(len(self._prefix.encode()))

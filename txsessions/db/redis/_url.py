@@ -24,7 +24,9 @@ class RedisURL:
     C{unix:///path/to/socket?db=0}, or
     C{redis+sentinel://[user:password@]host:port[,host:port...]/service[/db]}
     (the master of a Sentinel-watched service); C{?prefix=} sets the key
-    prefix.
+    prefix.  Over TLS the server's certificate must name the URL's host and
+    chain to an authority the system trusts, or to the one in the PEM file
+    C{?ssl_ca_certs=/path/ca.pem} names (redis-py's name for it).
     """
 
     host: str = "127.0.0.1"
@@ -34,6 +36,7 @@ class RedisURL:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    caFile: str | None = None
     prefix: str = "txsessions:"
     sentinels: tuple[tuple[str, int], ...] = ()
     service: str | None = None
@@ -74,6 +77,7 @@ class RedisURL:
                 if parts.password
                 else None,
                 tls=parts.scheme == "rediss",
+                caFile=query.get("ssl_ca_certs", [None])[0],
                 prefix=prefix,
             )
         except _BadURL as e:
