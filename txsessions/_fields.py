@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._changes import NONE, added
 from .values import decodeValue
 
 FLASH = "\x00f"
@@ -53,16 +54,17 @@ commonest values a session holds, counters and ids.
 
 def splitFields(
     fields: Mapping[str, str],
-) -> tuple[dict[str, Any], set[str], dict[str, Any]]:
+) -> tuple[dict[str, Any], set[str] | frozenset[str], dict[str, Any]]:
     """
     Decode a stored session's fields.
 
     @param fields: the fields, each value JSON text.
-    @return: the values, the immutable keys, and the flash messages.
+    @return: the values, the immutable keys (L{NONE <txsessions._changes.NONE>} when none:
+        see L{txsessions._changes.added}), and the flash messages.
     @raise ValueError: when a field is not JSON.
     """
     values: dict[str, Any] = {}
-    immutables: set[str] = set()
+    immutables: set[str] | frozenset[str] = NONE
     flashes: dict[str, Any] = {}
     small = _SMALL
     for name, text in fields.items():
@@ -79,5 +81,5 @@ def splitFields(
         elif name.startswith(FLASH):
             flashes[name[len(FLASH) :]] = decodeValue(text)
         elif name.startswith(IMMUTABLE):
-            immutables.add(name[len(IMMUTABLE) :])
+            immutables = added(immutables, name[len(IMMUTABLE) :])
     return values, immutables, flashes

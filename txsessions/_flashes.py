@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._changes import ChangeSet
+from ._changes import ChangeSet, added
 from ._fields import FLASH
 from .values import encodeValue
 
@@ -38,7 +38,7 @@ class FlashMethods:
         self.changes.checkAlive()
         self.changes.change(FLASH + key, encodeValue(key, value))
         self._flashes[key] = value
-        self.changes.readFlashes.discard(key)
+        self._unread(key)
 
     def hasFlash(self) -> bool:
         """
@@ -60,14 +60,15 @@ class FlashMethods:
             read, and removed when the request ends.
         """
         if key in self._flashes:
-            self.changes.readFlashes.add(key)
+            self.changes.readFlashes = added(self.changes.readFlashes, key)
         return self._flashes.get(key)
 
     def getFlashes(self) -> dict[str, Any]:
         """
         @return: every flash message, all marked read.
         """
-        self.changes.readFlashes.update(self._flashes)
+        if self._flashes:
+            self.changes.readFlashes = {*self.changes.readFlashes, *self._flashes}
         return dict(self._flashes)
 
     def getFlashString(self, key: str) -> str:
@@ -92,7 +93,12 @@ class FlashMethods:
         self.changes.checkAlive()
         if self._flashes.pop(key, _missing) is not _missing:
             self.changes.change(FLASH + key, None)
-        self.changes.readFlashes.discard(key)
+        self._unread(key)
+
+    def _unread(self, key: str) -> None:
+        readFlashes = self.changes.readFlashes
+        if key in readFlashes:
+            self.changes.readFlashes = readFlashes - {key}
 
     def clearFlashes(self) -> None:
         """

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from twisted.internet.defer import Deferred
 
-from ._changes import ChangeSet
+from ._changes import NONE, ChangeSet, added
 from ._fields import FLASH, IMMUTABLE, ChangeParts
 from ._fields import splitFields as splitFields
 from ._flashes import FlashMethods
@@ -31,7 +31,6 @@ T = TypeVar("T")
 
 _missing: Any = object()
 
-_NONE: frozenset[str] = frozenset()
 
 # The request session's operations on a session: C{txsessions._request} and
 # this module are one unit, and these functions are where the one reaches
@@ -212,7 +211,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
                 self._mark = mark = OwnerMark.decode(text)
                 self.owner = None if mark is None else mark.owner
         else:
-            self._values, self._immutables, self._flashes = {}, set(), {}
+            self._values, self._immutables, self._flashes = {}, NONE, {}
 
     def __repr__(self) -> str:
         state = (
@@ -345,7 +344,8 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         text = encodeValue(key, value)
         # ChangeSet.change, inline: this runs on every write.
         changes.updated[key] = text
-        changes.deleted.discard(key)
+        if key in changes.deleted:
+            changes.deleted = changes.deleted - {key}
         self._values[key] = value
 
     def setImmutable(self, key: str, value: Any) -> None:
@@ -359,7 +359,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         self._checkAlive()
         self._put(key, encodeValue(key, value), copy.deepcopy(value))
         if key not in self._immutables:
-            self._immutables.add(key)
+            self._immutables = added(self._immutables, key)
             self._change(IMMUTABLE + key, "true")
 
     def delete(self, key: str) -> bool:
@@ -374,7 +374,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
             return False
         self._remove(key)
         if key in self._immutables:
-            self._immutables.discard(key)
+            self._immutables = self._immutables - {key}
             self._remove(IMMUTABLE + key)
         return True
 
@@ -387,7 +387,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         """
         self._checkAlive()
         self._values.clear()
-        self._immutables.clear()
+        self._immutables = NONE
         changes = self.changes
         changes.updated = {
             k: v for k, v in changes.updated.items() if k.startswith(FLASH)
@@ -513,7 +513,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         if changes.readFlashes:
             for key in changes.readFlashes:
                 changes.change(FLASH + key, None)
-            changes.readFlashes = set()
+            changes.readFlashes = NONE
         create = not changes.stored
         updated = changes.updated
         if changes.cleared and not create:
@@ -530,13 +530,13 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
             create,
             times,
             changes.cleared and not create,
-            _NONE if create else changes.deleted,
+            NONE if create else changes.deleted,
             updated,
             increments or {},
         )
         changes.stored = True
         changes.updated = {}
-        changes.deleted = set()
+        changes.deleted = NONE
         changes.cleared = False
         changes.lifetimeChanged = False
         return taken
@@ -558,8 +558,9 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
     def _markDestroyed(self) -> None:
         self.changes.forget()
         self._mark = self.owner = None
-        for collection in (self._values, self._immutables, self._flashes):
-            collection.clear()
+        self._values.clear()
+        self._flashes.clear()
+        self._immutables = NONE
 
     def _setMark(self, mark: OwnerMark) -> None:
         self._mark = mark
