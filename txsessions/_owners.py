@@ -19,7 +19,7 @@ T = TypeVar("T")
 class Call(Protocol):
     """
     What each database call goes through: the manager's deadline, latency
-    and error mapping (L{txsessions._calls.Calls.call}), or nothing.
+    and error mapping (L{txsessions._calls.DatabaseCalls.call}), or nothing.
     """
 
     def __call__(self, d: Deferred[T], /) -> Deferred[T]:
