@@ -59,8 +59,9 @@ def splitFields(
     Decode a stored session's fields.
 
     @param fields: the fields, each value JSON text.
-    @return: the values, the immutable keys (L{NONE <txsessions._changes.NONE>} when none:
-        see L{txsessions._changes.added}), and the flash messages.
+    @return: the values, the immutable keys (L{NONE
+        <txsessions._changes.NONE>} when none: see
+        L{txsessions._changes.added}), and the flash messages.
     @raise ValueError: when a field is not JSON.
     """
     values: dict[str, Any] = {}
