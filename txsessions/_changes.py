@@ -27,6 +27,14 @@ def added(names: set[str] | frozenset[str], name: str) -> set[str]:
     return names
 
 
+def removed(names: set[str] | frozenset[str], name: str) -> set[str] | frozenset[str]:
+    """
+    @return: C{names} without C{name}: C{names} itself when it does not
+        hold it (L{NONE} never does), else a copy.
+    """
+    return names - {name} if name in names else names
+
+
 class ChangeSet:
     """
     What a L{Session} has changed since it was last saved, and where it
@@ -88,8 +96,7 @@ class ChangeSet:
             self.deleted = added(self.deleted, name)
         else:
             self.updated[name] = text
-            if name in self.deleted:
-                self.deleted = self.deleted - {name}
+            self.deleted = removed(self.deleted, name)
 
     def forget(self) -> None:
         """

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._changes import NONE, added
+from .records import Lifetime, SessionChanges
 from .values import decodeValue
 
 FLASH = "\x00f"
@@ -43,6 +44,18 @@ The fields of a L{SessionChanges <txsessions.records.SessionChanges>}, in
 order, its C{lifetime} as L{Times} and C{deleted} a C{set} or a
 C{frozenset}.
 """
+
+
+def changesRecord(parts: ChangeParts) -> SessionChanges:
+    """
+    @return: the L{SessionChanges} whose fields C{parts} are, for a database
+        that is handed one.
+    """
+    create, times, clear, deleted, updated, increments = parts
+    lifetime = None if times is None else Lifetime(*times)
+    return SessionChanges(
+        create, lifetime, clear, frozenset(deleted), updated, increments
+    )
 
 
 _SMALL = {str(n): n for n in range(1024)}

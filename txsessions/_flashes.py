@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._changes import ChangeSet, added
+from ._changes import ChangeSet, added, removed
 from ._fields import FLASH
 from .values import encodeValue
 
@@ -38,7 +38,7 @@ class FlashMethods:
         self.changes.checkAlive()
         self.changes.change(FLASH + key, encodeValue(key, value))
         self._flashes[key] = value
-        self._unread(key)
+        self.changes.readFlashes = removed(self.changes.readFlashes, key)
 
     def hasFlash(self) -> bool:
         """
@@ -93,12 +93,7 @@ class FlashMethods:
         self.changes.checkAlive()
         if self._flashes.pop(key, _missing) is not _missing:
             self.changes.change(FLASH + key, None)
-        self._unread(key)
-
-    def _unread(self, key: str) -> None:
-        readFlashes = self.changes.readFlashes
-        if key in readFlashes:
-            self.changes.readFlashes = readFlashes - {key}
+        self.changes.readFlashes = removed(self.changes.readFlashes, key)
 
     def clearFlashes(self) -> None:
         """

@@ -22,7 +22,7 @@ from twisted.web.iweb import IRequest
 
 from . import cookies
 from ._calls import allOf, isDeferred
-from ._fields import ChangeParts
+from ._fields import ChangeParts, changesRecord
 from ._hold import HeldResponse, markPrivateIfBare
 from ._loading import cookieSessions, loadSession, newSession
 from ._parts import Parts
@@ -32,7 +32,7 @@ from .errors import (
     SessionError,
 )
 from .ids import redact
-from .records import DestroyReason, SessionChanges
+from .records import DestroyReason
 from .session import (
     Session,
     addIncremented,
@@ -486,12 +486,8 @@ class RequestSession(HeldResponse):
                     saved: Mapping[str, int] = result  # _saved, inline
                     return saved
                 return self._saved(session, key, create, result)
-            lifetime = None if changes[1] is None else session.lifetime
-            record = SessionChanges(
-                create, lifetime, changes[2], frozenset(changes[3]), *changes[4:]
-            )
             try:
-                saving = parts.database.save(key, record)
+                saving = parts.database.save(key, changesRecord(changes))
             except Exception as e:
                 raise parts.calls.failed(e, "save") from e
             answer = parts.calls.now(saving, "save", started)

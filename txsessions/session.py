@@ -16,8 +16,8 @@ from typing import Any, Protocol, TypeVar, cast
 
 from twisted.internet.defer import Deferred
 
-from ._changes import NONE, ChangeSet, added
-from ._fields import FLASH, IMMUTABLE, ChangeParts
+from ._changes import NONE, ChangeSet, added, removed
+from ._fields import FLASH, IMMUTABLE, ChangeParts, changesRecord
 from ._fields import splitFields as splitFields
 from ._flashes import FlashMethods
 from ._getters import TypedGetters
@@ -266,9 +266,10 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         @return: the seconds left before the session expires (0 once it has),
             or C{None} when it has no server-side lifetime.
         """
-        if self.lifetime.expiresAt is None:
+        expiresAt = self._times[1]
+        if expiresAt is None:
             return None
-        return max(self.lifetime.expiresAt - self._owner.now(), 0.0)
+        return max(expiresAt - self._owner.now(), 0.0)
 
     @property
     def destroyed(self) -> bool:
@@ -374,7 +375,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
             return False
         self._remove(key)
         if key in self._immutables:
-            self._immutables = self._immutables - {key}
+            self._immutables = removed(self._immutables, key)
             self._remove(IMMUTABLE + key)
         return True
 
@@ -496,13 +497,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         @param increments: increments to save with the changes.
         @return: the changes.
         """
-        create, times, clear, deleted, updated, incremented = self._changeParts(
-            increments
-        )
-        lifetime = None if times is None else self.lifetime
-        return SessionChanges(
-            create, lifetime, clear, frozenset(deleted), updated, incremented
-        )
+        return changesRecord(self._changeParts(increments))
 
     def _changeParts(self, increments: Mapping[str, int] | None = None) -> ChangeParts:
         """

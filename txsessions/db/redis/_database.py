@@ -23,6 +23,7 @@ from ...records import (
     SessionChanges,
     SessionInfo,
     StoredSession,
+    touchesOwner,
 )
 from .._persistent import lifetimeOf
 from . import _scripts as scripts
@@ -168,20 +169,14 @@ class RedisDatabase:
                 "1",
             ]
         )
-        # Whether the owner field may change: the script then reads the
-        # owner before, to take the session out of its set.
-        ownerMayChange = (
-            changes.create
-            or changes.clear
-            or OWNER_FIELD in changes.updated
-            or OWNER_FIELD in changes.deleted
-        )
         args += (
             "1" if changes.clear else "0",
             repr(self._clock.seconds()),
             self._ttlText,
             f"{self._redis.redisTime(self._writeWithin):.6f}",
-            "1" if ownerMayChange else "0",
+            # The script reads the owner before the changes only when they
+            # may change it, to take the session out of its owner's set.
+            "1" if touchesOwner(changes) else "0",
             str(len(changes.deleted)),
             *changes.deleted,
             str(len(changes.updated)),
