@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from twisted.internet.defer import CancelledError, Deferred, FirstError, gatherResults
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -25,6 +25,9 @@ from twisted.python.failure import Failure
 
 from .errors import DatabaseError
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 _log = Logger()
 
@@ -49,8 +52,13 @@ class DatabaseCalls:
         self.timeout = timeout
 
     def call(
-        self, d: Deferred[T], kind: str = "other", started: float | None = None
-    ) -> Deferred[T]:
+        self,
+        d: Deferred[T],
+        kind: str = "other",
+        started: float | None = None,
+        then: Callable[..., Any] | None = None,
+        *args: Any,
+    ) -> Deferred[Any]:
         """
         Give a database call its deadline, time it, and make any failure a
         L{DatabaseError} (logged and counted once).  A cancellation (the
@@ -60,6 +68,10 @@ class DatabaseCalls:
         @param kind: C{load}, C{save} or C{other}, for L{Metrics.latency}.
         @param started: when the call was made (C{perf_counter}); now, when
             C{None}.
+        @param then: what to call with the answer (the result, or the
+            L{Failure} of its L{DatabaseError}) and C{args}, in the same
+            callback: each callback of a L{Deferred} costs as much as the
+            rest of this, on every request a remote database serves.
         @return: C{d}, given the callback that does this.  At the deadline,
             if it has not fired, C{d} is cancelled (as L{Deferred.addTimeout}
             does: the database's canceller, if it has one, may give up the
@@ -70,37 +82,44 @@ class DatabaseCalls:
         deadlines = self._deadlines
         # A Deferred that has fired may still wait on another (paused).
         if deadlines is None or (d.called and not d.paused):
-            return d.addBoth(self._settled, kind, begun)
+            return d.addBoth(self._settled, kind, begun, None, then, args)
         entry = deadlines.add(d, kind)
-        return d.addBoth(self._settledInTime, kind, begun, entry)
+        return d.addBoth(self._settled, kind, begun, entry, then, args)
 
-    def _settled(self, result: Any, kind: str, begun: float) -> Any:
-        """
-        A call without a deadline answered: time it, map its failure.
-        """
-        self._metrics.latency[kind].add(perf_counter() - begun)
-        if isinstance(result, Failure) and not result.check(CancelledError):
-            raise self.failed(cast(BaseException, result.value), kind)
-        return result
-
-    def _settledInTime(
-        self, result: Any, kind: str, begun: float, entry: list[Any]
+    def _settled(
+        self,
+        result: Any,
+        kind: str,
+        begun: float,
+        entry: list[Any] | None,
+        then: Callable[..., Any] | None,
+        args: tuple[Any, ...],
     ) -> Any:
         """
-        A call with a deadline answered, or was cancelled (by its deadline,
-        or by its caller): time it and map its failure; when its deadline
-        came first, fail with the L{DatabaseError} that L{Deadlines} made.
+        A call answered, or was cancelled (by its deadline, or by its
+        caller): time it and map its failure; when its deadline (C{entry},
+        if it has one) came first, fail with the L{DatabaseError} that
+        L{Deadlines} made.  Then hand the answer to C{then}, if given.
         """
         self._metrics.latency[kind].add(perf_counter() - begun)
-        if entry[1] is None:
+        if entry is not None and entry[1] is None:
             # The deadline came first and cancelled the call.
-            raise entry[2]
-        self._deadlines.settled(entry)  # type: ignore[union-attr]
-        if isinstance(result, Failure) and not result.check(CancelledError):
-            raise self.failed(cast(BaseException, result.value), kind)
-        return result
+            result = Failure(entry[2])
+        else:
+            if entry is not None:
+                self._deadlines.settled(entry)  # type: ignore[union-attr]
+            if isinstance(result, Failure) and not result.check(CancelledError):
+                result = Failure(self.failed(cast(BaseException, result.value), kind))
+        return result if then is None else then(result, *args)
 
-    def now(self, d: Deferred[T], kind: str, started: float) -> T | Deferred[T]:
+    def now(
+        self,
+        d: Deferred[T],
+        kind: str,
+        started: float,
+        then: Callable[..., Any] | None = None,
+        *args: Any,
+    ) -> T | Deferred[Any]:
         """
         The result of a database call, at once when the database has
         answered (taken without running a callback), or else L{call}'s
@@ -110,11 +129,13 @@ class DatabaseCalls:
         @param d: what the database returned.
         @param kind: as for L{call}.
         @param started: when the call was made (C{perf_counter}).
+        @param then: as for L{call}, when the database has yet to answer;
+            not called for an answer given at once.
         @raise DatabaseError: when it failed at once.
         @raise CancelledError: when it was cancelled at once.
         """
         if not d.called or d.paused:
-            return self.call(d, kind, started)
+            return self.call(d, kind, started, then, *args)
         self._metrics.latency[kind].add(perf_counter() - started)
         result = d.result
         if isinstance(result, Failure):
@@ -278,7 +299,7 @@ def answeredAtOnce(database: object, name: str) -> Callable[..., Any] | None:
     return None
 
 
-def isDeferred(value: object) -> bool:
+def isDeferred(value: object) -> TypeIs[Deferred[Any]]:
     """
     C{isinstance(value, Deferred)}, without the cost of asking an ABC:
     L{Deferred} is an C{Awaitable}, so C{isinstance} goes through

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from time import perf_counter
-from typing import Protocol, cast
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -129,23 +129,24 @@ def loadSession(
             loading = parts.database.load(key)
         except Exception as e:
             raise parts.calls.failed(e, "load") from e
-        stored = parts.calls.now(loading, "load", started)
-        if isDeferred(stored):
-            # A callback rather than a coroutine: it runs on every request a
-            # remote database serves.
-            accepting = cast("Deferred[StoredSession | None]", stored).addBoth(
-                _acceptLater, parts, config, owner, sessionID, key, current, found
-            )
-            return cast("Deferred[Session]", accepting)
-        session = _acceptStored(
+        # A callback rather than a coroutine, and the call's own: it runs
+        # on every request a remote database serves.
+        stored = parts.calls.now(
+            loading,
+            "load",
+            started,
+            _acceptLater,
             parts,
             config,
             owner,
-            cast("StoredSession | None", stored),
             sessionID,
             key,
             current,
+            found,
         )
+        if isDeferred(stored):
+            return stored
+        session = _acceptStored(parts, config, owner, stored, sessionID, key, current)
         if session is not None:
             return session
     return newSession(parts, owner)
@@ -167,7 +168,10 @@ def _acceptLater(
     key: str,
     current: bool,
     found: Found,
-) -> Session | Deferred[Session] | Failure:
+) -> Any:
+    """
+    @return: the session, a L{Deferred} firing with it, or the failure.
+    """
     if isinstance(result, Failure):
         return owner.loaded(result)
     session = _acceptStored(parts, config, owner, result, sessionID, key, current)
@@ -178,7 +182,7 @@ def _acceptLater(
             return owner.loaded(Failure())
         if isDeferred(next):
             return next  # owner.loaded is told when it fires
-        session = cast(Session, next)
+        session = next
     return owner.loaded(session)
 
 

@@ -27,6 +27,7 @@ class Parts:
     manager owns it.
 
     @ivar config: the configuration.
+    @ivar database: where sessions live (replaced by L{use}).
     @ivar clock: the time source.
     @ivar loadAtOnce: the database's synchronous load, if it has one (see
         L{answeredAtOnce}).
@@ -42,7 +43,7 @@ class Parts:
     __slots__ = (
         "config",
         "clock",
-        "_database",
+        "database",
         "loadAtOnce",
         "saveAtOnce",
         "calls",
@@ -58,7 +59,7 @@ class Parts:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.database = database
+        self.use(database)
         self.metrics = metrics
         self.loadLatency = metrics.latency["load"]
         self.saveLatency = metrics.latency["save"]
@@ -66,16 +67,11 @@ class Parts:
         self.policy = LifetimePolicy(config)
         self.cookieName = config.cookie.encode("ascii")
 
-    @property
-    def database(self) -> IDatabase:
+    def use(self, database: IDatabase) -> None:
         """
-        Where sessions live (replaced by C{useDatabase}).
+        Keep sessions in C{database} from now on (C{useDatabase}).
         """
-        return self._database
-
-    @database.setter
-    def database(self, database: IDatabase) -> None:
-        self._database = database
+        self.database = database
         self.loadAtOnce = answeredAtOnce(database, "load")
         self.saveAtOnce = answeredAtOnce(database, "save")
 

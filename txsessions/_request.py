@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -170,7 +170,7 @@ class RequestSession(HeldResponse):
         self._loading: list[Deferred[Session]] | None = None
         # What the response waits for besides the commit's own save; a list
         # once there is any.
-        self._pending: list[Deferred[None]] | None = None
+        self._pending: list[Deferred[Any]] | None = None
         self._cookieSent = False
         self._conflict: SessionConflictError | None = None
 
@@ -380,7 +380,7 @@ class RequestSession(HeldResponse):
                 # What a database answering at once saved is a dict.
                 if type(saving) is not dict and isDeferred(saving):
                     # What it fires with is of no use: allOf drops it.
-                    waits.append(cast("Deferred[None]", saving))
+                    waits.append(saving)
                     if len(waits) == 1:
                         # The save alone: it is _unsaved when it fails.
                         self._pending = None
@@ -490,14 +490,12 @@ class RequestSession(HeldResponse):
                 saving = parts.database.save(key, changesRecord(changes))
             except Exception as e:
                 raise parts.calls.failed(e, "save") from e
-            answer = parts.calls.now(saving, "save", started)
-            if isDeferred(answer):
-                return cast("Deferred[Mapping[str, int] | None]", answer).addBoth(
-                    self._savedLater, session, key, create
-                )
-            return self._saved(
-                session, key, create, cast("Mapping[str, int] | None", answer)
+            answer = parts.calls.now(
+                saving, "save", started, self._savedLater, session, key, create
             )
+            if isDeferred(answer):
+                return answer
+            return self._saved(session, key, create, answer)
         except Exception:
             return fail(self._unsaved(Failure()))
 

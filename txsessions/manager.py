@@ -88,7 +88,7 @@ class Sessions:
         @param database: the new database.
         """
         self._unlisten()
-        self.parts.database = database
+        self.parts.use(database)
         self._unlisten = database.listen(self._destroyed)
         self._shareDeadline(database)
 

@@ -19,6 +19,7 @@ from twisted.web.resource import IResource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
+from ._calls import isDeferred
 from ._hold import UNAVAILABLE, failedBody, useEncoder
 from ._parts import Parts
 from ._request import attach, currentSession, requestSession
@@ -238,7 +239,11 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         coroutine must be made a L{Deferred} to be waited for.
         """
         result = _call(session, index, args, kwargs)
-        if inspect.isawaitable(result) and not isinstance(result, Deferred):
+        # A Deferred (a save under way) or a body first: they are no
+        # coroutine, and asking an ABC costs more than the rest.
+        if isDeferred(result) or type(result) is bytes or type(result) is str:
+            return result
+        if inspect.isawaitable(result):
             return Deferred.fromCoroutine(_awaited(result))
         return result
 
