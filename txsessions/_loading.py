@@ -83,18 +83,19 @@ class Loader(SessionOwner, Protocol):
     session (or a failure) that comes later.
     """
 
-    def loaded(self, result: Session | Failure) -> Session | Failure:
+    def loaded(self, result: Session | Failure) -> Any:
         """
         Take the session loaded after L{loadSession} returned, or why it
         could not be.
 
-        @return: C{result}.
+        @return: what the L{Deferred} that L{loadSession} returned is to
+            fire with: C{result}, or what the owner made of it.
         """
 
 
 def loadSession(
     parts: Parts, config: Config, owner: Loader, found: Found
-) -> Session | Deferred[Session]:
+) -> Session | Deferred[Any]:
     """
     Load the session the first of C{found} names that is live and readable,
     or make a new one.

@@ -11,7 +11,7 @@ L{Deferred} only when the database has yet to answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any, TypeVar
 
@@ -56,8 +56,12 @@ The request attribute that holds the request's L{RequestSession}.
 
 
 def attach(
-    parts: Parts, request: IRequest, cookieOptions: Mapping[str, Any] | None = None
-) -> Session | Deferred[Session]:
+    parts: Parts,
+    request: IRequest,
+    cookieOptions: Mapping[str, Any] | None = None,
+    then: Callable[..., Any] | None = None,
+    *args: Any,
+) -> Session | Deferred[Any]:
     """
     Give C{request} its session: the session itself when it is at hand, or
     a L{Deferred} firing with it once the database answers.
@@ -65,6 +69,10 @@ def attach(
     @param parts: the manager's parts.
     @param request: the request.
     @param cookieOptions: this request's cookie settings, if any.
+    @param then: what to call, when the session comes later, with it (or
+        the L{Failure} of why it could not be loaded) and C{args}: the
+        L{Deferred} fires with what C{then} returns.  Not called for a
+        session at hand.
     @raise DatabaseError: when the database failed at once.
     @raise SessionError: when another manager already gave the request one.
     """
@@ -78,7 +86,7 @@ def attach(
         )
     if cookieOptions:
         state.config = parts.config.withCookieOptions(**cookieOptions)
-    return state.session()
+    return state.session(then, args)
 
 
 def renew(request: IRequest, seconds: float, create: bool) -> None:
@@ -155,6 +163,7 @@ class RequestSession(HeldResponse):
         "cookieReceived",
         "_session",
         "_loading",
+        "_then",
         "_pending",
         "_cookieSent",
         "_conflict",
@@ -183,11 +192,14 @@ class RequestSession(HeldResponse):
 
     # Loading
 
-    def session(self) -> Session | Deferred[Session]:
+    def session(
+        self, then: Callable[..., Any] | None = None, args: tuple[Any, ...] = ()
+    ) -> Session | Deferred[Any]:
         """
+        @param then: as for L{attach}, with C{args}.
         @return: the current session, loading it first if need be: the
             session itself when it is at hand, or a L{Deferred} firing with
-            it once the database answers.
+            it (or what C{then} made of it) once the database answers.
         @raise DatabaseError: when the database failed at once.
         """
         session = self._session
@@ -196,12 +208,15 @@ class RequestSession(HeldResponse):
                 session = self._session = newSession(self.parts, self)
             return session
         if self._loading is not None:
-            waiter: Deferred[Session] = Deferred()
+            waiter: Deferred[Any] = Deferred()
             self._loading.append(waiter)
-            return waiter
+            return waiter if then is None else waiter.addBoth(then, *args)
         self.cookieReceived, found = cookieSessions(
             self.parts, self.config, self.request
         )
+        # Called in the callback that takes the session (loaded), rather
+        # than in a callback of its own: one a request.
+        self._then = then, args
         loaded = loadSession(self.parts, self.config, self, found)
         if isinstance(loaded, Session):
             self._session = loaded
@@ -209,12 +224,13 @@ class RequestSession(HeldResponse):
         self._loading = []
         return loaded
 
-    def loaded(self, result: Session | Failure) -> Session | Failure:
+    def loaded(self, result: Session | Failure) -> Any:
         """
         Take the session loaded later, or why it could not be, and hand it
         to whoever asked for it meanwhile (see L{txsessions._loading.Loader}).
 
-        @return: C{result}.
+        @return: what the C{then} given to L{session} made of C{result};
+            C{result} without one.
         """
         waiters, self._loading = self._loading or [], None
         if isinstance(result, Failure):
@@ -224,7 +240,8 @@ class RequestSession(HeldResponse):
             self._session = result
             for waiter in waiters:
                 waiter.callback(result)
-        return result
+        then, args = self._then
+        return result if then is None else then(result, *args)
 
     # The owner of the session (see txsessions.session.SessionOwner)
 

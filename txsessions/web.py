@@ -200,13 +200,11 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
             else:
                 raise TypeError(f"{handler.__qualname__} was not called with a request")
         try:
-            loaded = attach(sessions.parts, request)
+            loaded = attach(sessions.parts, request, None, _later, index, args, kwargs)
         except DatabaseError:
             return _unavailable(request)
         if not isinstance(loaded, Session):
-            return loaded.addCallbacks(
-                _later, _unavailableLater, (index, args, kwargs), errbackArgs=(request,)
-            )
+            return loaded  # _later is called with the session
         return _call(loaded, index, args, kwargs)
 
     def _call(
@@ -232,13 +230,19 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         return result
 
     def _later(
-        session: Session, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+        loaded: Session | Failure,
+        index: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
         """
-        L{_call}, once the session is loaded: in a callback, where a
-        coroutine must be made a L{Deferred} to be waited for.
+        L{_call}, once the session is loaded (or a 503 when it could not
+        be): in a callback, where a coroutine must be made a L{Deferred} to
+        be waited for.
         """
-        result = _call(session, index, args, kwargs)
+        if isinstance(loaded, Failure):
+            return _unavailableLater(loaded, args[index])
+        result = _call(loaded, index, args, kwargs)
         # A Deferred (a save under way) or a body first: they are no
         # coroutine, and asking an ABC costs more than the rest.
         if isDeferred(result) or type(result) is bytes or type(result) is str:
