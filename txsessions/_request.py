@@ -110,8 +110,7 @@ def requestSession(request: IRequest) -> RequestSession | None:
     """
     @return: the request session attached to C{request}, if any.
     """
-    state: RequestSession | None = getattr(request, _STATE, None)  # not cast(): a call
-    return state
+    return getattr(request, _STATE, None)
 
 
 def requestKey(request: IRequest) -> str | None:
@@ -214,9 +213,7 @@ class RequestSession(HeldResponse):
         self.cookieReceived, found = cookieSessions(
             self.parts, self.config, self.request
         )
-        # Called in the callback that takes the session (loaded), rather
-        # than in a callback of its own: one a request.
-        self._then = then, args
+        self._then = then, args  # called by loaded, in the call's own callback
         loaded = loadSession(self.parts, self.config, self, found)
         if isinstance(loaded, Session):
             self._session = loaded
@@ -516,17 +513,8 @@ class RequestSession(HeldResponse):
         except Exception:
             return fail(self._unsaved(Failure()))
 
-    def _savedLater(
-        self,
-        result: Mapping[str, int] | None | Failure,
-        session: Session,
-        key: str,
-        create: bool,
-    ) -> Mapping[str, int] | Failure:
-        """
-        What the database answered to a save, later: L{_saved}, or
-        L{_unsaved} for a failure.
-        """
+    def _savedLater(self, result: Any, session: Session, key: str, create: bool) -> Any:
+        """L{_saved}, for a save answered later; L{_unsaved} for a failure."""
         if isinstance(result, Failure):
             return self._unsaved(result)
         return self._saved(session, key, create, result)
