@@ -232,6 +232,40 @@ class ControlledDatabase:
         return self.memory.close()
 
 
+class InPartsDatabase(ControlledDatabase):
+    """
+    A L{ControlledDatabase} that also loads in parts, as Redis does
+    (C{loadParts}: the lifetime and fields, not a L{StoredSession}); held
+    and failed as its loads are.
+
+    @ivar partLoads: how many loads were made in parts.
+    """
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__(clock)
+        self.partLoads = 0
+
+    def load(self, key: str) -> Deferred[StoredSession | None]:
+        # Defined here too: the request path takes loadParts only from the
+        # class that defines load.
+        return super().load(key)
+
+    def loadParts(
+        self, key: str
+    ) -> Deferred[tuple[float, float | None, Mapping[str, str]] | None]:
+        self.partLoads += 1
+
+        def inParts(
+            stored: StoredSession | None,
+        ) -> tuple[float, float | None, Mapping[str, str]] | None:
+            if stored is None:
+                return None
+            lifetime = stored.lifetime
+            return lifetime.createdAt, lifetime.expiresAt, stored.values
+
+        return self.load(key).addCallback(inParts)
+
+
 def plainClient() -> Any:
     """
     A treq client on the real reactor that opens a connection per request,

@@ -12,7 +12,7 @@ from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from txsessions._calls import DatabaseCalls, isDeferred
+from txsessions._calls import DatabaseCalls, isDeferred, loadInParts
 from txsessions.errors import DatabaseError
 from txsessions.metrics import Metrics
 
@@ -25,6 +25,36 @@ def test_isDeferredIsIsinstance() -> None:
     values: list[object] = [Deferred(), succeed(1), _Subclass(), None, {}, 1, Deferred]
     for value in values:
         assert isDeferred(value) is isinstance(value, Deferred)
+
+
+class _InParts:
+    def __init__(self) -> None:
+        self.inParts: list[str] = []
+
+    def load(self, key: str) -> None:
+        pass
+
+    def loadParts(self, key: str) -> None:
+        self.inParts.append(key)
+
+
+class _LoadOverridden(_InParts):
+    def load(self, key: str) -> None:
+        pass
+
+
+def test_loadInPartsIsTakenOnlyFromTheClassThatDefinesLoad() -> None:
+    """
+    A subclass that overrides C{load} alone is loaded through its C{load}:
+    the C{loadParts} it inherits would skip it.
+    """
+    database = _InParts()
+    found = loadInParts(database)
+    assert found is not None
+    found("k")
+    assert database.inParts == ["k"]
+    assert loadInParts(_LoadOverridden()) is None
+    assert loadInParts(object()) is None
 
 
 def _calls(timeout: float = 3.0) -> tuple[DatabaseCalls, Clock, Metrics]:

@@ -19,6 +19,7 @@ from tests.support import (
     COOKIE,
     Browser,
     ControlledDatabase,
+    InPartsDatabase,
     cookieValue,
     login,
     resultOf,
@@ -330,6 +331,41 @@ def test_decoratorWaitsForALoadThatAnswersLater(
     db.release()  # too late: the handler does not run
     pending.flush()
     assert len(db.saves) == saves
+
+
+@pytest.mark.parametrize("later", [False, True])
+def test_aDatabaseThatLoadsInPartsIsLoadedThatWay(clock: Any, later: bool) -> None:
+    """
+    A database offering C{loadParts} (Redis) is loaded through it, by the
+    decorator and the wrapper alike, whether it answers at once or later:
+    its sessions are read as through C{load}, and an id it does not know
+    (or one whose session has ended) gives a new session.
+    """
+    db = InPartsDatabase(clock)
+    sessions = Sessions(Config(cookie=COOKIE, expires=10), db, clock)
+    decorated = decoratedApp(sessions).resource()
+    sid = cookieValue(Browser(decorated).get("/sync")[0], COOKIE)
+    db.holdLoads = later
+
+    def get(resource: Any, path: str, sid: str) -> bytes:
+        pending = Browser(resource).start(path, {COOKIE: sid})
+        db.release()
+        pending.flush()
+        [response] = pending.fired
+        assert response.code == 200
+        body: bytes = resultOf(response.content())
+        return body
+
+    assert get(decorated, "/sync", sid) == b"sync 2"
+    wrapped = sessions.wrap(kvApp(sessions).resource())
+    assert json.loads(get(wrapped, "/all", sid)) == {
+        "isNew": False,
+        "values": {"n": 2},
+    }
+    assert get(decorated, "/sync", "x" * 43) == b"sync 1"
+    clock.advance(10)
+    assert get(decorated, "/sync", sid) == b"sync 1"
+    assert (db.partLoads, db.loads) == (4, 4)
 
 
 def test_decoratorNeedsARequest(sessions: Sessions) -> None:

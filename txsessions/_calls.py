@@ -291,10 +291,28 @@ def answeredAtOnce(database: object, name: str) -> Callable[..., Any] | None:
     @param name: C{load} or C{save}.
     @return: the bound synchronous method, or C{None}.
     """
+    return _variant(database, name, "AtOnce")
+
+
+def loadInParts(database: object) -> Callable[[str], Deferred[Any]] | None:
+    """
+    The database's C{loadParts}, when it offers one (Redis): L{load
+    <txsessions.interfaces.IDatabase.load>}, answered with the lifetime and
+    fields that L{answeredAtOnce}'s C{loadAtOnce} gives, later, rather than
+    a L{StoredSession}, which the request path would only take apart.
+    Offered, as for L{answeredAtOnce}, only by the class defining C{load}.
+
+    @param database: a database.
+    @return: the bound method, or C{None}.
+    """
+    return _variant(database, "load", "Parts")
+
+
+def _variant(database: object, name: str, variant: str) -> Callable[..., Any] | None:
     for klass in type(database).__mro__:
         if name in vars(klass):
-            if name + "AtOnce" in vars(klass):
-                return cast("Callable[..., Any]", getattr(database, name + "AtOnce"))
+            if name + variant in vars(klass):
+                return cast("Callable[..., Any]", getattr(database, name + variant))
             return None
     return None
 

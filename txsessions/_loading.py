@@ -30,6 +30,12 @@ from .session import Session, SessionOwner, noteSeen, setLifetime
 _log = Logger()
 
 
+LoadedParts = tuple[float, "float | None", Mapping[str, str]]
+"""
+A session as C{loadAtOnce} and C{loadParts} give it: when it was created,
+when it expires (if it does), and its fields.
+"""
+
 Found = list[tuple[str, bool, str]]
 """
 The session ids a request's cookies name, each with whether it came in the
@@ -127,7 +133,8 @@ def loadSession(
                 return session
             continue
         try:
-            loading = parts.database.load(key)
+            inParts = parts.loadParts
+            loading = parts.database.load(key) if inParts is None else inParts(key)
         except Exception as e:
             raise parts.calls.failed(e, "load") from e
         # A callback rather than a coroutine, and the call's own: it runs
@@ -161,7 +168,7 @@ def newSession(parts: Parts, owner: SessionOwner) -> Session:
 
 
 def _acceptLater(
-    result: StoredSession | None | Failure,
+    result: StoredSession | LoadedParts | None | Failure,
     parts: Parts,
     config: Config,
     owner: Loader,
@@ -191,7 +198,7 @@ def _acceptStored(
     parts: Parts,
     config: Config,
     owner: SessionOwner,
-    stored: StoredSession | None,
+    stored: StoredSession | LoadedParts | None,
     sessionID: str,
     key: str,
     current: bool,
@@ -199,6 +206,9 @@ def _acceptStored(
     if stored is None:
         _unknown(sessionID)
         return None
+    if type(stored) is tuple:
+        return _accept(parts, config, owner, sessionID, key, current, *stored)
+    assert isinstance(stored, StoredSession)
     lifetime = stored.lifetime
     return _accept(
         parts,

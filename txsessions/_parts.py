@@ -10,7 +10,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from ._calls import DatabaseCalls, answeredAtOnce
+from ._calls import DatabaseCalls, answeredAtOnce, loadInParts
 from ._policy import LifetimePolicy
 from .config import Config
 from .errors import SessionIDError
@@ -32,6 +32,8 @@ class Parts:
     @ivar loadAtOnce: the database's synchronous load, if it has one (see
         L{answeredAtOnce}).
     @ivar saveAtOnce: the database's synchronous save, if it has one.
+    @ivar loadParts: the database's load in parts, if it has one (see
+        L{loadInParts}).
     @ivar calls: how database calls are made.
     @ivar policy: the lifetime rules.
     @ivar metrics: what is counted.
@@ -46,6 +48,7 @@ class Parts:
         "database",
         "loadAtOnce",
         "saveAtOnce",
+        "loadParts",
         "calls",
         "policy",
         "metrics",
@@ -74,6 +77,7 @@ class Parts:
         self.database = database
         self.loadAtOnce = answeredAtOnce(database, "load")
         self.saveAtOnce = answeredAtOnce(database, "save")
+        self.loadParts = loadInParts(database)
 
     def created(self, key: str) -> None:
         """Count (and, with C{logSessionEvents}, log) a session first saved."""
