@@ -5,7 +5,7 @@ and a database whose answers the test controls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.cookies import SimpleCookie
 from typing import Any, TypeVar
 
@@ -18,6 +18,7 @@ from txsessions import MemoryDatabase
 from txsessions.interfaces import DestroyListener, IDatabase
 from txsessions.records import (
     DestroyReason,
+    Lifetime,
     SessionChanges,
     SessionInfo,
     StoredSession,
@@ -239,11 +240,13 @@ class InPartsDatabase(ControlledDatabase):
     and failed as its loads are.
 
     @ivar partLoads: how many loads were made in parts.
+    @ivar partSaves: how many saves were made in parts.
     """
 
     def __init__(self, clock: Any) -> None:
         super().__init__(clock)
         self.partLoads = 0
+        self.partSaves = 0
 
     def load(self, key: str) -> Deferred[StoredSession | None]:
         # Defined here too: the request path takes loadParts only from the
@@ -264,6 +267,30 @@ class InPartsDatabase(ControlledDatabase):
             return lifetime.createdAt, lifetime.expiresAt, stored.values
 
         return self.load(key).addCallback(inParts)
+
+    def save(
+        self, key: str, changes: SessionChanges
+    ) -> Deferred[Mapping[str, int] | None]:
+        # Defined here too: the request path takes saveParts only from the
+        # class that defines save.
+        return super().save(key, changes)
+
+    def saveParts(
+        self,
+        key: str,
+        create: bool,
+        times: tuple[float, float | None] | None,
+        clear: bool,
+        deleted: Iterable[str],
+        updated: Mapping[str, str],
+        increments: Mapping[str, int],
+    ) -> Deferred[Mapping[str, int] | None]:
+        self.partSaves += 1
+        lifetime = None if times is None else Lifetime(*times)
+        changes = SessionChanges(
+            create, lifetime, clear, frozenset(deleted), dict(updated), increments
+        )
+        return self.save(key, changes)
 
 
 def plainClient() -> Any:

@@ -12,7 +12,7 @@ from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from txsessions._calls import DatabaseCalls, isDeferred, loadInParts
+from txsessions._calls import DatabaseCalls, isDeferred, loadInParts, saveInParts
 from txsessions.errors import DatabaseError
 from txsessions.metrics import Metrics
 
@@ -37,24 +37,39 @@ class _InParts:
     def loadParts(self, key: str) -> None:
         self.inParts.append(key)
 
+    def save(self, key: str) -> None:
+        pass
+
+    def saveParts(self, key: str) -> None:
+        self.inParts.append("save " + key)
+
 
 class _LoadOverridden(_InParts):
     def load(self, key: str) -> None:
         pass
 
 
-def test_loadInPartsIsTakenOnlyFromTheClassThatDefinesLoad() -> None:
+class _SaveOverridden(_InParts):
+    def save(self, key: str) -> None:
+        pass
+
+
+def test_loadAndSaveInPartsAreTakenOnlyFromTheClassesThatDefineLoadAndSave() -> None:
     """
-    A subclass that overrides C{load} alone is loaded through its C{load}:
-    the C{loadParts} it inherits would skip it.
+    A subclass that overrides C{load} (or C{save}) alone is loaded (or
+    saved) through it: the C{loadParts} (or C{saveParts}) it inherits would
+    skip it.
     """
     database = _InParts()
-    found = loadInParts(database)
-    assert found is not None
-    found("k")
-    assert database.inParts == ["k"]
+    loading, saving = loadInParts(database), saveInParts(database)
+    assert loading is not None and saving is not None
+    loading("k")
+    saving("k")
+    assert database.inParts == ["k", "save k"]
     assert loadInParts(_LoadOverridden()) is None
-    assert loadInParts(object()) is None
+    assert saveInParts(_LoadOverridden()) is not None
+    assert saveInParts(_SaveOverridden()) is None
+    assert loadInParts(object()) is None is saveInParts(object())
 
 
 def _calls(timeout: float = 3.0) -> tuple[DatabaseCalls, Clock, Metrics]:

@@ -15,12 +15,13 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.web.iweb import IRequest
 
 import txsessions
-from tests.apps import kvApp
+from tests.apps import kvApp, kvBrowser
 from tests.db.test_conformance import DATABASES, databaseURL
 from tests.support import (
     COOKIE,
     Browser,
     ControlledDatabase,
+    InPartsDatabase,
     cookieValue,
     login,
     resultOf,
@@ -87,6 +88,28 @@ async def test_parallelRegenerationsAllAnswerWithAWorkingSession(
 
 def test_aWriteAfterAnotherRequestRegeneratedIsA409(
     browser: Browser, sessions: Sessions, db: ControlledDatabase
+) -> None:
+    _aWriteAfterAnotherRequestRegeneratedIsA409(browser, db)
+
+
+def test_aDatabaseThatSavesInPartsIsSavedThatWay(clock: Any) -> None:
+    """
+    A database offering C{saveParts} (Redis) is saved through it: a new
+    session, a change, an increment; and a save it refuses (the session was
+    regenerated meanwhile) is a 409, as through C{save}.
+    """
+    db = InPartsDatabase(clock)
+    browser = kvBrowser(Sessions(Config(cookie=COOKIE, expires=10), db, clock))
+    sid = login(browser)
+    assert browser.get("/incr/n/5", {COOKIE: sid})[1] == b"5"
+    assert browser.get("/get/n", {COOKIE: sid})[1] == b"5"
+    assert (db.partSaves, len(db.saves)) == (2, 2)
+    _aWriteAfterAnotherRequestRegeneratedIsA409(browser, db)
+    assert db.partSaves == len(db.saves) > 2
+
+
+def _aWriteAfterAnotherRequestRegeneratedIsA409(
+    browser: Browser, db: ControlledDatabase
 ) -> None:
     sid = login(browser)
     db.holdSaves = True

@@ -308,6 +308,22 @@ def loadInParts(database: object) -> Callable[[str], Deferred[Any]] | None:
     return _variant(database, "load", "Parts")
 
 
+def saveInParts(database: object) -> Callable[..., Deferred[Any]] | None:
+    """
+    The database's C{saveParts}, when it offers one: L{save
+    <txsessions.interfaces.IDatabase.save>}, given the fields of its
+    L{SessionChanges <txsessions.records.SessionChanges>} in order, as
+    C{saveAtOnce} takes them (the lifetime as when the session was created
+    and expires), and answering later: building the record costs more than
+    the rest of the save's way to the database.  Offered, as for
+    L{answeredAtOnce}, only by the class defining C{save}.
+
+    @param database: a database.
+    @return: the bound method, or C{None}.
+    """
+    return _variant(database, "save", "Parts")
+
+
 def _variant(database: object, name: str, variant: str) -> Callable[..., Any] | None:
     for klass in type(database).__mro__:
         if name in vars(klass):

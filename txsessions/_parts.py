@@ -10,7 +10,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from ._calls import DatabaseCalls, answeredAtOnce, loadInParts
+from ._calls import DatabaseCalls, answeredAtOnce, loadInParts, saveInParts
 from ._policy import LifetimePolicy
 from .config import Config
 from .errors import SessionIDError
@@ -34,6 +34,8 @@ class Parts:
     @ivar saveAtOnce: the database's synchronous save, if it has one.
     @ivar loadParts: the database's load in parts, if it has one (see
         L{loadInParts}).
+    @ivar saveParts: the database's save in parts, if it has one (see
+        L{saveInParts}).
     @ivar calls: how database calls are made.
     @ivar policy: the lifetime rules.
     @ivar metrics: what is counted.
@@ -49,6 +51,7 @@ class Parts:
         "loadAtOnce",
         "saveAtOnce",
         "loadParts",
+        "saveParts",
         "calls",
         "policy",
         "metrics",
@@ -78,6 +81,7 @@ class Parts:
         self.loadAtOnce = answeredAtOnce(database, "load")
         self.saveAtOnce = answeredAtOnce(database, "save")
         self.loadParts = loadInParts(database)
+        self.saveParts = saveInParts(database)
 
     def created(self, key: str) -> None:
         """Count (and, with C{logSessionEvents}, log) a session first saved."""

@@ -501,7 +501,11 @@ class RequestSession(HeldResponse):
                     return saved
                 return self._saved(session, key, create, result)
             try:
-                saving = parts.database.save(key, changesRecord(changes))
+                inParts = parts.saveParts
+                if inParts is None:
+                    saving = parts.database.save(key, changesRecord(changes))
+                else:
+                    saving = inParts(key, *changes)
             except Exception as e:
                 raise parts.calls.failed(e, "save") from e
             answer = parts.calls.now(
@@ -582,8 +586,6 @@ class RequestSession(HeldResponse):
         done: Deferred[None] = Deferred()
 
         def mirror(result: Any) -> Any:
-            # A conflict is the caller's to handle (it gets the error); a
-            # database failure fails the response too.
             if isinstance(result, Failure) and not result.check(SessionConflictError):
                 done.errback(result)
             else:
