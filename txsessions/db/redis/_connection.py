@@ -65,9 +65,18 @@ def _encode(command: tuple[Any, ...]) -> bytes:
     """
     framed = [b"*%d\r\n" % len(command)]
     for arg in command:
-        data = arg if type(arg) is bytes else str(arg).encode()
-        framed.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        framed.append(bulk(arg))
     return b"".join(framed)
+
+
+def bulk(arg: Any) -> bytes:
+    """
+    One argument of a command as RESP frames it: a bulk string of its text
+    in UTF-8 (bytes as they are).  With the C{*N} line that counts them,
+    bulk strings make a command that L{Connections.sendFramed} takes.
+    """
+    data = arg if type(arg) is bytes else str(arg).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def _allowsDirect(connection: Any) -> bool:
@@ -314,6 +323,19 @@ class Connections:
             raised; or failing with a L{DatabaseError} at once when the
             client knows it has no connection.
         """
+        return self.sendFramed(_encode(command), command)
+
+    def sendFramed(self, framed: bytes, command: tuple[Any, ...]) -> Deferred[Any]:
+        """
+        L{send}, for a command already framed: what the request path's
+        commands use, their constant parts framed once (L{bulk}).
+
+        @param framed: C{command} as RESP frames it (L{_encode}), written
+            as it is to a connection that allows it.
+        @param command: the command's name and arguments, for a connection
+            that does not.
+        @return: as for L{send}.
+        """
         try:
             connection = self.connection()
         except DatabaseError:
@@ -321,7 +343,7 @@ class Connections:
         if connection in self._direct and not (
             connection.pipelining or connection.inMulti
         ):
-            connection.transport.write(_encode(command))
+            connection.transport.write(framed)
             return cast("Deferred[Any]", connection.replyQueue.get())
         if isinstance(connection, Deferred):
             return connection.addCallback(_sent, command)
