@@ -30,7 +30,7 @@ from tests.support import COOKIE, cookieValue, plainClient, setCookies
 from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase, RedisURL
 from txsessions.db.redis._connection import _encode
-from txsessions.ids import storeKey
+from txsessions.ids import redact, storeKey
 from txsessions.interfaces import Lifetime, SessionChanges
 
 
@@ -111,6 +111,32 @@ async def test_layout(redisDB: RedisDatabase, redisServer: RedisServer) -> None:
     assert await redisDB.save(key, SessionChanges(increments={"n": 2})) == {"n": 7}
     stored = await redisDB.load(key)
     assert stored is not None and stored.values == {"n": "7", "s": '"x"'}
+
+
+@pytest_twisted.ensureDeferred
+async def test_aCorruptSessionLoadsAsNoneAndIsLoggedRedacted(
+    redisDB: RedisDatabase, redisServer: RedisServer
+) -> None:
+    """
+    A hash that is no session (no creation time, or one that is no number)
+    loads as none, in either form, with a warning that names its key
+    shortened.
+    """
+    key = storeKey("C" * 43)
+    redisKey = redisDB._prefix + key
+    events: list[Any] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        redisServer.cli("HSET", redisKey, "n", "1")
+        assert await redisDB.load(key) is None
+        assert await redisDB.loadParts(key) is None
+        await redisDB._redis.execute("HSET", redisKey, "\x00\x00c", "soon")
+        assert await redisDB.loadParts(key) is None
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    warnings = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
+    assert warnings == [f"session {redact(key)} is corrupt; ignored"] * 3
+    assert not any(key in str(e) for e in events)
 
 
 @pytest_twisted.ensureDeferred
