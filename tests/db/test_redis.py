@@ -125,7 +125,8 @@ async def test_aCorruptSessionLoadsAsNoneAndIsLoggedRedacted(
     key = storeKey("C" * 43)
     redisKey = redisDB._prefix + key
     events: list[Any] = []
-    globalLogPublisher.addObserver(events.append)
+    observer = cast(ILogObserver, events.append)
+    globalLogPublisher.addObserver(observer)
     try:
         redisServer.cli("HSET", redisKey, "n", "1")
         assert await redisDB.load(key) is None
@@ -133,7 +134,7 @@ async def test_aCorruptSessionLoadsAsNoneAndIsLoggedRedacted(
         await redisDB._redis.execute("HSET", redisKey, "\x00\x00c", "soon")
         assert await redisDB.loadParts(key) is None
     finally:
-        globalLogPublisher.removeObserver(events.append)
+        globalLogPublisher.removeObserver(observer)
     warnings = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
     assert warnings == [f"session {redact(key)} is corrupt; ignored"] * 3
     assert not any(key in str(e) for e in events)
