@@ -30,6 +30,7 @@ from tests.support import COOKIE, cookieValue, plainClient, setCookies
 from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase, RedisURL
 from txsessions.db.redis._connection import _encode
+from txsessions.db.redis._database import _saveArgs
 from txsessions.ids import redact, storeKey
 from txsessions.interfaces import Lifetime, SessionChanges
 
@@ -215,6 +216,43 @@ def test_commandsAreFramedAsRedisDoes() -> None:
         b"*5\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n1\r\n"
         b"$3\r\nk\xc3\xa9\r\n$3\r\n\x00\r\n\r\n"
     )
+
+
+def test_saveArgumentsAreOneJSONArrayOfStrings() -> None:
+    """
+    A save's arguments travel as the JSON array of strings the C{SAVE} script
+    decodes, written by hand as a C{JSONEncoder} would write it: names and
+    values with quotes, backslashes, control characters and characters
+    outside the BMP escaped as JSON escapes them, the rest as they are.
+    """
+    odd = 'q"b\\s\nl\r\x00z\u00e9\U0001f600'
+    changes = SessionChanges(
+        create=True,
+        lifetime=Lifetime(12.5, None),
+        clear=True,
+        deleted=frozenset({odd}),
+        updated={odd: '"\\u2019"', "n": "1"},
+        increments={"c": -3, "big": 10**20},
+    )
+    expected = ["1", "12.5", "", "1", "1", "7.25", "1000", "99.000001", "1"]
+    expected += ["1", odd, "2", odd, '"\\u2019"', "n", "1"]
+    expected += ["2", "c", "-3", "big", str(10**20)]
+    text = _saveArgs(changes, 7.25, "1000", 99.0000012)
+    assert text == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(_saveArgs(SessionChanges(), 0.0, "1", 1.0)) == [
+        "0",
+        "",
+        "",
+        "0",
+        "0",
+        "0.0",
+        "1",
+        "1.000000",
+        "0",
+        "0",
+        "0",
+        "0",
+    ]
 
 
 @pytest_twisted.ensureDeferred

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from json.encoder import encode_basestring as _quoted
 from typing import Any, cast
 
 import attrs
@@ -34,13 +35,67 @@ from ._url import RedisURL
 
 _log = Logger()
 
-_encodeArgs = json.JSONEncoder(
-    ensure_ascii=False, check_circular=False, separators=(",", ":")
-).encode
+_SAVE_HEAD = '["%d","%s","%s","%d","%d","%r","%s","%.6f","%d","%d"'
 """
-How a save's arguments travel: one compact JSON array, which the script
-decodes.
+The first ten arguments of the C{SAVE} script, as L{_saveArgs} writes
+them: each is digits, a number's C{repr} or nothing, which JSON takes as
+they are.
 """
+
+
+def _saveArgs(
+    changes: SessionChanges, now: float, ttlText: str, deadline: float
+) -> str:
+    """
+    A save's arguments as they travel: one compact JSON array of strings,
+    which the C{SAVE} script decodes: one argument to frame rather than one
+    per change.  Written here rather than by a C{JSONEncoder}, whose text
+    for the same list it is, character for character, in half the time
+    (the names and values escaped by the encoder's own C{encode_basestring}).
+
+    @param changes: what to save.
+    @param now: the manager's clock.
+    @param ttlText: the TTL in milliseconds of a session without a lifetime.
+    @param deadline: when the write may no longer land, in Redis's clock.
+    """
+    lifetime = changes.lifetime
+    if lifetime is None:
+        created = expires = ""
+    else:
+        created = repr(lifetime.createdAt)
+        expires = "" if lifetime.expiresAt is None else repr(lifetime.expiresAt)
+    deleted = changes.deleted
+    updated = changes.updated
+    increments = changes.increments
+    parts = [
+        _SAVE_HEAD
+        % (
+            changes.create,
+            created,
+            expires,
+            lifetime is not None,
+            changes.clear,
+            now,
+            ttlText,
+            deadline,
+            # The script reads the owner before the changes only when they
+            # may change it, to take the session out of its owner's set.
+            touchesOwner(changes),
+            len(deleted),
+        )
+    ]
+    for name in deleted:
+        parts.append(_quoted(name))
+    parts.append(f'"{len(updated)}"')
+    for name, value in updated.items():
+        parts.append(_quoted(name))
+        parts.append(_quoted(value))
+    parts.append(f'"{len(increments)}"')
+    for name, delta in increments.items():
+        parts.append(_quoted(name))
+        parts.append(_quoted(str(delta)))
+    return ",".join(parts) + "]"
+
 
 _NO_DEADLINE = 365 * 24 * 3600.0
 """
@@ -233,37 +288,13 @@ class RedisDatabase:
         """
         See L{IDatabase.save}: one C{EVALSHA}.
         """
-        lifetime = changes.lifetime
-        args: list[str] = (
-            ["1" if changes.create else "0", "", "", "0"]
-            if lifetime is None
-            else [
-                "1" if changes.create else "0",
-                repr(lifetime.createdAt),
-                "" if lifetime.expiresAt is None else repr(lifetime.expiresAt),
-                "1",
-            ]
-        )
-        args += (
-            "1" if changes.clear else "0",
-            repr(self._clock.seconds()),
+        encoded = _saveArgs(
+            changes,
+            self._clock.seconds(),
             self._ttlText,
-            f"{self._redis.redisTime(self._writeWithin):.6f}",
-            # The script reads the owner before the changes only when they
-            # may change it, to take the session out of its owner's set.
-            "1" if touchesOwner(changes) else "0",
-            str(len(changes.deleted)),
-            *changes.deleted,
-            str(len(changes.updated)),
+            self._redis.redisTime(self._writeWithin),
         )
-        for item in changes.updated.items():
-            args += item
-        args.append(str(len(changes.increments)))
-        for name, delta in changes.increments.items():
-            args += (name, str(delta))
-
         full = self._prefix + key
-        encoded = _encodeArgs(args)
         return self._eval(
             scripts.SAVE,
             [full],
