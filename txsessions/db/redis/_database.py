@@ -35,6 +35,11 @@ from ._url import RedisURL
 
 _log = Logger()
 
+_decode = json.JSONDecoder().raw_decode
+"""
+How a C{LOAD} script's reply is read: its JSON object, a C{dict}.
+"""
+
 _SAVE_HEAD = '["%d","%s","%s","%d","%d","%r","%s","%.6f","%d","%d"'
 """
 The first ten arguments of the C{SAVE} script, as L{_saveArgs} writes
@@ -122,20 +127,19 @@ def _parts(reply: str | None, key: str, now: float) -> Parts | None:
     The session a C{LOAD} script reply holds, if it is live and can be
     read, in parts (see L{RedisDatabase.loadParts}).
 
-    @param reply: the script's reply: the session's hash as one JSON array.
+    @param reply: the script's reply: the session's hash as one JSON object.
     @param key: the session's store key, for the log.
     @param now: when the load began, in the manager's clock.
     """
     if not reply:
         return None
     try:
-        flat = iter(json.loads(reply))
-        fields = dict(zip(flat, flat, strict=True))
+        fields = _decode(reply)[0]
         created = float(fields.pop(scripts.CREATED))
         expires = fields.pop(scripts.EXPIRES, None)
         if expires is not None:
             expires = float(expires)
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, AttributeError):
         _log.warn("session {key} is corrupt; ignored", key=redact(key))
         return None
     # Lifetime.hasExpired, before building one.
