@@ -30,7 +30,7 @@ from tests.support import COOKIE, cookieValue, plainClient, setCookies
 from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase, RedisURL
 from txsessions.db.redis._connection import _encode
-from txsessions.db.redis._database import _saveArgs
+from txsessions.db.redis._wire import saveArguments
 from txsessions.ids import redact, storeKey
 from txsessions.interfaces import Lifetime, SessionChanges
 
@@ -237,9 +237,9 @@ def test_saveArgumentsAreOneJSONArrayOfStrings() -> None:
     expected = ["1", "12.5", "", "1", "1", "7.25", "1000", "99.000001", "1"]
     expected += ["1", odd, "2", odd, '"\\u2019"', "n", "1"]
     expected += ["2", "c", "-3", "big", str(10**20)]
-    text = _saveArgs(changes, 7.25, "1000", 99.0000012)
+    text = saveArguments(changes, 7.25, "1000", 99.0000012)
     assert text == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
-    assert json.loads(_saveArgs(SessionChanges(), 0.0, "1", 1.0)) == [
+    assert json.loads(saveArguments(SessionChanges(), 0.0, "1", 1.0)) == [
         "0",
         "",
         "",

@@ -4,9 +4,7 @@ L{RedisDatabase}: sessions in Redis, over txredisapi.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from json.encoder import encode_basestring as _quoted
 from typing import Any, cast
 
 import attrs
@@ -15,16 +13,13 @@ from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ...ids import redact
 from ...interfaces import DestroyListener, IDatabase
 from ...records import (
     OWNER_FIELD,
     DestroyReason,
-    Lifetime,
     SessionChanges,
     SessionInfo,
     StoredSession,
-    touchesOwner,
 )
 from .._persistent import lifetimeOf
 from . import _scripts as scripts
@@ -32,143 +27,21 @@ from ._connection import Connections, bulk, endpointFor, tlsOptions
 from ._events import Events
 from ._subscription import Subscription
 from ._url import RedisURL
+from ._wire import (
+    Parts,
+    evalshaHead,
+    saveArguments,
+    savedReply,
+    sessionParts,
+    storedSession,
+)
 
 _log = Logger()
-
-_decode = json.JSONDecoder().raw_decode
-"""
-How a C{LOAD} script's reply is read: its JSON object, a C{dict}.
-"""
-
-_SAVE_HEAD = '["%d","%s","%s","%d","%d","%r","%s","%.6f","%d","%d"'
-"""
-The first ten arguments of the C{SAVE} script, as L{_saveArgs} writes
-them: each is digits, a number's C{repr} or nothing, which JSON takes as
-they are.
-"""
-
-
-def _saveArgs(
-    changes: SessionChanges, now: float, ttlText: str, deadline: float
-) -> str:
-    """
-    A save's arguments as they travel: one compact JSON array of strings,
-    which the C{SAVE} script decodes: one argument to frame rather than one
-    per change.  Written here rather than by a C{JSONEncoder}, whose text
-    for the same list it is, character for character, in half the time
-    (the names and values escaped by the encoder's own C{encode_basestring}).
-
-    @param changes: what to save.
-    @param now: the manager's clock.
-    @param ttlText: the TTL in milliseconds of a session without a lifetime.
-    @param deadline: when the write may no longer land, in Redis's clock.
-    """
-    lifetime = changes.lifetime
-    if lifetime is None:
-        created = expires = ""
-    else:
-        created = repr(lifetime.createdAt)
-        expires = "" if lifetime.expiresAt is None else repr(lifetime.expiresAt)
-    deleted = changes.deleted
-    updated = changes.updated
-    increments = changes.increments
-    parts = [
-        _SAVE_HEAD
-        % (
-            changes.create,
-            created,
-            expires,
-            lifetime is not None,
-            changes.clear,
-            now,
-            ttlText,
-            deadline,
-            # The script reads the owner before the changes only when they
-            # may change it, to take the session out of its owner's set.
-            touchesOwner(changes),
-            len(deleted),
-        )
-    ]
-    for name in deleted:
-        parts.append(_quoted(name))
-    parts.append(f'"{len(updated)}"')
-    for name, value in updated.items():
-        parts.append(_quoted(name))
-        parts.append(_quoted(value))
-    parts.append(f'"{len(increments)}"')
-    for name, delta in increments.items():
-        parts.append(_quoted(name))
-        parts.append(_quoted(str(delta)))
-    return ",".join(parts) + "]"
-
 
 _NO_DEADLINE = 365 * 24 * 3600.0
 """
 The deadline that stands for none: a year, which no call waits.
 """
-
-Parts = tuple[float, float | None, dict[str, str]]
-"""
-A session as L{RedisDatabase.loadParts} gives it: when it was created, when
-it expires (if it does), and its fields.
-"""
-
-
-def _evalshaHead(script: str) -> bytes:
-    """
-    The start of an C{EVALSHA} of C{script} with one key, after the line
-    that counts the command's arguments.
-    """
-    return bulk("EVALSHA") + bulk(scripts.sha1(script)) + bulk(1)
-
-
-def _parts(reply: str | None, key: str, now: float) -> Parts | None:
-    """
-    The session a C{LOAD} script reply holds, if it is live and can be
-    read, in parts (see L{RedisDatabase.loadParts}).
-
-    @param reply: the script's reply: the session's hash as one JSON object.
-    @param key: the session's store key, for the log.
-    @param now: when the load began, in the manager's clock.
-    """
-    if not reply:
-        return None
-    try:
-        fields = _decode(reply)[0]
-        created = float(fields.pop(scripts.CREATED))
-        expires = fields.pop(scripts.EXPIRES, None)
-        if expires is not None:
-            expires = float(expires)
-    except (KeyError, ValueError, TypeError, AttributeError):
-        _log.warn("session {key} is corrupt; ignored", key=redact(key))
-        return None
-    # Lifetime.hasExpired, before building one.
-    if expires is not None and now >= expires:
-        return None
-    return created, expires, fields
-
-
-def _stored(reply: str | None, key: str, now: float) -> StoredSession | None:
-    """
-    L{_parts}, as the L{StoredSession} that L{RedisDatabase.load} gives.
-    """
-    found = _parts(reply, key, now)
-    if found is None:
-        return None
-    created, expires, fields = found
-    return StoredSession(Lifetime(created, expires), fields)
-
-
-def _saved(reply: Any) -> Mapping[str, int] | None:
-    """
-    What a C{SAVE} script's reply says: C{None} when the session was gone,
-    else each incremented field's new value (none: the integer reply 1).
-    """
-    if not reply:
-        return None
-    if type(reply) is int:
-        return {}
-    return {reply[i]: int(reply[i + 1]) for i in range(0, len(reply), 2)}
 
 
 @implementer(IDatabase)
@@ -228,8 +101,8 @@ class RedisDatabase:
         self._owners = scripts.OWNERS + self._prefix
         # The parts of the load and save commands that never change, framed
         # once: each call frames only its key and its changes.
-        self._loadHead = b"*4\r\n" + _evalshaHead(scripts.LOAD)
-        self._saveHead = b"*6\r\n" + _evalshaHead(scripts.SAVE)
+        self._loadHead = b"*4\r\n" + evalshaHead(scripts.LOAD)
+        self._saveHead = b"*6\r\n" + evalshaHead(scripts.SAVE)
         self._ownersBulk = bulk(self._owners)
         self._ttlText = str(int(defaultTTL * 1000))
         self.useDeadline(deadline)
@@ -255,7 +128,7 @@ class RedisDatabase:
         See L{IDatabase.load}: one C{EVALSHA}, an C{HGETALL} that answers
         in one string.
         """
-        return self._load(key, _stored)
+        return self._load(key, storedSession)
 
     def loadParts(self, key: str) -> Deferred[Parts | None]:
         """
@@ -268,7 +141,7 @@ class RedisDatabase:
             expires (the fields of its L{Lifetime}) and its fields, or
             C{None} when no live, readable session has that key.
         """
-        return self._load(key, _parts)
+        return self._load(key, sessionParts)
 
     def _load(self, key: str, then: Callable[[Any, str, float], Any]) -> Deferred[Any]:
         """
@@ -292,7 +165,7 @@ class RedisDatabase:
         """
         See L{IDatabase.save}: one C{EVALSHA}.
         """
-        encoded = _saveArgs(
+        encoded = saveArguments(
             changes,
             self._clock.seconds(),
             self._ttlText,
@@ -304,7 +177,7 @@ class RedisDatabase:
             [full],
             (encoded, self._owners),
             self._saveHead + bulk(full) + bulk(encoded) + self._ownersBulk,
-            _saved,
+            savedReply,
         )
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
