@@ -10,6 +10,7 @@ import gc
 import io
 import json
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -280,6 +281,18 @@ async def test_commandsGoToTheConnectionDirectly(redisDB: RedisDatabase) -> None
     stored = await redisDB.load(key)
     assert stored is not None and stored.values == {"n": "1"}
     assert await redisDB.save(key, SessionChanges(increments={"n": 2})) == {"n": 3}
+
+
+@pytest_twisted.ensureDeferred
+async def test_commandsAreSentWithoutDelay(redisDB: RedisDatabase) -> None:
+    """
+    Each command connection sends what it is given at once (C{TCP_NODELAY}),
+    not held back while the last command is unacknowledged.
+    """
+    assert await redisDB.load(storeKey("N" * 43)) is None
+    (connection,) = redisDB._redis._connections
+    handle = connection.transport.getHandle()
+    assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 @pytest_twisted.ensureDeferred

@@ -380,6 +380,7 @@ class Connections:
         self._warned = False
         if _allowsDirect(connection):
             self._direct.add(connection)
+        _noDelay(connection)
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             waiter.callback(connection)
@@ -455,6 +456,21 @@ class Connections:
             self._offset = int(seconds) + int(micros) / 1e6 - (sent + now) / 2
 
         connection.execute_command("TIME").addCallbacks(measured, lambda _: None)
+
+
+def _noDelay(connection: Any) -> None:
+    """
+    Send each command as soon as it is written (C{TCP_NODELAY}), as redis-py
+    and hiredis do, rather than holding it back while the last one is
+    unacknowledged (Nagle's algorithm): a request's save follows its load
+    within one reply's time.  Nothing to do over a UNIX socket.
+    """
+    setNoDelay = getattr(connection.transport, "setTcpNoDelay", None)
+    if setNoDelay is not None:
+        try:
+            setNoDelay(True)
+        except OSError:
+            pass
 
 
 def _sent(connection: Any, command: tuple[Any, ...]) -> Deferred[Any]:
