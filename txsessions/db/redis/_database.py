@@ -103,6 +103,8 @@ class RedisDatabase:
         # once: each call frames only its key and its changes.
         self._loadHead = b"*4\r\n" + evalshaHead(scripts.LOAD)
         self._saveHead = b"*6\r\n" + evalshaHead(scripts.SAVE)
+        self._loadSHA = scripts.sha1(scripts.LOAD)
+        self._saveSHA = scripts.sha1(scripts.SAVE)
         self._ownersBulk = bulk(self._owners)
         self._ttlText = str(int(defaultTTL * 1000))
         self.useDeadline(deadline)
@@ -149,15 +151,21 @@ class RedisDatabase:
         the key and the time the load began.
         """
         full = self._prefix + key
-        return self._eval(
-            scripts.LOAD,
-            [full],
-            (),
-            self._loadHead + bulk(full),
-            then,
-            key,
-            self._clock.seconds(),
+        loading = self._redis.sendFramed(
+            self._loadHead + bulk(full), ("EVALSHA", self._loadSHA, 1, full)
         )
+        return loading.addCallback(self._loaded, then, key, self._clock.seconds())
+
+    def _loaded(
+        self, reply: Any, then: Callable[[Any, str, float], Any], key: str, now: float
+    ) -> Any:
+        """
+        What C{then} makes of a C{LOAD} script's reply (see L{_replied}).
+        """
+        if isinstance(reply, Exception):
+            full = [self._prefix + key]
+            return self._replied(reply, scripts.LOAD, full, (), then, (key, now))
+        return then(reply, key, now)
 
     def save(
         self, key: str, changes: SessionChanges
@@ -172,13 +180,20 @@ class RedisDatabase:
             self._redis.redisTime(self._writeWithin),
         )
         full = self._prefix + key
-        return self._eval(
-            scripts.SAVE,
-            [full],
-            (encoded, self._owners),
+        saving = self._redis.sendFramed(
             self._saveHead + bulk(full) + bulk(encoded) + self._ownersBulk,
-            savedReply,
+            ("EVALSHA", self._saveSHA, 1, full, encoded, self._owners),
         )
+        return saving.addCallback(self._saved, full, encoded)
+
+    def _saved(self, reply: Any, full: str, encoded: str) -> Any:
+        """
+        What a C{SAVE} script's reply says (see L{_replied}).
+        """
+        if isinstance(reply, Exception):
+            args = (encoded, self._owners)
+            return self._replied(reply, scripts.SAVE, [full], args, savedReply, ())
+        return savedReply(reply)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
         """
