@@ -192,6 +192,40 @@ async def test_expiredSessionIsNeverLoaded(
     assert clock.getDelayedCalls() == []
 
 
+async def loadInParts(db: Any, key: str) -> Any:
+    """
+    A session as the database's load in parts gives it (C{loadParts}, or
+    C{loadAtOnce} answered at once); the test skipped for a database with
+    neither.
+    """
+    if hasattr(db, "loadParts"):
+        return await db.loadParts(key)
+    if hasattr(db, "loadAtOnce"):
+        return db.loadAtOnce(key)
+    pytest.skip(f"{db.kind} loads in one form only")
+
+
+@pytest_twisted.ensureDeferred
+async def test_loadInPartsAgreesWithLoad(database: Any, clock: Any) -> None:
+    """
+    A database's load in parts gives C{load}'s session as its lifetime's
+    times and a copy of its fields, and C{None} where C{load} does.
+    """
+    assert await loadInParts(database, "nope") is None
+    await create(database, "k", 10.5, a="1", b='"two"')
+    await create(database, "forever", None, c="3")
+    parts = await loadInParts(database, "k")
+    assert parts == (0, 10.5, {"a": "1", "b": '"two"'})
+    created, expires, fields = parts
+    assert StoredSession(Lifetime(created, expires), fields) == await database.load("k")
+    fields["a"] = "2"
+    assert (await loadInParts(database, "k"))[2]["a"] == "1"
+    assert await loadInParts(database, "forever") == (0, None, {"c": "3"})
+    clock.advance(10.5)
+    assert await loadInParts(database, "k") is None
+    assert await database.load("k") is None
+
+
 @pytest_twisted.ensureDeferred
 async def test_incrementsAreAppliedLast(database: Any) -> None:
     await create(database, "k", None, n="5", s='"7"', f="1.5", b="true")

@@ -10,6 +10,7 @@ import gc
 import io
 import json
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -30,7 +31,8 @@ from tests.support import COOKIE, cookieValue, plainClient, setCookies
 from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase, RedisURL
 from txsessions.db.redis._connection import _encode
-from txsessions.ids import storeKey
+from txsessions.db.redis._wire import saveArguments
+from txsessions.ids import redact, storeKey
 from txsessions.interfaces import Lifetime, SessionChanges
 
 
@@ -114,6 +116,33 @@ async def test_layout(redisDB: RedisDatabase, redisServer: RedisServer) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_aCorruptSessionLoadsAsNoneAndIsLoggedRedacted(
+    redisDB: RedisDatabase, redisServer: RedisServer
+) -> None:
+    """
+    A hash that is no session (no creation time, or one that is no number)
+    loads as none, in either form, with a warning that names its key
+    shortened.
+    """
+    key = storeKey("C" * 43)
+    redisKey = redisDB._prefix + key
+    events: list[Any] = []
+    observer = cast(ILogObserver, events.append)
+    globalLogPublisher.addObserver(observer)
+    try:
+        redisServer.cli("HSET", redisKey, "n", "1")
+        assert await redisDB.load(key) is None
+        assert await redisDB.loadParts(key) is None
+        await redisDB._redis.execute("HSET", redisKey, "\x00\x00c", "soon")
+        assert await redisDB.loadParts(key) is None
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    warnings = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
+    assert warnings == [f"session {redact(key)} is corrupt; ignored"] * 3
+    assert not any(key in str(e) for e in events)
+
+
+@pytest_twisted.ensureDeferred
 async def test_scriptsAreSentAgainWhenRedisForgotThem(
     redisDB: RedisDatabase, redisServer: RedisServer
 ) -> None:
@@ -190,6 +219,43 @@ def test_commandsAreFramedAsRedisDoes() -> None:
     )
 
 
+def test_saveArgumentsAreOneJSONArrayOfStrings() -> None:
+    """
+    A save's arguments travel as the JSON array of strings the C{SAVE} script
+    decodes, written by hand as a C{JSONEncoder} would write it: names and
+    values with quotes, backslashes, control characters and characters
+    outside the BMP escaped as JSON escapes them, the rest as they are.
+    """
+    odd = 'q"b\\s\nl\r\x00z\u00e9\U0001f600'
+    changes = SessionChanges(
+        create=True,
+        lifetime=Lifetime(12.5, None),
+        clear=True,
+        deleted=frozenset({odd}),
+        updated={odd: '"\\u2019"', "n": "1"},
+        increments={"c": -3, "big": 10**20},
+    )
+    expected = ["1", "12.5", "", "1", "1", "7.25", "1000", "99.000001", "1"]
+    expected += ["1", odd, "2", odd, '"\\u2019"', "n", "1"]
+    expected += ["2", "c", "-3", "big", str(10**20)]
+    text = saveArguments(changes, 7.25, "1000", 99.0000012)
+    assert text == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+    assert json.loads(saveArguments(SessionChanges(), 0.0, "1", 1.0)) == [
+        "0",
+        "",
+        "",
+        "0",
+        "0",
+        "0.0",
+        "1",
+        "1.000000",
+        "0",
+        "0",
+        "0",
+        "0",
+    ]
+
+
 @pytest_twisted.ensureDeferred
 async def test_commandsGoToTheConnectionDirectly(redisDB: RedisDatabase) -> None:
     """
@@ -215,6 +281,18 @@ async def test_commandsGoToTheConnectionDirectly(redisDB: RedisDatabase) -> None
     stored = await redisDB.load(key)
     assert stored is not None and stored.values == {"n": "1"}
     assert await redisDB.save(key, SessionChanges(increments={"n": 2})) == {"n": 3}
+
+
+@pytest_twisted.ensureDeferred
+async def test_commandsAreSentWithoutDelay(redisDB: RedisDatabase) -> None:
+    """
+    Each command connection sends what it is given at once (C{TCP_NODELAY}),
+    not held back while the last command is unacknowledged.
+    """
+    assert await redisDB.load(storeKey("N" * 43)) is None
+    (connection,) = redisDB._redis._connections
+    handle = connection.transport.getHandle()
+    assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 @pytest_twisted.ensureDeferred

@@ -65,9 +65,18 @@ def _encode(command: tuple[Any, ...]) -> bytes:
     """
     framed = [b"*%d\r\n" % len(command)]
     for arg in command:
-        data = arg if type(arg) is bytes else str(arg).encode()
-        framed.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        framed.append(bulk(arg))
     return b"".join(framed)
+
+
+def bulk(arg: Any) -> bytes:
+    """
+    One argument of a command as RESP frames it: a bulk string of its text
+    in UTF-8 (bytes as they are).  With the C{*N} line that counts them,
+    bulk strings make a command that L{Connections.sendFramed} takes.
+    """
+    data = arg if type(arg) is bytes else str(arg).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 def _allowsDirect(connection: Any) -> bool:
@@ -314,6 +323,19 @@ class Connections:
             raised; or failing with a L{DatabaseError} at once when the
             client knows it has no connection.
         """
+        return self.sendFramed(_encode(command), command)
+
+    def sendFramed(self, framed: bytes, command: tuple[Any, ...]) -> Deferred[Any]:
+        """
+        L{send}, for a command already framed: what the request path's
+        commands use, their constant parts framed once (L{bulk}).
+
+        @param framed: C{command} as RESP frames it (L{_encode}), written
+            as it is to a connection that allows it.
+        @param command: the command's name and arguments, for a connection
+            that does not.
+        @return: as for L{send}.
+        """
         try:
             connection = self.connection()
         except DatabaseError:
@@ -321,7 +343,7 @@ class Connections:
         if connection in self._direct and not (
             connection.pipelining or connection.inMulti
         ):
-            connection.transport.write(_encode(command))
+            connection.transport.write(framed)
             return cast("Deferred[Any]", connection.replyQueue.get())
         if isinstance(connection, Deferred):
             return connection.addCallback(_sent, command)
@@ -358,6 +380,7 @@ class Connections:
         self._warned = False
         if _allowsDirect(connection):
             self._direct.add(connection)
+        _noDelay(connection)
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             waiter.callback(connection)
@@ -433,6 +456,21 @@ class Connections:
             self._offset = int(seconds) + int(micros) / 1e6 - (sent + now) / 2
 
         connection.execute_command("TIME").addCallbacks(measured, lambda _: None)
+
+
+def _noDelay(connection: Any) -> None:
+    """
+    Send each command as soon as it is written (C{TCP_NODELAY}), as redis-py
+    and hiredis do, rather than holding it back while the last one is
+    unacknowledged (Nagle's algorithm): a request's save follows its load
+    within one reply's time.  Nothing to do over a UNIX socket.
+    """
+    setNoDelay = getattr(connection.transport, "setTcpNoDelay", None)
+    if setNoDelay is not None:
+        try:
+            setNoDelay(True)
+        except OSError:
+            pass
 
 
 def _sent(connection: Any, command: tuple[Any, ...]) -> Deferred[Any]:

@@ -4,8 +4,7 @@ L{RedisDatabase}: sessions in Redis, over txredisapi.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import attrs
@@ -14,33 +13,30 @@ from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ...ids import redact
 from ...interfaces import DestroyListener, IDatabase
 from ...records import (
     OWNER_FIELD,
     DestroyReason,
-    Lifetime,
     SessionChanges,
     SessionInfo,
     StoredSession,
-    touchesOwner,
 )
 from .._persistent import lifetimeOf
 from . import _scripts as scripts
-from ._connection import Connections, endpointFor, tlsOptions
+from ._connection import Connections, bulk, endpointFor, tlsOptions
 from ._events import Events
 from ._subscription import Subscription
 from ._url import RedisURL
+from ._wire import (
+    Parts,
+    evalshaHead,
+    saveArguments,
+    savedReply,
+    sessionParts,
+    storedSession,
+)
 
 _log = Logger()
-
-_encodeArgs = json.JSONEncoder(
-    ensure_ascii=False, check_circular=False, separators=(",", ":")
-).encode
-"""
-How a save's arguments travel: one compact JSON array, which the script
-decodes.
-"""
 
 _NO_DEADLINE = 365 * 24 * 3600.0
 """
@@ -103,6 +99,13 @@ class RedisDatabase:
         # What the destroy script cuts off each key: Lua counts bytes.
         self._prefixBytes = str(len(self._prefix.encode()))
         self._owners = scripts.OWNERS + self._prefix
+        # The parts of the load and save commands that never change, framed
+        # once: each call frames only its key and its changes.
+        self._loadHead = b"*4\r\n" + evalshaHead(scripts.LOAD)
+        self._saveHead = b"*6\r\n" + evalshaHead(scripts.SAVE)
+        self._loadSHA = scripts.sha1(scripts.LOAD)
+        self._saveSHA = scripts.sha1(scripts.SAVE)
+        self._ownersBulk = bulk(self._owners)
         self._ttlText = str(int(defaultTTL * 1000))
         self.useDeadline(deadline)
         self._events = Events(self._prefix)
@@ -127,30 +130,42 @@ class RedisDatabase:
         See L{IDatabase.load}: one C{EVALSHA}, an C{HGETALL} that answers
         in one string.
         """
-        loading = self._eval(scripts.LOAD, [self._prefix + key])
-        return loading.addCallback(self._loaded, key, self._clock.seconds())
+        return self._load(key, storedSession)
 
-    def _loaded(self, reply: str | None, key: str, now: float) -> StoredSession | None:
+    def loadParts(self, key: str) -> Deferred[Parts | None]:
         """
-        The session a C{LOAD} script reply holds, if it is live and can be
-        read.
+        L{load}, answered with the parts of the session rather than a
+        L{StoredSession}: what the request path calls in its place, building
+        no record.
+
+        @param key: a store key.
+        @return: a L{Deferred} firing with when the session was created and
+            expires (the fields of its L{Lifetime}) and its fields, or
+            C{None} when no live, readable session has that key.
         """
-        if not reply:
-            return None
-        try:
-            flat = iter(json.loads(reply))
-            fields = dict(zip(flat, flat, strict=True))
-            created = float(fields.pop(scripts.CREATED))
-            expires = fields.pop(scripts.EXPIRES, None)
-            if expires is not None:
-                expires = float(expires)
-        except (KeyError, ValueError, TypeError):
-            _log.warn("session {key} is corrupt; ignored", key=redact(key))
-            return None
-        # Lifetime.hasExpired, before building one.
-        if expires is not None and now >= expires:
-            return None
-        return StoredSession(Lifetime(created, expires), fields)
+        return self._load(key, sessionParts)
+
+    def _load(self, key: str, then: Callable[[Any, str, float], Any]) -> Deferred[Any]:
+        """
+        Run the C{LOAD} script for C{key}, its reply given to C{then} with
+        the key and the time the load began.
+        """
+        full = self._prefix + key
+        loading = self._redis.sendFramed(
+            self._loadHead + bulk(full), ("EVALSHA", self._loadSHA, 1, full)
+        )
+        return loading.addCallback(self._loaded, then, key, self._clock.seconds())
+
+    def _loaded(
+        self, reply: Any, then: Callable[[Any, str, float], Any], key: str, now: float
+    ) -> Any:
+        """
+        What C{then} makes of a C{LOAD} script's reply (see L{_replied}).
+        """
+        if isinstance(reply, Exception):
+            full = [self._prefix + key]
+            return self._replied(reply, scripts.LOAD, full, (), then, (key, now))
+        return then(reply, key, now)
 
     def save(
         self, key: str, changes: SessionChanges
@@ -158,48 +173,27 @@ class RedisDatabase:
         """
         See L{IDatabase.save}: one C{EVALSHA}.
         """
-        lifetime = changes.lifetime
-        args: list[str] = (
-            ["1" if changes.create else "0", "", "", "0"]
-            if lifetime is None
-            else [
-                "1" if changes.create else "0",
-                repr(lifetime.createdAt),
-                "" if lifetime.expiresAt is None else repr(lifetime.expiresAt),
-                "1",
-            ]
-        )
-        args += (
-            "1" if changes.clear else "0",
-            repr(self._clock.seconds()),
+        encoded = saveArguments(
+            changes,
+            self._clock.seconds(),
             self._ttlText,
-            f"{self._redis.redisTime(self._writeWithin):.6f}",
-            # The script reads the owner before the changes only when they
-            # may change it, to take the session out of its owner's set.
-            "1" if touchesOwner(changes) else "0",
-            str(len(changes.deleted)),
-            *changes.deleted,
-            str(len(changes.updated)),
+            self._redis.redisTime(self._writeWithin),
         )
-        for item in changes.updated.items():
-            args += item
-        args.append(str(len(changes.increments)))
-        for name, delta in changes.increments.items():
-            args += (name, str(delta))
-
-        def saved(reply: Any) -> Mapping[str, int] | None:
-            if not reply:
-                return None
-            if type(reply) is int:
-                return {}
-            return {reply[i]: int(reply[i + 1]) for i in range(0, len(reply), 2)}
-
-        saving: Deferred[Any] = self._eval(
-            scripts.SAVE,
-            [self._prefix + key],
-            [_encodeArgs(args), self._owners],
+        full = self._prefix + key
+        saving = self._redis.sendFramed(
+            self._saveHead + bulk(full) + bulk(encoded) + self._ownersBulk,
+            ("EVALSHA", self._saveSHA, 1, full, encoded, self._owners),
         )
-        return saving.addCallback(saved)
+        return saving.addCallback(self._saved, full, encoded)
+
+    def _saved(self, reply: Any, full: str, encoded: str) -> Any:
+        """
+        What a C{SAVE} script's reply says (see L{_replied}).
+        """
+        if isinstance(reply, Exception):
+            args = (encoded, self._owners)
+            return self._replied(reply, scripts.SAVE, [full], args, savedReply, ())
+        return savedReply(reply)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
         """
@@ -404,32 +398,56 @@ class RedisDatabase:
         )
 
     def _eval(
-        self, script: str, keys: list[str], args: list[Any] | None = None
+        self,
+        script: str,
+        keys: list[str],
+        args: Sequence[Any] = (),
+        framed: bytes | None = None,
+        then: Callable[..., Any] | None = None,
+        *thenArgs: Any,
     ) -> Deferred[Any]:
         """
         Run one of the scripts: C{EVALSHA}, or C{EVAL} when Redis no longer
-        has it (restarted or flushed).  Sent with L{Connections.send}, not
-        txredisapi's C{evalsha} and C{eval}: these hash the script again on
-        every call, and wrap each reply in callbacks of their own.
+        has it (restarted or flushed).  Sent with L{Connections.sendFramed},
+        not txredisapi's C{evalsha} and C{eval}: these hash the script again
+        on every call, and wrap each reply in callbacks of their own.
+
+        @param framed: the C{EVALSHA} command as RESP frames it, if the
+            caller framed it (L{bulk}); else it is framed here.
+        @param then: what to make of the reply, called with it and
+            C{thenArgs} in the reply's own callback (one callback a call,
+            not two): the reply as it is when C{None}.
         """
-        args = args or []
-        running = self._redis.send(
-            "EVALSHA", scripts.sha1(script), len(keys), *keys, *args
-        )
-        return running.addCallback(self._replied, script, keys, args)
+        command = ("EVALSHA", scripts.sha1(script), len(keys), *keys, *args)
+        if framed is None:
+            running = self._redis.send(*command)
+        else:
+            running = self._redis.sendFramed(framed, command)
+        return running.addCallback(self._replied, script, keys, args, then, thenArgs)
 
     def _replied(
-        self, reply: Any, script: str, keys: list[str], args: list[Any]
+        self,
+        reply: Any,
+        script: str,
+        keys: list[str],
+        args: Sequence[Any],
+        then: Callable[..., Any] | None,
+        thenArgs: tuple[Any, ...],
     ) -> Any:
         """
-        A script's reply, or its error raised; the script sent whole when
-        Redis answered C{NOSCRIPT} to its hash.
+        What C{then} makes of a script's reply, or its error raised; the
+        script sent whole when Redis answered C{NOSCRIPT} to its hash.
         """
         if isinstance(reply, Exception):
             if str(reply).startswith("NOSCRIPT"):
-                return self._redis.execute("EVAL", script, len(keys), *keys, *args)
+                running = self._redis.execute("EVAL", script, len(keys), *keys, *args)
+                if then is None:
+                    return running
+                return running.addCallback(then, *thenArgs)
             raise reply
-        return reply
+        if then is None:
+            return reply
+        return then(reply, *thenArgs)
 
     def _destroy(self, keys: list[str], reason: DestroyReason) -> Deferred[int]:
         events = self._events

@@ -47,13 +47,16 @@ end
 LOAD = """
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return false end
-return cjson.encode(fields)
+local hash = {}
+for i = 1, #fields, 2 do hash[fields[i]] = fields[i + 1] end
+return cjson.encode(hash)
 """
 """
-Load a session: its hash as one JSON array, or nothing.  One bulk string is
+Load a session: its hash as one JSON object, or nothing.  One bulk string is
 cheaper to read than C{HGETALL}'s reply (txredisapi's own parser, used when
 hiredis is missing, reads each element of a multi-element reply in a turn of
-the reactor of its own).
+the reactor of its own), and an object is read straight into the fields'
+C{dict}.
 """
 
 SAVE = (

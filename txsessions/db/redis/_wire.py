@@ -1,0 +1,152 @@
+"""
+How the request path's commands travel to Redis and their replies come back:
+a save's arguments, written as the C{SAVE} script reads them, and a load's
+and a save's replies, read into what the caller needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from json.encoder import encode_basestring as _quoted
+from typing import Any
+
+from twisted.logger import Logger
+
+from ...ids import redact
+from ...records import Lifetime, SessionChanges, StoredSession, touchesOwner
+from . import _scripts as scripts
+from ._connection import bulk
+
+_log = Logger()
+
+_decode = json.JSONDecoder().raw_decode
+"""
+How a C{LOAD} script's reply is read: its JSON object, a C{dict}.
+"""
+
+_SAVE_HEAD = '["%d","%s","%s","%d","%d","%r","%s","%.6f","%d","%d"'
+"""
+The first ten arguments of the C{SAVE} script, as L{saveArguments} writes
+them: each is digits, a number's C{repr} or nothing, which JSON takes as
+they are.
+"""
+
+
+def saveArguments(
+    changes: SessionChanges, now: float, ttlText: str, deadline: float
+) -> str:
+    """
+    A save's arguments as they travel: one compact JSON array of strings,
+    which the C{SAVE} script decodes: one argument to frame rather than one
+    per change.  Written here rather than by a C{JSONEncoder}, whose text
+    for the same list it is, character for character, in half the time
+    (the names and values escaped by the encoder's own C{encode_basestring}).
+
+    @param changes: what to save.
+    @param now: the manager's clock.
+    @param ttlText: the TTL in milliseconds of a session without a lifetime.
+    @param deadline: when the write may no longer land, in Redis's clock.
+    """
+    lifetime = changes.lifetime
+    if lifetime is None:
+        created = expires = ""
+    else:
+        created = repr(lifetime.createdAt)
+        expires = "" if lifetime.expiresAt is None else repr(lifetime.expiresAt)
+    deleted = changes.deleted
+    updated = changes.updated
+    increments = changes.increments
+    parts = [
+        _SAVE_HEAD
+        % (
+            changes.create,
+            created,
+            expires,
+            lifetime is not None,
+            changes.clear,
+            now,
+            ttlText,
+            deadline,
+            # The script reads the owner before the changes only when they
+            # may change it, to take the session out of its owner's set.
+            touchesOwner(changes),
+            len(deleted),
+        )
+    ]
+    for name in deleted:
+        parts.append(_quoted(name))
+    parts.append(f'"{len(updated)}"')
+    for name, value in updated.items():
+        parts.append(_quoted(name))
+        parts.append(_quoted(value))
+    parts.append(f'"{len(increments)}"')
+    for name, delta in increments.items():
+        parts.append(_quoted(name))
+        parts.append(_quoted(str(delta)))
+    return ",".join(parts) + "]"
+
+
+Parts = tuple[float, float | None, dict[str, str]]
+"""
+A session as L{RedisDatabase.loadParts
+<txsessions.db.redis.RedisDatabase.loadParts>} gives it: when it was
+created, when it expires (if it does), and its fields.
+"""
+
+
+def evalshaHead(script: str) -> bytes:
+    """
+    The start of an C{EVALSHA} of C{script} with one key, after the line
+    that counts the command's arguments.
+    """
+    return bulk("EVALSHA") + bulk(scripts.sha1(script)) + bulk(1)
+
+
+def sessionParts(reply: str | None, key: str, now: float) -> Parts | None:
+    """
+    The session a C{LOAD} script reply holds, if it is live and can be
+    read, in parts (see L{Parts}).
+
+    @param reply: the script's reply: the session's hash as one JSON object.
+    @param key: the session's store key, for the log.
+    @param now: when the load began, in the manager's clock.
+    """
+    if not reply:
+        return None
+    try:
+        fields = _decode(reply)[0]
+        created = float(fields.pop(scripts.CREATED))
+        expires = fields.pop(scripts.EXPIRES, None)
+        if expires is not None:
+            expires = float(expires)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        _log.warn("session {key} is corrupt; ignored", key=redact(key))
+        return None
+    # Lifetime.hasExpired, before building one.
+    if expires is not None and now >= expires:
+        return None
+    return created, expires, fields
+
+
+def storedSession(reply: str | None, key: str, now: float) -> StoredSession | None:
+    """
+    L{sessionParts}, as the L{StoredSession} that a load gives.
+    """
+    found = sessionParts(reply, key, now)
+    if found is None:
+        return None
+    created, expires, fields = found
+    return StoredSession(Lifetime(created, expires), fields)
+
+
+def savedReply(reply: Any) -> Mapping[str, int] | None:
+    """
+    What a C{SAVE} script's reply says: C{None} when the session was gone,
+    else each incremented field's new value (none: the integer reply 1).
+    """
+    if not reply:
+        return None
+    if type(reply) is int:
+        return {}
+    return {reply[i]: int(reply[i + 1]) for i in range(0, len(reply), 2)}
