@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
@@ -399,7 +399,7 @@ def test_batchingRefusesNonsense() -> None:
         Batching(busyWait=-1)
 
 
-@pytest.mark.parametrize(("kind", "gap"), [("sqlite", 0.002), ("lmdb", 0.0)])
+@pytest.mark.parametrize(("kind", "gap"), [("sqlite", 0.002), ("lmdb", 0.001)])
 @pytest_twisted.ensureDeferred
 async def test_eachDatabaseLeavesItsOwnGapBetweenBusyTransactions(
     kind: str, gap: float, tmp_path: Path, clock: Any
@@ -407,7 +407,8 @@ async def test_eachDatabaseLeavesItsOwnGapBetweenBusyTransactions(
     """
     By default a busy SQLite writer leaves its write lock free 2 ms between
     transactions, for other processes polling for it; LMDB's waiters block
-    on its lock and need no gap.  A L{Batching} that says otherwise wins.
+    on its lock, and its 1 ms is for company only.  A L{Batching} that says
+    otherwise wins.
     """
     db = embedded(kind, tmp_path, clock)
     (tmp_path / "told").mkdir()
@@ -656,4 +657,61 @@ async def test_anIdleDatabaseWaitsMaxWaitForCompany(
         assert await gatherResults([first, second]) == ["first", "second"]
         assert (db.writer.commits, db.writer.changes) == (commits + 1, changes + 2)
     finally:
+        await db.close()
+
+
+class _GapClock:
+    """
+    The reactor's threads with a clock of the test's own for the writer's
+    gaps, which pass only when the test says so.
+    """
+
+    def __init__(self) -> None:
+        self.clock = task.Clock()
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
+        cast(Any, reactor).callFromThread(f, *args)
+
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any) -> Any:
+        return self.clock.callLater(delay, f, *args)
+
+    def addSystemEventTrigger(self, *args: Any) -> Any:
+        return reactor.addSystemEventTrigger(*args)
+
+    def removeSystemEventTrigger(self, trigger: Any) -> None:
+        reactor.removeSystemEventTrigger(trigger)
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_theGapAfterABusyBatchEndsOnceItsCallersAreBack(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    The gap after a batch of two ends once two changes wait, not after
+    C{busyWait}: both join the next transaction at once.  One alone waits.
+    (Before the fix, the next batch began only when the gap had passed: the
+    callers of a busy batch waited for it even once all were back.)
+    """
+    threads = _GapClock()
+    db = embedded(kind, tmp_path, clock, threads=threads)
+    try:
+        release, held = await _gate(db)
+        first = db.writer.submit(lambda txn: "first")
+        second = db.writer.submit(lambda txn: "second")
+        release.set()
+        await held
+        assert await gatherResults([first, second]) == ["first", "second"]
+        await task.deferLater(reactor, 0, lambda: None)
+        commits = db.writer.commits
+        # The batch of two is delivered: its gap is on the test's clock.
+        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        third = db.writer.submit(lambda txn: "third")
+        assert threads.clock.getDelayedCalls()[0].active()
+        fourth = db.writer.submit(lambda txn: "fourth")
+        assert [c.active() for c in threads.clock.getDelayedCalls()] == []
+        assert await gatherResults([third, fourth]) == ["third", "fourth"]
+        assert db.writer.commits == commits + 1
+    finally:
+        threads.clock.advance(60)
         await db.close()
