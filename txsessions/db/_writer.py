@@ -175,7 +175,7 @@ class Writer:
     reactor, wait for it each time.  When another process holds the write
     lock, the batch goes to the writer thread whole, which waits for it.
     After a batch of several changes, the next begins only after
-    L{Batching.busyWait} (SQLite's 2 ms), in which another process polling
+    L{Batching.busyWait} (5 ms), in which another process polling
     for the lock may take it, or sooner, once as many changes wait as that
     batch held (never within its delivery: the callers it answered at once
     still leave the lock free the whole gap).

@@ -148,7 +148,7 @@ class _LMDBTransactions:
     A write transaction belongs to the thread that began it: they run
     wholly in the writer thread.
 
-    @ivar busyWait: 1 ms: the write lock is a mutex shared across
+    @ivar busyWait: 5 ms at most: the write lock is a mutex shared across
         processes, which a waiting process blocks on and gets when it is
         released, so the gap is not for them but for company: the callers
         of the last batch join the next together (it ends as soon as they
@@ -157,7 +157,7 @@ class _LMDBTransactions:
     """
 
     inline = False
-    busyWait = 0.001
+    busyWait = 0.005
 
     def __init__(self, env: Any, db: Any) -> None:
         self._env = env
