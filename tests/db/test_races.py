@@ -716,3 +716,58 @@ async def test_theGapAfterABusyBatchEndsOnceItsCallersAreBack(
     finally:
         threads.clock.advance(60)
         await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aChangeThatUndoesTheWholeSQLiteTransactionFailsItsBatch(
+    tmp_path: Path, clock: Any
+) -> None:
+    """
+    When SQLite rolls a whole transaction back on a change's failure (as it
+    may on a full disk), every change of the batch is told it failed, and
+    none of them lands: each change's outcome matches the file.  (Before the
+    fix, the change after it ran outside any transaction and committed on
+    its own, yet was told it failed.)
+    """
+    db = embedded("sqlite", tmp_path, clock)
+
+    def insert(key: str) -> Callable[[Any], None]:
+        def work(txn: Any) -> None:
+            txn.execute(
+                "INSERT INTO txsessions (key, created, expires, fields) "
+                "VALUES (?, 0, NULL, '{}')",
+                (key,),
+            )
+
+        return work
+
+    def undoEverything(txn: Any) -> None:
+        txn.execute("ROLLBACK")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    try:
+        release, held = await _gate(db)
+        changes = [
+            db.writer.submit(insert("a")),
+            db.writer.submit(undoEverything),
+            db.writer.submit(insert("c")),
+        ]
+        release.set()
+        await held
+        outcomes = []
+        for change in changes:
+            try:
+                await change
+            except DatabaseError:
+                outcomes.append("failed")
+            else:
+                outcomes.append("made")
+        other = sqlite3.connect(path("sqlite", tmp_path))
+        try:
+            stored = {key for (key,) in other.execute("SELECT key FROM txsessions")}
+        finally:
+            other.close()
+        assert stored == set()
+        assert outcomes == ["failed", "failed", "failed"]
+    finally:
+        await db.close()

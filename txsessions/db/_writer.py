@@ -74,6 +74,15 @@ class LockTimeout(Exception):
     """
 
 
+class TransactionLost(DatabaseError):
+    """
+    A change's failure undid the whole transaction, not only its savepoint
+    (SQLite may, on a full disk or an I/O error): the batch's other changes
+    were undone too, and none of it may be committed as though they were
+    not.
+    """
+
+
 class Transactions(Protocol[Txn]):
     """
     The transactions of one database, as the writer uses them.
@@ -430,6 +439,8 @@ class Writer:
             change.failed = False
             try:
                 change.outcome = nested(txn, change.work)
+            except TransactionLost:
+                raise
             except Exception:
                 change.failed = True
                 change.outcome = Failure()

@@ -32,7 +32,7 @@ from ._persistent import (
     encodeFields,
     lifetimeOf,
 )
-from ._writer import Batching, LockTimeout, Threads, Writer
+from ._writer import Batching, LockTimeout, Threads, TransactionLost, Writer
 
 _log = Logger()
 
@@ -150,7 +150,14 @@ class _SQLiteTransactions:
         txn.execute("SAVEPOINT change")
         try:
             result = work(txn)
-        except BaseException:
+        except BaseException as e:
+            if not txn.in_transaction:
+                # SQLite rolled the whole transaction back (SQLITE_FULL,
+                # SQLITE_IOERR, ...): the changes before this one are gone,
+                # and the next would each commit on their own.
+                raise TransactionLost(
+                    f"the session database undid a whole batch: {e}"
+                ) from e
             txn.execute("ROLLBACK TO change")
             txn.execute("RELEASE change")
             raise
