@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import attrs
@@ -494,9 +495,9 @@ class Writer:
                         self._late(change)
                     pending = [c for c in live if c not in late]
                     continue
-                started = time.perf_counter()
+                started = perf_counter()
                 transactions.commit(txn)
-                self.committing += time.perf_counter() - started
+                self.committing += perf_counter() - started
             except BaseException:
                 try:
                     transactions.abort(txn)

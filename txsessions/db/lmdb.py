@@ -241,16 +241,17 @@ class _LMDBBackend:
                     txn.delete(rawKey)
         return expiries
 
-    def _read(self, key: str) -> StoredSession | None:
+    def _read(self, key: str, now: float) -> StoredSession | None:
         with self._env.begin(db=self._db) as txn:
             data = txn.get(key.encode())
         if data is None:
             return None
         try:
-            return decodeRecord(data)
+            stored = decodeRecord(data)
         except ValueError:
             _log.warn("session {key} is corrupt; ignored", key=redact(key))
             return None
+        return None if stored.lifetime.hasExpired(now) else stored
 
     def _readInThread(self, work: Callable[[Any], T]) -> Deferred[T]:
         def inTransaction() -> T:
@@ -259,9 +260,9 @@ class _LMDBBackend:
 
         return self._threads.read(inTransaction)
 
-    def load(self, key: str) -> Deferred[StoredSession | None]:
+    def load(self, key: str, now: float) -> Deferred[StoredSession | None]:
         try:
-            return succeed(self._read(key))
+            return succeed(self._read(key, now))
         except lmdb.Error:
             return fail()
 

@@ -248,7 +248,7 @@ class _SQLiteBackend:
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
         return self._threads.read(work, self._reader)
 
-    def load(self, key: str) -> Deferred[StoredSession | None]:
+    def load(self, key: str, now: float) -> Deferred[StoredSession | None]:
         def load(txn: Any) -> StoredSession | None:
             row = txn.execute(
                 "SELECT created, expires, fields FROM txsessions WHERE key = ?", (key,)
@@ -256,7 +256,10 @@ class _SQLiteBackend:
             if row is None:
                 return None
             try:
-                return StoredSession(lifetimeOf(row[0], row[1]), decodeFields(row[2]))
+                lifetime = lifetimeOf(row[0], row[1])
+                if lifetime.hasExpired(now):
+                    return None
+                return StoredSession(lifetime, decodeFields(row[2]))
             except ValueError:
                 _log.warn("session {key} is corrupt; ignored", key=redact(key))
                 return None
