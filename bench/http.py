@@ -16,8 +16,9 @@ Redis could reach.  --kinds keeps only the servers named (bare Klein always
 runs: the ratios are to it): bare, twisted, klein, memory, sqlite, lmdb,
 redisfloor, redis; --scenarios keeps only those scenarios.  With
 --commits, each txsessions server on SQLite or LMDB also reports the
-transactions (fsyncs) it committed per second under wrk and the changes
-each held (its /commits route, read before and after each scenario).
+transactions (fsyncs) it committed per second under wrk, the changes
+each held and how long each commit took (its /commits route, read before
+and after each scenario).
 """
 
 from __future__ import annotations
@@ -88,14 +89,14 @@ def shortName(kind: str, url: str | None) -> str:
     return kind
 
 
-def commits(port: int) -> tuple[int, int]:
+def commits(port: int) -> tuple[int, int, float]:
     """
-    @return: how many transactions the server's database has committed, and
-        how many changes they held.
+    @return: how many transactions the server's database has committed, how
+        many changes they held, and how many seconds it spent committing.
     """
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/commits") as response:
-        done, changes = response.read().split()
-    return int(done), int(changes)
+        done, changes, seconds = response.read().split()
+    return int(done), int(changes), float(seconds)
 
 
 def main() -> None:
@@ -140,10 +141,12 @@ def main() -> None:
                         after = commits(port)
                         done = after[0] - before[0]
                         changes = after[1] - before[1]
+                        seconds = after[2] - before[2]
                         print(
                             f"{name} {scenario}: {rate:.0f} req/s, "
                             f"{done / options.seconds:.0f} commits/s, "
-                            f"{changes / max(done, 1):.1f} changes each",
+                            f"{changes / max(done, 1):.1f} changes each, "
+                            f"{1000 * seconds / max(done, 1):.2f} ms each",
                             flush=True,
                         )
                     results.setdefault((name, scenario), []).append(rate)

@@ -11,7 +11,8 @@ a redis:// URL).
 Each serves /read (read one value), /write (write one value) and /new (a new
 session on every request, for clients that send no cookie).  txsessions on
 SQLite or LMDB also serves /commits: how many transactions its writer has
-committed and how many changes they held, for bench/http.py --commits.
+committed, how many changes they held and how many seconds it spent
+committing them, for bench/http.py --commits.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def txsessions(url: str) -> Any:
 
         @app.route("/commits")
         def commits(request: Any) -> str:
-            return f"{writer.commits} {writer.changes}"
+            return f"{writer.commits} {writer.changes} {writer.committing}"
 
     @app.route("/read")
     @sessions.withSession

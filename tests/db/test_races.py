@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
@@ -399,15 +399,17 @@ def test_batchingRefusesNonsense() -> None:
         Batching(busyWait=-1)
 
 
-@pytest.mark.parametrize(("kind", "gap"), [("sqlite", 0.002), ("lmdb", 0.0)])
+@pytest.mark.parametrize(("kind", "gap"), [("sqlite", 0.005), ("lmdb", 0.005)])
 @pytest_twisted.ensureDeferred
 async def test_eachDatabaseLeavesItsOwnGapBetweenBusyTransactions(
     kind: str, gap: float, tmp_path: Path, clock: Any
 ) -> None:
     """
-    By default a busy SQLite writer leaves its write lock free 2 ms between
-    transactions, for other processes polling for it; LMDB's waiters block
-    on its lock and need no gap.  A L{Batching} that says otherwise wins.
+    By default a busy SQLite writer leaves its write lock free up to 5 ms
+    between transactions, for other processes polling for it and for
+    company; LMDB's waiters block on its lock, and its 5 ms are for company
+    only.  A L{Batching} that says
+    otherwise wins.
     """
     db = embedded(kind, tmp_path, clock)
     (tmp_path / "told").mkdir()
@@ -655,5 +657,117 @@ async def test_anIdleDatabaseWaitsMaxWaitForCompany(
         reactor.callLater(0, later)
         assert await gatherResults([first, second]) == ["first", "second"]
         assert (db.writer.commits, db.writer.changes) == (commits + 1, changes + 2)
+    finally:
+        await db.close()
+
+
+class _GapClock:
+    """
+    The reactor's threads with a clock of the test's own for the writer's
+    gaps, which pass only when the test says so.
+    """
+
+    def __init__(self) -> None:
+        self.clock = task.Clock()
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
+        cast(Any, reactor).callFromThread(f, *args)
+
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any) -> Any:
+        return self.clock.callLater(delay, f, *args)
+
+    def addSystemEventTrigger(self, *args: Any) -> Any:
+        return reactor.addSystemEventTrigger(*args)
+
+    def removeSystemEventTrigger(self, trigger: Any) -> None:
+        reactor.removeSystemEventTrigger(trigger)
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_theGapAfterABusyBatchEndsOnceItsCallersAreBack(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    The gap after a batch of two ends once two changes wait, not after
+    C{busyWait}: both join the next transaction at once.  One alone waits.
+    (Before the fix, the next batch began only when the gap had passed: the
+    callers of a busy batch waited for it even once all were back.)
+    """
+    threads = _GapClock()
+    db = embedded(kind, tmp_path, clock, threads=threads)
+    try:
+        release, held = await _gate(db)
+        first = db.writer.submit(lambda txn: "first")
+        second = db.writer.submit(lambda txn: "second")
+        release.set()
+        await held
+        assert await gatherResults([first, second]) == ["first", "second"]
+        await task.deferLater(reactor, 0, lambda: None)
+        commits = db.writer.commits
+        # The batch of two is delivered: its gap is on the test's clock.
+        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        third = db.writer.submit(lambda txn: "third")
+        assert threads.clock.getDelayedCalls()[0].active()
+        fourth = db.writer.submit(lambda txn: "fourth")
+        assert [c.active() for c in threads.clock.getDelayedCalls()] == []
+        assert await gatherResults([third, fourth]) == ["third", "fourth"]
+        assert db.writer.commits == commits + 1
+    finally:
+        threads.clock.advance(60)
+        await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aChangeThatUndoesTheWholeSQLiteTransactionFailsItsBatch(
+    tmp_path: Path, clock: Any
+) -> None:
+    """
+    When SQLite rolls a whole transaction back on a change's failure (as it
+    may on a full disk), every change of the batch is told it failed, and
+    none of them lands: each change's outcome matches the file.  (Before the
+    fix, the change after it ran outside any transaction and committed on
+    its own, yet was told it failed.)
+    """
+    db = embedded("sqlite", tmp_path, clock)
+
+    def insert(key: str) -> Callable[[Any], None]:
+        def work(txn: Any) -> None:
+            txn.execute(
+                "INSERT INTO txsessions (key, created, expires, fields) "
+                "VALUES (?, 0, NULL, '{}')",
+                (key,),
+            )
+
+        return work
+
+    def undoEverything(txn: Any) -> None:
+        txn.execute("ROLLBACK")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    try:
+        release, held = await _gate(db)
+        changes = [
+            db.writer.submit(insert("a")),
+            db.writer.submit(undoEverything),
+            db.writer.submit(insert("c")),
+        ]
+        release.set()
+        await held
+        outcomes = []
+        for change in changes:
+            try:
+                await change
+            except DatabaseError:
+                outcomes.append("failed")
+            else:
+                outcomes.append("made")
+        other = sqlite3.connect(path("sqlite", tmp_path))
+        try:
+            stored = {key for (key,) in other.execute("SELECT key FROM txsessions")}
+        finally:
+            other.close()
+        assert stored == set()
+        assert outcomes == ["failed", "failed", "failed"]
     finally:
         await db.close()

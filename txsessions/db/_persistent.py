@@ -73,9 +73,10 @@ class Backend(Protocol):
         The thread that commits its changes.
         """
 
-    def load(self, key: str) -> Deferred[StoredSession | None]:
+    def load(self, key: str, now: float) -> Deferred[StoredSession | None]:
         """
-        @return: the session, or C{None} when absent or corrupt.
+        @return: the session, or C{None} when absent, corrupt or expired
+            at C{now}.
         """
 
     def save(self, key: str, changes: SessionChanges, now: float) -> Deferred[Saved]:
@@ -156,13 +157,16 @@ def decodeFields(text: str | bytes) -> dict[str, str]:
 
 def checkFields(fields: object) -> dict[str, str]:
     """
-    @return: C{fields}, once checked to be a session's fields (decoded JSON).
+    @return: C{fields}, once checked to be a session's fields (decoded JSON,
+        whose objects' names are strings).
     @raise ValueError: when it is not an object of strings.
     """
-    if not isinstance(fields, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
-    ):
+    if type(fields) is not dict:
         raise ValueError("session fields are not an object of strings")
+    # A plain loop: on every load, and cheaper than all() over a generator.
+    for value in fields.values():
+        if type(value) is not str:
+            raise ValueError("session fields are not an object of strings")
     return fields
 
 
@@ -219,12 +223,7 @@ class PersistentDatabase:
         """
         See L{IDatabase.load}.
         """
-        now = self._clock.seconds()
-        return self._backend.load(key).addCallback(
-            lambda stored: (
-                None if stored is None or stored.lifetime.hasExpired(now) else stored
-            )
-        )
+        return self._backend.load(key, self._clock.seconds())
 
     def save(
         self, key: str, changes: SessionChanges

@@ -20,10 +20,12 @@ L{DatabaseError}, so a change whose caller has given up on it (and answered
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import attrs
@@ -53,7 +55,9 @@ class Batching:
     @ivar busyWait: how long it waits when busy: when the previous
         transaction held more than one change.  C{None} (the default): the
         database's own, L{Transactions.busyWait}.  A change arriving at an
-        idle database never waits for it.
+        idle database never waits for it, and (without C{maxWait}) the wait
+        ends early once as many changes wait as the largest recent batch
+        held: those callers are back, and more are not expected.
     """
 
     maxChanges: int = attrs.field(default=256, validator=attrs.validators.ge(1))
@@ -71,6 +75,15 @@ class LockTimeout(Exception):
     """
 
 
+class TransactionLost(DatabaseError):
+    """
+    A change's failure undid the whole transaction, not only its savepoint
+    (SQLite may, on a full disk or an I/O error): the batch's other changes
+    were undone too, and none of it may be committed as though they were
+    not.
+    """
+
+
 class Transactions(Protocol[Txn]):
     """
     The transactions of one database, as the writer uses them.
@@ -82,10 +95,11 @@ class Transactions(Protocol[Txn]):
         began it, so LMDB's runs wholly in the writer thread.
     @ivar busyWait: the database's default for L{Batching.busyWait}: how
         long the writer leaves the write lock free after a batch of several
-        changes, waiting for more.  Waiting only delays the changes, which
-        gather anyway while a transaction is being written; but another
-        process that polls for the lock (SQLite's busy handler sleeps up to
-        100 ms between tries) finds it free only in such gaps.
+        changes, waiting for more.  Another process that polls for the lock
+        (SQLite's busy handler sleeps up to 100 ms between tries) finds it
+        free only in such gaps; and the callers of the last batch, back
+        with their next changes, join one transaction instead of two (the
+        gap ends once they are).
     """
 
     inline: bool
@@ -171,11 +185,15 @@ class Writer:
     reactor, wait for it each time.  When another process holds the write
     lock, the batch goes to the writer thread whole, which waits for it.
     After a batch of several changes, the next begins only after
-    L{Batching.busyWait} (SQLite's 2 ms), in which another process polling
-    for the lock may take it.
+    L{Batching.busyWait} (5 ms), in which another process polling
+    for the lock may take it, or sooner, once as many changes wait as that
+    batch held (never within its delivery: the callers it answered at once
+    still leave the lock free the whole gap).
 
     @ivar commits: how many transactions it has committed.
     @ivar changes: how many changes those held.
+    @ivar committing: how many seconds it has spent committing them (on
+        C{time.perf_counter}'s clock): the wait for the disk.
     """
 
     #: How long before its deadline a change's transaction must start to
@@ -215,12 +233,18 @@ class Writer:
         # committed (or about to be begun).
         self._waiting: list[_Change[Any]] = []
         self._busy = False
+        # While the writer leaves a gap after a busy batch: the call ending
+        # it, and how many changes that batch held (as many waiting end it
+        # early: its callers are back, and nobody else is coming).
+        self._gap: Any = None
+        self._company: float = 0
         self._stopping = False
         self._stopSent = False
         self._done = False
         self._waiters: list[Deferred[None]] = []
         self.commits = 0
         self.changes = 0
+        self.committing = 0.0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -244,8 +268,12 @@ class Writer:
         if self._stopping:
             d.errback(DatabaseError("the session database is closed"))
             return d
-        self._waiting.append(_Change(work, size, self._deadline(), d, inline))
-        if not self._busy:
+        waiting = self._waiting
+        waiting.append(_Change(work, size, self._deadline(), d, inline))
+        if self._gap is not None and len(waiting) >= self._company:
+            self._gap.cancel()
+            self._resume()
+        elif not self._busy:
             maxWait = self._batching.maxWait
             if maxWait:
                 self._busy = True
@@ -412,6 +440,8 @@ class Writer:
             change.failed = False
             try:
                 change.outcome = nested(txn, change.work)
+            except TransactionLost:
+                raise
             except Exception:
                 change.failed = True
                 change.outcome = Failure()
@@ -465,7 +495,9 @@ class Writer:
                         self._late(change)
                     pending = [c for c in live if c not in late]
                     continue
+                started = perf_counter()
                 transactions.commit(txn)
+                self.committing += perf_counter() - started
             except BaseException:
                 try:
                     transactions.abort(txn)
@@ -493,7 +525,15 @@ class Writer:
                 # the next batch.
                 wait = max(wait, self._busyWait)
             if wait and not self._stopping:
-                cast(Any, self._threads).callLater(wait, self._resume)
+                # A time the user asked for is waited whole; otherwise the
+                # gap ends once as many changes wait as the largest recent
+                # batch held (forgotten slowly, as callers leave).
+                self._company = (
+                    math.inf
+                    if self._batching.maxWait
+                    else max(len(batch), self._company - 1)
+                )
+                self._gap = cast(Any, self._threads).callLater(wait, self._resume)
             else:
                 self._resume()
 
@@ -501,6 +541,7 @@ class Writer:
         """
         In the reactor thread: start the next batch, if any.
         """
+        self._gap = None
         self._busy = False
         if self._waiting:
             self._startBatch()
