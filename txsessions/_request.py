@@ -26,11 +26,7 @@ from ._fields import ChangeParts, changesRecord
 from ._hold import HeldResponse, markPrivateIfBare
 from ._loading import cookieSessions, loadSession, newSession
 from ._parts import Parts
-from .errors import (
-    NoSessionError,
-    SessionConflictError,
-    SessionError,
-)
+from .errors import NoSessionError, SessionConflictError, SessionError
 from .ids import redact
 from .records import DestroyReason
 from .session import (

@@ -41,7 +41,8 @@ from ._persistent import (
     checkFields,
     lifetimeOf,
 )
-from ._writer import Batching, Threads, Writer
+from ._threads import Threads
+from ._writer import Batching, Writer
 
 _log = Logger()
 

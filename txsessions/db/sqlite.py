@@ -32,7 +32,8 @@ from ._persistent import (
     encodeFields,
     lifetimeOf,
 )
-from ._writer import Batching, LockTimeout, Threads, TransactionLost, Writer
+from ._threads import Threads
+from ._writer import Batching, LockTimeout, TransactionLost, Writer
 
 _log = Logger()
 

@@ -1,0 +1,79 @@
+"""
+The threads of a persistent database: its writer, and one thread for the
+long reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from ._writer import Writer
+
+T = TypeVar("T")
+
+
+class Threads:
+    """
+    The threads of a persistent database: its L{Writer}, and one thread for
+    the long reads (counting, listing), stopped when the reactor shuts down
+    or the database closes, whichever comes first.
+
+    @ivar writer: the writer thread.
+    """
+
+    def __init__(
+        self,
+        writer: Writer,
+        threads: IReactorThreads,
+        name: str,
+        release: Callable[[], None],
+    ) -> None:
+        """
+        @param writer: the writer thread.
+        @param threads: what delivers the reading thread's results.
+        @param name: the reading thread's name.
+        @param release: what closes the database's files and connections
+            once both threads have stopped.
+        """
+        self.writer = writer
+        self._threads = threads
+        self._release = release
+        self._reads = ThreadPool(minthreads=1, maxthreads=1, name=name)
+        self._reads.start()
+        # The threads must not outlive the reactor, closed or not.
+        self._stopTrigger: Any = cast(Any, threads).addSystemEventTrigger(
+            "during", "shutdown", self._stop
+        )
+
+    def read(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
+        """
+        @return: a L{Deferred} firing with C{work(*args)}, run in the
+            reading thread.
+        """
+        return deferToThreadPool(cast(Any, self._threads), self._reads, work, *args)
+
+    def close(self) -> Deferred[None]:
+        """
+        Commit what is queued, stop both threads and release the database.
+
+        @return: a L{Deferred} firing once done.
+        """
+        if self._stopTrigger is None:
+            return succeed(None)
+        cast(Any, self._threads).removeSystemEventTrigger(self._stopTrigger)
+        self._stopTrigger = None
+        return self.writer.close().addCallback(lambda _: self._stopReads())
+
+    def _stop(self) -> None:
+        self.writer.join()
+        self._stopReads()
+
+    def _stopReads(self) -> None:
+        self._reads.stop()
+        self._release()
