@@ -13,9 +13,12 @@ import lmdb
 import pytest
 import pytest_twisted
 
+from tests.apps import kvApp
 from tests.db.test_conformance import create
-from txsessions import DatabaseError, DestroyReason
+from tests.support import COOKIE, cookieValue, setCookies
+from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db import checkDatabaseURL, openDatabase
+from txsessions.db import lmdb as txlmdb
 from txsessions.interfaces import Lifetime, SessionChanges, StoredSession
 
 PERSISTENT = ["sqlite", "lmdb"]
@@ -158,3 +161,39 @@ async def test_sqliteLoadsRunInlineEvenWhileAnotherProcessWrites(
         other.execute("ROLLBACK")
         other.close()
         await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_theRequestPathReadsLMDBAtOnce(
+    tmp_path: Any, listen: Any, monkeypatch: Any
+) -> None:
+    """
+    A request reads its LMDB session through L{LMDBDatabase.loadAtOnce}, in
+    the reactor thread, not through C{load} and its L{Deferred}; LMDB failing
+    there is a 503, with no cookie.
+    """
+    database = openDatabase(f"lmdb:{tmp_path / 'env'}")
+    sessions = Sessions(Config(cookie=COOKIE), database)
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await client.get(base + "/set/user/dora")
+        await response.content()
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+
+        def notThisWay(key: str) -> Any:
+            raise AssertionError("the request path called load")
+
+        monkeypatch.setattr(database, "load", notThisWay)
+        response = await client.get(base + "/get/user", cookies=cookies)
+        assert (response.code, await response.text()) == (200, '"dora"')
+
+        def failing(data: bytes) -> Any:
+            raise lmdb.Error("the disk went away")
+
+        monkeypatch.setattr(txlmdb, "recordParts", failing)
+        response = await client.get(base + "/get/user", cookies=cookies)
+        assert response.code == 503
+        await response.content()
+        assert setCookies(response) == []
+    finally:
+        await sessions.close()

@@ -177,16 +177,24 @@ def changeSize(changes: SessionChanges) -> int:
     return sum(len(name) + len(text) for name, text in changes.updated.items())
 
 
-def lifetimeOf(created: object, expires: object) -> Lifetime:
+def timesOf(created: object, expires: object) -> tuple[float, float | None]:
     """
-    @return: a L{Lifetime} from stored numbers.
+    @return: when a session was created and expires, from stored numbers.
     @raise ValueError: when they are not numbers.
     """
     if not isinstance(created, (int, float)) or not (
         expires is None or isinstance(expires, (int, float))
     ):
         raise ValueError("session times are not numbers")
-    return Lifetime(float(created), None if expires is None else float(expires))
+    return float(created), None if expires is None else float(expires)
+
+
+def lifetimeOf(created: object, expires: object) -> Lifetime:
+    """
+    @return: a L{Lifetime} from stored numbers.
+    @raise ValueError: when they are not numbers.
+    """
+    return Lifetime(*timesOf(created, expires))
 
 
 @implementer(IDatabase)
@@ -207,7 +215,10 @@ class PersistentDatabase:
 
             clock = cast(IReactorTime, reactor)
         self._backend = backend
-        self._clock = clock
+        self.clock = clock
+        """
+        What schedules expirations and tells the time of loads and saves.
+        """
         self.writer = backend.writer
         """
         The writer thread, whose C{commits} and C{changes} count the
@@ -223,7 +234,7 @@ class PersistentDatabase:
         """
         See L{IDatabase.load}.
         """
-        return self._backend.load(key, self._clock.seconds())
+        return self._backend.load(key, self.clock.seconds())
 
     def save(
         self, key: str, changes: SessionChanges
@@ -237,9 +248,7 @@ class PersistentDatabase:
                 self._reschedule(key, outcome.before, outcome.after)
             return outcome.result
 
-        return self._backend.save(key, changes, self._clock.seconds()).addCallback(
-            saved
-        )
+        return self._backend.save(key, changes, self.clock.seconds()).addCallback(saved)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
         """
@@ -254,7 +263,7 @@ class PersistentDatabase:
                 self._listeners.tell(oldKey, DestroyReason.regenerated)
             return moved
 
-        now = self._clock.seconds()
+        now = self.clock.seconds()
         return self._backend.rename(oldKey, newKey, now).addCallback(renamed)
 
     def destroy(self, key: str, reason: DestroyReason) -> Deferred[bool]:
@@ -281,25 +290,25 @@ class PersistentDatabase:
         """
         See L{IDatabase.count}.
         """
-        return self._backend.count(self._clock.seconds())
+        return self._backend.count(self.clock.seconds())
 
     def sessions(self, prefix: str = "") -> Deferred[list[SessionInfo]]:
         """
         See L{IDatabase.sessions}.
         """
-        return self._backend.sessions(prefix, self._clock.seconds())
+        return self._backend.sessions(prefix, self.clock.seconds())
 
     def sessionsOf(self, owner: str) -> Deferred[list[SessionInfo]]:
         """
         See L{IDatabase.sessionsOf}.
         """
-        return self._backend.sessionsOf(owner, self._clock.seconds())
+        return self._backend.sessionsOf(owner, self.clock.seconds())
 
     def purgeExpired(self) -> Deferred[int]:
         """
         See L{IDatabase.purgeExpired}.
         """
-        now = self._clock.seconds()
+        now = self.clock.seconds()
         return self._backend.purgeExpired(now).addCallback(
             self._forget, DestroyReason.expired
         )
@@ -359,6 +368,6 @@ class PersistentDatabase:
                 key=redact(key),
             )
 
-        self._backend.deleteIfExpired(key, self._clock.seconds()).addCallbacks(
+        self._backend.deleteIfExpired(key, self.clock.seconds()).addCallbacks(
             expired, failed
         )

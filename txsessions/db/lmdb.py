@@ -39,7 +39,7 @@ from ._persistent import (
     Saved,
     changeSize,
     checkFields,
-    lifetimeOf,
+    timesOf,
 )
 from ._threads import Threads
 from ._writer import Batching, Writer
@@ -62,16 +62,26 @@ def encodeRecord(lifetime: Lifetime, fields: dict[str, str]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def recordParts(data: bytes) -> tuple[float, float | None, dict[str, str]]:
+    """
+    @return: when the session L{encodeRecord} stored was created and
+        expires, and its fields.
+    @raise ValueError: when C{data} is not such a record.
+    """
+    record = json.loads(data)
+    if type(record) is not dict:
+        raise ValueError("a session record is not an object")
+    fields = checkFields(record.get("f"))
+    return (*timesOf(record.get("c"), record.get("e")), fields)
+
+
 def decodeRecord(data: bytes) -> StoredSession:
     """
     @return: the session L{encodeRecord} stored.
     @raise ValueError: when C{data} is not such a record.
     """
-    record = json.loads(data)
-    if not isinstance(record, dict):
-        raise ValueError("a session record is not an object")
-    fields = checkFields(record.get("f"))
-    return StoredSession(lifetimeOf(record.get("c"), record.get("e")), fields)
+    createdAt, expiresAt, fields = recordParts(data)
+    return StoredSession(Lifetime(createdAt, expiresAt), fields)
 
 
 def _ownerEntry(owner: str, key: str) -> bytes:
@@ -242,17 +252,30 @@ class _LMDBBackend:
                     txn.delete(rawKey)
         return expiries
 
-    def _read(self, key: str, now: float) -> StoredSession | None:
+    def readParts(
+        self, key: str, now: float
+    ) -> tuple[float, float | None, dict[str, str]] | None:
+        """
+        Read a session in the reactor thread: LMDB's reads never wait for
+        a lock, and from the page cache cost less than handing them to a
+        thread would.
+
+        @return: when the session was created and expires, and its fields
+            (L{recordParts}); C{None} when it is absent, corrupt or ended
+            at C{now}.
+        @raise lmdb.Error: when LMDB failed.
+        """
         with self._env.begin(db=self._db) as txn:
             data = txn.get(key.encode())
         if data is None:
             return None
         try:
-            stored = decodeRecord(data)
+            parts = recordParts(data)
         except ValueError:
             _log.warn("session {key} is corrupt; ignored", key=redact(key))
             return None
-        return None if stored.lifetime.hasExpired(now) else stored
+        expiresAt = parts[1]
+        return None if expiresAt is not None and now >= expiresAt else parts
 
     def _readInThread(self, work: Callable[[Any], T]) -> Deferred[T]:
         def inTransaction() -> T:
@@ -263,9 +286,13 @@ class _LMDBBackend:
 
     def load(self, key: str, now: float) -> Deferred[StoredSession | None]:
         try:
-            return succeed(self._read(key, now))
+            parts = self.readParts(key, now)
         except lmdb.Error:
             return fail()
+        if parts is None:
+            return succeed(None)
+        createdAt, expiresAt, fields = parts
+        return succeed(StoredSession(Lifetime(createdAt, expiresAt), fields))
 
     def save(self, key: str, changes: SessionChanges, now: float) -> Deferred[Saved]:
         def save(txn: Any) -> Saved:
@@ -500,3 +527,25 @@ class LMDBDatabase(PersistentDatabase):
             path, threads, maxSessions, timeout, batching or Batching()
         )
         super().__init__(backend, clock, f"lmdb:{path}")
+        self._lmdb = backend
+
+    def load(self, key: str) -> Deferred[StoredSession | None]:
+        """
+        See L{IDatabase.load}.  Defined here, as L{PersistentDatabase}'s,
+        so that the request path takes L{loadAtOnce} in its place (see
+        L{txsessions._calls.answeredAtOnce}): SQLite's loads, which may go
+        to a thread, have none.
+        """
+        return self._lmdb.load(key, self.clock.seconds())
+
+    def loadAtOnce(self, key: str) -> tuple[float, float | None, dict[str, str]] | None:
+        """
+        L{load}, answered at once: the lifetime's fields and the session's
+        fields, without a L{Deferred} or a L{StoredSession} on the way.
+
+        @param key: a store key.
+        @return: when the session was created and expires, and its fields;
+            C{None} when no live session has that key.
+        @raise lmdb.Error: when LMDB failed (the request answers 503).
+        """
+        return self._lmdb.readParts(key, self.clock.seconds())
