@@ -718,16 +718,19 @@ async def test_theGapAfterABusyBatchEndsOnceItsCallersAreBack(
         await db.close()
 
 
+@pytest.mark.parametrize("raises", [True, False])
 @pytest_twisted.ensureDeferred
 async def test_aChangeThatUndoesTheWholeSQLiteTransactionFailsItsBatch(
-    tmp_path: Path, clock: Any
+    tmp_path: Path, clock: Any, raises: bool
 ) -> None:
     """
     When SQLite rolls a whole transaction back on a change's failure (as it
     may on a full disk), every change of the batch is told it failed, and
-    none of them lands: each change's outcome matches the file.  (Before the
-    fix, the change after it ran outside any transaction and committed on
-    its own, yet was told it failed.)
+    none of them lands: each change's outcome matches the file.  So too
+    when the change caught the error and returned.  (Before the fix, the
+    change after it ran outside any transaction and committed on its own,
+    yet was told it failed; for a change that returned, until the check
+    after each change.)
     """
     db = embedded("sqlite", tmp_path, clock)
 
@@ -743,7 +746,8 @@ async def test_aChangeThatUndoesTheWholeSQLiteTransactionFailsItsBatch(
 
     def undoEverything(txn: Any) -> None:
         txn.execute("ROLLBACK")
-        raise sqlite3.OperationalError("database or disk is full")
+        if raises:
+            raise sqlite3.OperationalError("database or disk is full")
 
     try:
         release, held = await _gate(db)
@@ -770,4 +774,82 @@ async def test_aChangeThatUndoesTheWholeSQLiteTransactionFailsItsBatch(
         assert stored == set()
         assert outcomes == ["failed", "failed", "failed"]
     finally:
+        await db.close()
+
+
+async def _delivered(d: Deferred[Any]) -> Any:
+    """
+    Wait for C{d}, a change's outcome, and for the rest of its delivery:
+    the writer leaves its gap after the outcomes are given.
+    """
+    result = await d
+    await task.deferLater(reactor, 0, lambda: None)
+    return result
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_aGapTheUserAskedForIsWaitedWhole(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    With C{maxWait}, the gap after a busy batch is not cut short when as
+    many changes wait as that batch held: the user asked for company.
+    """
+    threads = _GapClock()
+    db = embedded(kind, tmp_path, clock, threads=threads, batching=Batching(maxWait=1))
+    try:
+        first = db.writer.submit(lambda txn: "first")
+        second = db.writer.submit(lambda txn: "second")
+        threads.clock.advance(1)
+        assert await _delivered(gatherResults([first, second])) == ["first", "second"]
+        commits = db.writer.commits
+        third = db.writer.submit(lambda txn: "third")
+        fourth = db.writer.submit(lambda txn: "fourth")
+        fifth = db.writer.submit(lambda txn: "fifth")
+        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        assert not third.called
+        threads.clock.advance(1)
+        assert await gatherResults([third, fourth, fifth]) == [
+            "third",
+            "fourth",
+            "fifth",
+        ]
+        assert db.writer.commits == commits + 1
+    finally:
+        threads.clock.advance(60)
+        await db.close()
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_theCompanyAGapWaitsForIsForgottenSlowly(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    After a batch of four, then one of two (cut short by the gap's end),
+    the next gap ends once three changes wait, not two: the largest recent
+    batch is forgotten one change a batch, as its callers leave.
+    """
+    threads = _GapClock()
+    db = embedded(kind, tmp_path, clock, threads=threads)
+    try:
+        release, held = await _gate(db)
+        four = [db.writer.submit(lambda txn, i=i: i) for i in range(4)]
+        release.set()
+        await held
+        assert await _delivered(gatherResults(four)) == [0, 1, 2, 3]
+        two = [db.writer.submit(lambda txn, i=i: i) for i in range(2)]
+        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        threads.clock.advance(1)
+        assert await _delivered(gatherResults(two)) == [0, 1]
+        commits = db.writer.commits
+        three = [db.writer.submit(lambda txn, i=i: i) for i in range(2)]
+        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        three.append(db.writer.submit(lambda txn: 2))
+        assert [c.active() for c in threads.clock.getDelayedCalls()] == []
+        assert await gatherResults(three) == [0, 1, 2]
+        assert db.writer.commits == commits + 1
+    finally:
+        threads.clock.advance(60)
         await db.close()

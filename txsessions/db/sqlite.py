@@ -162,6 +162,9 @@ class _SQLiteTransactions:
             txn.execute("ROLLBACK TO change")
             txn.execute("RELEASE change")
             raise
+        if not txn.in_transaction:
+            # As above, from a change that caught the error and returned.
+            raise TransactionLost("the session database undid a whole batch")
         txn.execute("RELEASE change")
         return result
 
