@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import attrs
 
@@ -83,12 +83,18 @@ def touchesOwner(changes: SessionChanges) -> bool:
     @return: whether C{changes} may change the session's owner, so that a
         database must look at its owner index.
     """
-    return (
-        changes.create
-        or changes.clear
-        or OWNER_FIELD in changes.updated
-        or OWNER_FIELD in changes.deleted
+    return mayChangeOwner(
+        changes.create, changes.clear, changes.updated, changes.deleted
     )
+
+
+def mayChangeOwner(
+    create: bool, clear: bool, updated: Mapping[str, str], deleted: Collection[str]
+) -> bool:
+    """
+    L{touchesOwner}, of the fields of the L{SessionChanges}.
+    """
+    return create or clear or OWNER_FIELD in updated or OWNER_FIELD in deleted
 
 
 class DestroyReason(str, enum.Enum):

@@ -226,6 +226,56 @@ async def test_loadInPartsAgreesWithLoad(database: Any, clock: Any) -> None:
     assert await database.load("k") is None
 
 
+async def saveInParts(db: Any, key: str, changes: SessionChanges) -> Any:
+    """
+    C{changes} saved through the database's save in parts (C{saveParts}, or
+    C{saveAtOnce} answered at once), given the record's fields in order;
+    the test skipped for a database with neither.
+    """
+    lifetime = changes.lifetime
+    parts = (
+        changes.create,
+        None if lifetime is None else (lifetime.createdAt, lifetime.expiresAt),
+        changes.clear,
+        changes.deleted,
+        changes.updated,
+        changes.increments,
+    )
+    if hasattr(db, "saveParts"):
+        return await db.saveParts(key, *parts)
+    if hasattr(db, "saveAtOnce"):
+        return db.saveAtOnce(key, *parts)
+    pytest.skip(f"{db.kind} saves in one form only")
+
+
+@pytest_twisted.ensureDeferred
+async def test_saveInPartsAgreesWithSave(database: Any, clock: Any) -> None:
+    """
+    The same changes saved through a database's save in parts and through
+    C{save} answer alike and leave the same session: a creation, an update
+    with a deletion, increments and a new lifetime, a clear, and a save to
+    a session that is no more.
+    """
+    steps = [
+        SessionChanges(
+            create=True, lifetime=Lifetime(0, 10), updated={"a": "1", "b": "2"}
+        ),
+        SessionChanges(deleted=frozenset({"a"}), updated={"c": '"x\u00e9"'}),
+        SessionChanges(lifetime=Lifetime(0, 20), increments={"n": 2, "b": 1}),
+        SessionChanges(clear=True, updated={"d": "4"}),
+    ]
+    for changes in steps:
+        inParts = await saveInParts(database, "p", changes)
+        assert inParts == await database.save("s", changes)
+        assert await database.load("p") == await database.load("s")
+    stored = await database.load("p")
+    assert stored == StoredSession(Lifetime(0, 20), {"d": "4"})
+    clock.advance(20)
+    late = SessionChanges(updated={"e": "5"})
+    assert await saveInParts(database, "p", late) is None
+    assert await database.save("s", late) is None
+
+
 @pytest_twisted.ensureDeferred
 async def test_incrementsAreAppliedLast(database: Any) -> None:
     await create(database, "k", None, n="5", s='"7"', f="1.5", b="true")

@@ -31,7 +31,7 @@ from tests.support import COOKIE, cookieValue, plainClient, setCookies
 from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase, RedisURL
 from txsessions.db.redis._connection import _encode
-from txsessions.db.redis._wire import saveArguments
+from txsessions.db.redis._wire import partsArguments, saveArguments
 from txsessions.ids import redact, storeKey
 from txsessions.interfaces import Lifetime, SessionChanges
 
@@ -240,6 +240,8 @@ def test_saveArgumentsAreOneJSONArrayOfStrings() -> None:
     expected += ["2", "c", "-3", "big", str(10**20)]
     text = saveArguments(changes, 7.25, "1000", 99.0000012)
     assert text == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+    parts = (True, (12.5, None), True, {odd}, changes.updated, changes.increments)
+    assert partsArguments(7.25, "1000", 99.0000012, *parts) == text
     assert json.loads(saveArguments(SessionChanges(), 0.0, "1", 1.0)) == [
         "0",
         "",
@@ -1094,3 +1096,35 @@ async def test_throughSentinel(redisServer: RedisServer, tmp_path: Any) -> None:
     finally:
         sentinel.terminate()
         sentinel.wait(timeout=30)
+
+
+@pytest_twisted.ensureDeferred
+async def test_theRequestPathLoadsAndSavesInParts(
+    redisServer: RedisServer, listen: Any, monkeypatch: Any
+) -> None:
+    """
+    Requests load and save a Redis session through C{loadParts} and
+    C{saveParts}, not through C{load} and C{save} and the records they take
+    and give: a new session, a write and a read.
+    """
+    database = RedisDatabase(prefixed(redisServer))
+
+    def notThisWay(*args: Any) -> Any:
+        raise AssertionError("the request path called load or save")
+
+    monkeypatch.setattr(database, "load", notThisWay)
+    monkeypatch.setattr(database, "save", notThisWay)
+    sessions = Sessions(Config(cookie=COOKIE), database)
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await client.get(base + "/set/a/1")
+        assert response.code == 200
+        await response.content()
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        response = await client.get(base + "/set/b/2", cookies=cookies)
+        assert response.code == 200
+        await response.content()
+        response = await client.get(base + "/all", cookies=cookies)
+        assert (await response.json())["values"] == {"a": "1", "b": "2"}
+    finally:
+        await sessions.close()

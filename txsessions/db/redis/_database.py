@@ -4,7 +4,7 @@ L{RedisDatabase}: sessions in Redis, over txredisapi.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, cast
 
 import attrs
@@ -30,6 +30,7 @@ from ._url import RedisURL
 from ._wire import (
     Parts,
     evalshaHead,
+    partsArguments,
     saveArguments,
     savedReply,
     sessionParts,
@@ -179,6 +180,42 @@ class RedisDatabase:
             self._ttlText,
             self._redis.redisTime(self._writeWithin),
         )
+        return self._save(key, encoded)
+
+    def saveParts(
+        self,
+        key: str,
+        create: bool,
+        times: tuple[float, float | None] | None,
+        clear: bool,
+        deleted: Collection[str],
+        updated: Mapping[str, str],
+        increments: Mapping[str, int],
+    ) -> Deferred[Mapping[str, int] | None]:
+        """
+        L{save}, given the fields of the L{SessionChanges} in order (its
+        lifetime as when the session was created and expires): what the
+        request path calls in its place (see
+        L{txsessions._calls.saveInParts}), with no record built to be read
+        back here.
+        """
+        encoded = partsArguments(
+            self._clock.seconds(),
+            self._ttlText,
+            self._redis.redisTime(self._writeWithin),
+            create,
+            times,
+            clear,
+            deleted,
+            updated,
+            increments,
+        )
+        return self._save(key, encoded)
+
+    def _save(self, key: str, encoded: str) -> Deferred[Mapping[str, int] | None]:
+        """
+        Send a C{SAVE} with its arguments (L{saveArguments}).
+        """
         full = self._prefix + key
         saving = self._redis.sendFramed(
             self._saveHead + bulk(full) + bulk(encoded) + self._ownersBulk,

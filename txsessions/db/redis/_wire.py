@@ -7,14 +7,14 @@ and a save's replies, read into what the caller needs.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from json.encoder import encode_basestring as _quoted
 from typing import Any
 
 from twisted.logger import Logger
 
 from ...ids import redact
-from ...records import Lifetime, SessionChanges, StoredSession, touchesOwner
+from ...records import Lifetime, SessionChanges, StoredSession, mayChangeOwner
 from . import _scripts as scripts
 from ._connection import bulk
 
@@ -49,28 +49,55 @@ def saveArguments(
     @param deadline: when the write may no longer land, in Redis's clock.
     """
     lifetime = changes.lifetime
-    if lifetime is None:
+    return partsArguments(
+        now,
+        ttlText,
+        deadline,
+        changes.create,
+        None if lifetime is None else (lifetime.createdAt, lifetime.expiresAt),
+        changes.clear,
+        changes.deleted,
+        changes.updated,
+        changes.increments,
+    )
+
+
+def partsArguments(
+    now: float,
+    ttlText: str,
+    deadline: float,
+    create: bool,
+    times: tuple[float, float | None] | None,
+    clear: bool,
+    deleted: Collection[str],
+    updated: Mapping[str, str],
+    increments: Mapping[str, int],
+) -> str:
+    """
+    L{saveArguments}, given the fields of the L{SessionChanges} in order
+    after the rest (its lifetime as when it was created and expires), as
+    L{RedisDatabase.saveParts
+    <txsessions.db.redis.RedisDatabase.saveParts>} takes them.
+    """
+    if times is None:
         created = expires = ""
     else:
-        created = repr(lifetime.createdAt)
-        expires = "" if lifetime.expiresAt is None else repr(lifetime.expiresAt)
-    deleted = changes.deleted
-    updated = changes.updated
-    increments = changes.increments
+        created = repr(times[0])
+        expires = "" if times[1] is None else repr(times[1])
     parts = [
         _SAVE_HEAD
         % (
-            changes.create,
+            create,
             created,
             expires,
-            lifetime is not None,
-            changes.clear,
+            times is not None,
+            clear,
             now,
             ttlText,
             deadline,
             # The script reads the owner before the changes only when they
             # may change it, to take the session out of its owner's set.
-            touchesOwner(changes),
+            mayChangeOwner(create, clear, updated, deleted),
             len(deleted),
         )
     ]
