@@ -72,8 +72,9 @@ def _write(path: Path, certificate: x509.Certificate, key: Any = None) -> None:
 @pytest.fixture(scope="module")
 def authority(tmp_path_factory: Any) -> Path:
     """
-    A certificate authority of the tests' own, and two server certificates
-    it signed: one naming 127.0.0.1, one naming another host.
+    A certificate authority of the tests' own, and three server
+    certificates it signed: one naming 127.0.0.1, one naming another host,
+    one naming no host (no subjectAltName).
     """
     directory: Path = tmp_path_factory.mktemp("tls")
     caKey = ec.generate_private_key(ec.SECP256R1())
@@ -81,13 +82,18 @@ def authority(tmp_path_factory: Any) -> Path:
         "txsessions test CA", "txsessions test CA", caKey, caKey, True, []
     )
     _write(directory / "ca", ca)
-    servers: list[tuple[str, list[x509.GeneralName]]] = [
-        ("loopback", [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-        ("elsewhere", [x509.DNSName("not-this-host.example")]),
+    servers: list[tuple[str, str, list[x509.GeneralName]]] = [
+        ("loopback", "loopback", [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+        ("elsewhere", "elsewhere", [x509.DNSName("not-this-host.example")]),
+        # The host in its subject's common name, as certificates had it
+        # before subjectAltName: no longer a name to trust (RFC 6125).
+        ("unnamed", "127.0.0.1", []),
     ]
-    for name, names in servers:
+    for name, subject, names in servers:
         key = ec.generate_private_key(ec.SECP256R1())
-        certificate = _certificate(name, "txsessions test CA", key, caKey, False, names)
+        certificate = _certificate(
+            subject, "txsessions test CA", key, caKey, False, names
+        )
         _write(directory / name, certificate, key)
     return directory
 
@@ -191,6 +197,25 @@ async def test_aCertificateForAnotherHostIsRefused(
     ca = authority / "ca.crt"
     with pytest.raises(DatabaseError):
         await _count(f"rediss://127.0.0.1:{elsewhere}/0?ssl_ca_certs={ca}")
+
+
+@pytest.fixture(scope="module")
+def unnamed(authority: Path) -> Iterator[int]:
+    """A TLS Redis server whose certificate has no subjectAltName."""
+    yield from _tlsServer(authority, "unnamed")
+
+
+@pytest_twisted.ensureDeferred
+async def test_aCertificateNamingNoHostIsRefused(authority: Path, unnamed: int) -> None:
+    """
+    A certificate signed by the trusted authority but with no
+    subjectAltName names no host, whatever its common name says, and is
+    refused.  (Before the fix, Twisted's check raised an error it only
+    logged, and the connection went on: Redis answered.)
+    """
+    ca = authority / "ca.crt"
+    with pytest.raises(DatabaseError):
+        await _count(f"rediss://127.0.0.1:{unnamed}/0?ssl_ca_certs={ca}")
 
 
 def test_aMissingAuthorityFileIsAClearErrorAtOnce(tmp_path: Path) -> None:

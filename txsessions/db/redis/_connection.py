@@ -33,7 +33,6 @@ has nothing else to do per command.
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any, cast
 
@@ -45,7 +44,6 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
-    IOpenSSLClientConnectionCreator,
     IStreamClientEndpoint,
 )
 from twisted.logger import Logger
@@ -53,6 +51,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ...errors import DatabaseError
+from ._tls import tlsOptions
 from ._url import RedisURL
 
 _log = Logger()
@@ -109,41 +108,6 @@ def endpointFor(where: RedisURL, reactor: Any, timeout: float) -> IStreamClientE
     if where.tls:
         return wrapClientTLS(tlsOptions(where), endpoint)
     return endpoint
-
-
-_END = b"-----END CERTIFICATE-----"
-
-
-@functools.lru_cache(maxsize=8)
-def tlsOptions(where: RedisURL) -> IOpenSSLClientConnectionCreator:
-    """
-    TLS that checks who the server is: its certificate must name the URL's
-    host and chain to the authorities in the URL's C{ssl_ca_certs} file, or
-    else to the system's.  Read once per URL.
-
-    @param where: a C{rediss://} URL.
-    @raise ValueError: when C{ssl_ca_certs} names no readable file of PEM
-        certificates.
-    """
-    from twisted.internet import ssl
-
-    if where.caFile is None:
-        return ssl.optionsForClientTLS(where.host)
-    try:
-        with open(where.caFile, "rb") as f:
-            data = f.read()
-        authorities = [
-            ssl.Certificate.loadPEM(block + _END)
-            for block in data.split(_END)
-            if b"-----BEGIN CERTIFICATE-----" in block
-        ]
-        if not authorities:
-            raise ValueError("it holds no PEM certificate")
-    except Exception as e:
-        raise ValueError(f"ssl_ca_certs {where.caFile!r}: {e}") from None
-    return ssl.optionsForClientTLS(
-        where.host, trustRoot=ssl.trustRootFromCertificates(authorities)
-    )
 
 
 @implementer(IStreamClientEndpoint)

@@ -23,9 +23,10 @@ from ...records import (
 )
 from .._persistent import lifetimeOf
 from . import _scripts as scripts
-from ._connection import Connections, bulk, endpointFor, tlsOptions
+from ._connection import Connections, bulk, endpointFor
 from ._events import Events
 from ._subscription import Subscription
+from ._tls import tlsOptions
 from ._url import RedisURL
 from ._wire import (
     Parts,
