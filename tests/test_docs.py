@@ -864,15 +864,20 @@ def test_theCoreInstallHasNoDatabaseBackend() -> None:
     """
     C{pip install .} brings neither txredisapi, hiredis nor lmdb: they come
     with the C{redis} and C{lmdb} extras, which C{all} and C{test} include
-    (the C{redis} extra with Twisted's C{tls}, which C{rediss://} needs to
-    check the server).
+    (the C{redis} extra with Twisted's C{tls} and a C{service_identity}
+    recent enough, which C{rediss://} needs to check the server).
     """
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {re.split(r"[ <>=;\[]", d)[0].lower() for d in project["dependencies"]}
     assert names.isdisjoint({"txredisapi", "hiredis", "lmdb", "prometheus-client"})
     extras = project["optional-dependencies"]
-    assert extras["redis"] == ["txredisapi>=1.6", "hiredis>=2", "twisted[tls]"]
+    assert extras["redis"] == [
+        "txredisapi>=1.6",
+        "hiredis>=2",
+        "twisted[tls]",
+        "service_identity>=23.1",
+    ]
     assert extras["lmdb"] == ["lmdb>=1.4"]
     assert extras["all"] == ["txsessions[redis,lmdb,prometheus]"]
     assert "txsessions[all,testing]" in extras["test"]
