@@ -19,10 +19,13 @@ from typing import Any
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._url import RedisURL
+
+_log = Logger()
 
 _END = b"-----END CERTIFICATE-----"
 
@@ -106,9 +109,15 @@ def _verifier(tlsProtocol: Any, host: str) -> Callable[..., bool]:
             return bool(ok)
         try:
             verify_service_identity(extract_patterns(certificate), [wanted], [])
-        except Exception:
+        except Exception as e:
             # A VerificationError, a CertificateError (no subjectAltName), or
             # anything else: an exception must not escape into OpenSSL.
+            # Said here: the client only sees the connection lost.
+            _log.warn(
+                "the Redis server's TLS certificate does not name {host}: {why}",
+                host=host,
+                why=f"{type(e).__name__}: {e}",
+            )
             tlsProtocol.failVerification(Failure())
             return False
         return True
