@@ -6,9 +6,10 @@ admin command's C{destroy --owner} both do.
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.python.failure import Failure
 
 from .interfaces import IDatabase
 from .records import DestroyReason
@@ -33,21 +34,43 @@ def _asIs(d: Deferred[T]) -> Deferred[T]:
     return d
 
 
+_AT_ONCE = 64
+"""
+How many of an owner's sessions L{destroyOwner} destroys at a time.
+"""
+
+
 async def destroyOwner(
     database: IDatabase, owner: str, spared: str | None = None, call: Call = _asIs
 ) -> int:
     """
-    Destroy every session of an owner, with L{DestroyReason.owner}, one
-    after the other.
+    Destroy every session of an owner, with L{DestroyReason.owner}: up to
+    L{_AT_ONCE} destroys under way at a time, so that Redis answers them in
+    one round trip and SQLite and LMDB commit them in one transaction, not
+    one after the other.
 
     @param database: where the sessions are.
     @param owner: the owner (L{Session.setOwner<txsessions.Session.setOwner>}).
     @param spared: the store key of a session to leave, or C{None}.
     @param call: what each database call goes through.
     @return: how many sessions ended.
+    @raise Exception: what the first destroy to fail raised, once the others
+        under way with it have finished; no more are begun.
     """
+    keys = [
+        info.key
+        for info in await call(database.sessionsOf(owner))
+        if info.key != spared
+    ]
     ended = 0
-    for info in await call(database.sessionsOf(owner)):
-        if info.key != spared:
-            ended += await call(database.destroy(info.key, DestroyReason.owner))
+    for start in range(0, len(keys), _AT_ONCE):
+        group = [
+            call(database.destroy(key, DestroyReason.owner))
+            for key in keys[start : start + _AT_ONCE]
+        ]
+        outcomes = await DeferredList(group, consumeErrors=True)
+        for succeeded, result in outcomes:
+            if not succeeded:
+                cast(Failure, result).raiseException()
+            ended += result
     return ended
