@@ -141,8 +141,9 @@ class RedisDatabase:
         no record.
 
         @param key: a store key.
-        @return: a L{Deferred} firing with when the session was created and
-            expires (the fields of its L{Lifetime}) and its fields, or
+        @return: a L{Deferred <twisted.internet.defer.Deferred>} firing
+            with when the session was created and expires (the fields of its
+            L{Lifetime <txsessions.records.Lifetime>}) and its fields, or
             C{None} when no live, readable session has that key.
         """
         return self._load(key, sessionParts)
