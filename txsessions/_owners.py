@@ -6,13 +6,14 @@ admin command's C{destroy --owner} both do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, TypeVar, cast
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.python.failure import Failure
 
 from .interfaces import IDatabase
-from .records import DestroyReason
+from .records import DestroyReason, SessionInfo
 
 T = TypeVar("T")
 
@@ -32,6 +33,22 @@ class Call(Protocol):
 
 def _asIs(d: Deferred[T]) -> Deferred[T]:
     return d
+
+
+def ownerIndex(database: IDatabase) -> Callable[[str], Deferred[list[SessionInfo]]]:
+    """
+    @return: the database's C{sessionsOf}.
+    @raise NotImplementedError: when it has none, saying so: a database
+        written before L{IDatabase} had it keeps no owner index.
+    """
+    sessionsOf = getattr(database, "sessionsOf", None)
+    if sessionsOf is None:
+        raise NotImplementedError(
+            f"{type(database).__name__} keeps no owner index "
+            "(IDatabase.sessionsOf), which listing and destroying a user's "
+            "sessions need"
+        )
+    return cast("Callable[[str], Deferred[list[SessionInfo]]]", sessionsOf)
 
 
 _AT_ONCE = 64
@@ -54,14 +71,12 @@ async def destroyOwner(
     @param spared: the store key of a session to leave, or C{None}.
     @param call: what each database call goes through.
     @return: how many sessions ended.
+    @raise NotImplementedError: when the database keeps no owner index.
     @raise Exception: what the first destroy to fail raised, once the others
         under way with it have finished; no more are begun.
     """
-    keys = [
-        info.key
-        for info in await call(database.sessionsOf(owner))
-        if info.key != spared
-    ]
+    found = await call(ownerIndex(database)(owner))
+    keys = [info.key for info in found if info.key != spared]
     ended = 0
     for start in range(0, len(keys), _AT_ONCE):
         group = [

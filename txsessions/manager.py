@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
-from ._owners import destroyOwner
+from ._owners import destroyOwner, ownerIndex
 from ._parts import Parts
 from ._request import attach, renew, requestKey
 from .config import Config, toSeconds
@@ -204,7 +204,8 @@ class Sessions:
         @param owner: the user.
         @param current: the request whose session to mark C{current}.
         @return: a L{Deferred <twisted.internet.defer.Deferred>} firing
-            with the sessions, the most recently seen first.
+            with the sessions, the most recently seen first; failing with
+            C{NotImplementedError} when the database keeps no owner index.
         """
         mine = None if current is None else requestKey(current)
 
@@ -216,9 +217,11 @@ class Sessions:
             listed.sort(key=lambda info: -(info.lastSeen or 0.0))
             return listed
 
-        return self.parts.calls.call(self.database.sessionsOf(owner)).addCallback(
-            marked
-        )
+        try:
+            sessionsOf = ownerIndex(self.database)
+        except NotImplementedError:
+            return fail()
+        return self.parts.calls.call(sessionsOf(owner)).addCallback(marked)
 
     def destroyOwner(self, owner: str, keep: IRequest | None = None) -> Deferred[int]:
         """
@@ -230,7 +233,8 @@ class Sessions:
         @param owner: the user.
         @param keep: the request whose session to spare.
         @return: a L{Deferred <twisted.internet.defer.Deferred>} firing
-            with how many sessions ended.
+            with how many sessions ended; failing with C{NotImplementedError}
+            when the database keeps no owner index.
         """
         spared = None if keep is None else requestKey(keep)
         return Deferred.fromCoroutine(

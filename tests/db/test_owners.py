@@ -10,7 +10,7 @@ save, rename, destroy and expiry, and L{IDatabase.sessionsOf} reads it.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
@@ -343,3 +343,33 @@ async def test_destroyOwnerStopsAtAFailedGroup(monkeypatch: Any) -> None:
     # ended; the other six were never begun.
     left = await keysOf(database, "alice")
     assert len(left) == 7 and "a05" in left
+
+
+class _OlderDatabase:
+    """
+    A database written before L{IDatabase} had C{sessionsOf}: the memory
+    database, but for that.
+    """
+
+    def __init__(self) -> None:
+        self._database = MemoryDatabase()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "sessionsOf":
+            raise AttributeError(name)
+        return getattr(self._database, name)
+
+
+@pytest_twisted.ensureDeferred
+async def test_aDatabaseWithoutAnOwnerIndexSaysSo() -> None:
+    """
+    Listing or destroying a user's sessions on a database that keeps no
+    owner index fails with a C{NotImplementedError} that says so, not an
+    C{AttributeError} (raised at once, for C{sessionsOf}, before the fix).
+    """
+    sessions = Sessions(database=cast(Any, _OlderDatabase()))
+    listing = sessions.sessionsOf("alice")
+    with pytest.raises(NotImplementedError, match="keeps no owner index"):
+        await listing
+    with pytest.raises(NotImplementedError, match="keeps no owner index"):
+        await sessions.destroyOwner("alice")
