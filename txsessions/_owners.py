@@ -79,13 +79,29 @@ async def destroyOwner(
     keys = [info.key for info in found if info.key != spared]
     ended = 0
     for start in range(0, len(keys), _AT_ONCE):
-        group = [
-            call(database.destroy(key, DestroyReason.owner))
-            for key in keys[start : start + _AT_ONCE]
-        ]
-        outcomes = await DeferredList(group, consumeErrors=True)
-        for succeeded, result in outcomes:
-            if not succeeded:
-                cast(Failure, result).raiseException()
-            ended += result
+        group = keys[start : start + _AT_ONCE]
+        # One call a group: a failure is logged and counted once, and the
+        # deadline's cancellation reaches every destroy of the group.
+        ended += await call(Deferred.fromCoroutine(_destroyAll(database, group)))
+    return ended
+
+
+async def _destroyAll(database: IDatabase, keys: list[str]) -> int:
+    """
+    Destroy C{keys} all at once.
+
+    @return: how many were live.
+    @raise Exception: what the first of them to fail (in C{keys}' order)
+        raised, once all have finished.
+    """
+    outcomes = await DeferredList(
+        [database.destroy(key, DestroyReason.owner) for key in keys],
+        consumeErrors=True,
+    )
+    ended = 0
+    for succeeded, result in outcomes:
+        if not succeeded:
+            cast(Failure, result).raiseException()
+        if result:
+            ended += 1
     return ended

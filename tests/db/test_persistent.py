@@ -69,10 +69,18 @@ async def test_corruptSQLiteRowsAreNoSession(tmp_path: Any, clock: Any) -> None:
             "INSERT INTO txsessions (key, created, expires, fields) "
             "VALUES ('n', 'not a number', NULL, '{}')"
         )
+        # Nested past the decoder's recursion limit (a RecursionError, not
+        # a ValueError: a 503 on every request carrying it, before the fix).
+        connection.execute(
+            "INSERT INTO txsessions (key, created, expires, fields) "
+            "VALUES ('deep', 0, NULL, ?)",
+            ("[" * 100_000 + "]" * 100_000,),
+        )
     connection.close()
     db = openDatabase(f"sqlite:{path}", clock)
     assert await db.load("k") is None
     assert await db.load("n") is None
+    assert await db.load("deep") is None
     assert await db.save("k", SessionChanges(updated={"a": "2"})) is None
     await db.close()
 
@@ -89,10 +97,17 @@ async def test_corruptLMDBRecordsAreRemovedAtStartUp(tmp_path: Any, clock: Any) 
     with env.begin(write=True, db=table) as txn:
         txn.put(b"k", b"\x80\x04\x95pickle")
         txn.put(b"j", json.dumps({"c": "x", "f": {}}).encode())
+        # A time no float holds (an OverflowError), and a record nested
+        # past the decoder's recursion limit (a RecursionError): before the
+        # fix, either made opening the environment fail.
+        txn.put(b"huge", json.dumps({"c": 10**400, "e": None, "f": {}}).encode())
+        txn.put(b"deep", b"[" * 100_000 + b"]" * 100_000)
     env.close()
     db = openDatabase(f"lmdb:{path}", clock)
     assert await db.load("k") is None
     assert await db.load("j") is None
+    assert await db.load("huge") is None
+    assert await db.load("deep") is None
     assert await db.load("ok") == StoredSession(Lifetime(0, None), {"b": "2"})
     assert await db.count() == 1
     await db.close()

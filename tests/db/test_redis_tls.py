@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import subprocess
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -245,3 +246,32 @@ def test_aMissingAuthorityFileIsAClearErrorAtOnce(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.pem"
     with pytest.raises(ValueError, match="nowhere.pem"):
         RedisDatabase(f"rediss://127.0.0.1:1/0?ssl_ca_certs={missing}")
+
+
+class _Protocol:
+    """A TLS protocol, as far as the verify callback sees one."""
+
+    def failVerification(self, reason: Any) -> None:
+        raise AssertionError("a good certificate failed")
+
+
+def test_theCheckLetsGoOfItsConnectionOnceDone(authority: Path) -> None:
+    """
+    Once it has checked the server's certificate, the verify callback holds
+    no reference to the TLS protocol (which holds the connection that holds
+    the callback): the connection is freed without the cycle collector, as
+    with Twisted's own callback.  (Before, the callback held it for good.)
+    """
+    from OpenSSL.crypto import X509
+
+    from txsessions.db.redis._tls import _verifier
+
+    pem = (authority / "loopback.crt").read_bytes()
+    certificate = X509.from_cryptography(x509.load_pem_x509_certificate(pem))
+    protocol = _Protocol()
+    alive = weakref.ref(protocol)
+    verify = _verifier(protocol, "127.0.0.1")
+    assert verify(None, certificate, 0, 0, 1)
+    del protocol
+    assert alive() is None
+    assert verify is not None

@@ -152,7 +152,11 @@ def decodeFields(text: str | bytes) -> dict[str, str]:
     @return: a session's fields from L{encodeFields}'s JSON.
     @raise ValueError: when C{text} is not such an object.
     """
-    return checkFields(json.loads(text))
+    try:
+        decoded = json.loads(text)
+    except RecursionError:
+        raise ValueError("session fields nested too deep") from None
+    return checkFields(decoded)
 
 
 def checkFields(fields: object) -> dict[str, str]:
@@ -186,7 +190,10 @@ def timesOf(created: object, expires: object) -> tuple[float, float | None]:
         expires is None or isinstance(expires, (int, float))
     ):
         raise ValueError("session times are not numbers")
-    return float(created), None if expires is None else float(expires)
+    try:
+        return float(created), None if expires is None else float(expires)
+    except OverflowError:
+        raise ValueError("session times are out of range") from None
 
 
 def lifetimeOf(created: object, expires: object) -> Lifetime:

@@ -68,7 +68,10 @@ def recordParts(data: bytes) -> tuple[float, float | None, dict[str, str]]:
         expires, and its fields.
     @raise ValueError: when C{data} is not such a record.
     """
-    record = json.loads(data)
+    try:
+        record = json.loads(data)
+    except RecursionError:
+        raise ValueError("a session record nested too deep") from None
     if type(record) is not dict:
         raise ValueError("a session record is not an object")
     fields = checkFields(record.get("f"))

@@ -100,9 +100,15 @@ def _verifier(tlsProtocol: Any, host: str) -> Callable[..., bool]:
     isAddress = isIPAddress(host) or isIPv6Address(host)
     wanted = IPAddress_ID(host) if isAddress else DNS_ID(host)
 
+    # Dropped once the server's certificate is checked, as Twisted's own
+    # callback does: the connection holds this callback, which would
+    # otherwise hold the protocol that holds the connection.
+    protocol: Any = tlsProtocol
+
     def verify(
         connection: Any, certificate: Any, error: int, depth: int, ok: int
     ) -> bool:
+        nonlocal protocol
         if not ok or depth != 0:
             # OpenSSL checks the chain; only the server's own certificate
             # names a host.
@@ -118,8 +124,11 @@ def _verifier(tlsProtocol: Any, host: str) -> Callable[..., bool]:
                 host=host,
                 why=f"{type(e).__name__}: {e}",
             )
-            tlsProtocol.failVerification(Failure())
+            if protocol is not None:
+                protocol.failVerification(Failure())
             return False
+        finally:
+            protocol = None
         return True
 
     return verify
