@@ -15,10 +15,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from txsessions import MemoryDatabase
+from txsessions._fields import changesRecord
 from txsessions.interfaces import DestroyListener, IDatabase
 from txsessions.records import (
     DestroyReason,
-    Lifetime,
     SessionChanges,
     SessionInfo,
     StoredSession,
@@ -248,11 +248,6 @@ class InPartsDatabase(ControlledDatabase):
         self.partLoads = 0
         self.partSaves = 0
 
-    def load(self, key: str) -> Deferred[StoredSession | None]:
-        # Defined here too: the request path takes loadParts only from the
-        # class that defines load.
-        return super().load(key)
-
     def loadParts(
         self, key: str
     ) -> Deferred[tuple[float, float | None, Mapping[str, str]] | None]:
@@ -268,13 +263,6 @@ class InPartsDatabase(ControlledDatabase):
 
         return self.load(key).addCallback(inParts)
 
-    def save(
-        self, key: str, changes: SessionChanges
-    ) -> Deferred[Mapping[str, int] | None]:
-        # Defined here too: the request path takes saveParts only from the
-        # class that defines save.
-        return super().save(key, changes)
-
     def saveParts(
         self,
         key: str,
@@ -286,11 +274,8 @@ class InPartsDatabase(ControlledDatabase):
         increments: Mapping[str, int],
     ) -> Deferred[Mapping[str, int] | None]:
         self.partSaves += 1
-        lifetime = None if times is None else Lifetime(*times)
-        changes = SessionChanges(
-            create, lifetime, clear, frozenset(deleted), dict(updated), increments
-        )
-        return self.save(key, changes)
+        parts = (create, times, clear, frozenset(deleted), updated, increments)
+        return self.save(key, changesRecord(parts))
 
 
 def plainClient() -> Any:

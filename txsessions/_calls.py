@@ -283,9 +283,10 @@ def answeredAtOnce(database: object, name: str) -> Callable[..., Any] | None:
     database has both).  It takes the same arguments, returns the result
     itself rather than a L{Deferred} firing with it (a load gives the
     lifetime and fields, not a L{StoredSession}), and raises what the
-    L{Deferred} would fail with.  Offered only by the class that defines
-    C{name} itself, so that a subclass overriding C{load} or C{save} is
-    called as it is.
+    L{Deferred} would fail with.  Taken from the most derived class that
+    defines C{name} or its synchronous form: a subclass overriding C{load}
+    or C{save} alone is called as it is, and one adding the synchronous
+    form answers for the method it inherits.
 
     @param database: a database.
     @param name: C{load} or C{save}.
@@ -300,7 +301,7 @@ def loadInParts(database: object) -> Callable[[str], Deferred[Any]] | None:
     <txsessions.interfaces.IDatabase.load>}, answered with the lifetime and
     fields that L{answeredAtOnce}'s C{loadAtOnce} gives, later, rather than
     a L{StoredSession}, which the request path would only take apart.
-    Offered, as for L{answeredAtOnce}, only by the class defining C{load}.
+    Taken as L{answeredAtOnce} takes C{loadAtOnce}.
 
     @param database: a database.
     @return: the bound method, or C{None}.
@@ -315,8 +316,8 @@ def saveInParts(database: object) -> Callable[..., Deferred[Any]] | None:
     L{SessionChanges <txsessions.records.SessionChanges>} in order, as
     C{saveAtOnce} takes them (the lifetime as when the session was created
     and expires), and answering later: building the record costs more than
-    the rest of the save's way to the database.  Offered, as for
-    L{answeredAtOnce}, only by the class defining C{save}.
+    the rest of the save's way to the database.  Taken as
+    L{answeredAtOnce} takes C{saveAtOnce}.
 
     @param database: a database.
     @return: the bound method, or C{None}.
@@ -325,10 +326,12 @@ def saveInParts(database: object) -> Callable[..., Deferred[Any]] | None:
 
 
 def _variant(database: object, name: str, variant: str) -> Callable[..., Any] | None:
+    full = name + variant
     for klass in type(database).__mro__:
-        if name in vars(klass):
-            if name + variant in vars(klass):
-                return cast("Callable[..., Any]", getattr(database, name + variant))
+        defined = vars(klass)
+        if full in defined:
+            return cast("Callable[..., Any]", getattr(database, full))
+        if name in defined:
             return None
     return None
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._changes import NONE, added
-from .records import Lifetime, SessionChanges
+from .records import Lifetime, SessionChanges, StoredSession
 from .values import decodeValue
 
 FLASH = "\x00f"
@@ -36,7 +36,7 @@ ChangeParts = tuple[
     "Times | None",
     bool,
     "frozenset[str] | set[str]",
-    dict[str, str],
+    Mapping[str, str],
     Mapping[str, int],
 ]
 """
@@ -56,6 +56,40 @@ def changesRecord(parts: ChangeParts) -> SessionChanges:
     return SessionChanges(
         create, lifetime, clear, frozenset(deleted), updated, increments
     )
+
+
+def changeParts(changes: SessionChanges) -> ChangeParts:
+    """
+    @return: the fields of C{changes}, for a database whose save takes them
+        (L{changesRecord}'s inverse).
+    """
+    lifetime = changes.lifetime
+    return (
+        changes.create,
+        None if lifetime is None else (lifetime.createdAt, lifetime.expiresAt),
+        changes.clear,
+        changes.deleted,
+        changes.updated,
+        changes.increments,
+    )
+
+
+LoadedParts = tuple[float, "float | None", dict[str, str]]
+"""
+A session as a database's C{loadAtOnce} and C{loadParts} give it: when it
+was created, when it expires (C{None}: never), and its fields.
+"""
+
+
+def storedRecord(parts: LoadedParts | None) -> StoredSession | None:
+    """
+    @return: the L{StoredSession} whose fields C{parts} are, for a load
+        that answers one; C{None} for none.
+    """
+    if parts is None:
+        return None
+    createdAt, expiresAt, fields = parts
+    return StoredSession(Lifetime(createdAt, expiresAt), fields)
 
 
 _SMALL = {str(n): n for n in range(1024)}

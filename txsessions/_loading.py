@@ -20,6 +20,7 @@ from twisted.web.iweb import IRequest
 
 from . import cookies
 from ._calls import isDeferred
+from ._fields import LoadedParts
 from ._hold import connectionOf, cookieHeaders
 from ._parts import Parts
 from .config import Config
@@ -29,12 +30,6 @@ from .session import Session, SessionOwner, noteSeen, setLifetime
 
 _log = Logger()
 
-
-LoadedParts = tuple[float, "float | None", Mapping[str, str]]
-"""
-A session as C{loadAtOnce} and C{loadParts} give it: when it was created,
-when it expires (if it does), and its fields.
-"""
 
 Found = list[tuple[str, bool, str]]
 """

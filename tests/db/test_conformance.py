@@ -13,6 +13,7 @@ import pytest_twisted
 from zope.interface.verify import verifyObject
 
 from txsessions import DestroyReason
+from txsessions._fields import changeParts
 from txsessions.interfaces import IDatabase, Lifetime, SessionChanges, StoredSession
 from txsessions.records import SessionInfo
 
@@ -232,15 +233,7 @@ async def saveInParts(db: Any, key: str, changes: SessionChanges) -> Any:
     C{saveAtOnce} answered at once), given the record's fields in order;
     the test skipped for a database with neither.
     """
-    lifetime = changes.lifetime
-    parts = (
-        changes.create,
-        None if lifetime is None else (lifetime.createdAt, lifetime.expiresAt),
-        changes.clear,
-        changes.deleted,
-        changes.updated,
-        changes.increments,
-    )
+    parts = changeParts(changes)
     if hasattr(db, "saveParts"):
         return await db.saveParts(key, *parts)
     if hasattr(db, "saveAtOnce"):

@@ -22,6 +22,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.logger import Logger
 
+from .._fields import LoadedParts, storedRecord
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
 from ..records import (
@@ -62,7 +63,7 @@ def encodeRecord(lifetime: Lifetime, fields: dict[str, str]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def recordParts(data: bytes) -> tuple[float, float | None, dict[str, str]]:
+def recordParts(data: bytes) -> LoadedParts:
     """
     @return: when the session L{encodeRecord} stored was created and
         expires, and its fields.
@@ -255,9 +256,7 @@ class _LMDBBackend:
                     txn.delete(rawKey)
         return expiries
 
-    def readParts(
-        self, key: str, now: float
-    ) -> tuple[float, float | None, dict[str, str]] | None:
+    def readParts(self, key: str, now: float) -> LoadedParts | None:
         """
         Read a session in the reactor thread: LMDB's reads never wait for
         a lock, and from the page cache cost less than handing them to a
@@ -289,13 +288,9 @@ class _LMDBBackend:
 
     def load(self, key: str, now: float) -> Deferred[StoredSession | None]:
         try:
-            parts = self.readParts(key, now)
+            return succeed(storedRecord(self.readParts(key, now)))
         except lmdb.Error:
             return fail()
-        if parts is None:
-            return succeed(None)
-        createdAt, expiresAt, fields = parts
-        return succeed(StoredSession(Lifetime(createdAt, expiresAt), fields))
 
     def save(self, key: str, changes: SessionChanges, now: float) -> Deferred[Saved]:
         def save(txn: Any) -> Saved:
@@ -532,19 +527,13 @@ class LMDBDatabase(PersistentDatabase):
         super().__init__(backend, clock, f"lmdb:{path}")
         self._lmdb = backend
 
-    def load(self, key: str) -> Deferred[StoredSession | None]:
-        """
-        See L{IDatabase.load}.  Defined here, as L{PersistentDatabase}'s,
-        so that the request path takes L{loadAtOnce} in its place (see
-        L{txsessions._calls.answeredAtOnce}): SQLite's loads, which may go
-        to a thread, have none.
-        """
-        return self._lmdb.load(key, self.clock.seconds())
-
-    def loadAtOnce(self, key: str) -> tuple[float, float | None, dict[str, str]] | None:
+    def loadAtOnce(self, key: str) -> LoadedParts | None:
         """
         L{load}, answered at once: the lifetime's fields and the session's
         fields, without a L{Deferred} or a L{StoredSession} on the way.
+        The request path calls it in load's place (see
+        L{txsessions._calls.answeredAtOnce}); SQLite's loads, which may go to
+        a thread, have no such form.
 
         @param key: a store key.
         @return: when the session was created and expires, and its fields;

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from .._fields import LoadedParts, changeParts, storedRecord
 from ..errors import SessionLimitError
 from ..interfaces import DestroyListener, IDatabase
 from ..lifetime import ExpirationScheduler
@@ -92,13 +93,9 @@ class MemoryDatabase:
         """
         See L{IDatabase.load}.
         """
-        found = self.loadAtOnce(key)
-        if found is None:
-            return succeed(None)
-        createdAt, expiresAt, fields = found
-        return succeed(StoredSession(Lifetime(createdAt, expiresAt), fields))
+        return succeed(storedRecord(self.loadAtOnce(key)))
 
-    def loadAtOnce(self, key: str) -> tuple[float, float | None, dict[str, str]] | None:
+    def loadAtOnce(self, key: str) -> LoadedParts | None:
         """
         L{load}, answered at once: what the request path calls in its place
         (see L{txsessions._calls.answeredAtOnce}), without a
@@ -127,20 +124,7 @@ class MemoryDatabase:
         See L{IDatabase.save}.
         """
         try:
-            lifetime = changes.lifetime
-            return succeed(
-                self.saveAtOnce(
-                    key,
-                    changes.create,
-                    None
-                    if lifetime is None
-                    else (lifetime.createdAt, lifetime.expiresAt),
-                    changes.clear,
-                    changes.deleted,
-                    changes.updated,
-                    changes.increments,
-                )
-            )
+            return succeed(self.saveAtOnce(key, *changeParts(changes)))
         except SessionLimitError:
             return fail()
 

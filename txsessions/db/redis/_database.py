@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..._fields import LoadedParts
 from ...interfaces import DestroyListener, IDatabase
 from ...records import (
     OWNER_FIELD,
@@ -29,7 +30,6 @@ from ._subscription import Subscription
 from ._tls import tlsOptions
 from ._url import RedisURL
 from ._wire import (
-    Parts,
     evalshaHead,
     partsArguments,
     saveArguments,
@@ -134,7 +134,7 @@ class RedisDatabase:
         """
         return self._load(key, storedSession)
 
-    def loadParts(self, key: str) -> Deferred[Parts | None]:
+    def loadParts(self, key: str) -> Deferred[LoadedParts | None]:
         """
         L{load}, answered with the parts of the session rather than a
         L{StoredSession}: what the request path calls in its place, building

@@ -13,8 +13,9 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from ..._fields import LoadedParts, changeParts, storedRecord
 from ...ids import redact
-from ...records import Lifetime, SessionChanges, StoredSession, mayChangeOwner
+from ...records import SessionChanges, StoredSession, mayChangeOwner
 from . import _scripts as scripts
 from ._connection import bulk
 
@@ -48,18 +49,7 @@ def saveArguments(
     @param ttlText: the TTL in milliseconds of a session without a lifetime.
     @param deadline: when the write may no longer land, in Redis's clock.
     """
-    lifetime = changes.lifetime
-    return partsArguments(
-        now,
-        ttlText,
-        deadline,
-        changes.create,
-        None if lifetime is None else (lifetime.createdAt, lifetime.expiresAt),
-        changes.clear,
-        changes.deleted,
-        changes.updated,
-        changes.increments,
-    )
+    return partsArguments(now, ttlText, deadline, *changeParts(changes))
 
 
 def partsArguments(
@@ -114,14 +104,6 @@ def partsArguments(
     return ",".join(parts) + "]"
 
 
-Parts = tuple[float, float | None, dict[str, str]]
-"""
-A session as L{RedisDatabase.loadParts
-<txsessions.db.redis.RedisDatabase.loadParts>} gives it: when it was
-created, when it expires (if it does), and its fields.
-"""
-
-
 def evalshaHead(script: str) -> bytes:
     """
     The start of an C{EVALSHA} of C{script} with one key, after the line
@@ -130,10 +112,10 @@ def evalshaHead(script: str) -> bytes:
     return bulk("EVALSHA") + bulk(scripts.sha1(script)) + bulk(1)
 
 
-def sessionParts(reply: str | None, key: str, now: float) -> Parts | None:
+def sessionParts(reply: str | None, key: str, now: float) -> LoadedParts | None:
     """
     The session a C{LOAD} script reply holds, if it is live and can be
-    read, in parts (see L{Parts}).
+    read, in parts (see L{LoadedParts <txsessions._fields.LoadedParts>}).
 
     @param reply: the script's reply: the session's hash as one JSON object.
     @param key: the session's store key, for the log.
@@ -160,11 +142,7 @@ def storedSession(reply: str | None, key: str, now: float) -> StoredSession | No
     """
     L{sessionParts}, as the L{StoredSession} that a load gives.
     """
-    found = sessionParts(reply, key, now)
-    if found is None:
-        return None
-    created, expires, fields = found
-    return StoredSession(Lifetime(created, expires), fields)
+    return storedRecord(sessionParts(reply, key, now))
 
 
 def savedReply(reply: Any) -> Mapping[str, int] | None:
