@@ -55,7 +55,8 @@ class Batching:
         database's own, L{Transactions.busyWait}.  A change arriving at an
         idle database never waits for it, and (without C{maxWait}) the wait
         ends early once as many changes wait as the largest recent batch
-        held: those callers are back, and more are not expected.
+        held (those callers are back, and more are not expected), or once
+        changes wait and no other has arrived for L{Writer.quiet} (1 ms).
     """
 
     maxChanges: int = attrs.field(default=256, validator=attrs.validators.ge(1))
@@ -97,7 +98,7 @@ class Transactions(Protocol[Txn]):
         (SQLite's busy handler sleeps up to 100 ms between tries) finds it
         free only in such gaps; and the callers of the last batch, back
         with their next changes, join one transaction instead of two (the
-        gap ends once they are).
+        gap ends once they are, or once no more arrive).
     """
 
     inline: bool
@@ -184,15 +185,24 @@ class Writer:
     lock, the batch goes to the writer thread whole, which waits for it.
     After a batch of several changes, the next begins only after
     L{Batching.busyWait} (5 ms), in which another process polling
-    for the lock may take it, or sooner, once as many changes wait as that
-    batch held (never within its delivery: the callers it answered at once
-    still leave the lock free the whole gap).
+    for the lock may take it, or sooner: once as many changes wait as that
+    batch held, or once changes wait and no other has arrived for L{quiet}
+    (a change with nobody behind it starts its batch 1 ms after it
+    arrived, not 5).  Either way, never within its delivery: changes its
+    callers made at once leave the lock free for L{quiet} at least.
 
     @ivar commits: how many transactions it has committed.
     @ivar changes: how many changes those held.
     @ivar committing: how many seconds it has spent committing them (on
         C{time.perf_counter}'s clock): the wait for the disk.
     """
+
+    #: How long, in seconds, a gap after a busy batch goes on once changes
+    #: wait and no other has arrived: the callers of the last batch come
+    #: back one after another, a request's work apart (a fraction of a
+    #: millisecond), so a change with nobody behind it for this long starts
+    #: its batch rather than wait out the gap (L{Batching.busyWait}).
+    quiet = 0.001
 
     #: How long before its deadline a change's transaction must start to
     #: commit, at most: room for the commit itself and for delivering its
@@ -232,10 +242,13 @@ class Writer:
         self._waiting: list[_Change[Any]] = []
         self._busy = False
         # While the writer leaves a gap after a busy batch: the call ending
-        # it, and how many changes that batch held (as many waiting end it
-        # early: its callers are back, and nobody else is coming).
+        # it, how many changes that batch held (as many waiting end it
+        # early: its callers are back, and nobody else is coming), when it
+        # ends at the latest and when the last change arrived in it.
         self._gap: Any = None
         self._company: float = 0
+        self._gapEnds = 0.0
+        self._arrived = 0.0
         self._stopping = False
         self._stopSent = False
         self._done = False
@@ -268,9 +281,12 @@ class Writer:
             return d
         waiting = self._waiting
         waiting.append(_Change(work, size, self._deadline(), d, inline))
-        if self._gap is not None and len(waiting) >= self._company:
-            self._gap.cancel()
-            self._resume()
+        if self._gap is not None:
+            if len(waiting) >= self._company:
+                self._gap.cancel()
+                self._resume()
+            else:
+                self._arrived = cast(Any, self._threads).seconds()
         elif not self._busy:
             maxWait = self._batching.maxWait
             if maxWait:
@@ -523,17 +539,42 @@ class Writer:
                 # the next batch.
                 wait = max(wait, self._busyWait)
             if wait and not self._stopping:
-                # A time the user asked for is waited whole; otherwise the
-                # gap ends once as many changes wait as the largest recent
-                # batch held (forgotten slowly, as callers leave).
-                self._company = (
-                    math.inf
-                    if self._batching.maxWait
-                    else max(len(batch), self._company - 1)
-                )
-                self._gap = cast(Any, self._threads).callLater(wait, self._resume)
+                threads = cast(Any, self._threads)
+                if self._batching.maxWait:
+                    # A time the user asked for is waited whole.
+                    self._company = math.inf
+                    self._gap = threads.callLater(wait, self._resume)
+                else:
+                    # The gap ends once as many changes wait as the largest
+                    # recent batch held (forgotten slowly, as callers
+                    # leave), or once changes wait and no more arrive.
+                    self._company = max(len(batch), self._company - 1)
+                    now = threads.seconds()
+                    self._gapEnds = now + wait
+                    self._arrived = now
+                    self._gap = threads.callLater(
+                        min(self.quiet, wait), self._gapPassed
+                    )
             else:
                 self._resume()
+
+    def _gapPassed(self) -> None:
+        """
+        In the reactor thread, during a gap: start the next batch if the
+        gap is over or has gone quiet, or look again later.
+        """
+        threads = cast(Any, self._threads)
+        now = threads.seconds()
+        left = self._gapEnds - now
+        delay = self.quiet
+        if self._waiting:
+            delay -= now - self._arrived
+            if delay <= 0:
+                left = 0
+        if left <= 0:
+            self._resume()
+        else:
+            self._gap = threads.callLater(min(delay, left), self._gapPassed)
 
     def _resume(self) -> None:
         """
