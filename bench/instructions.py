@@ -1,11 +1,20 @@
 """
 CPU instructions per request, counted by valgrind, beside bare Klein:
 
-    python bench/instructions.py [KIND ...]     (default: bare twisted klein txsessions)
+    python bench/instructions.py [--redis URL] [KIND ...]
+        (default: bare twisted klein txsessions; with --redis, redisfloor redis)
 
 KIND "later" is txsessions on a memory database whose loads and saves
 answer after the request has been read, as a remote database does (Redis,
 SQLite writes): the request path's answered-later cost, without a network.
+
+With --redis URL (a Redis server to use, e.g. redis://127.0.0.1:6379/0),
+KIND "redis" is txsessions on it and "redisfloor" bare Klein making one
+round trip to it per request (bench/servers.py): each request is answered
+once the reactor has turned until the response is complete, the Redis
+client's socket and the reactor's turns counted, and the table gains the
+ratio of redis to its floor.  The count moves by a fraction of a percent
+between runs (how many turns a reply takes).
 
 Requests/s on a shared machine move by several percent from one run to the
 next; instruction counts do not.  Each server of bench/servers.py (memory
@@ -21,6 +30,7 @@ and the collector's.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import re
@@ -99,13 +109,79 @@ class Later:
             d.chainDeferred(answer)
 
 
-def serve(kind: str, scenario: str, count: int) -> None:
+REMOTE = {"redis": "txsessions", "redisfloor": "redisfloor"}
+"""
+The kinds served over a Redis server, and the server of bench/servers.py
+each is.
+"""
+
+
+def serveRemote(site: Any, scenario: str, count: int) -> None:
+    """
+    L{serve} for a server over Redis, under a running reactor: each request
+    is sent once the last response is complete (the servers' responses are
+    chunked), one reactor turn later.
+    """
+    from twisted.internet import defer, reactor, task
+    from twisted.internet.testing import StringTransport
+
+    turned: Any = reactor
+
+    class Answered(StringTransport):
+        done: Any = None
+
+        def write(self, data: bytes) -> None:
+            super().write(data)
+            if self.done is not None and self.value().endswith(b"0\r\n\r\n"):
+                done, self.done = self.done, None
+                turned.callLater(0, done.callback, None)
+
+    def connected() -> tuple[Any, Answered]:
+        from twisted.internet.address import IPv4Address
+
+        address = IPv4Address("TCP", "127.0.0.1", 1234)
+        protocol = site.buildProtocol(address)
+        transport = Answered(peerAddress=address, hostAddress=address)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    async def answered(protocol: Any, transport: Answered, data: bytes) -> None:
+        transport.clear()
+        transport.done = defer.Deferred()
+        protocol.dataReceived(data)
+        await transport.done
+
+    async def run() -> None:
+        cookie = None
+        if scenario != "new":
+            protocol, transport = connected()
+            await answered(protocol, transport, request(b"/write", None))
+            found = re.search(rb"Set-Cookie: ([^;\r]+)", transport.value(), re.I)
+            cookie = found.group(1) if found else None
+        protocol, transport = connected()
+        data = request(b"/" + scenario.encode(), cookie)
+        for _ in range(100):
+            await answered(protocol, transport, data)
+        gc.collect()
+        gc.disable()
+        toggle = ["callgrind_control", "--instr=on", str(os.getpid())]
+        subprocess.run(toggle, capture_output=True, check=True)
+        for _ in range(count):
+            await answered(protocol, transport, data)
+        toggle[1] = "--instr=off"
+        subprocess.run(toggle, capture_output=True, check=True)
+
+    task.react(lambda _: defer.ensureDeferred(run()))
+
+
+def serve(kind: str, scenario: str, count: int, url: str = "") -> None:
     """
     Answer C{count} requests of C{scenario}, warmed up first.
     """
     from twisted.web.server import Site
 
     later = None
+    remote = kind in REMOTE
     if kind == "later":
         from zope.interface import implementer
 
@@ -119,8 +195,11 @@ def serve(kind: str, scenario: str, count: int) -> None:
 
         txsessions.db.openDatabase = openLater  # type: ignore[assignment]
         kind = "txsessions"
-    site = Site(resource(kind))
+    site = Site(resource(REMOTE[kind], url) if remote else resource(kind))
     site.noisy = False
+    if remote:
+        serveRemote(site, scenario, count)
+        return
     cookie = None
     if scenario != "new":
         protocol, transport = connect(site)
@@ -149,7 +228,7 @@ def serve(kind: str, scenario: str, count: int) -> None:
     subprocess.run(toggle, capture_output=True, check=True)
 
 
-def counted(kind: str, scenario: str, count: int) -> int:
+def counted(kind: str, scenario: str, count: int, url: str) -> int:
     argv = [
         "valgrind",
         "--tool=callgrind",
@@ -161,6 +240,7 @@ def counted(kind: str, scenario: str, count: int) -> int:
         kind,
         scenario,
         str(count),
+        url,
     ]
     env = dict(os.environ, PYTHONHASHSEED="0")
     output = subprocess.run(argv, capture_output=True, text=True, env=env).stderr
@@ -174,13 +254,21 @@ def cell(count: float, bare: float) -> str:
     return f"{count / 1000:8.1f}k {bare / count:5.2f}x"
 
 
-def main(kinds: list[str]) -> None:
+def main(kinds: list[str], url: str) -> None:
     if "bare" not in kinds:
         kinds = ["bare", *kinds]
+    if not url and REMOTE.keys() & set(kinds):
+        raise SystemExit("the kinds redis and redisfloor need --redis URL")
     cases = [(k, s, n) for k in kinds for s in SCENARIOS for n in RUNS]
     # Counts do not depend on what else runs: use every core.
     with ThreadPoolExecutor(os.cpu_count()) as pool:
-        totals = dict(zip(cases, pool.map(lambda c: counted(*c), cases), strict=True))
+        totals = dict(
+            zip(
+                cases,
+                pool.map(lambda c: counted(c[0], c[1], c[2], url), cases),
+                strict=True,
+            )
+        )
     counts = {
         (k, s): (totals[k, s, RUNS[1]] - totals[k, s, RUNS[0]]) / (RUNS[1] - RUNS[0])
         for k in kinds
@@ -190,10 +278,20 @@ def main(kinds: list[str]) -> None:
     for kind in kinds:
         cells = [cell(counts[kind, s], counts["bare", s]) for s in SCENARIOS]
         print(f"{kind:12} " + " ".join(f"{c:>20}" for c in cells))
+    if REMOTE.keys() <= set(kinds):
+        ratios = [counts["redisfloor", s] / counts["redis", s] for s in SCENARIOS]
+        print(f"{'redis/floor':12} " + " ".join(f"{r:20.2f}" for r in ratios))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
-        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     else:
-        main(sys.argv[1:] or ["bare", "twisted", "klein", "txsessions"])
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--redis", default="")
+        parser.add_argument("kinds", nargs="*")
+        options = parser.parse_args()
+        kinds = options.kinds or ["bare", "twisted", "klein", "txsessions"]
+        if options.redis and not options.kinds:
+            kinds = ["redisfloor", "redis"]
+        main(kinds, options.redis)
