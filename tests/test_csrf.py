@@ -366,6 +366,21 @@ def test_aTokenInTheURLIsRefused(client: Client) -> None:
     assertRefused(client, response, body, sid)
 
 
+@pytest.mark.parametrize("inURL", ["token", "junk"])
+def test_aTokenInTheURLIsRefusedBesideAValidHeader(client: Client, inURL: str) -> None:
+    """
+    A token in the URL is refused even when the header carries a valid one:
+    the URL has already put it in logs and Referer headers.  (Before the
+    fix, the header was read first and the request went through.)
+    """
+    sid, token = client.token()
+    query = token if inURL == "token" else "junk"
+    response, body = client.request(
+        "POST", f"/change?csrf_token={query}", sid, {"X-CSRF-Token": token}
+    )
+    assertRefused(client, response, body, sid)
+
+
 @pytest.mark.parametrize(
     "query", ["a=%ff", "a=%", "%ff=1", "a=\xe9", "csrf%5Ftoken=x", "x;csrf_token"]
 )

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from klein import Klein
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.web.iweb import IRequest
 
 import txsessions
-from tests.support import COOKIE, Browser, cookieValue
+from tests.support import COOKIE, Browser, cookieValue, resultOf, setCookies
 from txsessions import Config, DestroyReason, Sessions
 from txsessions.db.memory import MemoryDatabase
 
@@ -248,9 +249,94 @@ def test_anExpiredSessionLeavesTheList(browser: Browser, clock: Clock) -> None:
     assert [s["current"] for s in mine(browser, new)] == [True]
 
 
-@pytest.mark.parametrize("owner", ["", "a\x00b", "x" * 257, 7, None])
+@pytest.mark.parametrize("owner", ["", "a\x00b", "x" * 257, 7, None, "bob\ud800"])
 def test_setOwnerRefusesWhatIsNoOwner(owner: Any) -> None:
     from tests.test_session import new
 
     with pytest.raises(ValueError, match="1 to 256 characters"):
         new().setOwner(owner)
+
+
+def test_aRequestOnAnEndedSessionCarriesOnWithoutItsOwner(clock: Clock) -> None:
+    """
+    A request under way on a session that destroyOwner ends, and that then
+    regenerates it, carries on in a new session without the owner, even
+    when it noted the owner's last-seen time on loading (the session's own
+    write, not the application's).  (Before the fix, that note counted as
+    written by the request: the new session came back owned by the user
+    that was just logged out everywhere.)
+    """
+    sessions = Sessions(
+        Config(cookie=COOKIE, expires=3600, lastSeenInterval=300),
+        MemoryDatabase(clock),
+        clock,
+    )
+    app = ownersApp(sessions)
+    gate: list[Deferred[None]] = []
+
+    @app.route("/slow-regenerate")
+    async def slowRegenerate(request: IRequest) -> str:
+        session = txsessions.get(request)
+        waiting: Deferred[None] = Deferred()
+        gate.append(waiting)
+        await waiting
+        await session.regenerate()
+        return json.dumps(session.owner)
+
+    browser = Browser(sessions.wrap(app.resource()))
+    cookie = login(browser, "alice")
+    clock.advance(301)  # the last-seen time is noted on the next load
+    pending = browser.start("/slow-regenerate", {COOKIE: cookie})
+    assert len(gate) == 1
+    ended: list[int] = []
+    sessions.destroyOwner("alice").addCallback(ended.append)
+    assert ended == [1]
+    gate[0].callback(None)
+    pending.flush()
+    [response] = pending.fired
+    assert resultOf(response.content()) == b"null"
+    # Nothing of the request's own was left to store: no new session.
+    assert not [c for c in setCookies(response) if "Max-Age=0" not in c]
+    listed: list[Any] = []
+    sessions.sessionsOf("alice").addCallback(listed.append)
+    assert listed == [[]]
+
+
+class Regenerated(MemoryDatabase):
+    """
+    A memory database on which, once, a session listed by C{sessionsOf} is
+    regenerated before its caller can act on the list: as a request running
+    beside C{destroyOwner} may.
+    """
+
+    renamed: str | None = None
+
+    def sessionsOf(self, owner: str) -> Any:
+        def thenRename(found: Any) -> Any:
+            if found and self.renamed is None:
+                self.renamed = found[0].key + "x"
+                self.rename(found[0].key, self.renamed)
+            return found
+
+        return super().sessionsOf(owner).addCallback(thenRename)
+
+
+def test_destroyOwnerEndsASessionRegeneratedWhileItRuns(clock: Clock) -> None:
+    """
+    A session regenerated between destroyOwner's listing and its destroy is
+    found again and ended.  (Before the fix, its destroy found nothing under
+    the listed key, and the session lived on under its new one, still the
+    user's.)
+    """
+    database = Regenerated(clock)
+    sessions = Sessions(Config(cookie=COOKIE, expires=3600), database, clock)
+    browser = Browser(sessions.wrap(ownersApp(sessions).resource()))
+    login(browser, "alice")
+    login(browser, "alice")
+    ended: list[int] = []
+    sessions.destroyOwner("alice").addCallback(ended.append)
+    assert database.renamed is not None
+    assert ended == [2]
+    listed: list[Any] = []
+    sessions.sessionsOf("alice").addCallback(listed.append)
+    assert listed == [[]]

@@ -49,6 +49,8 @@ class ChangeSet:
     @ivar cookieDirty: whether the cookie is to be (re)sent.
     @ivar stored: whether the database holds the session.
     @ivar destroyed: whether the session was destroyed.
+    @ivar ownerSet: whether the application set the owner (rather than
+        the session noting when its owner was last seen).
     """
 
     __slots__ = (
@@ -60,6 +62,7 @@ class ChangeSet:
         "cookieDirty",
         "stored",
         "destroyed",
+        "ownerSet",
     )
 
     def __init__(self, stored: bool) -> None:
@@ -74,6 +77,7 @@ class ChangeSet:
         self.cookieDirty = False
         self.stored = stored
         self.destroyed = False
+        self.ownerSet = False
 
     def pending(self) -> bool:
         """

@@ -56,6 +56,13 @@ _AT_ONCE = 64
 How many of an owner's sessions L{destroyOwner} destroys at a time.
 """
 
+_PASSES = 4
+"""
+How many times L{destroyOwner} lists an owner's sessions at the most: again
+after a pass in which a session listed was no longer there to destroy (a
+request regenerated it meanwhile, under a key the listing did not have).
+"""
+
 
 async def destroyOwner(
     database: IDatabase, owner: str, spared: str | None = None, call: Call = _asIs
@@ -75,14 +82,21 @@ async def destroyOwner(
     @raise Exception: what the first destroy to fail raised, once the others
         under way with it have finished; no more are begun.
     """
-    found = await call(ownerIndex(database)(owner))
-    keys = [info.key for info in found if info.key != spared]
+    sessionsOf = ownerIndex(database)
     ended = 0
-    for start in range(0, len(keys), _AT_ONCE):
-        group = keys[start : start + _AT_ONCE]
-        # One call a group: a failure is logged and counted once, and the
-        # deadline's cancellation reaches every destroy of the group.
-        ended += await call(Deferred.fromCoroutine(_destroyAll(database, group)))
+    for _ in range(_PASSES):
+        found = await call(sessionsOf(owner))
+        keys = [info.key for info in found if info.key != spared]
+        missed = False
+        for start in range(0, len(keys), _AT_ONCE):
+            group = keys[start : start + _AT_ONCE]
+            # One call a group: a failure is logged and counted once, and the
+            # deadline's cancellation reaches every destroy of the group.
+            live = await call(Deferred.fromCoroutine(_destroyAll(database, group)))
+            ended += live
+            missed = missed or live < len(group)
+        if not missed:
+            break
     return ended
 
 

@@ -307,16 +307,17 @@ def _inQuery(uri: bytes, name: bytes) -> bool:
 
 def _submitted(request: IRequest) -> bytes | None | str:
     """
-    The token a request carries: its header, or else its form field.
+    The token a request carries: its header, or else its form field.  A
+    token in the URL is refused, whatever else the request carries.
 
     @return: the token, C{None} when there is none, or a reason to refuse.
     """
-    token = _header(request, HEADER.encode("ascii"))
-    if token is not None:
-        return token
     field = FIELD.encode("ascii")
     if _inQuery(request.uri, field):
         return "a CSRF token in the URL"
+    token = _header(request, HEADER.encode("ascii"))
+    if token is not None:
+        return token
     values = (request.args or {}).get(field)
     return values[0] if values else None
 

@@ -97,6 +97,18 @@ def noteSeen(session: Session, now: float, interval: float) -> None:
         session._setMark(OwnerMark(mark.owner, mark.agent, now))
 
 
+def _encodable(text: str) -> bool:
+    """
+    @return: whether C{text} can be stored: every database stores UTF-8,
+        which a lone surrogate is not.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def checkAlive(session: Session) -> None:
     """@raise SessionDestroyedError: when C{session} was destroyed."""
     session._checkAlive()
@@ -473,17 +485,26 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         agent is kept with it, for the user's list of sessions.
 
         @param owner: the application's own id of the user: 1 to 256
-            characters, no NUL.
+            characters, no NUL, encodable as UTF-8 (no lone surrogate).
         @raise ValueError: for an owner that is not such a string.
         @raise SessionDestroyedError: when the session was destroyed.
         """
-        if not isinstance(owner, str) or not 0 < len(owner) <= 256 or "\x00" in owner:
-            raise ValueError("an owner is a string of 1 to 256 characters, no NUL")
+        if (
+            not isinstance(owner, str)
+            or not 0 < len(owner) <= 256
+            or "\x00" in owner
+            or not _encodable(owner)
+        ):
+            raise ValueError(
+                "an owner is a string of 1 to 256 characters, no NUL, "
+                "encodable as UTF-8"
+            )
         self._checkAlive()
         mark = self._mark
         if mark is not None and mark.owner == owner:
             return
         self._setMark(OwnerMark(owner, self._owner.userAgent(), self._owner.now()))
+        self.changes.ownerSet = True
 
     # Used by the request session (see the functions below)
 
@@ -538,9 +559,14 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
 
     def _restart(self, lifetime: Lifetime) -> None:
         old = self.changes
-        written = old.updated
+        written = dict(old.updated)
+        if not old.ownerSet:
+            # The session noted when its owner was last seen: not the
+            # application's write, and no owner for the new session.
+            written.pop(OWNER_FIELD, None)
         self.changes = ChangeSet(False)
-        self.changes.updated = dict(written)
+        self.changes.updated = written
+        self.changes.ownerSet = old.ownerSet
         self.changes.cookieDirty = True
         self.isNew = True
         self.lifetime = lifetime
