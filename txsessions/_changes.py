@@ -5,6 +5,8 @@ L{ChangeSet}: what a session has changed since it was last saved.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import SessionDestroyedError
 
 NONE: frozenset[str] = frozenset()
@@ -51,6 +53,10 @@ class ChangeSet:
     @ivar destroyed: whether the session was destroyed.
     @ivar ownerSet: whether the application set the owner (rather than
         the session noting when its owner was last seen).
+    @ivar ownWrites: what the session wrote itself on loading (its owner's
+        last-seen time, its idle lifetime pushed back): the fields then
+        updated and the lifetime then given, or C{None} when it wrote
+        nothing.  See L{txsessions.session.onlyOwnWrites}.
     """
 
     __slots__ = (
@@ -63,6 +69,7 @@ class ChangeSet:
         "stored",
         "destroyed",
         "ownerSet",
+        "ownWrites",
     )
 
     def __init__(self, stored: bool) -> None:
@@ -78,6 +85,7 @@ class ChangeSet:
         self.stored = stored
         self.destroyed = False
         self.ownerSet = False
+        self.ownWrites: tuple[dict[str, str], Any] | None = None
 
     def pending(self) -> bool:
         """

@@ -26,7 +26,7 @@ from ._parts import Parts
 from .config import Config
 from .ids import redact, storeKey
 from .records import Lifetime, StoredSession
-from .session import Session, SessionOwner, noteSeen, setLifetime
+from .session import Session, SessionOwner, keepOwnWrites, noteSeen, setLifetime
 
 _log = Logger()
 
@@ -270,10 +270,15 @@ def _accept(
     if not current:
         session.changes.cookieDirty = True
     # Owners (issue 19): the owner's last-seen time, written coarsely.
+    wrote = False
     if session.owner is not None:
         noteSeen(session, now, config.lastSeenInterval)
+        wrote = True
     if lifetime is not None:
         touched = policy.touched(lifetime, now)
         if touched is not None:
             setLifetime(session, touched)
+            wrote = True
+    if wrote:
+        keepOwnWrites(session)
     return session

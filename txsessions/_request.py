@@ -34,6 +34,7 @@ from .session import (
     addIncremented,
     checkAlive,
     markDestroyed,
+    onlyOwnWrites,
     rekey,
     restart,
     setLifetime,
@@ -83,23 +84,6 @@ def attach(
     if cookieOptions:
         state.config = parts.config.withCookieOptions(**cookieOptions)
     return state.session(then, args)
-
-
-def renew(request: IRequest, seconds: float, create: bool) -> None:
-    """
-    Give the session started for C{request} a new lifetime C{seconds} from
-    now (0: none), saved with it and sent in its cookie.
-
-    @param create: whether to create a session started in this request that
-        nobody wrote to; if not, it is created with the new lifetime only
-        when something is written to it.
-    @raise NoSessionError: when none was started.
-    """
-    state = requestSession(request)
-    if state is None or state.current() is None:
-        currentSession(request)
-    else:
-        state.renew(seconds, create)
 
 
 def requestSession(request: IRequest) -> RequestSession | None:
@@ -267,7 +251,11 @@ class RequestSession(HeldResponse):
     def renew(self, seconds: float, create: bool) -> None:
         """
         Give the session a new lifetime C{seconds} from now (0: none), saved
-        with it and sent in its cookie; see L{renew}.
+        with it and sent in its cookie.
+
+        @param create: whether to create a session started in this request
+            that nobody wrote to; if not, it is created with the new
+            lifetime only when something is written to it.
         """
         session = self._session
         assert session is not None
@@ -281,12 +269,7 @@ class RequestSession(HeldResponse):
         """
         key = storedKey(session)
         markDestroyed(session)
-        if self._headersUnsent() and (self.cookieReceived or self._cookieSent):
-            cookies.upsertCookie(
-                self.request,
-                self.parts.cookieName,
-                cookies.deletionCookie(self.config, self.request),
-            )
+        self._forgetCookie()
         if key is None:
             return succeed(None)
         parts = self.parts
@@ -294,6 +277,15 @@ class RequestSession(HeldResponse):
             parts.database.destroy(key, DestroyReason.destroyed)
         )
         return self._track(destroying).addCallback(lambda _: None)
+
+    def _forgetCookie(self) -> None:
+        """Have the client forget its session cookie, if it has one."""
+        if self._headersUnsent() and (self.cookieReceived or self._cookieSent):
+            cookies.upsertCookie(
+                self.request,
+                self.parts.cookieName,
+                cookies.deletionCookie(self.config, self.request),
+            )
 
     def regenerate(self, session: Session) -> Deferred[None]:
         """
@@ -463,7 +455,8 @@ class RequestSession(HeldResponse):
                     if config.encoding is None
                     else self._cookieValue(session)
                 )
-            saving = self._save(session, key, takeChangeParts(session, increments))
+            own = changes.ownWrites is not None and onlyOwnWrites(session, increments)
+            saving = self._save(session, key, takeChangeParts(session, increments), own)
         if changes.stored and changes.cookieDirty:
             if headersSent:
                 _log.warn(
@@ -475,9 +468,11 @@ class RequestSession(HeldResponse):
         return saving
 
     def _save(
-        self, session: Session, key: str, changes: ChangeParts
+        self, session: Session, key: str, changes: ChangeParts, own: bool = False
     ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int]:
         """
+        @param own: whether C{changes} are only what the session wrote
+            itself on loading (L{onlyOwnWrites}).
         @return: the increments' values when the database saved at once (no
             L{Deferred} on the way), or else the save.
         """
@@ -495,7 +490,7 @@ class RequestSession(HeldResponse):
                 if result is not None and not create:
                     saved: Mapping[str, int] = result  # _saved, inline
                     return saved
-                return self._saved(session, key, create, result)
+                return self._saved(session, key, create, result, own)
             try:
                 inParts = parts.saveParts
                 if inParts is None:
@@ -505,19 +500,21 @@ class RequestSession(HeldResponse):
             except Exception as e:
                 raise parts.calls.failed(e, "save") from e
             answer = parts.calls.now(
-                saving, "save", started, self._savedLater, session, key, create
+                saving, "save", started, self._savedLater, session, key, create, own
             )
             if isDeferred(answer):
                 return answer
-            return self._saved(session, key, create, answer)
+            return self._saved(session, key, create, answer, own)
         except Exception:
             return fail(self._unsaved(Failure()))
 
-    def _savedLater(self, result: Any, session: Session, key: str, create: bool) -> Any:
+    def _savedLater(
+        self, result: Any, session: Session, key: str, create: bool, own: bool
+    ) -> Any:
         """L{_saved}, for a save answered later; L{_unsaved} for a failure."""
         if isinstance(result, Failure):
             return self._unsaved(result)
-        return self._saved(session, key, create, result)
+        return self._saved(session, key, create, result, own)
 
     def _saved(
         self,
@@ -525,12 +522,19 @@ class RequestSession(HeldResponse):
         key: str,
         create: bool,
         result: Mapping[str, int] | None,
+        own: bool = False,
     ) -> Mapping[str, int]:
         """
         What the database answered to a save.
 
+        @param own: whether the save held only what the session wrote itself
+            on loading: then the session's end lost nothing, and is no conflict.
         @raise SessionConflictError: when it no longer held the session.
         """
+        if result is None and own:
+            markDestroyed(session)  # the request carries on without it
+            self._forgetCookie()
+            return {}
         if result is None:
             _log.warn(
                 "session {key} was regenerated or destroyed by another "

@@ -20,7 +20,7 @@ from twisted.web.resource import IResource
 
 from ._owners import destroyOwner, ownerIndex
 from ._parts import Parts
-from ._request import attach, renew, requestKey
+from ._request import attach, currentSession, requestKey, requestSession
 from .config import Config, toSeconds
 from .db.memory import MemoryDatabase
 from .errors import DatabaseError
@@ -314,7 +314,11 @@ class Sessions:
     def _renew(self, request: IRequest, seconds: float, create: bool) -> Deferred[None]:
         async def update() -> None:
             await self.start(request)
-            renew(request, seconds, create)
+            state = requestSession(request)
+            if state is None or state.current() is None:
+                currentSession(request)  # raises NoSessionError
+            else:
+                state.renew(seconds, create)
 
         return Deferred.fromCoroutine(update())
 

@@ -109,6 +109,37 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def keepOwnWrites(session: Session) -> None:
+    """
+    Remember what C{session} has written itself on loading (see
+    L{onlyOwnWrites}), if anything.
+    """
+    changes = session.changes
+    if changes.pending():
+        lifetime = session.lifetime if changes.lifetimeChanged else None
+        changes.ownWrites = (dict(changes.updated), lifetime)
+
+
+def onlyOwnWrites(
+    session: Session, increments: Mapping[str, int] | None = None
+) -> bool:
+    """
+    @param increments: increments to save with the changes.
+    @return: whether all C{session} has to save is what it wrote itself on
+        loading (L{keepOwnWrites}): nothing the application would miss if
+        the session ended meanwhile.
+    """
+    changes = session.changes
+    own = changes.ownWrites
+    return (
+        own is not None
+        and not increments
+        and not (changes.deleted or changes.cleared or changes.readFlashes)
+        and changes.updated == own[0]
+        and (not changes.lifetimeChanged or session.lifetime is own[1])
+    )
+
+
 def checkAlive(session: Session) -> None:
     """@raise SessionDestroyedError: when C{session} was destroyed."""
     session._checkAlive()
