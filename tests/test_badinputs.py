@@ -341,6 +341,26 @@ def test_26_severalValuesOnlyOneThatExistsCounts(
     assert any(e.get("security") == "several" for e in logged)
 
 
+@pytest.mark.parametrize("kind", ["plain", "sealed"])
+def test_26_junkPlantedFirstDoesNotHideTheClientsCookie(
+    request: Any, kind: str, logged: list[Any]
+) -> None:
+    """
+    Values that fail their checks (a bad seal, a malformed id) before the
+    client's own cookie, as a sibling subdomain may plant them, neither
+    hide it nor flood the log: one line for all of them.  (Before the fix,
+    the first three values were the only ones read, checked or not: three
+    junk values logged the user out.)
+    """
+    world: World = request.getfixturevalue(kind)
+    junk = "; ".join(f"sid=junk{i}" for i in range(40))
+    header = f"{junk}; sid={world.victim}".encode()
+    _, body = world.browser.request("GET", "/get/secret", headers={b"Cookie": [header]})
+    assert json.loads(body) == SECRET
+    why = "tampered" if kind == "sealed" else "malformed"
+    assert [e.get("n") for e in logged if e.get("security") == why] == [40]
+
+
 def test_27_twoCookieHeaderLines(plain: World) -> None:
     headers = {b"Cookie": [b"a=1", b"sid=" + plain.victim.encode()]}
     _, body = plain.browser.request("GET", "/get/secret", headers=headers)

@@ -90,8 +90,10 @@ def checkCookieDomain(domain: str) -> str:
 
 MAX_CANDIDATES = 3
 """
-How many values of the session cookie one request may offer; the rest are
-ignored.
+How many session ids (verified, when there is an encoding, and well formed)
+one request's cookies may offer; the rest are ignored.  Values that fail
+those checks are not counted: three junk values planted before the
+client's own cookie do not hide it.
 """
 
 MAX_COOKIE_VALUE_BYTES = 4096
@@ -108,25 +110,24 @@ def readCookies(request: IRequest, name: bytes) -> list[str]:
 
     @param request: the request.
     @param name: the cookie name, encoded.
-    @return: the distinct values, in the order sent, at most
-        L{MAX_CANDIDATES}; empty, oversized and non-ASCII values are left out.
+    @return: the distinct values, in the order sent (as many as Twisted's
+        bound on a request's headers leaves room for); empty, oversized and
+        non-ASCII values are left out.
     """
     headers = cookieHeaders(request)
     if not headers:
         return []
     prefix = name + b"="
-    values: list[str] = []
+    values: dict[str, None] = {}
     for header in headers:
         for part in header.split(b";"):
             part = part.strip()
             if not part.startswith(prefix):
                 continue
             value = _candidate(part[len(prefix) :])
-            if value is not None and value not in values:
-                values.append(value)
-                if len(values) == MAX_CANDIDATES:
-                    return values
-    return values
+            if value is not None:
+                values[value] = None
+    return list(values)
 
 
 def sessionIDs(
@@ -165,7 +166,9 @@ def sessionIDs(
         )
     encoding = config.encoding
     opener = None if encoding is None else getattr(encoding, "open", None)
-    found = []
+    found: list[tuple[str, bool]] = []
+    rejected = malformed = 0
+    why = ""
     for value in values:
         current = True
         if encoding is not None:
@@ -176,16 +179,29 @@ def sessionIDs(
                 else:
                     value = str(encoding.decode(config.cookie, value))
             except Exception as e:
-                _log.info(
-                    "session cookie rejected: {why}", why=str(e), security="tampered"
-                )
+                rejected += 1
+                why = str(e)
                 continue
             if not current:
                 _log.info("session cookie due for re-issue", security="oldKey")
-        if WELL_FORMED.fullmatch(value) is not None:
-            found.append((value, current))
-        else:
-            _log.info("malformed session id ignored", security="malformed")
+        if WELL_FORMED.fullmatch(value) is None:
+            malformed += 1
+            continue
+        found.append((value, current))
+        if len(found) == MAX_CANDIDATES:
+            break
+    # One line each, however many values a request carried.
+    if rejected:
+        _log.info(
+            "{n} session cookie(s) rejected: {why}",
+            n=rejected,
+            why=why,
+            security="tampered",
+        )
+    if malformed:
+        _log.info(
+            "{n} malformed session id(s) ignored", n=malformed, security="malformed"
+        )
     return True, found
 
 
