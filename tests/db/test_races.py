@@ -768,6 +768,68 @@ async def test_aChangeWithNobodyBehindItWaitsOnlyAQuietGap(
 
 @pytest.mark.parametrize("kind", EMBEDDED)
 @pytest_twisted.ensureDeferred
+async def test_aQuietGapEndsEvenWhereTheClocksFloatsRound(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    A gap starting at 0.01 s on the clock, where 0.01 + quiet - 0.01 comes
+    out a hair under quiet, still ends at quiet.  (Before the fix, the check
+    re-armed itself 8.7e-19 s later, at the same time on the clock, and
+    C{Clock.advance} never returned.)
+    """
+    threads = _GapClock()
+    threads.clock.advance(0.01)
+    db = embedded(kind, tmp_path, clock, threads=threads)
+    try:
+        await _busy(db, threads, 2)
+        alone = db.writer.submit(lambda txn: "alone")
+        calls = 0
+        original = threads.clock.callLater
+
+        def counted(delay: float, f: Callable[..., Any], *args: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            assert calls < 100, f"re-armed {calls} times (delay {delay})"
+            return original(delay, f, *args)
+
+        threads.callLater = counted  # type: ignore[method-assign]
+        threads.clock.advance(db.writer.quiet)
+        assert await alone == "alone"
+    finally:
+        threads.clock.advance(60)
+        await db.close()
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_aGapTheUserAskedForIsNotCutShortByQuiet(
+    kind: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    With C{maxWait}, a change alone after a busy batch waits the whole
+    time the user asked for, however quiet it stays.
+    """
+    threads = _GapClock()
+    db = embedded(kind, tmp_path, clock, threads=threads, batching=Batching(maxWait=1))
+    quiet = db.writer.quiet
+    try:
+        first = db.writer.submit(lambda txn: "first")
+        second = db.writer.submit(lambda txn: "second")
+        threads.clock.advance(1)
+        assert await _delivered(gatherResults([first, second])) == ["first", "second"]
+        alone = db.writer.submit(lambda txn: "alone")
+        threads.clock.advance(quiet * 3)
+        assert not alone.called
+        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        threads.clock.advance(1)
+        assert await alone == "alone"
+    finally:
+        threads.clock.advance(60)
+        await db.close()
+
+
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
 async def test_aGapWithNothingWaitingOrChangesStillArrivingGoesOn(
     kind: str, tmp_path: Path, clock: Any
 ) -> None:

@@ -189,7 +189,8 @@ class Writer:
     batch held, or once changes wait and no other has arrived for L{quiet}
     (a change with nobody behind it starts its batch 1 ms after it
     arrived, not 5).  Either way, never within its delivery: changes its
-    callers made at once leave the lock free for L{quiet} at least.
+    callers made at once leave the lock free for the shorter of L{quiet}
+    and L{Batching.busyWait} at least.
 
     @ivar commits: how many transactions it has committed.
     @ivar changes: how many changes those held.
@@ -565,16 +566,17 @@ class Writer:
         """
         threads = cast(Any, self._threads)
         now = threads.seconds()
-        left = self._gapEnds - now
-        delay = self.quiet
+        # Absolute times: a delay worked out from them may round to one
+        # that does not move a clock on, and the check would spin.
+        ends = self._gapEnds
         if self._waiting:
-            delay -= now - self._arrived
-            if delay <= 0:
-                left = 0
-        if left <= 0:
+            ends = min(ends, self._arrived + self.quiet)
+        if now >= ends:
             self._resume()
         else:
-            self._gap = threads.callLater(min(delay, left), self._gapPassed)
+            self._gap = threads.callLater(
+                min(ends, now + self.quiet) - now, self._gapPassed
+            )
 
     def _resume(self) -> None:
         """
