@@ -56,7 +56,7 @@ class ChangeSet:
     @ivar ownWrites: what the session wrote itself on loading (its owner's
         last-seen time, its idle lifetime pushed back): the fields then
         updated and the lifetime then given, or C{None} when it wrote
-        nothing.  See L{txsessions.session.onlyOwnWrites}.
+        nothing.  See L{onlyOwn}.
     """
 
     __slots__ = (
@@ -109,6 +109,37 @@ class ChangeSet:
         else:
             self.updated[name] = text
             self.deleted = removed(self.deleted, name)
+
+    def keepOwn(self, lifetime: Any) -> None:
+        """
+        Remember what the session has written itself on loading (its
+        owner's last-seen time, its idle lifetime pushed back), if anything:
+        see L{onlyOwn}.
+
+        @param lifetime: the session's lifetime now.
+        """
+        if self.pending():
+            self.ownWrites = (
+                dict(self.updated),
+                lifetime if self.lifetimeChanged else None,
+            )
+
+    def onlyOwn(self, session: Any, increments: object = None) -> bool:
+        """
+        @param session: the session (a L{txsessions.Session}).
+        @param increments: increments to save with the changes.
+        @return: whether all there is to save is what the session wrote
+            itself on loading (L{keepOwn}): nothing the application would
+            miss if the session ended meanwhile.
+        """
+        own = self.ownWrites
+        return (
+            own is not None
+            and not increments
+            and not (self.deleted or self.cleared or self.readFlashes)
+            and self.updated == own[0]
+            and (not self.lifetimeChanged or session.lifetime is own[1])
+        )
 
     def forget(self) -> None:
         """

@@ -26,7 +26,7 @@ from ._parts import Parts
 from .config import Config
 from .ids import redact, storeKey
 from .records import Lifetime, StoredSession
-from .session import Session, SessionOwner, keepOwnWrites, noteSeen, setLifetime
+from .session import Session, SessionOwner, noteSeen, setLifetime
 
 _log = Logger()
 
@@ -280,5 +280,5 @@ def _accept(
             setLifetime(session, touched)
             wrote = True
     if wrote:
-        keepOwnWrites(session)
+        session.changes.keepOwn(session.lifetime)
     return session

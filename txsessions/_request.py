@@ -34,7 +34,6 @@ from .session import (
     addIncremented,
     checkAlive,
     markDestroyed,
-    onlyOwnWrites,
     rekey,
     restart,
     setLifetime,
@@ -455,7 +454,7 @@ class RequestSession(HeldResponse):
                     if config.encoding is None
                     else self._cookieValue(session)
                 )
-            own = changes.ownWrites is not None and onlyOwnWrites(session, increments)
+            own = changes.ownWrites is not None and changes.onlyOwn(session, increments)
             saving = self._save(session, key, takeChangeParts(session, increments), own)
         if changes.stored and changes.cookieDirty:
             if headersSent:
@@ -472,7 +471,7 @@ class RequestSession(HeldResponse):
     ) -> Deferred[Mapping[str, int] | None] | Mapping[str, int]:
         """
         @param own: whether C{changes} are only what the session wrote
-            itself on loading (L{onlyOwnWrites}).
+            itself on loading (C{ChangeSet.onlyOwn}).
         @return: the increments' values when the database saved at once (no
             L{Deferred} on the way), or else the save.
         """

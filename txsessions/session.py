@@ -25,7 +25,7 @@ from ._mapping import MappingMethods
 from .csrf import csrfToken
 from .errors import ImmutableValueError
 from .records import OWNER_FIELD, Lifetime, OwnerMark, SessionChanges
-from .values import encodeValue
+from .values import encodeValue, storable
 
 T = TypeVar("T")
 
@@ -95,49 +95,6 @@ def noteSeen(session: Session, now: float, interval: float) -> None:
     mark = session._mark
     if mark is not None and now - mark.seen >= interval:
         session._setMark(OwnerMark(mark.owner, mark.agent, now))
-
-
-def _encodable(text: str) -> bool:
-    """
-    @return: whether C{text} can be stored: every database stores UTF-8,
-        which a lone surrogate is not.
-    """
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def keepOwnWrites(session: Session) -> None:
-    """
-    Remember what C{session} has written itself on loading (see
-    L{onlyOwnWrites}), if anything.
-    """
-    changes = session.changes
-    if changes.pending():
-        lifetime = session.lifetime if changes.lifetimeChanged else None
-        changes.ownWrites = (dict(changes.updated), lifetime)
-
-
-def onlyOwnWrites(
-    session: Session, increments: Mapping[str, int] | None = None
-) -> bool:
-    """
-    @param increments: increments to save with the changes.
-    @return: whether all C{session} has to save is what it wrote itself on
-        loading (L{keepOwnWrites}): nothing the application would miss if
-        the session ended meanwhile.
-    """
-    changes = session.changes
-    own = changes.ownWrites
-    return (
-        own is not None
-        and not increments
-        and not (changes.deleted or changes.cleared or changes.readFlashes)
-        and changes.updated == own[0]
-        and (not changes.lifetimeChanged or session.lifetime is own[1])
-    )
 
 
 def checkAlive(session: Session) -> None:
@@ -520,16 +477,9 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         @raise ValueError: for an owner that is not such a string.
         @raise SessionDestroyedError: when the session was destroyed.
         """
-        if (
-            not isinstance(owner, str)
-            or not 0 < len(owner) <= 256
-            or "\x00" in owner
-            or not _encodable(owner)
-        ):
-            raise ValueError(
-                "an owner is a string of 1 to 256 characters, no NUL, "
-                "encodable as UTF-8"
-            )
+        valid = isinstance(owner, str) and 0 < len(owner) <= 256 and storable(owner)
+        if not valid:
+            raise ValueError("an owner is a string of 1 to 256 characters, no NUL")
         self._checkAlive()
         mark = self._mark
         if mark is not None and mark.owner == owner:
@@ -591,9 +541,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
     def _restart(self, lifetime: Lifetime) -> None:
         old = self.changes
         written = dict(old.updated)
-        if not old.ownerSet:
-            # The session noted when its owner was last seen: not the
-            # application's write, and no owner for the new session.
+        if not old.ownerSet:  # only the owner's last-seen time, noted on loading
             written.pop(OWNER_FIELD, None)
         self.changes = ChangeSet(False)
         self.changes.updated = written

@@ -137,6 +137,20 @@ def encodeValue(key: object, value: object) -> str:
     return text
 
 
+def storable(text: str) -> bool:
+    """
+    @return: whether C{text} may be stored as a name (an owner's): no NUL,
+        and UTF-8, as every database stores it (a lone surrogate is not).
+    """
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def integerOrZero(text: str | None) -> int:
     """
     Read a stored value as a counter.

@@ -33,7 +33,8 @@ from ._persistent import (
     lifetimeOf,
 )
 from ._threads import Threads
-from ._writer import Batching, LockTimeout, TransactionLost, Writer
+from ._transactions import LockTimeout, TransactionLost
+from ._writer import Batching, Writer
 
 _log = Logger()
 
