@@ -51,8 +51,6 @@ class ChangeSet:
     @ivar cookieDirty: whether the cookie is to be (re)sent.
     @ivar stored: whether the database holds the session.
     @ivar destroyed: whether the session was destroyed.
-    @ivar ownerSet: whether the application set the owner (rather than
-        the session noting when its owner was last seen).
     @ivar ownWrites: what the session wrote itself on loading (its owner's
         last-seen time, its idle lifetime pushed back): the fields then
         updated and the lifetime then given, or C{None} when it wrote
@@ -68,7 +66,6 @@ class ChangeSet:
         "cookieDirty",
         "stored",
         "destroyed",
-        "ownerSet",
         "ownWrites",
     )
 
@@ -84,7 +81,6 @@ class ChangeSet:
         self.cookieDirty = False
         self.stored = stored
         self.destroyed = False
-        self.ownerSet = False
         self.ownWrites: tuple[dict[str, str], Any] | None = None
 
     def pending(self) -> bool:
@@ -123,6 +119,16 @@ class ChangeSet:
                 dict(self.updated),
                 lifetime if self.lifetimeChanged else None,
             )
+
+    def written(self) -> dict[str, str]:
+        """
+        @return: the fields updated since the last save, less those that
+            still hold what the session wrote itself on loading (L{keepOwn}).
+        """
+        own = self.ownWrites
+        if own is None:
+            return dict(self.updated)
+        return {k: v for k, v in self.updated.items() if own[0].get(k) != v}
 
     def onlyOwn(self, session: Any, increments: object = None) -> bool:
         """

@@ -9,7 +9,7 @@ the marks of immutable values (C{"\\0i" + key}).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 from ._changes import NONE, added
 from .records import Lifetime, SessionChanges, StoredSession
@@ -81,6 +81,12 @@ was created, when it expires (C{None}: never), and its fields.
 """
 
 
+@overload
+def storedRecord(parts: LoadedParts) -> StoredSession: ...
+@overload
+def storedRecord(parts: None) -> None: ...
+@overload
+def storedRecord(parts: LoadedParts | None) -> StoredSession | None: ...
 def storedRecord(parts: LoadedParts | None) -> StoredSession | None:
     """
     @return: the L{StoredSession} whose fields C{parts} are, for a load

@@ -76,9 +76,10 @@ def addIncremented(session: Session, values: Mapping[str, int]) -> None:
 def restart(session: Session, lifetime: Lifetime) -> None:
     """
     Make C{session} a new session (under the id it has now) holding only
-    what was written to it since it was last saved: what a request carries
-    on with when another request regenerated or destroyed its session
-    first.
+    what the request wrote to it since it was last saved (not what the
+    session noted itself on loading, such as its owner's last-seen time):
+    what a request carries on with when another request regenerated or
+    destroyed its session first.
 
     @param session: the session.
     @param lifetime: the new session's lifetime.
@@ -485,7 +486,6 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         if mark is not None and mark.owner == owner:
             return
         self._setMark(OwnerMark(owner, self._owner.userAgent(), self._owner.now()))
-        self.changes.ownerSet = True
 
     # Used by the request session (see the functions below)
 
@@ -540,12 +540,10 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
 
     def _restart(self, lifetime: Lifetime) -> None:
         old = self.changes
-        written = dict(old.updated)
-        if not old.ownerSet:  # only the owner's last-seen time, noted on loading
-            written.pop(OWNER_FIELD, None)
+        # Not the owner's last-seen time the session noted on loading.
+        written = old.written()
         self.changes = ChangeSet(False)
         self.changes.updated = written
-        self.changes.ownerSet = old.ownerSet
         self.changes.cookieDirty = True
         self.isNew = True
         self.lifetime = lifetime

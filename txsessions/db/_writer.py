@@ -37,7 +37,6 @@ from ..errors import DatabaseError
 from ._transactions import LockTimeout, TransactionLost, Transactions
 
 T = TypeVar("T")
-Txn = TypeVar("Txn")
 
 
 @attrs.frozen

@@ -84,8 +84,7 @@ def decodeRecord(data: bytes) -> StoredSession:
     @return: the session L{encodeRecord} stored.
     @raise ValueError: when C{data} is not such a record.
     """
-    createdAt, expiresAt, fields = recordParts(data)
-    return StoredSession(Lifetime(createdAt, expiresAt), fields)
+    return storedRecord(recordParts(data))
 
 
 def _ownerEntry(owner: str, key: str) -> bytes:
