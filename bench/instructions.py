@@ -1,7 +1,7 @@
 """
 CPU instructions per request, counted by valgrind, beside bare Klein:
 
-    python bench/instructions.py [--redis URL] [KIND ...]
+    python bench/instructions.py [--redis URL [--clients N]] [KIND ...]
         (default: bare twisted klein txsessions; with --redis, redisfloor redis)
 
 KIND "later" is txsessions on a memory database whose loads and saves
@@ -14,7 +14,10 @@ round trip to it per request (bench/servers.py): each request is answered
 once the reactor has turned until the response is complete, the Redis
 client's socket and the reactor's turns counted, and the table gains the
 ratio of redis to its floor.  The count moves by a fraction of a percent
-between runs (how many turns a reply takes).
+between runs (how many turns a reply takes).  With --clients N, N
+connections each send their requests one after the other, all at once, as
+wrk -cN does: requests share the round trips and the reactor's turns as
+they do under load (each is counted as one of the N times as many).
 
 Requests/s on a shared machine move by several percent from one run to the
 next; instruction counts do not.  Each server of bench/servers.py (memory
@@ -116,10 +119,11 @@ each is.
 """
 
 
-def serveRemote(site: Any, scenario: str, count: int) -> None:
+def serveRemote(site: Any, scenario: str, count: int, clients: int = 1) -> None:
     """
-    L{serve} for a server over Redis, under a running reactor: each request
-    is sent once the last response is complete (the servers' responses are
+    L{serve} for a server over Redis, under a running reactor: C{clients}
+    connections each answer C{count} requests, each request sent once the
+    connection's last response is complete (the servers' responses are
     chunked), one reactor turn later.
     """
     from twisted.internet import defer, reactor, task
@@ -151,6 +155,16 @@ def serveRemote(site: Any, scenario: str, count: int) -> None:
         protocol.dataReceived(data)
         await transport.done
 
+    async def client(data: bytes, requests: int) -> None:
+        protocol, transport = connected()
+        for _ in range(requests):
+            await answered(protocol, transport, data)
+
+    async def all(data: bytes, requests: int) -> None:
+        await defer.gatherResults(
+            [defer.ensureDeferred(client(data, requests)) for _ in range(clients)]
+        )
+
     async def run() -> None:
         cookie = None
         if scenario != "new":
@@ -158,25 +172,25 @@ def serveRemote(site: Any, scenario: str, count: int) -> None:
             await answered(protocol, transport, request(b"/write", None))
             found = re.search(rb"Set-Cookie: ([^;\r]+)", transport.value(), re.I)
             cookie = found.group(1) if found else None
-        protocol, transport = connected()
         data = request(b"/" + scenario.encode(), cookie)
-        for _ in range(100):
-            await answered(protocol, transport, data)
+        await all(data, 100)
         gc.collect()
         gc.disable()
         toggle = ["callgrind_control", "--instr=on", str(os.getpid())]
         subprocess.run(toggle, capture_output=True, check=True)
-        for _ in range(count):
-            await answered(protocol, transport, data)
+        await all(data, count)
         toggle[1] = "--instr=off"
         subprocess.run(toggle, capture_output=True, check=True)
 
     task.react(lambda _: defer.ensureDeferred(run()))
 
 
-def serve(kind: str, scenario: str, count: int, url: str = "") -> None:
+def serve(
+    kind: str, scenario: str, count: int, url: str = "", clients: int = 1
+) -> None:
     """
-    Answer C{count} requests of C{scenario}, warmed up first.
+    Answer C{count} requests of C{scenario} (on each of C{clients}
+    connections, for a server over Redis), warmed up first.
     """
     from twisted.web.server import Site
 
@@ -198,7 +212,7 @@ def serve(kind: str, scenario: str, count: int, url: str = "") -> None:
     site = Site(resource(REMOTE[kind], url) if remote else resource(kind))
     site.noisy = False
     if remote:
-        serveRemote(site, scenario, count)
+        serveRemote(site, scenario, count, clients)
         return
     cookie = None
     if scenario != "new":
@@ -228,7 +242,7 @@ def serve(kind: str, scenario: str, count: int, url: str = "") -> None:
     subprocess.run(toggle, capture_output=True, check=True)
 
 
-def counted(kind: str, scenario: str, count: int, url: str) -> int:
+def counted(kind: str, scenario: str, count: int, url: str, clients: int) -> int:
     argv = [
         "valgrind",
         "--tool=callgrind",
@@ -241,6 +255,7 @@ def counted(kind: str, scenario: str, count: int, url: str) -> int:
         scenario,
         str(count),
         url,
+        str(clients),
     ]
     env = dict(os.environ, PYTHONHASHSEED="0")
     output = subprocess.run(argv, capture_output=True, text=True, env=env).stderr
@@ -254,7 +269,7 @@ def cell(count: float, bare: float) -> str:
     return f"{count / 1000:8.1f}k {bare / count:5.2f}x"
 
 
-def main(kinds: list[str], url: str) -> None:
+def main(kinds: list[str], url: str, clients: int = 1) -> None:
     if "bare" not in kinds:
         kinds = ["bare", *kinds]
     if not url and REMOTE.keys() & set(kinds):
@@ -265,12 +280,14 @@ def main(kinds: list[str], url: str) -> None:
         totals = dict(
             zip(
                 cases,
-                pool.map(lambda c: counted(c[0], c[1], c[2], url), cases),
+                pool.map(lambda c: counted(c[0], c[1], c[2], url, clients), cases),
                 strict=True,
             )
         )
     counts = {
-        (k, s): (totals[k, s, RUNS[1]] - totals[k, s, RUNS[0]]) / (RUNS[1] - RUNS[0])
+        (k, s): (totals[k, s, RUNS[1]] - totals[k, s, RUNS[0]])
+        / (RUNS[1] - RUNS[0])
+        / (clients if k in REMOTE else 1)
         for k in kinds
         for s in SCENARIOS
     }
@@ -285,13 +302,16 @@ def main(kinds: list[str], url: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
-        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6]))
     else:
         parser = argparse.ArgumentParser()
         parser.add_argument("--redis", default="")
+        parser.add_argument("--clients", type=int, default=1)
         parser.add_argument("kinds", nargs="*")
         options = parser.parse_args()
         kinds = options.kinds or ["bare", "twisted", "klein", "txsessions"]
         if options.redis and not options.kinds:
             kinds = ["redisfloor", "redis"]
-        main(kinds, options.redis)
+        if options.clients < 1:
+            raise SystemExit("--clients takes a number of connections, 1 or more")
+        main(kinds, options.redis, options.clients)

@@ -308,7 +308,9 @@ class Connections:
             connection.pipelining or connection.inMulti
         ):
             connection.transport.write(framed)
-            return cast("Deferred[Any]", connection.replyQueue.get())
+            # Not typing.cast: a function call, on every command.
+            reply: Deferred[Any] = connection.replyQueue.get()
+            return reply
         if isinstance(connection, Deferred):
             return connection.addCallback(_sent, command)
         return _sent(connection, command)
