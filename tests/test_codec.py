@@ -53,6 +53,34 @@ def test_badKeysAreRefusedAtConstruction(keys: Any) -> None:
         CookieCodec(keys)
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        b"\0" * 32,
+        b"x" * 32,
+        b"correct horse battery staple!!!!",  # a password, not a key
+        b"0123456789abcdef0123456789abcdef",  # hex text: 16 bytes of secret
+        bytes(range(8)) * 4,  # a pattern
+    ],
+)
+def test_aKeyThatIsNoRandomBytesIsRefused(key: bytes) -> None:
+    """
+    A key of the right length that is text or a pattern (a password, hex
+    digits, zeros) would let anyone who guesses it forge cookies: refused,
+    naming the function that makes a good one.
+    """
+    assert len(key) == 32
+    with pytest.raises(ValueError, match="generateKey"):
+        CookieCodec([key])
+    with pytest.raises(ValueError, match="generateKey"):
+        CookieCodec([CURRENT, key])
+
+
+def test_randomKeysAreAccepted() -> None:
+    for _ in range(1000):
+        CookieCodec([generateKey()])
+
+
 def test_aSingleKeyMustBeInAList() -> None:
     with pytest.raises(ValueError, match="list"):
         CookieCodec(CURRENT)  # type: ignore[arg-type]
@@ -240,3 +268,36 @@ def test_aBareIDIsRefusedWhenACodecIsConfigured(rotating: Any) -> None:
     sessionID = codec(CURRENT).decode("sid", cookieValue(response, "sid"))
     response, body = browser.get("/all", {"sid": sessionID})
     assert b'"isNew": true' in body
+
+
+@pytest.mark.parametrize(
+    "lifetime",
+    [{"expires": 3601}, {"idleTimeout": 3601}, {"absoluteTimeout": 3601}],
+)
+def test_aSessionOutlivingItsCookiesIsAConfigurationError(lifetime: Any) -> None:
+    """
+    A client may stay away as long as its session lives: a codec whose
+    sealed values expire sooner would log it out early, its session left
+    behind.  Said when the configuration is made, not weeks later.
+    """
+    with pytest.raises(ValueError, match="maxAge"):
+        Config(encoding=CookieCodec([CURRENT], maxAge=3600), **lifetime)
+
+
+@pytest.mark.parametrize(
+    "lifetime",
+    [
+        {},
+        {"expires": 3600},
+        {"idleTimeout": 3600, "absoluteTimeout": 7 * 86400},
+        {"absoluteTimeout": 3600},
+    ],
+)
+def test_aCodecOutlivingTheSessionsIsFine(lifetime: Any) -> None:
+    """
+    An idle timeout bounds how long a client stays away, whatever the
+    absolute timeout: an active client's cookie is re-sealed long before
+    it expires.
+    """
+    config = Config(encoding=CookieCodec([CURRENT], maxAge=3600), **lifetime)
+    assert config.encoding is not None

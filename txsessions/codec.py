@@ -82,6 +82,20 @@ def _keyID(key: bytes) -> bytes:
     return hashlib.sha256(b"txsessions key id\x00" + key).digest()[:4]
 
 
+_PRINTABLE = frozenset(range(0x20, 0x7F))
+
+
+def _looksRandom(key: bytes) -> bool:
+    """
+    @return: whether C{key} could have come from a random source: not all
+        printable ASCII (a password, hex or base64 text) and with at least
+        16 distinct bytes (not zeros or a short pattern repeated).  Thirty-two
+        random bytes fail either test with a chance below 10 ** -13.
+    """
+    distinct = set(key)
+    return len(distinct) >= 16 and not distinct <= _PRINTABLE
+
+
 def generateKey() -> bytes:
     """
     @return: a new random key, for L{CookieCodec}.
@@ -106,7 +120,8 @@ class CookieCodec:
         @param maxAge: how long, in seconds, a sealed value stays valid;
             give sessions a lifetime no longer than this.
         @param clock: the current time, in seconds since the epoch.
-        @raise ValueError: when there is no key, or a key is not 32 bytes.
+        @raise ValueError: when there is no key, or a key is not 32 bytes
+            that look random (text, hex digits or a pattern are refused).
         """
         if isinstance(keys, (bytes, str)) or not keys:
             raise ValueError("CookieCodec needs a list of one or more keys")
@@ -115,6 +130,12 @@ class CookieCodec:
                 raise ValueError(
                     f"every key must be {KEY_BYTES} random bytes "
                     "(txsessions.codec.generateKey makes one)"
+                )
+            if not _looksRandom(key):
+                raise ValueError(
+                    f"a key must be {KEY_BYTES} random bytes, not text or a "
+                    "pattern (a password, hex digits, zeros), which an attacker "
+                    "could guess: txsessions.codec.generateKey makes one"
                 )
         if not (math.isfinite(maxAge) and maxAge > 0):
             raise ValueError("maxAge must be a positive number of seconds")
@@ -125,6 +146,13 @@ class CookieCodec:
         self._newest = self._keys[self._newestID]
         self._maxAge = maxAge
         self._clock = clock
+
+    @property
+    def maxAge(self) -> float:
+        """
+        How long, in seconds, a sealed value stays valid.
+        """
+        return self._maxAge
 
     def encode(self, cookieName: str, value: str) -> str:
         """

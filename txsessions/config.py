@@ -71,6 +71,27 @@ def _checkSubdomains(instance: Config, attribute: object, value: bool) -> None:
         )
 
 
+def _checkCookieOutlivesSession(config: Config) -> None:
+    """
+    Refuse an encoding whose cookie values expire (its C{maxAge}, as
+    L{txsessions.codec.CookieCodec} has) before a client that stays away
+    may come back to a live session: it would be logged out early.
+    """
+    maxAge = getattr(config.encoding, "maxAge", None)
+    if not isinstance(maxAge, (int, float)):
+        return
+    # How long a client may stay away: an idle timeout bounds it, whatever
+    # the absolute timeout; an active client's cookie is re-sealed well
+    # before it expires.
+    away = config.expires or config.idleTimeout or config.absoluteTimeout
+    if away > maxAge:
+        raise ValueError(
+            f"the encoding's cookie values expire after {maxAge:g} s (maxAge), "
+            f"but a session may wait {away:g} s for its client: give the codec "
+            "a maxAge at least as long, or the client is logged out early"
+        )
+
+
 class CookieEncoding(Protocol):
     """
     Turns a session id into a cookie value and back (Iris: C{Encoding}, as
@@ -252,6 +273,7 @@ class Config:
                 "expires is a fixed lifetime and idleTimeout a sliding one: choose "
                 "one, and add absoluteTimeout for a hard limit"
             )
+        _checkCookieOutlivesSession(self)
         if self.cookie.startswith("__Host-") and (
             self.cookiePath != "/" or self.cookieDomain is not None
         ):
