@@ -16,11 +16,20 @@ from twisted.web.iweb import IRequest
 from zope.interface import Attribute, Interface, implementer
 from zope.interface.verify import verifyObject
 
-from tests.support import Browser, cookieValue, resultOf
+from tests.support import (
+    Browser,
+    ControlledDatabase,
+    cookieValue,
+    resultOf,
+    setCookies,
+)
 from txsessions import Config, DestroyReason, Sessions
+from txsessions._hold import UNAVAILABLE
+from txsessions.db.memory import MemoryDatabase
+from txsessions.errors import ValueNotSerializable
 from txsessions.ids import storeKey
 from txsessions.interfaces import ISessionValues, SessionChanges
-from txsessions.kleinstore import KleinSessionStore
+from txsessions.kleinstore import CONFIDENTIAL, KleinSessionStore, answerUnavailable
 
 INSECURE = "Klein-INSECURE-Session"
 
@@ -123,6 +132,56 @@ def test_authorizeGrantsOnlyValues(store: KleinSessionStore) -> None:
     assert resultOf(values.delete("a")) is True
     assert resultOf(values.delete("a")) is False
     assert values.getAll() == {}
+
+
+@pytest.mark.parametrize("failure", ["full", "down"])
+def test_aFailingDatabaseIsA503(clock: Any, failure: str) -> None:
+    """
+    Under L{answerUnavailable}, a Klein app on this store answers 503, as
+    L{Sessions.withSession} does, when the database is full or down: not
+    Klein's 500 "Processing Failed" page.
+    """
+    db = ControlledDatabase(clock)
+    db.memory = MemoryDatabase(clock, maxSessions=1)
+    sessions = Sessions(Config(expires=60), database=db, clock=clock)
+    procurer = SessionProcurer(KleinSessionStore(sessions))
+    app = Klein()
+    requirer = Requirer()
+
+    @requirer.prerequisite([ISession])
+    def procure(request: IRequest) -> Any:
+        return procurer.procureSession(request)
+
+    @requirer.require(app.route("/hits"), values=Authorization(ISessionValues))
+    async def hits(values: ISessionValues) -> str:
+        return str(await values.increment("hits"))
+
+    answerUnavailable(app)
+    browser = Browser(app.resource())
+    response, body = browser.get("/hits")
+    assert (response.code, body) == (200, b"1")
+    if failure == "down":
+        db.failSaves = db.failLoads = True
+    response, body = browser.get("/hits")
+    assert response.code == 503
+    assert body == UNAVAILABLE
+    assert setCookies(response) == []
+    assert response.headers.getRawHeaders("cache-control") == ["no-store"]
+
+
+@pytest.mark.parametrize("key", [CONFIDENTIAL, "\x00owner", 7])
+def test_deleteRefusesWhatSetRefuses(store: KleinSessionStore, key: Any) -> None:
+    """
+    txsessions' own fields (their names start with NUL) are no values: the
+    mark that a session was made over TLS cannot be deleted, to have it
+    load over plain HTTP.
+    """
+    secure = resultOf(store.newSession(True, SessionMechanism.Cookie))
+    values = resultOf(secure.authorize([ISessionValues]))[ISessionValues]
+    with pytest.raises(ValueNotSerializable):
+        values.delete(key)
+    with pytest.raises(NoSuchSession, match="another transport"):
+        resultOf(store.loadSession(secure.identifier, False, SessionMechanism.Cookie))
 
 
 def test_valuesOfADestroyedSession(

@@ -79,6 +79,26 @@ def test_saveFailureBeforeTheHeadersIsA503WithoutCookie(
     assert setCookies(response) == []
 
 
+def test_a503KeepsTheHeadersOfTheConnection(
+    sessions: Sessions, db: ControlledDatabase
+) -> None:
+    """
+    The 503 of a save that failed replaces what the application had set,
+    but not what Twisted set for the connection: a client that asked for
+    C{Connection: close} is told so, with the C{Server} and C{Date} headers.
+    """
+    from tests.support import get, rawHTTP
+
+    db.failSaves = True
+    resource = sessions.wrap(kvApp(sessions).resource())
+    out = rawHTTP(resource, get(b"/set/a/1", b"Connection: close\r\n")).value()
+    head = out.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 503 ")
+    assert b"\r\nconnection: close" in head
+    assert b"\r\nserver: " in head and b"\r\ndate: " in head
+    assert b"set-cookie" not in head
+
+
 def test_saveFailureAfterTheHeadersAbortsTheResponse(
     browser: Browser, sessions: Sessions, db: ControlledDatabase
 ) -> None:
@@ -86,6 +106,40 @@ def test_saveFailureAfterTheHeadersAbortsTheResponse(
     db.failSaves = True
     stub: Any = StubTreq(sessions.wrap(kvApp(sessions).resource()))
     d = stub.get("http://example.com/stream", cookies={COOKIE: sid})
+    stub.flush()
+    body = resultOf(d).content()
+    stub.flush()
+    with pytest.raises(ResponseFailed):
+        resultOf(body)
+
+
+def test_aBodyReturnedAfterAWriteIsNoFreshAnswer(
+    browser: Browser, sessions: Sessions, db: ControlledDatabase
+) -> None:
+    """
+    A handler that writes part of its response, changes the session again
+    and returns the rest: the response is already on its way, so a save of
+    the later change that fails cuts it short, as for any write after the
+    headers.  It is no 200 that ends well with a 503's body in it, the
+    change lost without the client knowing.
+    """
+    sid = login(browser)
+    app = Klein()
+
+    @app.route("/write-then-return")
+    @sessions.withSession
+    def writeThenReturn(request: IRequest, session: Session) -> str:
+        session.set("a", 2)
+        request.write(b"head;")  # the first save holds the response
+        db.failSaves = True  # the store goes down
+        session.set("b", "not to be lost quietly")
+        return "tail"
+
+    db.holdSaves = True
+    stub: Any = StubTreq(app.resource())
+    d = stub.get("http://example.com/write-then-return", cookies={COOKIE: sid})
+    stub.flush()
+    db.release()
     stub.flush()
     body = resultOf(d).content()
     stub.flush()

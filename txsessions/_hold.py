@@ -310,6 +310,15 @@ class HeldResponse:
         """
         raise NotImplementedError
 
+    def nothingWritten(self) -> bool:
+        """
+        @return: whether nothing was written to the response yet, through
+            this held response or around it: the headers are still to be
+            decided.  Once a write is held (the session being saved), the
+            response is on its way although Twisted has not begun it.
+        """
+        return self._state is _OPEN and not self._request.startedWriting
+
     def release(self) -> None:
         """
         Step aside before anything was written: the session is saved, and
@@ -433,15 +442,26 @@ def failedBody(failure: Failure, request: IRequest) -> bytes:
     else:
         code, body = 503, UNAVAILABLE
     request.setResponseCode(code)
-    request.responseHeaders = Headers(
+    headers = Headers(
         {
             b"Content-Type": [b"text/plain; charset=utf-8"],
             b"Content-Length": [b"%d" % len(body)],
             b"Cache-Control": [b"no-store"],
         }
     )
+    # What Twisted set for the connection stays: Connection (close, when the
+    # client asked), Server and Date.
+    before = request.responseHeaders
+    for name in _CONNECTION_HEADERS:
+        values = before.getRawHeaders(name)
+        if values:
+            headers.setRawHeaders(name, values)
+    request.responseHeaders = headers
     request.cookies = []  # type: ignore[attr-defined]
     return body
+
+
+_CONNECTION_HEADERS = (b"Connection", b"Server", b"Date")
 
 
 def abort(request: Any) -> None:

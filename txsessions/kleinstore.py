@@ -19,6 +19,8 @@ to the database as they change::
     async def home(values):
         return str(await values.increment("hits"))
 
+    answerUnavailable(app)  # a 503 when the database fails, not a 500
+
 Routes that want objects of their own through the session
 (C{Authorization(IUser)}) get them from the store's authorizers, as from
 Klein's C{MemorySessionStore.fromAuthorizers}: each is a L{Authorizer},
@@ -38,19 +40,24 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from klein import Klein
 from klein.interfaces import ISession, ISessionStore, NoSuchSession, SessionMechanism
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
 from zope.interface import Interface, implementer
 
+from ._hold import failedBody
 from ._parts import Parts
 from .cookies import MAX_CANDIDATES
+from .errors import DatabaseError, SessionConflictError
 from .ids import isWellFormedID, storeKey
 from .interfaces import ISessionValues
 from .manager import Sessions
 from .records import Lifetime, SessionChanges
 from .session import splitFields
-from .values import encodeValue
+from .values import checkKey, encodeValue
 
 _log = Logger()
 
@@ -105,7 +112,10 @@ class SessionValues:
     def delete(self, key: str) -> Deferred[bool]:
         """
         See L{ISessionValues.delete}.
+
+        @raise ValueNotSerializable: for a key L{set} refuses.
         """
+        checkKey(key)
         existed = self._values.pop(key, self) is not self
         saving = self._save(SessionChanges(deleted=frozenset({key})))
         return saving.addCallback(lambda _: existed)
@@ -315,3 +325,19 @@ class KleinSessionStore:
         for identifier in distinct[:MAX_CANDIDATES]:
             d = Deferred.fromCoroutine(destroy(identifier))
             d.addErrback(lambda f: _log.failure("sentInsecurely failed", failure=f))
+
+
+def answerUnavailable(app: Klein) -> None:
+    """
+    Have C{app} answer 503 (409 for a conflict), without a cookie, as
+    L{Sessions.withSession<txsessions.Sessions.withSession>} does, when its
+    sessions' database fails: full (C{maxSessions}), down, or too slow.
+    Klein's session procurer passes the store's L{DatabaseError} on as it
+    is, which Klein would answer with its 500 "Processing Failed" page.
+
+    @param app: the Klein app whose routes use a L{KleinSessionStore}.
+    """
+
+    @app.handle_errors(DatabaseError, SessionConflictError)
+    def unavailable(request: IRequest, failure: Failure) -> bytes:
+        return failedBody(failure, request)

@@ -102,10 +102,7 @@ def encodeValue(key: object, value: object) -> str:
         else:
             if len(text) <= MAX_VALUE_BYTES:
                 return text
-    if not isinstance(key, str):
-        raise ValueNotSerializable(f"session keys are str, not {type(key).__name__}")
-    if key.startswith("\x00"):
-        raise ValueNotSerializable("session keys may not start with NUL")
+    key = checkKey(key)
     try:
         if kind is int:
             text = repr(value)
@@ -135,6 +132,20 @@ def encodeValue(key: object, value: object) -> str:
             f"the value for session key {key!r} is nested more than {MAX_DEPTH} deep"
         )
     return text
+
+
+def checkKey(key: object) -> str:
+    """
+    @param key: a session key, as an application names one.
+    @return: C{key}.
+    @raise ValueNotSerializable: when it is no C{str}, or starts with NUL,
+        which marks txsessions' own fields.
+    """
+    if not isinstance(key, str):
+        raise ValueNotSerializable(f"session keys are str, not {type(key).__name__}")
+    if key.startswith("\x00"):
+        raise ValueNotSerializable("session keys may not start with NUL")
+    return key
 
 
 def storable(text: str) -> bool:

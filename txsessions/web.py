@@ -294,7 +294,10 @@ def answered(request: IRequest, body: T) -> T | Deferred[T]:
         something could not be.
     """
     state = requestSession(request)
-    if state is None or request.startedWriting:  # type: ignore[attr-defined]
+    if state is None or not state.nothingWritten():
+        # What was written is on its way (or held while the session is
+        # saved): the held response saves the rest before it finishes, and
+        # cuts the response short if it cannot.
         return body
     waiting = state.commit(False)
     state.release()
