@@ -61,6 +61,12 @@ def test_badKeysAreRefusedAtConstruction(keys: Any) -> None:
         b"correct horse battery staple!!!!",  # a password, not a key
         b"0123456789abcdef0123456789abcdef",  # hex text: 16 bytes of secret
         bytes(range(8)) * 4,  # a pattern
+        # helper-26 found these accepted by the first version of the check:
+        bytes(range(32)),
+        bytes(range(16)) * 2,
+        "Geheimes Passwort für Müllers!".encode(),
+        b"\x00" + b"my-secret-password-is-secret-!!",
+        bytes(range(255, 223, -1)),
     ],
 )
 def test_aKeyThatIsNoRandomBytesIsRefused(key: bytes) -> None:

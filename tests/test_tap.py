@@ -23,6 +23,7 @@ from tests.support import Browser, cookieValue, plainClient, resultOf
 from txsessions import Config, MemoryDatabase
 from txsessions.codec import CookieCodec, generateKey
 from txsessions.db import openDatabase
+from txsessions.demo import COOKIE as DEMO_COOKIE
 from txsessions.ids import isWellFormedID
 from txsessions.tap import Options, loadApp, makeService, readKeys
 
@@ -430,6 +431,22 @@ def test_theCodecLastsAsLongAsTheSessions(tmp_path: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    "option", ["--expires", "--idle-timeout", "--absolute-timeout"]
+)
+def test_anyLifetimeOverThirtyDaysStartsWithASecretFile(
+    tmp_path: Any, option: str
+) -> None:
+    """
+    The codec's maximum age follows the longest a session may wait for its
+    client, whichever option sets it (helper-26: --idle-timeout was left
+    out, and the configuration was refused).
+    """
+    path = writeSecret(tmp_path, b64(generateKey()))
+    made = options("--secret-file", path, option, str(40 * 24 * 3600))
+    assert getattr(made.config.encoding, "maxAge", 0) >= 40 * 24 * 3600
+
+
+@pytest.mark.parametrize(
     ("lines", "message"),
     [
         ([], "holds no key"),
@@ -438,6 +455,8 @@ def test_theCodecLastsAsLongAsTheSessions(tmp_path: Any) -> None:
         (["#", "not base64 at all!"], "line 2 of --secret-file .* is not a key"),
         ([b64(bytes(32))], "line 1 of --secret-file .* is a weak key"),
         ([b64(b"ab" * 16)], "is a weak key"),
+        ([b64(bytes(range(32)))], "is a weak key"),
+        ([b64("Geheimes Passwort für Müllers!".encode())], "line 1 .* is a weak key"),
         (["{key}", "{key}"], "holds a key twice"),
     ],
 )
@@ -685,3 +704,92 @@ async def test_prometheusServedOnItsOwnEndpointOnTheLoopback() -> None:
         assert "txsessions_sessions_live 0.0" in await response.text()
     finally:
         await parent.stopService()
+
+
+def _freePort() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _waitFor(condition: Any, seconds: float) -> bool:
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return True
+        await deferLater(reactor, 0.1, lambda: None)
+    return bool(condition())
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
+@pytest_twisted.ensureDeferred
+async def test_twistdAsADaemonSavesSessionsAndStops(tmp_path: Any, scheme: str) -> None:
+    """
+    Daemonized (no -n), twistd forks after the plugin has made its service:
+    a database whose threads were started before the fork would have none
+    in the daemon, every write a 503 and SIGTERM ignored (helper-26).  The
+    database is checked before the fork and opened after it.
+    """
+    import os
+    import signal
+
+    port = _freePort()
+    pidfile = tmp_path / "twistd.pid"
+    argv = [twistd(), "--pidfile", str(pidfile), "--logfile", str(tmp_path / "log")]
+    argv += ["txsessions", "--database", f"{scheme}:{tmp_path / 'db'}"]
+    argv += ["--listen", f"tcp:{port}:interface=127.0.0.1"]
+    subprocess.run(argv, timeout=60, cwd=tmp_path, check=True)
+    assert await _waitFor(pidfile.exists, 30)
+    pid = int(pidfile.read_text())
+    try:
+        client = plainClient()
+        base = f"http://127.0.0.1:{port}"
+        response = await client.get(base + "/login")
+        assert response.code == 200
+        sid = cookieValue(response, DEMO_COOKIE)
+        response = await client.get(base + "/secret", cookies={DEMO_COOKIE: sid})
+        assert await response.text() == "The cake is a lie!\n"
+        os.kill(pid, signal.SIGTERM)
+        assert await _waitFor(lambda: not _alive(pid), 15), "SIGTERM ignored"
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
+@pytest.mark.parametrize("why", ["port taken", "pid file in use"])
+def test_aServerThatCannotStartExits(tmp_path: Any, scheme: str, why: str) -> None:
+    """
+    twistd that cannot listen, or finds its pid file in use, exits with an
+    error, rather than hang on the database's threads (helper-26).
+    """
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] if why == "port taken" else _freePort()
+        pidfile = tmp_path / "twistd.pid"
+        if why == "pid file in use":
+            import os
+
+            pidfile.write_text(str(os.getpid()))  # this process: alive
+        argv = [twistd(), "-n", "--pidfile", str(pidfile), "txsessions"]
+        argv += ["--database", f"{scheme}:{tmp_path / 'db'}"]
+        argv += ["--listen", f"tcp:{port}:interface=127.0.0.1"]
+        result = subprocess.run(argv, timeout=20, cwd=tmp_path, capture_output=True)
+    assert result.returncode != 0

@@ -82,25 +82,38 @@ def _keyID(key: bytes) -> bytes:
     return hashlib.sha256(b"txsessions key id\x00" + key).digest()[:4]
 
 
-_PRINTABLE = frozenset(range(0x20, 0x7F))
-
-
-def _looksRandom(key: bytes) -> bool:
+def isWeakKey(key: bytes) -> bool:
     """
-    @return: whether C{key} could have come from a random source: not all
-        printable ASCII (a password, hex or base64 text) and with at least
-        16 distinct bytes (not zeros or a short pattern repeated).  Thirty-two
-        random bytes fail either test with a chance below 10 ** -13.
+    Whether C{key} cannot have come from a random source: it is text
+    (UTF-8, a password or hex digits in any language), has fewer than 16
+    distinct bytes, repeats a pattern of 16 bytes or fewer, or counts up
+    or down in equal steps.  Thirty-two random bytes are text with a chance
+    of one in 10 ** 8 and fail the other tests with far less;
+    L{generateKey} never makes such a key.
+
+    @param key: a key.
     """
-    distinct = set(key)
-    return len(distinct) >= 16 and not distinct <= _PRINTABLE
+    if len(set(key)) < 16:
+        return True
+    if any(key[period:] == key[:-period] for period in range(1, 17)):
+        return True
+    if len({(b - a) % 256 for a, b in zip(key, key[1:], strict=False)}) == 1:
+        return True
+    try:
+        key.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def generateKey() -> bytes:
     """
     @return: a new random key, for L{CookieCodec}.
     """
-    return os.urandom(KEY_BYTES)
+    key = os.urandom(KEY_BYTES)
+    while isWeakKey(key):  # one time in 10 ** 8
+        key = os.urandom(KEY_BYTES)
+    return key
 
 
 class CookieCodec:
@@ -131,7 +144,7 @@ class CookieCodec:
                     f"every key must be {KEY_BYTES} random bytes "
                     "(txsessions.codec.generateKey makes one)"
                 )
-            if not _looksRandom(key):
+            if isWeakKey(key):
                 raise ValueError(
                     f"a key must be {KEY_BYTES} random bytes, not text or a "
                     "pattern (a password, hex digits, zeros), which an attacker "

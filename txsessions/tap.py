@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -21,11 +22,12 @@ import attrs
 from twisted.application import service, strports
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
-from .codec import DEFAULT_MAX_AGE, KEY_BYTES, CookieCodec, generateKey
+from .codec import DEFAULT_MAX_AGE, KEY_BYTES, CookieCodec, generateKey, isWeakKey
 from .config import Config, SameSite, toSeconds
 from .db import checkDatabaseURL, openDatabase, requireExtra
 from .errors import DatabaseError
@@ -33,6 +35,8 @@ from .interfaces import IDatabase
 from .manager import Sessions
 from .metrics import MetricsResource
 from .web import SessionResource
+
+_log = Logger()
 
 
 class Options(usage.Options):
@@ -176,8 +180,12 @@ class Options(usage.Options):
         ],
     ]
 
-    database: IDatabase
-    "The database C{--database} names, opened by L{postOptions}."
+    database: IDatabase | None
+    """
+    The database C{--database} names, opened by L{postOptions}; C{None}
+    for one with threads (SQLite, LMDB), checked there and opened when the
+    service starts, after twistd has forked (L{openDatabase}).
+    """
     app: IResource | None
     "The resource C{--app} names, loaded by L{postOptions}."
     config: Config
@@ -234,13 +242,30 @@ class Options(usage.Options):
             checkDatabaseURL(self["database"])
             # Opened now, so that an unusable file is a clear message at
             # start-up rather than a traceback.
-            self.database = openDatabase(
-                self["database"],
-                maxSessions=self._maxSessions(),
-                deadline=self.config.databaseTimeout,
-            )
+            opened = self.openDatabase()
         except (ValueError, TypeError, DatabaseError) as e:
             raise usage.UsageError(str(e)) from None
+        self.database = opened
+        closeNow = getattr(opened, "closeNow", None)
+        if closeNow is not None:
+            # A database with threads (SQLite, LMDB) is opened again when
+            # the service starts: twistd forks after this to daemonize, and
+            # threads do not survive a fork.
+            closeNow()
+            self.database = None
+
+    def openDatabase(self) -> IDatabase:
+        """
+        @return: the database C{--database} names, with C{--max-sessions}
+            and the configuration's C{databaseTimeout}.
+        @raise ValueError: when it cannot be opened.
+        @raise DatabaseError: likewise.
+        """
+        return openDatabase(
+            self["database"],
+            maxSessions=self._maxSessions(),
+            deadline=self.config.databaseTimeout,
+        )
 
     def _configArguments(self) -> dict[str, Any]:
         arguments: dict[str, Any] = {
@@ -266,7 +291,11 @@ class Options(usage.Options):
         if self["same-site"] is not None:
             arguments["cookieSameSite"] = _sameSite(self["same-site"])
         if self["secret-file"] is not None:
-            lifetime = max(arguments["expires"], arguments["absoluteTimeout"])
+            lifetime = max(
+                arguments["expires"],
+                arguments["idleTimeout"],
+                arguments["absoluteTimeout"],
+            )
             arguments["encoding"] = CookieCodec(
                 readKeys(self["secret-file"]), maxAge=max(DEFAULT_MAX_AGE, lifetime)
             )
@@ -370,8 +399,11 @@ def readKeys(path: str) -> list[bytes]:
                 f"{where} is not a key: use {KEY_BYTES} random bytes in base64 "
                 "(twistd txsessions --generate-secret prints one)"
             )
-        if len(set(key)) < _MIN_DISTINCT_BYTES:
-            raise ValueError(f"{where} is a weak key: make one that is random")
+        if isWeakKey(key):
+            raise ValueError(
+                f"{where} is a weak key (text or a pattern): make a random one "
+                "(twistd txsessions --generate-secret prints one)"
+            )
         keys.append(key)
     if not keys:
         raise ValueError(f"--secret-file {path} holds no key")
@@ -379,11 +411,6 @@ def readKeys(path: str) -> list[bytes]:
         raise ValueError(f"--secret-file {path} holds a key twice")
     keys.reverse()
     return keys
-
-
-# Thirty-two random bytes have fewer than 16 distinct values with a
-# probability below 1e-20; a key made by hand ("0000...") has far fewer.
-_MIN_DISTINCT_BYTES = 16
 
 
 def _decodeKey(text: bytes) -> bytes | None:
@@ -467,11 +494,15 @@ def loadApp(spec: str) -> IResource:
 class _SessionsService(service.Service):
     """
     Closes the sessions' database when the server stops; when it starts,
-    moves what start-up made out of the garbage collector's sight.
+    opens it if it was left to be opened then, and moves what start-up made
+    out of the garbage collector's sight.
     """
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(
+        self, sessions: Sessions, opening: Callable[[], IDatabase] | None = None
+    ) -> None:
         self.sessions = sessions
+        self._opening = opening
 
     def startService(self) -> None:
         """
@@ -483,6 +514,17 @@ class _SessionsService(service.Service):
         frozen, 1.5-2 ms.
         """
         super().startService()
+        if self._opening is not None:
+            try:
+                database = self._opening()
+            except Exception as e:
+                # It opened a moment ago, before twistd forked.
+                _log.critical("cannot open the session database: {error}", error=e)
+                from twisted.internet import reactor
+
+                reactor.stop()
+                return
+            self.sessions.useDatabase(database)
         gc.collect()
         gc.freeze()
 
@@ -498,7 +540,7 @@ def makeService(options: Options) -> service.IService:
     @param options: the parsed command line.
     @return: a service listening on every C{--listen} endpoint.
     """
-    database = options.database
+    database = options.database  # None: opened when the service starts
     config = options.config
     if options.app is None:
         from .demo import COOKIE, demoApp, demoConfig
@@ -513,12 +555,14 @@ def makeService(options: Options) -> service.IService:
         root = options.app
         if isinstance(root, SessionResource):
             sessions = root.sessions
-            sessions.useDatabase(database)
+            if database is not None:
+                sessions.useDatabase(database)
         else:
             sessions = Sessions(config, database)
             root = sessions.wrap(root)
     parent = service.MultiService()
-    _SessionsService(sessions).setServiceParent(parent)
+    opening = options.openDatabase if database is None else None
+    _SessionsService(sessions, opening).setServiceParent(parent)
     site = Site(root)
     for description in options["listen"]:
         strports.service(description, site).setServiceParent(parent)

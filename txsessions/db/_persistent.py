@@ -139,6 +139,12 @@ class Backend(Protocol):
         Release files and threads.
         """
 
+    def closeNow(self) -> None:
+        """
+        Release files and threads at once, blocking until the threads have
+        stopped, nothing having been submitted.
+        """
+
 
 def encodeFields(fields: Mapping[str, str]) -> str:
     """
@@ -355,6 +361,17 @@ class PersistentDatabase:
         """
         self._expirations.close()
         return self._backend.close()
+
+    def closeNow(self) -> None:
+        """
+        Close a database opened only to check that it can be, before the
+        process forks (twistd, daemonizing): its threads would not survive
+        the fork, and would keep a process that fails to start from
+        exiting.  Blocks until they have stopped; nothing may have been
+        asked of the database.
+        """
+        self._expirations.close()
+        self._backend.closeNow()
 
     def _reschedule(self, key: str, before: float | None, after: float | None) -> None:
         if before is not None:

@@ -70,6 +70,19 @@ class Threads:
         self._stopTrigger = None
         return self.writer.close().addCallback(lambda _: self._stopReads())
 
+    def closeNow(self) -> None:
+        """
+        Stop both threads and release the database, blocking until they
+        have: what nothing was submitted to is closed this way before the
+        process forks (twistd, daemonizing), as threads do not survive a
+        fork.
+        """
+        if self._stopTrigger is None:
+            return
+        cast(Any, self._threads).removeSystemEventTrigger(self._stopTrigger)
+        self._stopTrigger = None
+        self._stop()
+
     def _stop(self) -> None:
         self.writer.join()
         self._stopReads()

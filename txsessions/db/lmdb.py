@@ -476,6 +476,9 @@ class _LMDBBackend:
     def close(self) -> Deferred[None]:
         return self._threads.close()
 
+    def closeNow(self) -> None:
+        self._threads.closeNow()
+
 
 class LMDBDatabase(PersistentDatabase):
     """

@@ -404,6 +404,9 @@ class _SQLiteBackend:
     def close(self) -> Deferred[None]:
         return self._threads.close()
 
+    def closeNow(self) -> None:
+        self._threads.closeNow()
+
 
 class SQLiteDatabase(PersistentDatabase):
     """
