@@ -25,10 +25,21 @@ def test_expiresTakesSecondsOrTimedelta() -> None:
     assert Config(expires=0.5).expires == 0.5
 
 
-@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "10", True, None])
+@pytest.mark.parametrize(
+    "bad", [-1, float("nan"), float("inf"), "10", True, None, 1e17, 1e300]
+)
 def test_expiresRefusesWhatIsNotALifetime(bad: object) -> None:
+    # 1e17 and 1e300 (helper-26) were taken, and every request then failed
+    # writing the cookie's Expires date.
     with pytest.raises(ValueError, match="lifetime"):
         Config(expires=bad)  # type: ignore[arg-type]
+
+
+def test_aHundredYearsIsTheLongestLifetime() -> None:
+    hundredYears = 100 * 365.25 * 24 * 3600
+    assert Config(expires=hundredYears).expires == hundredYears
+    with pytest.raises(ValueError, match="100 years"):
+        Config(idleTimeout=hundredYears + 1)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+from twisted.web.test.requesthelper import DummyRequest
+
 from tests.apps import kvBrowser
 from tests.support import (
     COOKIE,
@@ -18,6 +21,7 @@ from tests.support import (
     setCookies,
 )
 from txsessions import Config, DestroyReason, Sessions
+from txsessions.codec import CookieCodec, generateKey
 from txsessions.ids import storeKey
 from txsessions.interfaces import Lifetime, SessionChanges
 
@@ -38,6 +42,21 @@ def test_updateExpirationExtendsTheLifetimeAndResendsTheCookie(
     assert stored(sessions, sid).lifetime == Lifetime(0, 3605)
     clock.advance(100)
     assert json.loads(browser.get("/all", {COOKIE: sid})[1])["isNew"] is False
+
+
+def test_updateExpirationPastTheCodecsMaxAgeIsRefused(clock: Any) -> None:
+    """
+    "Remember me" for 30 days with cookie values that expire after 7 would
+    log the client out on day 8, its session left behind (helper-26).
+    """
+    week = 7 * 24 * 3600.0
+    codec = CookieCodec([generateKey()], maxAge=week, clock=clock.seconds)
+    sessions = Sessions(Config(cookie=COOKIE, encoding=codec), clock=clock)
+    request: Any = DummyRequest([b""])
+    with pytest.raises(ValueError, match="maxAge"):
+        sessions.updateExpiration(request, 30 * 24 * 3600)
+    response, _ = kvBrowser(sessions).get(f"/remember/{int(week)}")
+    assert response.code == 200
 
 
 def test_updateExpirationReplacesTheCookieOfThisResponse(browser: Browser) -> None:

@@ -142,11 +142,23 @@ def test_loadApp() -> None:
         ("no.such.module:app", "cannot load"),
         ("tests.test_tap:missing", "cannot load"),
         ("tests.test_tap:notAnApp", "neither a Klein app nor a resource"),
+        # helper-26: each of these was a traceback.
+        ("tests.test_tap:needsAnArgument", "cannot load .*missing 1 required"),
+        ("json:loads", "cannot load"),
+        ("tests.test_tap:raises", "cannot load .*ZeroDivisionError"),
     ],
 )
 def test_loadAppErrors(spec: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         loadApp(spec)
+
+
+def needsAnArgument(name: str) -> Klein:
+    return Klein()
+
+
+def raises() -> Klein:
+    return 1 // 0  # type: ignore[return-value]
 
 
 def IResourceProvided(resource: Any) -> bool:
@@ -270,6 +282,13 @@ def test_anAppWrappedAlreadyKeepsItsManager() -> None:
     assert cookieValue(response, "own")
     assert ownSessions is not None
     assert resultOf(ownSessions.count()) == 1
+
+
+def test_anLMDBDirectoryThatCannotBeMadeIsAUsageError(tmp_path: Any) -> None:
+    # helper-26: a FileNotFoundError traceback.
+    where = tmp_path / "missing" / "sessions"
+    with pytest.raises(UsageError, match="cannot open the LMDB session database"):
+        options("--database", f"lmdb:{where}")
 
 
 def test_unusableDatabaseIsAUsageErrorNamingTheFile(tmp_path: Any) -> None:

@@ -33,17 +33,26 @@ def toSeconds(value: float | timedelta) -> float:
 
     @param value: seconds, or a C{timedelta}.
     @return: the number of seconds, finite and not negative.
-    @raise ValueError: when C{value} is negative, infinite or not a number.
+    @raise ValueError: when C{value} is negative, over 100 years or not a
+        number.
     """
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"a lifetime is seconds or a timedelta, not {value!r}")
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value) or value < 0 or value > MAX_LIFETIME:
         raise ValueError(
-            f"a lifetime must be finite and at least 0 (0 means none), not {value!r}"
+            "a lifetime must be at least 0 (0 means none) and at most 100 years, "
+            f"not {value!r}"
         )
     return float(value)
+
+
+MAX_LIFETIME = 100 * 365.25 * 24 * 3600
+"""
+The longest lifetime, in seconds: 100 years.  Beyond it, or far beyond, a
+cookie's C{Expires} date cannot be written.
+"""
 
 
 def _checkSameSite(instance: object, attribute: object, value: Any) -> None:
@@ -72,18 +81,28 @@ def _checkSubdomains(instance: Config, attribute: object, value: bool) -> None:
 
 
 def _checkCookieOutlivesSession(config: Config) -> None:
+    # How long a client may stay away: an idle timeout bounds it, whatever
+    # the absolute timeout; an active client's cookie is re-sealed well
+    # before it expires.
+    checkCookieOutlives(
+        config, config.expires or config.idleTimeout or config.absoluteTimeout
+    )
+
+
+def checkCookieOutlives(config: Config, away: float) -> None:
     """
-    Refuse an encoding whose cookie values expire (its C{maxAge}, as
-    L{txsessions.codec.CookieCodec} has) before a client that stays away
-    may come back to a live session: it would be logged out early.
+    Refuse a lifetime that a session may wait for its client longer than
+    the configured encoding's cookie values last (its C{maxAge}, as
+    L{txsessions.codec.CookieCodec} has): the client would be logged out
+    early, its session left behind.
+
+    @param config: the configuration.
+    @param away: how long, in seconds, the session may wait.
+    @raise ValueError: when it is longer.
     """
     maxAge = getattr(config.encoding, "maxAge", None)
     if not isinstance(maxAge, (int, float)):
         return
-    # How long a client may stay away: an idle timeout bounds it, whatever
-    # the absolute timeout; an active client's cookie is re-sealed well
-    # before it expires.
-    away = config.expires or config.idleTimeout or config.absoluteTimeout
     if away > maxAge:
         raise ValueError(
             f"the encoding's cookie values expire after {maxAge:g} s (maxAge), "

@@ -21,7 +21,7 @@ from twisted.web.resource import IResource
 from ._owners import destroyOwner, ownerIndex
 from ._parts import Parts
 from ._request import attach, currentSession, requestKey, requestSession
-from .config import Config, toSeconds
+from .config import Config, checkCookieOutlives, toSeconds
 from .db.memory import MemoryDatabase
 from .errors import DatabaseError
 from .ids import isWellFormedID, redact, storeKey
@@ -307,9 +307,12 @@ class Sessions:
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once the session
             is started; the new
             lifetime is saved with the session.
-        @raise ValueError: when C{expires} is not a lifetime.
+        @raise ValueError: when C{expires} is not a lifetime, or is longer
+            than the cookie encoding's values last (its C{maxAge}).
         """
-        return self._renew(request, toSeconds(expires), create=True)
+        seconds = toSeconds(expires)
+        checkCookieOutlives(self.config, seconds)
+        return self._renew(request, seconds, create=True)
 
     def _renew(self, request: IRequest, seconds: float, create: bool) -> Deferred[None]:
         async def update() -> None:

@@ -477,15 +477,19 @@ def loadApp(spec: str) -> IResource:
         target: Any = import_module(moduleName)
         for name in attribute.split("."):
             target = getattr(target, name)
-    except (ImportError, AttributeError) as e:
-        raise usage.UsageError(f"cannot load --app {spec}: {e}") from None
-    for _ in range(2):
-        if IResource.providedBy(target):
-            return target
-        if callable(getattr(target, "resource", None)):
-            target = target.resource()
-        elif callable(target):
-            target = target()
+        for _ in range(2):
+            if IResource.providedBy(target):
+                return target
+            if callable(getattr(target, "resource", None)):
+                target = target.resource()
+            elif callable(target):
+                target = target()
+    except Exception as e:
+        # Whatever importing or making the app raised: one line, no
+        # traceback (a SyntaxError, a factory wanting arguments).
+        raise usage.UsageError(
+            f"cannot load --app {spec}: {type(e).__name__}: {e}"
+        ) from None
     if IResource.providedBy(target):
         return target
     raise usage.UsageError(f"--app {spec} is neither a Klein app nor a resource")

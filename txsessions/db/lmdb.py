@@ -216,7 +216,7 @@ class _LMDBBackend:
             # The owner index: a key per owned session (L{_ownerEntry}).
             self._owners = self._env.open_db(b"txsessions-owners")
             self.initialExpirations = self._scan()
-        except lmdb.Error as e:
+        except (lmdb.Error, OSError) as e:
             raise DatabaseError(
                 f"cannot open the LMDB session database {path!r}: {e}"
             ) from e
