@@ -542,6 +542,31 @@ def test_usageErrors(argv: list[str], message: str, tmp_path: Path) -> None:
         Options().parseOptions([a.format(tmp=tmp_path) for a in argv])
 
 
+@pytest.mark.parametrize("contents", ["another app's tables", "not SQLite"])
+def test_aFileThatHoldsNoSessionsIsLeftAlone(tmp_path: Path, contents: str) -> None:
+    """
+    The command names the server's database; a file that is not one (a
+    typo naming the app's own database) is refused, and left as it was: no
+    sessions table added, its journal mode unchanged (helper-26).
+    """
+    import sqlite3
+
+    from twisted.python.usage import UsageError
+
+    path = tmp_path / "app.db"
+    if contents == "not SQLite":
+        path.write_bytes(b"garbage" * 500)
+    else:
+        with sqlite3.connect(path) as made:
+            made.execute("CREATE TABLE users (name TEXT)")
+        made.close()
+    before = path.read_bytes()
+    with pytest.raises(UsageError, match="holds no txsessions sessions"):
+        Options().parseOptions(["--database", f"sqlite:{path}", "count"])
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+
+
 def test_aUsageErrorIsOneLineAndExit2(tmp_path: Path) -> None:
     result = txsessionsNow("--database", f"sqlite:{tmp_path}/none.db", "count")
     assertOneErrorLine(result, 2, "no SQLite session database at")

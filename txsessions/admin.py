@@ -159,8 +159,37 @@ class Options(usage.Options):
         path = self.url.partition(":")[2]
         if scheme == "sqlite" and not os.path.isfile(path):
             raise usage.UsageError(f"no SQLite session database at {path}")
+        if scheme == "sqlite" and not _holdsSessions(path):
+            # Opening it as the database would add the sessions table.
+            raise usage.UsageError(
+                f"{path} holds no txsessions sessions: name the file the "
+                "server's --database names"
+            )
         if scheme == "lmdb" and not os.path.isfile(os.path.join(path, "data.mdb")):
             raise usage.UsageError(f"no LMDB session database at {path}")
+
+
+def _holdsSessions(path: str) -> bool:
+    """
+    @return: whether the SQLite file at C{path} has txsessions' table,
+        read without changing the file (no table made, no journal mode set).
+    """
+    import sqlite3
+    from pathlib import Path
+
+    uri = Path(path).absolute().as_uri() + "?mode=rw"
+    try:
+        connection = sqlite3.connect(uri, uri=True)
+        try:
+            found = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                "AND name = 'txsessions'"
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
+    return found is not None
 
 
 def readingClock(reactor: IReactorTime) -> IReactorTime:
