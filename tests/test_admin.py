@@ -567,6 +567,37 @@ def test_aFileThatHoldsNoSessionsIsLeftAlone(tmp_path: Path, contents: str) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
 
 
+@pytest.mark.parametrize(
+    ("url", "command", "partly"),
+    [
+        ("redis://127.0.0.1:6379/0", "destroy-all", True),
+        ("redis://127.0.0.1:6379/0", "count", False),
+        ("sqlite:{tmp}/x.db", "destroy-all", False),
+    ],
+)
+def test_aTimeoutSaysWhenSomeChangesMayBeMade(
+    tmp_path: Path, url: str, command: str, partly: bool
+) -> None:
+    """
+    A Redis destroy-all that runs out of time has destroyed some sessions
+    (in batches): the message says so, rather than that nothing answered
+    (helper-26).  SQLite undoes it all.
+    """
+    from txsessions.admin import timedOut
+
+    options = Options()
+    url = url.format(tmp=tmp_path)
+    if url.startswith("sqlite:"):
+        (tmp_path / "x.db").write_bytes(b"")
+        import sqlite3
+
+        sqlite3.connect(tmp_path / "x.db").execute("CREATE TABLE txsessions (k)")
+    options.parseOptions(["--database", url, command])
+    said = timedOut(options)
+    assert said.startswith("the database did not answer within 30 seconds")
+    assert ("some sessions may be gone" in said) is partly
+
+
 def test_aUsageErrorIsOneLineAndExit2(tmp_path: Path) -> None:
     result = txsessionsNow("--database", f"sqlite:{tmp_path}/none.db", "count")
     assertOneErrorLine(result, 2, "no SQLite session database at")

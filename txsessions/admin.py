@@ -235,16 +235,28 @@ async def administer(options: Options, reactor: Any, out: IO[str], err: IO[str])
     except BrokenPipeError:
         raise
     except (CancelledError, DeferredTimeout):
-        return _fail(
-            err,
-            FAILED,
-            f"the database did not answer within {options.timeout:g} seconds",
-        )
+        return _fail(err, FAILED, timedOut(options))
     except Exception as e:
         return _fail(err, FAILED, f"the database failed: {_oneLine(e)}")
     finally:
         await _close(database, reactor)
     return OK
+
+
+def timedOut(options: Options) -> str:
+    """
+    @return: what to say when the command ran out of C{--timeout}.  SQLite
+        and LMDB undo a change not made in time; Redis destroys and purges
+        in batches, so some may have been made.
+    """
+    said = f"the database did not answer within {options.timeout:g} seconds"
+    batched = options.subCommand in ("destroy-all", "purge-expired")
+    if batched and not options.url.lower().startswith(("sqlite:", "lmdb:")):
+        said += (
+            "; Redis changes in batches, so some sessions may be gone: "
+            "count tells how many are left"
+        )
+    return said
 
 
 def confirm(options: Options, stdin: IO[str], err: IO[str]) -> None:

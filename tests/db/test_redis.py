@@ -555,6 +555,26 @@ async def test_aKeyNamedLikeTheEventsChannelIsASessionLikeAnother(
     assert await redisDB.load("events") is None
 
 
+@pytest_twisted.ensureDeferred
+async def test_whatIsNoSessionUnderThePrefixIsLeftAlone(
+    redisDB: RedisDatabase, redisServer: RedisServer
+) -> None:
+    """
+    A key under the prefix that is no session (no hash: something else put
+    it there) is neither counted, listed nor destroyed, and does not stop
+    destroy-all halfway with C{WRONGTYPE} (helper-26: it did both).
+    """
+    now = reactor.seconds()
+    await redisDB.save("s1", SessionChanges(create=True, lifetime=Lifetime(now)))
+    junk = redisDB._prefix + "junk"
+    redisServer.cli("SET", junk, "x")
+    assert await redisDB.count() == 1
+    assert [info.key for info in await redisDB.sessions()] == ["s1"]
+    assert await redisDB.destroyAll(DestroyReason.destroyAll) == 1
+    assert await redisDB.load("s1") is None
+    assert redisServer.cli("GET", junk).strip() == "x"
+
+
 @pytest.mark.parametrize(
     ("url", "clients"),
     [

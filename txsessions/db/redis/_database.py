@@ -279,13 +279,16 @@ class RedisDatabase:
 
     def count(self) -> Deferred[int]:
         """
-        See L{IDatabase.count}: C{SCAN}, never C{KEYS}.
+        See L{IDatabase.count}: C{SCAN}, never C{KEYS}, and a script per
+        batch that counts the hashes (a key under the prefix that is no
+        hash is no session).
         """
 
         async def count() -> int:
             n = 0
             async for batch in self._scan():
-                n += len(batch)
+                full = [self._prefix + key for key in batch]
+                n += int(await self._eval(scripts.SESSIONS, full))
             return n
 
         return Deferred.fromCoroutine(count())

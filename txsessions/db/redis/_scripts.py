@@ -179,9 +179,11 @@ local channel, reason, origin = ARGV[1], ARGV[2], ARGV[4]
 local prefixLength = tonumber(ARGV[3])
 local removed = {}
 for _, key in ipairs(KEYS) do
-  local owner = ownerOf(key)
-  if owner then redis.call('SREM', ARGV[5] .. owner, key) end
-  if redis.call('DEL', key) == 1 then
+  -- A key that is no hash is no session: something else put it there.
+  if redis.call('TYPE', key).ok == 'hash' then
+    local owner = ownerOf(key)
+    if owner then redis.call('SREM', ARGV[5] .. owner, key) end
+    redis.call('DEL', key)
     local name = string.sub(key, prefixLength + 1)
     table.insert(removed, name)
     redis.call('PUBLISH', channel, reason .. '@' .. origin .. ' ' .. name)
@@ -192,7 +194,18 @@ return removed
 )
 """
 Delete sessions, publish an event for each, and answer with the keys
-removed.
+removed.  A key that is no hash is left alone.
+"""
+
+SESSIONS = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('TYPE', key).ok == 'hash' then n = n + 1 end
+end
+return n
+"""
+"""
+How many of the keys are sessions (hashes), for a count.
 """
 
 DESCRIBE = """
