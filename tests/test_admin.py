@@ -829,3 +829,47 @@ def test_destroyTakesAnIDOrAnOwnerNotBoth() -> None:
         options.parseOptions(
             ["-d", "redis://h/0", "destroy", "--owner", "alice", generateSessionID()]
         )
+
+
+@pytest_twisted.ensureDeferred
+async def test_aSignedCookieValueNamesItsSessionWithTheSecretFile(
+    tmp_path: Path, listen: Any
+) -> None:
+    """
+    A server with C{--secret-file} sends sealed cookie values: given the
+    same file (and the cookie's name), C{show} and C{destroy} take one as
+    they take an id.  Without it, the error says what is missing
+    (helper-26: "no live session matches").
+    """
+    import base64
+
+    from txsessions.codec import CookieCodec, generateKey
+
+    key = generateKey()
+    secret = tmp_path / "secret"
+    secret.write_text(base64.b64encode(key).decode() + "\n")
+    secret.chmod(0o600)
+    url = f"sqlite:{tmp_path / 'sessions.db'}"
+    database = openDatabase(url)
+    sessions = Sessions(
+        Config(cookie=COOKIE, expires=3600, encoding=CookieCodec([key])), database
+    )
+    base, _ = listen(sessions.wrap(kvApp(sessions).resource()))
+    response = await plainClient().get(f"{base}/set/user/alice")
+    assert response.code == 200
+    sealed = cookieValue(response, COOKIE)
+
+    result = await txsessions("--database", url, "show", "--", sealed)
+    assert result.code == 1
+    assert "--secret-file" in result.err and sealed not in result.err
+    withSecret = ["--database", url, "--secret-file", str(secret)]
+    result = await txsessions(*withSecret, "--cookie", COOKIE, "show", "--", sealed)
+    assert result.code == 0, result
+    assert json.loads(result.out.split("values\n", 1)[1]) == {"user": "alice"}
+    assert sealed not in result.out
+    result = await txsessions(*withSecret, "--cookie", "other", "show", "--", sealed)
+    assert result.code == 1
+    result = await txsessions(*withSecret, "--cookie", COOKIE, "destroy", sealed)
+    assert result.code == 0, result
+    assert (await txsessions("--database", url, "count")).out == "0\n"
+    await sessions.close()

@@ -18,6 +18,7 @@ from typing import IO, Any, Protocol
 from twisted.python import usage
 
 from ._owners import destroyOwner
+from .codec import looksSealed
 from .db import checkDatabaseURL
 from .ids import isWellFormedID, redact, storeKey
 from .interfaces import IDatabase
@@ -39,6 +40,18 @@ class CommandLine(Protocol):
     """
     The database URL.
     """
+
+    def opened(self, given: str) -> str | None:
+        """
+        @return: the session id sealed in C{given}, a signed cookie value,
+            when C{--secret-file} opens it under the cookie's name; else
+            C{None}.
+        """
+
+    def canOpen(self) -> bool:
+        """
+        @return: whether C{--secret-file} was given.
+        """
 
 
 OK = 0
@@ -281,7 +294,7 @@ class ShowOptions(_OneSession):
         """
         See L{Command.run}.
         """
-        key = await resolve(database, self.given)
+        key = await resolve(database, self.given, options)
         stored = await database.load(key)
         if stored is None:
             raise AdminError(NOT_FOUND, f"session {keyPrefix(key)} is gone")
@@ -345,7 +358,7 @@ class DestroyOptions(_OneSession):
             document = {"destroyed": n, "owner": owner}
             write(out, options.asJSON, document, f"destroyed {sessionCount(n)}\n")
             return
-        key = await resolve(database, self.given)
+        key = await resolve(database, self.given, options)
         if not await database.destroy(key, DestroyReason.admin):
             raise AdminError(NOT_FOUND, f"session {keyPrefix(key)} is gone")
         document = {"destroyed": 1, "key": keyPrefix(key)}
@@ -401,20 +414,28 @@ class PurgeExpiredOptions(Command):
         write(out, options.asJSON, {"purged": n}, text + "\n")
 
 
-async def resolve(database: IDatabase, given: str) -> str:
+async def resolve(
+    database: IDatabase, given: str, options: CommandLine | None = None
+) -> str:
     """
     Find the session a command line names.
 
     @param database: where to look.
-    @param given: a session id (as its cookie holds it), or at least
+    @param given: a session id (as its cookie holds it, or sealed in a
+        signed cookie value that C{options} can open), or at least
         L{MIN_PREFIX} hexadecimal characters starting its store key, with or
         without the ellipsis L{txsessions.ids.redact} adds.
+    @param options: the command line.
     @return: its store key.
     @raise AdminError: with L{NOT_FOUND} when no live session matches, with
         L{USAGE} when C{given} is neither an id nor a long enough prefix, or
         when it starts several sessions' keys.
     """
     given = given.strip().rstrip("\N{HORIZONTAL ELLIPSIS}")
+    opened = None if options is None else options.opened(given)
+    sealed = opened is None and looksSealed(given)
+    if opened is not None:
+        given = opened
     isID = isWellFormedID(given)
     prefix = given.lower()
     isPrefix = len(prefix) >= MIN_PREFIX and _HEX.fullmatch(prefix) is not None
@@ -433,7 +454,15 @@ async def resolve(database: IDatabase, given: str) -> str:
     if isPrefix:
         found.update(info.key for info in await database.sessions(prefix))
     if not found:
-        raise AdminError(NOT_FOUND, f"no live session matches {shown}")
+        said = f"no live session matches {shown}"
+        if sealed and (options is None or not options.canOpen()):
+            said += (
+                ": it looks like a signed cookie value; give the server's "
+                "--secret-file, and --cookie NAME"
+            )
+        elif sealed:
+            said += ": it does not open with --secret-file under --cookie's name"
+        raise AdminError(NOT_FOUND, said)
     if len(found) > 1:
         raise AdminError(
             USAGE,

@@ -49,9 +49,13 @@ from ._admincommands import (
     PurgeExpiredOptions,
     ShowOptions,
 )
+from .codec import CodecError, CookieCodec
+from .config import MAX_LIFETIME, Config
 from .db import checkDatabaseURL, openDatabase, withoutPassword
+from .demo import COOKIE as DEMO_COOKIE
 from .errors import DatabaseError
 from .interfaces import IDatabase
+from .tap import readKeys
 
 __all__ = [
     "FAILED",
@@ -90,6 +94,20 @@ class Options(usage.Options):
             "Give up on the database after this many seconds; each change's "
             "deadline too.",
         ],
+        [
+            "secret-file",
+            None,
+            None,
+            "The server's --secret-file: an ID may then be a signed cookie "
+            "value, as the server's cookies carry.",
+        ],
+        [
+            "cookie",
+            None,
+            None,
+            "The name of the server's session cookie, whose signed values "
+            "--secret-file opens (default: txsessionid, or the demo's).",
+        ],
     ]
     subCommands = [
         ["count", None, CountOptions, "Print the number of live sessions."],
@@ -111,6 +129,28 @@ class Options(usage.Options):
     "Whether C{--json} was given, before or after the command."
     timeout = 30.0
     "The C{--timeout}, in seconds."
+    codec: CookieCodec | None = None
+    "What opens signed cookie values: C{--secret-file}'s keys."
+
+    def opened(self, given: str) -> str | None:
+        """
+        See L{CommandLine.opened}.
+        """
+        if self.codec is None:
+            return None
+        names = [self["cookie"]] if self["cookie"] else [Config().cookie, DEMO_COOKIE]
+        for name in names:
+            try:
+                return self.codec.decode(name, given)
+            except CodecError:
+                pass
+        return None
+
+    def canOpen(self) -> bool:
+        """
+        See L{CommandLine.canOpen}.
+        """
+        return self.codec is not None
 
     def opt_version(self) -> NoReturn:
         """
@@ -156,6 +196,13 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         if scheme == "memory":
             raise usage.UsageError(MEMORY)
+        if self["secret-file"] is not None:
+            try:
+                # Any age: the session is found whatever the cookie's.
+                keys = readKeys(self["secret-file"])
+                self.codec = CookieCodec(keys, maxAge=MAX_LIFETIME)
+            except ValueError as e:
+                raise usage.UsageError(str(e)) from None
         path = self.url.partition(":")[2]
         if scheme == "sqlite" and not os.path.isfile(path):
             raise usage.UsageError(f"no SQLite session database at {path}")

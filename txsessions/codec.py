@@ -78,6 +78,20 @@ How long, in seconds, a sealed value stays valid unless told otherwise:
 """
 
 
+def looksSealed(value: str) -> bool:
+    """
+    @return: whether C{value} has the form of a value L{CookieCodec} seals
+        (which only a codec with its key can tell for sure).
+    """
+    if len(value) < 54 or _alphabet.fullmatch(value) is None:
+        return False
+    try:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return len(data) > _HEADER.size + _TAG_BYTES and data[0] == VERSION
+
+
 def _keyID(key: bytes) -> bytes:
     return hashlib.sha256(b"txsessions key id\x00" + key).digest()[:4]
 
