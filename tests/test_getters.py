@@ -134,3 +134,11 @@ def test_errorMessagesHoldNoValue() -> None:
     with pytest.raises(EntryTypeError) as caught:
         loaded(k="secret-token").getInt("k")
     assert "secret-token" not in str(caught.value)
+
+
+def test_getFloatOfAnIntegerTooLargeForAFloat() -> None:
+    # helper-28: OverflowError, which getFloat64Default did not catch.
+    session = loaded(k=10**400)
+    with pytest.raises(EntryTypeError, match="not a number"):
+        session.getFloat64("k")
+    assert session.getFloat64Default("k", 1.5) == 1.5

@@ -78,3 +78,59 @@ def test_loadedImmutableStaysImmutable() -> None:
         session.set("k", 2)
     session.get("k").append(2)
     assert session.get("k") == [1]
+
+
+def test_anImmutableStaysImmutableWhenARegenerateLosesTheRace() -> None:
+    """
+    A request that set an immutable value again, then regenerated the
+    session after another request had: it carries on with a new session
+    holding what it wrote, the value still immutable there (helper-28: a
+    later set() replaced it).
+    """
+    from klein import Klein
+    from twisted.internet.defer import Deferred
+    from twisted.web.iweb import IRequest
+
+    from txsessions import Config, Session
+    from txsessions.testing import SessionsKit
+
+    kit = SessionsKit(Config(cookie="sid"))
+    app = Klein()
+    gate: Deferred[None] = Deferred()
+
+    @app.route("/init")
+    @kit.sessions.withSession
+    def init(request: IRequest, session: Session) -> str:
+        session.setImmutable("role", "user")
+        return "ok"
+
+    @app.route("/a")
+    @kit.sessions.withSession
+    async def a(request: IRequest, session: Session) -> str:
+        session.setImmutable("role", "admin")
+        await gate
+        await session.regenerate()  # after /b did: a new session
+        return "ok"
+
+    @app.route("/b")
+    @kit.sessions.withSession
+    async def b(request: IRequest, session: Session) -> str:
+        await session.regenerate()
+        return "ok"
+
+    @app.route("/c")
+    @kit.sessions.withSession
+    def c(request: IRequest, session: Session) -> str:
+        try:
+            session.set("role", "hacker")
+        except ImmutableValueError:
+            return "refused " + str(session.get("role"))
+        return "accepted"
+
+    browser = kit.browser(app)
+    browser.get("/init")
+    pending = browser.send("GET", "/a")
+    assert browser.get("/b").code == 200
+    gate.callback(None)
+    assert kit.result(pending).code == 200
+    assert browser.get("/c").text == "refused admin"

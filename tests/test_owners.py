@@ -253,7 +253,7 @@ def test_anExpiredSessionLeavesTheList(browser: Browser, clock: Clock) -> None:
 def test_setOwnerRefusesWhatIsNoOwner(owner: Any) -> None:
     from tests.test_session import new
 
-    with pytest.raises(ValueError, match="1 to 256 characters"):
+    with pytest.raises(ValueError, match="1 to 256 bytes"):
         new().setOwner(owner)
 
 
@@ -384,3 +384,44 @@ def test_logOutEverywhereFromTheUsersOwnRequest(
         assert body == b"1 ended"
         assert [c for c in setCookies(response) if "Max-Age=0" in c]
     assert whoami(browser, cookie) is None
+
+
+def test_theOwnerSurvivesClearInTheRequestThatSetIt() -> None:
+    """
+    setOwner, then clear, on a new session: the owner is stored, not only
+    seen by that request (helper-28: it was dropped with the values).
+    """
+    from txsessions.testing import SessionsKit
+
+    kit = SessionsKit(Config(cookie=COOKIE))
+    app = Klein()
+
+    @app.route("/login")
+    @kit.sessions.withSession
+    def login(request: IRequest, session: txsessions.Session) -> str:
+        session.setOwner("alice")
+        session.clear()
+        session.set("x", 1)
+        return "ok"
+
+    @app.route("/whoami")
+    @kit.sessions.withSession
+    def whoami(request: IRequest, session: txsessions.Session) -> str:
+        return json.dumps(session.owner)
+
+    browser = kit.browser(app)
+    assert browser.get("/login").text == "ok"
+    assert browser.get("/whoami").text == '"alice"'
+    assert len(kit.result(kit.sessions.sessionsOf("alice"))) == 1
+
+
+def test_anOwnerIsAtMost256BytesOfUTF8() -> None:
+    """
+    Every database takes what setOwner accepts: LMDB's index keys are at
+    most 511 bytes, and 200 CJK characters (600 bytes) failed there with a
+    503 (helper-28).
+    """
+    from tests.test_session import new
+
+    with pytest.raises(ValueError, match="256 bytes"):
+        new().setOwner("用" * 86)  # 258 bytes, 86 characters

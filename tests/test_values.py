@@ -154,3 +154,19 @@ def test_aRecordNestedTooDeepIsANewSessionNotA500(
     response, body = browser.get("/destroy", {COOKIE: sid})
     assert response.code == 200
     assert body == b"bye"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{1: "apple"}, {"a": {None: 0}}, [{True: 1}], {2.5: 2}, {(1, 2): 3}],
+)
+def test_aDictKeyThatIsNoStringIsRefused(value: Any) -> None:
+    """
+    JSON's objects have string keys: the encoder would turn 1 into "1"
+    (and {1: a, "1": b} into one key), so the value read back would not
+    be the value set (helper-28).
+    """
+    from tests.test_session import new
+
+    with pytest.raises(ValueNotSerializable, match="str"):
+        new().set("k", value)

@@ -67,7 +67,10 @@ def toFloat(key: str, value: Any) -> float:
     @raise EntryTypeError: for any other value.
     """
     if _isInt(value) or isinstance(value, float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer too large for a float
+            raise _refuse(key, value, "a number") from None
     if isinstance(value, str):
         try:
             return float(value)

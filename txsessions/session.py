@@ -391,8 +391,11 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         self._values.clear()
         self._immutables = NONE
         changes = self.changes
+        # The flash messages and the owner (see setOwner) stay.
         changes.updated = {
-            k: v for k, v in changes.updated.items() if k.startswith(FLASH)
+            k: v
+            for k, v in changes.updated.items()
+            if k.startswith(FLASH) or k == OWNER_FIELD
         }
         changes.deleted = {k for k in changes.deleted if k.startswith(FLASH)}
         changes.cleared = changes.stored
@@ -474,13 +477,18 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         agent is kept with it, for the user's list of sessions.
 
         @param owner: the application's own id of the user: 1 to 256
-            characters, no NUL, encodable as UTF-8 (no lone surrogate).
+            bytes in UTF-8 (no lone surrogate), no NUL.
         @raise ValueError: for an owner that is not such a string.
         @raise SessionDestroyedError: when the session was destroyed.
         """
-        valid = isinstance(owner, str) and 0 < len(owner) <= 256 and storable(owner)
+        valid = (
+            isinstance(owner, str)
+            and 0 < len(owner) <= 256
+            and storable(owner)
+            and len(owner.encode()) <= 256
+        )
         if not valid:
-            raise ValueError("an owner is a string of 1 to 256 characters, no NUL")
+            raise ValueError("an owner is a string of 1 to 256 bytes in UTF-8, no NUL")
         self._checkAlive()
         mark = self._mark
         if mark is not None and mark.owner == owner:
@@ -548,7 +556,13 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         self.isNew = True
         self.lifetime = lifetime
         self._values = {k: v for k, v in self._values.items() if k in written}
-        self._immutables = {k for k in self._immutables if IMMUTABLE + k in written}
+        # An immutable value written again (its marker then unchanged) is
+        # still immutable.
+        self._immutables = {
+            k for k in self._immutables if k in written or IMMUTABLE + k in written
+        }
+        for k in self._immutables:
+            written[IMMUTABLE + k] = "true"
         self._flashes = {k: v for k, v in self._flashes.items() if FLASH + k in written}
         if OWNER_FIELD not in written:
             self._mark = self.owner = None

@@ -127,11 +127,38 @@ def encodeValue(key: object, value: object) -> str:
             f"the value for session key {key!r} is {size} bytes encoded, "
             f"more than {MAX_VALUE_BYTES}"
         )
-    if kind is not str and text[:1] in "[{" and _tooDeep(text):
-        raise ValueNotSerializable(
-            f"the value for session key {key!r} is nested more than {MAX_DEPTH} deep"
-        )
+    if kind is not str and text[:1] in "[{":
+        if _tooDeep(text):
+            raise ValueNotSerializable(
+                f"the value for session key {key!r} is nested more than "
+                f"{MAX_DEPTH} deep"
+            )
+        if "{" in text and not _keysAreStrings(value):
+            # The encoder would write 1 as "1": read back, it would differ.
+            raise ValueNotSerializable(
+                f"the value for session key {key!r} has a dict whose keys are "
+                "not all str"
+            )
     return text
+
+
+def _keysAreStrings(value: object) -> bool:
+    """
+    @return: whether every dict in C{value} (a JSON value, its nesting
+        already bounded) has C{str} keys only.
+    """
+    waiting = [value]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, dict):
+            for name, inner in item.items():
+                if not isinstance(name, str):
+                    return False
+                if isinstance(inner, (dict, list, tuple)):
+                    waiting.append(inner)
+        elif isinstance(item, (list, tuple)):
+            waiting.extend(x for x in item if isinstance(x, (dict, list, tuple)))
+    return True
 
 
 def checkKey(key: object) -> str:
