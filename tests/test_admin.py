@@ -533,6 +533,7 @@ def test_aCommandIsRequired(tmp_path: Path) -> None:
         (["-d", "sqlite:{tmp}/x.db", "--timeout", "soon", "count"], "--timeout"),
         (["-d", "sqlite:{tmp}/x.db", "--timeout", "-1", "count"], "above 0"),
         (["-d", "sqlite:{tmp}/x.db", "--timeout", "nan", "count"], "above 0"),
+        (["-d", "redis://127.0.0.1:1/0", "--cookie", "sid", "count"], "--secret-file"),
     ],
 )
 def test_usageErrors(argv: list[str], message: str, tmp_path: Path) -> None:
@@ -572,6 +573,7 @@ def test_aFileThatHoldsNoSessionsIsLeftAlone(tmp_path: Path, contents: str) -> N
     [
         ("redis://127.0.0.1:6379/0", "destroy-all", True),
         ("redis://127.0.0.1:6379/0", "count", False),
+        ("redis://127.0.0.1:6379/0", "purge-expired", False),
         ("sqlite:{tmp}/x.db", "destroy-all", False),
     ],
 )

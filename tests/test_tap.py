@@ -284,6 +284,20 @@ def test_anAppWrappedAlreadyKeepsItsManager() -> None:
     assert resultOf(ownSessions.count()) == 1
 
 
+@pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
+def test_aRelativeDatabasePathIsTakenFromWhereTwistdStarts(
+    tmp_path: Any, monkeypatch: Any, scheme: str
+) -> None:
+    """
+    The database is checked before twistd changes directory (--rundir)
+    and opened after: its path is made absolute first (helper-27: the
+    server used another file than the one checked).
+    """
+    monkeypatch.chdir(tmp_path)
+    made = options("--database", f"{scheme}:sessions")
+    assert made["database"] == f"{scheme}:{tmp_path / 'sessions'}"
+
+
 def test_anLMDBDirectoryThatCannotBeMadeIsAUsageError(tmp_path: Any) -> None:
     # helper-26: a FileNotFoundError traceback.
     where = tmp_path / "missing" / "sessions"
@@ -725,14 +739,6 @@ async def test_prometheusServedOnItsOwnEndpointOnTheLoopback() -> None:
         await parent.stopService()
 
 
-def _freePort() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _alive(pid: int) -> bool:
     import os
 
@@ -766,17 +772,23 @@ async def test_twistdAsADaemonSavesSessionsAndStops(tmp_path: Any, scheme: str) 
     import os
     import signal
 
-    port = _freePort()
     pidfile = tmp_path / "twistd.pid"
-    argv = [twistd(), "--pidfile", str(pidfile), "--logfile", str(tmp_path / "log")]
-    argv += ["txsessions", "--database", f"{scheme}:{tmp_path / 'db'}"]
-    argv += ["--listen", f"tcp:{port}:interface=127.0.0.1"]
+    log = tmp_path / "log"
+    argv = [twistd(), "--pidfile", str(pidfile), "--logfile", str(log)]
+    argv += ["txsessions", "--database", f"{scheme}:db"]  # relative: --rundir .
+    argv += ["--listen", "tcp:0:interface=127.0.0.1"]
     subprocess.run(argv, timeout=60, cwd=tmp_path, check=True)
     assert await _waitFor(pidfile.exists, 30)
     pid = int(pidfile.read_text())
     try:
+
+        def port() -> str | None:
+            found = re.search(r"Site starting on (\d+)", log.read_text())
+            return None if found is None else found.group(1)
+
+        assert await _waitFor(port, 30)
         client = plainClient()
-        base = f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port()}"
         response = await client.get(base + "/login")
         assert response.code == 200
         sid = cookieValue(response, DEMO_COOKIE)
@@ -801,7 +813,7 @@ def test_aServerThatCannotStartExits(tmp_path: Any, scheme: str, why: str) -> No
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1] if why == "port taken" else _freePort()
+        port = taken.getsockname()[1] if why == "port taken" else 0
         pidfile = tmp_path / "twistd.pid"
         if why == "pid file in use":
             import os

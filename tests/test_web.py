@@ -147,6 +147,35 @@ def test_aBodyReturnedAfterAWriteIsNoFreshAnswer(
         resultOf(body)
 
 
+def test_nestedWithSessionSavesTheOuterChange(
+    browser: Browser, sessions: Sessions
+) -> None:
+    """
+    A withSession handler that calls another, which answers first: the
+    outer handler's later change is saved too (helper-27: the inner answer
+    released the held response, and the outer change was then dropped).
+    """
+    sid = login(browser)
+    app = Klein()
+
+    @sessions.withSession
+    def inner(request: IRequest, session: Session) -> str:
+        session.set("a", "1")
+        return "inner;"
+
+    @app.route("/outer")
+    @sessions.withSession
+    def outer(request: IRequest, session: Session) -> str:
+        first = inner(request)
+        session.set("b", "2")
+        return str(first) + "outer"
+
+    response, body = Browser(app.resource()).get("/outer", {COOKIE: sid})
+    assert (response.code, body) == (200, b"inner;outer")
+    assert json.loads(browser.get("/get/a", {COOKIE: sid})[1]) == "1"
+    assert json.loads(browser.get("/get/b", {COOKIE: sid})[1]) == "2"
+
+
 def test_destroyFailureIsA503(browser: Browser, db: ControlledDatabase) -> None:
     sid = login(browser)
     db.failDestroys = True

@@ -461,7 +461,10 @@ async def resolve(
                 "--secret-file, and --cookie NAME"
             )
         elif sealed:
-            said += ": it does not open with --secret-file under --cookie's name"
+            said += (
+                ": it does not open with --secret-file under the cookie's name "
+                "(--cookie NAME, txsessionid or the demo's unless given)"
+            )
         raise AdminError(NOT_FOUND, said)
     if len(found) > 1:
         raise AdminError(

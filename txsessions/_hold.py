@@ -316,8 +316,10 @@ class HeldResponse:
             this held response or around it: the headers are still to be
             decided.  Once a write is held (the session being saved), the
             response is on its way although Twisted has not begun it.
+            After L{release}, it is Twisted's to say.
         """
-        return self._state is _OPEN and not self._request.startedWriting
+        state = self._state
+        return (state is _OPEN or state is _CLOSED) and not self._request.startedWriting
 
     def release(self) -> None:
         """
@@ -452,7 +454,7 @@ def failedBody(failure: Failure, request: IRequest) -> bytes:
     # What Twisted set for the connection stays: Connection (close, when the
     # client asked), Server and Date.
     before = request.responseHeaders
-    for name in _CONNECTION_HEADERS:
+    for name in _KEPT_HEADERS:
         values = before.getRawHeaders(name)
         if values:
             headers.setRawHeaders(name, values)
@@ -461,7 +463,7 @@ def failedBody(failure: Failure, request: IRequest) -> bytes:
     return body
 
 
-_CONNECTION_HEADERS = (b"Connection", b"Server", b"Date")
+_KEPT_HEADERS = (b"Connection", b"Server", b"Date")
 
 
 def abort(request: Any) -> None:

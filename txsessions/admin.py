@@ -196,6 +196,11 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         if scheme == "memory":
             raise usage.UsageError(MEMORY)
+        if self["cookie"] is not None and self["secret-file"] is None:
+            raise usage.UsageError(
+                "--cookie names the cookie whose signed values --secret-file "
+                "opens: give --secret-file too"
+            )
         if self["secret-file"] is not None:
             try:
                 # Any age: the session is found whatever the cookie's.
@@ -293,11 +298,11 @@ async def administer(options: Options, reactor: Any, out: IO[str], err: IO[str])
 def timedOut(options: Options) -> str:
     """
     @return: what to say when the command ran out of C{--timeout}.  SQLite
-        and LMDB undo a change not made in time; Redis destroys and purges
-        in batches, so some may have been made.
+        and LMDB undo a change not made in time; Redis destroys every
+        session in batches, so some may have been destroyed.
     """
     said = f"the database did not answer within {options.timeout:g} seconds"
-    batched = options.subCommand in ("destroy-all", "purge-expired")
+    batched = options.subCommand == "destroy-all"
     if batched and not options.url.lower().startswith(("sqlite:", "lmdb:")):
         said += (
             "; Redis changes in batches, so some sessions may be gone: "

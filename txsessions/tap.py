@@ -22,7 +22,6 @@ import attrs
 from twisted.application import service, strports
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Site
@@ -35,8 +34,6 @@ from .interfaces import IDatabase
 from .manager import Sessions
 from .metrics import MetricsResource
 from .web import SessionResource
-
-_log = Logger()
 
 
 class Options(usage.Options):
@@ -184,7 +181,7 @@ class Options(usage.Options):
     """
     The database C{--database} names, opened by L{postOptions}; C{None}
     for one with threads (SQLite, LMDB), checked there and opened when the
-    service starts, after twistd has forked (L{openDatabase}).
+    service starts, after twistd has forked (L{makeDatabase}).
     """
     app: IResource | None
     "The resource C{--app} names, loaded by L{postOptions}."
@@ -239,10 +236,15 @@ class Options(usage.Options):
                 self.config = Config(**arguments)
             except (ValueError, TypeError) as e:
                 raise ValueError(_optionNames(str(e))) from None
-            checkDatabaseURL(self["database"])
+            scheme = checkDatabaseURL(self["database"])
+            if scheme in ("sqlite", "lmdb"):
+                # twistd may change directory (--rundir) before the service
+                # opens it again.
+                path = self["database"].partition(":")[2]
+                self["database"] = f"{scheme}:{os.path.abspath(path)}"
             # Opened now, so that an unusable file is a clear message at
             # start-up rather than a traceback.
-            opened = self.openDatabase()
+            opened = self.makeDatabase()
         except (ValueError, TypeError, DatabaseError) as e:
             raise usage.UsageError(str(e)) from None
         self.database = opened
@@ -254,7 +256,7 @@ class Options(usage.Options):
             closeNow()
             self.database = None
 
-    def openDatabase(self) -> IDatabase:
+    def makeDatabase(self) -> IDatabase:
         """
         @return: the database C{--database} names, with C{--max-sessions}
             and the configuration's C{databaseTimeout}.
@@ -508,6 +510,18 @@ class _SessionsService(service.Service):
         self.sessions = sessions
         self._opening = opening
 
+    def privilegedStartService(self) -> None:
+        """
+        Open the database left to be opened now: after twistd has forked
+        (threads do not survive a fork), before it gives up privileges, as
+        when L{Options.postOptions} checked it.  A failure (it opened a
+        moment ago) is twistd's to report, and stops it.
+        """
+        super().privilegedStartService()
+        if self._opening is not None:
+            self.sessions.useDatabase(self._opening())
+            self._opening = None
+
     def startService(self) -> None:
         """
         Freeze the heap start-up made (C{gc.freeze}, for the whole process):
@@ -518,17 +532,6 @@ class _SessionsService(service.Service):
         frozen, 1.5-2 ms.
         """
         super().startService()
-        if self._opening is not None:
-            try:
-                database = self._opening()
-            except Exception as e:
-                # It opened a moment ago, before twistd forked.
-                _log.critical("cannot open the session database: {error}", error=e)
-                from twisted.internet import reactor
-
-                reactor.stop()
-                return
-            self.sessions.useDatabase(database)
         gc.collect()
         gc.freeze()
 
@@ -565,7 +568,7 @@ def makeService(options: Options) -> service.IService:
             sessions = Sessions(config, database)
             root = sessions.wrap(root)
     parent = service.MultiService()
-    opening = options.openDatabase if database is None else None
+    opening = options.makeDatabase if database is None else None
     _SessionsService(sessions, opening).setServiceParent(parent)
     site = Site(root)
     for description in options["listen"]:

@@ -5,6 +5,7 @@ long reads.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -16,6 +17,23 @@ from twisted.python.threadpool import ThreadPool
 from ._writer import Writer
 
 T = TypeVar("T")
+
+
+class _DaemonThread(threading.Thread):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon = True
+
+
+class _ReadingPool(ThreadPool):
+    """
+    A thread pool whose thread does not keep the process alive, as the
+    writer's does not: a server that fails to start (twistd could not
+    listen) exits, its database open.  A reactor that stops stops both
+    threads first (L{Threads}).
+    """
+
+    threadFactory = _DaemonThread
 
 
 class Threads:
@@ -44,7 +62,7 @@ class Threads:
         self.writer = writer
         self._threads = threads
         self._release = release
-        self._reads = ThreadPool(minthreads=1, maxthreads=1, name=name)
+        self._reads = _ReadingPool(minthreads=1, maxthreads=1, name=name)
         self._reads.start()
         # The threads must not outlive the reactor, closed or not.
         self._stopTrigger: Any = cast(Any, threads).addSystemEventTrigger(
