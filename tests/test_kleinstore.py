@@ -46,6 +46,14 @@ def store(kleinSessions: Sessions) -> KleinSessionStore:
 
 @pytest.fixture
 def app(store: KleinSessionStore) -> Browser:
+    return Browser(kleinApp(store).resource())
+
+
+def kleinApp(store: KleinSessionStore) -> Klein:
+    """
+    A Klein app on C{store}: C{/hits} counts, C{/name/NAME} and C{/name}
+    set and read a value.
+    """
     app = Klein()
     requirer = Requirer()
     procurer = SessionProcurer(store)
@@ -67,7 +75,7 @@ def app(store: KleinSessionStore) -> Browser:
     def getName(values: ISessionValues) -> str:
         return str(values.get("name"))
 
-    return Browser(app.resource())
+    return app
 
 
 def test_providesISessionStore(store: KleinSessionStore) -> None:
@@ -144,18 +152,7 @@ def test_aFailingDatabaseIsA503(clock: Any, failure: str) -> None:
     db = ControlledDatabase(clock)
     db.memory = MemoryDatabase(clock, maxSessions=1)
     sessions = Sessions(Config(expires=60), database=db, clock=clock)
-    procurer = SessionProcurer(KleinSessionStore(sessions))
-    app = Klein()
-    requirer = Requirer()
-
-    @requirer.prerequisite([ISession])
-    def procure(request: IRequest) -> Any:
-        return procurer.procureSession(request)
-
-    @requirer.require(app.route("/hits"), values=Authorization(ISessionValues))
-    async def hits(values: ISessionValues) -> str:
-        return str(await values.increment("hits"))
-
+    app = kleinApp(KleinSessionStore(sessions))
     answerUnavailable(app)
     browser = Browser(app.resource())
     response, body = browser.get("/hits")
