@@ -285,6 +285,27 @@ def test_anAppWrappedAlreadyKeepsItsManager() -> None:
 
 
 @pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
+def test_aServiceStartedWithoutPrivilegesOpensTheDatabase(
+    tmp_path: Any, scheme: str
+) -> None:
+    """
+    Twisted's C{twist} runner calls C{startService} alone: the database is
+    opened there too, not left a memory database (helper-29).
+    """
+    from txsessions.db.memory import MemoryDatabase
+
+    service: Any = makeService(options("--database", f"{scheme}:{tmp_path / 'db'}"))
+    [sessionsService] = [s for s in service if hasattr(s, "sessions")]
+    sessionsService.startService()  # not the listening services: no port
+    gc.unfreeze()
+    database = sessionsService.sessions.database
+    try:
+        assert not isinstance(database, MemoryDatabase)
+    finally:
+        database.closeNow()
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
 def test_aRelativeDatabasePathIsTakenFromWhereTwistdStarts(
     tmp_path: Any, monkeypatch: Any, scheme: str
 ) -> None:

@@ -149,13 +149,15 @@ def test_aBodyReturnedAfterAWriteIsNoFreshAnswer(
     assertCutShort(stub, d)
 
 
+@pytest.mark.parametrize("outerKind", ["returns", "async", "writes"])
 def test_nestedWithSessionSavesTheOuterChange(
-    browser: Browser, sessions: Sessions
+    browser: Browser, sessions: Sessions, outerKind: str
 ) -> None:
     """
     A withSession handler that calls another, which answers first: the
-    outer handler's later change is saved too (helper-27: the inner answer
-    released the held response, and the outer change was then dropped).
+    outer handler's later change is saved too, whether it returns its body,
+    is async or writes (helper-27, helper-29: the inner answer released
+    the held response, and the outer change was then dropped).
     """
     sid = login(browser)
     app = Klein()
@@ -165,15 +167,26 @@ def test_nestedWithSessionSavesTheOuterChange(
         session.set("a", "1")
         return "inner;"
 
-    @app.route("/outer")
-    @sessions.withSession
-    def outer(request: IRequest, session: Session) -> str:
+    def outerBody(request: IRequest, session: Session) -> str:
         first = inner(request)
         session.set("b", "2")
+        if outerKind == "writes":
+            request.write(b"x;")
         return str(first) + "outer"
 
+    if outerKind == "async":
+
+        @app.route("/outer")
+        @sessions.withSession
+        async def outer(request: IRequest, session: Session) -> str:
+            return outerBody(request, session)
+
+    else:
+        app.route("/outer")(sessions.withSession(outerBody))
+
     response, body = Browser(app.resource()).get("/outer", {COOKIE: sid})
-    assert (response.code, body) == (200, b"inner;outer")
+    expected = b"x;inner;outer" if outerKind == "writes" else b"inner;outer"
+    assert (response.code, body) == (200, expected)
     assert json.loads(browser.get("/get/a", {COOKIE: sid})[1]) == "1"
     assert json.loads(browser.get("/get/b", {COOKIE: sid})[1]) == "2"
 

@@ -518,13 +518,18 @@ class _SessionsService(service.Service):
         moment ago) is twistd's to report, and stops it.
         """
         super().privilegedStartService()
+        self._open()
+
+    def _open(self) -> None:
         if self._opening is not None:
             self.sessions.useDatabase(self._opening())
             self._opening = None
 
     def startService(self) -> None:
         """
-        Freeze the heap start-up made (C{gc.freeze}, for the whole process):
+        Open the database, if L{privilegedStartService} was not called to
+        (Twisted's C{twist} runner calls C{startService} alone).  Then freeze
+        the heap start-up made (C{gc.freeze}, for the whole process):
         the modules, classes and functions loaded, some 60,000 objects, that
         each full collection would otherwise walk again.  Under C{wrk} on
         Redis a full collection came every 2,000-3,000 requests and took
@@ -532,6 +537,7 @@ class _SessionsService(service.Service):
         frozen, 1.5-2 ms.
         """
         super().startService()
+        self._open()
         gc.collect()
         gc.freeze()
 

@@ -199,20 +199,32 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
                 index += 1
             else:
                 raise TypeError(f"{handler.__qualname__} was not called with a request")
+        # Whoever gives the request its session hands the response back to
+        # Twisted once it is saved; a withSession handler called by another
+        # leaves that to the outer one, which may change the session after.
+        outermost = requestSession(request) is None
         try:
-            loaded = attach(sessions.parts, request, None, _later, index, args, kwargs)
+            loaded = attach(
+                sessions.parts, request, None, _later, index, args, kwargs, outermost
+            )
         except DatabaseError:
             return _unavailable(request)
         if not isinstance(loaded, Session):
             return loaded  # _later is called with the session
-        return _call(loaded, index, args, kwargs)
+        return _call(loaded, index, args, kwargs, outermost)
 
     def _call(
-        session: Session, index: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+        session: Session,
+        index: int,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        outermost: bool,
     ) -> Any:
         """
         Call C{handler} with C{session} after the request (C{args[index]}),
         once any CSRF check has passed.
+
+        @param outermost: whether this call gave the request its session.
         """
         request = args[index]
         if checkCSRF:
@@ -226,7 +238,7 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         if type(result) is str or type(result) is bytes:
             # The whole response: save now, and let it go straight to
             # Twisted once saved.
-            return answered(request, result)
+            return answered(request, result, outermost)
         return result
 
     def _later(
@@ -234,6 +246,7 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         index: int,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        outermost: bool,
     ) -> Any:
         """
         L{_call}, once the session is loaded (or a 503 when it could not
@@ -242,7 +255,7 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         """
         if isinstance(loaded, Failure):
             return _unavailableLater(loaded, args[index])
-        result = _call(loaded, index, args, kwargs)
+        result = _call(loaded, index, args, kwargs, outermost)
         # A Deferred (a save under way) or a body first: they are no
         # coroutine, and asking an ABC costs more than the rest.
         if isDeferred(result) or type(result) is bytes or type(result) is str:
@@ -279,7 +292,7 @@ async def _awaited(result: Awaitable[Any]) -> Any:
     return await result
 
 
-def answered(request: IRequest, body: T) -> T | Deferred[T]:
+def answered(request: IRequest, body: T, release: bool = True) -> T | Deferred[T]:
     """
     Tell the request session that its handler has returned the whole
     response body and written nothing yet: the session is saved now, and
@@ -288,6 +301,10 @@ def answered(request: IRequest, body: T) -> T | Deferred[T]:
 
     @param request: a request with a session.
     @param body: what the handler returned.
+    @param release: whether the response goes straight to Twisted from
+        now on; not for a handler called by another, which may change the
+        session afterwards (see L{RequestSession.release
+        <txsessions._request.RequestSession.release>}).
     @return: C{body}, at once when nothing was to be waited for; or else a
         L{Deferred} firing with it once everything is saved, or with the
         body of a 503 (a 409 for a conflict), without a cookie, when
@@ -300,7 +317,8 @@ def answered(request: IRequest, body: T) -> T | Deferred[T]:
         # cuts the response short if it cannot.
         return body
     waiting = state.commit(False)
-    state.release()
+    if release:
+        state.release()
     if waiting is None:
         return body
     return waiting.addCallbacks(lambda _: body, _unanswered, errbackArgs=(request,))
