@@ -25,7 +25,7 @@ from ._mapping import MappingMethods
 from .csrf import csrfToken
 from .errors import ImmutableValueError
 from .records import OWNER_FIELD, Lifetime, OwnerMark, SessionChanges
-from .values import encodeValue, storable
+from .values import encodeValue, isOwnerName
 
 T = TypeVar("T")
 
@@ -374,10 +374,10 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         self._checkAlive()
         if self._values.pop(key, _missing) is _missing:
             return False
-        self._remove(key)
+        self._change(key, None)
         if key in self._immutables:
             self._immutables = removed(self._immutables, key)
-            self._remove(IMMUTABLE + key)
+            self._change(IMMUTABLE + key, None)
         return True
 
     def clear(self) -> None:
@@ -392,11 +392,10 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         self._immutables = NONE
         changes = self.changes
         # The flash messages and the owner (see setOwner) stay.
-        changes.updated = {
-            k: v
-            for k, v in changes.updated.items()
-            if k.startswith(FLASH) or k == OWNER_FIELD
-        }
+        kept = {k: v for k, v in changes.updated.items() if k.startswith(FLASH)}
+        if OWNER_FIELD in changes.updated:
+            kept[OWNER_FIELD] = changes.updated[OWNER_FIELD]
+        changes.updated = kept
         changes.deleted = {k for k in changes.deleted if k.startswith(FLASH)}
         changes.cleared = changes.stored
 
@@ -481,13 +480,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         @raise ValueError: for an owner that is not such a string.
         @raise SessionDestroyedError: when the session was destroyed.
         """
-        valid = (
-            isinstance(owner, str)
-            and 0 < len(owner) <= 256
-            and storable(owner)
-            and len(owner.encode()) <= 256
-        )
-        if not valid:
+        if not isOwnerName(owner):
             raise ValueError("an owner is a string of 1 to 256 bytes in UTF-8, no NUL")
         self._checkAlive()
         mark = self._mark
@@ -556,13 +549,10 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         self.isNew = True
         self.lifetime = lifetime
         self._values = {k: v for k, v in self._values.items() if k in written}
-        # An immutable value written again (its marker then unchanged) is
-        # still immutable.
-        self._immutables = {
-            k for k in self._immutables if k in written or IMMUTABLE + k in written
-        }
-        for k in self._immutables:
-            written[IMMUTABLE + k] = "true"
+        # An immutable value written again (not its marker) stays immutable.
+        kept = {k for k in self._immutables if k in written or IMMUTABLE + k in written}
+        written.update((IMMUTABLE + k, "true") for k in kept)
+        self._immutables = kept
         self._flashes = {k: v for k, v in self._flashes.items() if FLASH + k in written}
         if OWNER_FIELD not in written:
             self._mark = self.owner = None
@@ -582,9 +572,6 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
     def _put(self, key: str, text: str, value: Any) -> None:
         self._change(key, text)
         self._values[key] = value
-
-    def _remove(self, name: str) -> None:
-        self._change(name, None)
 
     def _change(self, name: str, text: str | None) -> None:
         self.changes.change(name, text)

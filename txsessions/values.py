@@ -175,18 +175,19 @@ def checkKey(key: object) -> str:
     return key
 
 
-def storable(text: str) -> bool:
+def isOwnerName(owner: object) -> bool:
     """
-    @return: whether C{text} may be stored as a name (an owner's): no NUL,
-        and UTF-8, as every database stores it (a lone surrogate is not).
+    @return: whether C{owner} may be stored as a session's owner: a C{str}
+        of 1 to 256 bytes in UTF-8 (every database stores UTF-8: a lone
+        surrogate is refused; LMDB's owner index holds it in a key of at
+        most 511 bytes), with no NUL.
     """
-    if "\x00" in text:
+    if not isinstance(owner, str) or not owner or "\x00" in owner:
         return False
     try:
-        text.encode()
+        return len(owner.encode()) <= 256
     except UnicodeEncodeError:
         return False
-    return True
 
 
 def integerOrZero(text: str | None) -> int:
