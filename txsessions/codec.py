@@ -83,13 +83,27 @@ def looksSealed(value: str) -> bool:
     @return: whether C{value} has the form of a value L{CookieCodec} seals
         (which only a codec with its key can tell for sure).
     """
-    if len(value) < 54 or _alphabet.fullmatch(value) is None:
+    try:
+        data = _sealedBytes(value)
+    except CodecError:
         return False
+    return len(data) > _HEADER.size + _TAG_BYTES and data[0] == VERSION
+
+
+def _sealedBytes(value: str) -> bytes:
+    """
+    @return: the bytes a sealed value's URL-safe base64 (unpadded) holds.
+    @raise CodecError: when it is no such text, or too short to be sealed.
+    """
+    if _alphabet.fullmatch(value) is None:
+        raise CodecError("cookie is not URL-safe base64")
     try:
         data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):
-        return False
-    return len(data) > _HEADER.size + _TAG_BYTES and data[0] == VERSION
+        raise CodecError("cookie is not base64") from None
+    if len(data) < _HEADER.size + _TAG_BYTES:
+        raise CodecError("cookie too short")
+    return data
 
 
 def _keyID(key: bytes) -> bytes:
@@ -217,14 +231,7 @@ class CookieCodec:
         """
         if len(value) + len(cookieName) + 1 > MAX_COOKIE_BYTES:
             raise CodecError("cookie too large")
-        if _alphabet.fullmatch(value) is None:
-            raise CodecError("cookie is not URL-safe base64")
-        try:
-            data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        except (binascii.Error, ValueError):
-            raise CodecError("cookie is not base64") from None
-        if len(data) < _HEADER.size + _TAG_BYTES:
-            raise CodecError("cookie too short")
+        data = _sealedBytes(value)
         header = data[: _HEADER.size]
         version, keyID, issued, nonce = _HEADER.unpack(header)
         if version != VERSION:

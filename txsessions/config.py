@@ -80,15 +80,6 @@ def _checkSubdomains(instance: Config, attribute: object, value: bool) -> None:
         )
 
 
-def _checkCookieOutlivesSession(config: Config) -> None:
-    # How long a client may stay away: an idle timeout bounds it, whatever
-    # the absolute timeout; an active client's cookie is re-sealed well
-    # before it expires.
-    checkCookieOutlives(
-        config, config.expires or config.idleTimeout or config.absoluteTimeout
-    )
-
-
 def checkCookieOutlives(config: Config, away: float) -> None:
     """
     Refuse a lifetime that a session may wait for its client longer than
@@ -292,7 +283,12 @@ class Config:
                 "expires is a fixed lifetime and idleTimeout a sliding one: choose "
                 "one, and add absoluteTimeout for a hard limit"
             )
-        _checkCookieOutlivesSession(self)
+        # How long a client may stay away: an idle timeout bounds it, whatever
+        # the absolute timeout; an active client's cookie is re-sealed well
+        # before it expires.
+        checkCookieOutlives(
+            self, self.expires or self.idleTimeout or self.absoluteTimeout
+        )
         if self.cookie.startswith("__Host-") and (
             self.cookiePath != "/" or self.cookieDomain is not None
         ):

@@ -5,12 +5,13 @@ deadlines and crashes, and their group commit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -685,6 +686,34 @@ class _GapClock:
     def removeSystemEventTrigger(self, trigger: Any) -> None:
         reactor.removeSystemEventTrigger(trigger)
 
+    def timers(self) -> list[bool]:
+        """
+        @return: whether each timer on the test's clock is still to run: a
+            gap under way is C{[True]}.
+        """
+        return [c.active() for c in self.clock.getDelayedCalls()]
+
+
+@contextlib.asynccontextmanager
+async def _gapped(
+    kind: str,
+    tmp_path: Path,
+    clock: Any,
+    threads: _GapClock | None = None,
+    **options: Any,
+) -> AsyncIterator[tuple[Any, _GapClock]]:
+    """
+    An embedded database whose writer's gaps run on the test's clock
+    (C{threads}, or a new L{_GapClock}), closed once every gap has passed.
+    """
+    threads = threads or _GapClock()
+    db = embedded(kind, tmp_path, clock, threads=threads, **options)
+    try:
+        yield db, threads
+    finally:
+        threads.clock.advance(60)
+        await db.close()
+
 
 @pytest.mark.parametrize("kind", EMBEDDED)
 @pytest_twisted.ensureDeferred
@@ -697,9 +726,7 @@ async def test_theGapAfterABusyBatchEndsOnceItsCallersAreBack(
     (Before the fix, the next batch began only when the gap had passed: the
     callers of a busy batch waited for it even once all were back.)
     """
-    threads = _GapClock()
-    db = embedded(kind, tmp_path, clock, threads=threads)
-    try:
+    async with _gapped(kind, tmp_path, clock) as (db, threads):
         release, held = await _gate(db)
         first = db.writer.submit(lambda txn: "first")
         second = db.writer.submit(lambda txn: "second")
@@ -709,16 +736,13 @@ async def test_theGapAfterABusyBatchEndsOnceItsCallersAreBack(
         await task.deferLater(reactor, 0, lambda: None)
         commits = db.writer.commits
         # The batch of two is delivered: its gap is on the test's clock.
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        assert threads.timers() == [True]
         third = db.writer.submit(lambda txn: "third")
         assert threads.clock.getDelayedCalls()[0].active()
         fourth = db.writer.submit(lambda txn: "fourth")
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == []
+        assert threads.timers() == []
         assert await gatherResults([third, fourth]) == ["third", "fourth"]
         assert db.writer.commits == commits + 1
-    finally:
-        threads.clock.advance(60)
-        await db.close()
 
 
 async def _busy(db: Any, threads: _GapClock, n: int) -> None:
@@ -730,7 +754,7 @@ async def _busy(db: Any, threads: _GapClock, n: int) -> None:
     release.set()
     await held
     assert await _delivered(gatherResults(batch)) == list(range(n))
-    assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+    assert threads.timers() == [True]
 
 
 @pytest.mark.parametrize("kind", EMBEDDED)
@@ -745,10 +769,8 @@ async def test_aChangeWithNobodyBehindItWaitsOnlyAQuietGap(
     waited the whole 5 ms: LMDB's median latency in a "two pairs, then one
     alone" load went from 0.04 to 5.25 ms.)
     """
-    threads = _GapClock()
-    db = embedded(kind, tmp_path, clock, threads=threads)
-    quiet = db.writer.quiet
-    try:
+    async with _gapped(kind, tmp_path, clock) as (db, threads):
+        quiet = db.writer.quiet
         assert quiet * 4 < db.writer._busyWait
         await _busy(db, threads, 2)
         commits = db.writer.commits
@@ -756,14 +778,11 @@ async def test_aChangeWithNobodyBehindItWaitsOnlyAQuietGap(
         alone = db.writer.submit(lambda txn: "alone")
         threads.clock.advance(quiet * 0.9)
         assert not alone.called
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        assert threads.timers() == [True]
         threads.clock.advance(quiet * 0.2)
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == []
+        assert threads.timers() == []
         assert await alone == "alone"
         assert db.writer.commits == commits + 1
-    finally:
-        threads.clock.advance(60)
-        await db.close()
 
 
 @pytest.mark.parametrize("kind", EMBEDDED)
@@ -777,10 +796,9 @@ async def test_aQuietGapEndsEvenWhereTheClocksFloatsRound(
     re-armed itself 8.7e-19 s later, at the same time on the clock, and
     C{Clock.advance} never returned.)
     """
-    threads = _GapClock()
-    threads.clock.advance(0.01)
-    db = embedded(kind, tmp_path, clock, threads=threads)
-    try:
+    gapClock = _GapClock()
+    gapClock.clock.advance(0.01)
+    async with _gapped(kind, tmp_path, clock, gapClock) as (db, threads):
         await _busy(db, threads, 2)
         alone = db.writer.submit(lambda txn: "alone")
         calls = 0
@@ -795,9 +813,6 @@ async def test_aQuietGapEndsEvenWhereTheClocksFloatsRound(
         threads.callLater = counted  # type: ignore[method-assign]
         threads.clock.advance(db.writer.quiet)
         assert await alone == "alone"
-    finally:
-        threads.clock.advance(60)
-        await db.close()
 
 
 @pytest.mark.parametrize("kind", EMBEDDED)
@@ -809,10 +824,11 @@ async def test_aGapTheUserAskedForIsNotCutShortByQuiet(
     With C{maxWait}, a change alone after a busy batch waits the whole
     time the user asked for, however quiet it stays.
     """
-    threads = _GapClock()
-    db = embedded(kind, tmp_path, clock, threads=threads, batching=Batching(maxWait=1))
-    quiet = db.writer.quiet
-    try:
+    async with _gapped(kind, tmp_path, clock, batching=Batching(maxWait=1)) as (
+        db,
+        threads,
+    ):
+        quiet = db.writer.quiet
         first = db.writer.submit(lambda txn: "first")
         second = db.writer.submit(lambda txn: "second")
         threads.clock.advance(1)
@@ -820,12 +836,9 @@ async def test_aGapTheUserAskedForIsNotCutShortByQuiet(
         alone = db.writer.submit(lambda txn: "alone")
         threads.clock.advance(quiet * 3)
         assert not alone.called
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        assert threads.timers() == [True]
         threads.clock.advance(1)
         assert await alone == "alone"
-    finally:
-        threads.clock.advance(60)
-        await db.close()
 
 
 @pytest.mark.parametrize("kind", EMBEDDED)
@@ -840,26 +853,21 @@ async def test_aGapWithNothingWaitingOrChangesStillArrivingGoesOn(
     arriving every 0.9 of it join one transaction, the gap ending when
     the fourth arrives.
     """
-    threads = _GapClock()
-    db = embedded(kind, tmp_path, clock, threads=threads)
-    quiet = db.writer.quiet
-    try:
+    async with _gapped(kind, tmp_path, clock) as (db, threads):
+        quiet = db.writer.quiet
         await _busy(db, threads, 4)
         commits = db.writer.commits
         threads.clock.advance(quiet * 2)
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        assert threads.timers() == [True]
         changes = []
         for i in range(3):
             changes.append(db.writer.submit(lambda txn, i=i: i))
             threads.clock.advance(quiet * 0.9)
-            assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+            assert threads.timers() == [True]
         changes.append(db.writer.submit(lambda txn: 3))
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == []
+        assert threads.timers() == []
         assert await gatherResults(changes) == [0, 1, 2, 3]
         assert db.writer.commits == commits + 1
-    finally:
-        threads.clock.advance(60)
-        await db.close()
 
 
 @pytest.mark.parametrize("raises", [True, False])
@@ -940,9 +948,10 @@ async def test_aGapTheUserAskedForIsWaitedWhole(
     With C{maxWait}, the gap after a busy batch is not cut short when as
     many changes wait as that batch held: the user asked for company.
     """
-    threads = _GapClock()
-    db = embedded(kind, tmp_path, clock, threads=threads, batching=Batching(maxWait=1))
-    try:
+    async with _gapped(kind, tmp_path, clock, batching=Batching(maxWait=1)) as (
+        db,
+        threads,
+    ):
         first = db.writer.submit(lambda txn: "first")
         second = db.writer.submit(lambda txn: "second")
         threads.clock.advance(1)
@@ -951,7 +960,7 @@ async def test_aGapTheUserAskedForIsWaitedWhole(
         third = db.writer.submit(lambda txn: "third")
         fourth = db.writer.submit(lambda txn: "fourth")
         fifth = db.writer.submit(lambda txn: "fifth")
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        assert threads.timers() == [True]
         assert not third.called
         threads.clock.advance(1)
         assert await gatherResults([third, fourth, fifth]) == [
@@ -960,9 +969,6 @@ async def test_aGapTheUserAskedForIsWaitedWhole(
             "fifth",
         ]
         assert db.writer.commits == commits + 1
-    finally:
-        threads.clock.advance(60)
-        await db.close()
 
 
 @pytest.mark.parametrize("kind", EMBEDDED)
@@ -975,25 +981,20 @@ async def test_theCompanyAGapWaitsForIsForgottenSlowly(
     the next gap ends once three changes wait, not two: the largest recent
     batch is forgotten one change a batch, as its callers leave.
     """
-    threads = _GapClock()
-    db = embedded(kind, tmp_path, clock, threads=threads)
-    try:
+    async with _gapped(kind, tmp_path, clock) as (db, threads):
         release, held = await _gate(db)
         four = [db.writer.submit(lambda txn, i=i: i) for i in range(4)]
         release.set()
         await held
         assert await _delivered(gatherResults(four)) == [0, 1, 2, 3]
         two = [db.writer.submit(lambda txn, i=i: i) for i in range(2)]
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        assert threads.timers() == [True]
         threads.clock.advance(1)
         assert await _delivered(gatherResults(two)) == [0, 1]
         commits = db.writer.commits
         three = [db.writer.submit(lambda txn, i=i: i) for i in range(2)]
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == [True]
+        assert threads.timers() == [True]
         three.append(db.writer.submit(lambda txn: 2))
-        assert [c.active() for c in threads.clock.getDelayedCalls()] == []
+        assert threads.timers() == []
         assert await gatherResults(three) == [0, 1, 2]
         assert db.writer.commits == commits + 1
-    finally:
-        threads.clock.advance(60)
-        await db.close()
