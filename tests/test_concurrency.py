@@ -218,3 +218,56 @@ def test_aConflictEscapingTheHandlerIsA409(
     assert response.code == 409
     assert setCookies(response) == []
     assert b"another request" in resultOf(response.content())
+
+
+@pytest.mark.parametrize("own", ["idle", "lastSeen"])
+def test_aReadDuringALoginInAnotherTabKeepsTheLogin(own: str) -> None:
+    """
+    A read-only request that loaded the session before another tab logged
+    in (regenerating it) finds the old id gone when it saves what the
+    session wrote itself on loading (its idle lifetime pushed back, or its
+    owner's last-seen time).  It answers without touching the client's
+    cookie, which now names the new session: before the fix it sent a
+    deletion, and the user was logged out.
+    """
+    from twisted.internet.task import deferLater
+
+    from txsessions.testing import SessionsKit
+
+    config = (
+        Config(cookie=COOKIE, idleTimeout=600)
+        if own == "idle"
+        else Config(cookie=COOKIE, lastSeenInterval=60)
+    )
+    kit = SessionsKit(config)
+    app = Klein()
+    sessions = kit.sessions
+
+    @app.route("/login")
+    @sessions.withSession
+    async def login(request: IRequest, session: txsessions.Session) -> str:
+        await session.regenerate()
+        session.setOwner("alice")
+        return "welcome"
+
+    @app.route("/slow")
+    @sessions.withSession
+    async def slow(request: IRequest, session: txsessions.Session) -> str:
+        await deferLater(kit.clock, 1, lambda: None)
+        return session.owner or "nobody"
+
+    @app.route("/whoami")
+    @sessions.withSession
+    def whoami(request: IRequest, session: txsessions.Session) -> str:
+        return session.owner or "nobody"
+
+    browser = kit.browser(app)
+    assert browser.get("/login").text == "welcome"
+    kit.advance(100)  # the next load pushes back the idle end, or notes last-seen
+    slow = browser.send("GET", "/slow")
+    assert browser.get("/login").text == "welcome"  # tab 2: a new id
+    kit.advance(1)
+    answered = kit.result(slow)
+    assert answered.code == 200
+    assert answered.setCookies == []
+    assert browser.get("/whoami").text == "alice"

@@ -232,9 +232,7 @@ class RequestSession(HeldResponse):
         return self.parts.newID(self.request)
 
     def now(self) -> float:
-        """
-        @return: the manager's current time.
-        """
+        """@return: the manager's current time."""
         return self.parts.clock.seconds()
 
     def userAgent(self) -> str:
@@ -400,9 +398,7 @@ class RequestSession(HeldResponse):
         return waiting.addErrback(self._unsaved)
 
     def _unsaved(self, failure: Failure) -> Failure:
-        """
-        A save failed: no cookie goes out for it.
-        """
+        """A save failed: no cookie goes out for it."""
         if self._headersUnsent():
             cookies.removeCookie(self.request, self.parts.cookieName)
         return failure
@@ -531,8 +527,11 @@ class RequestSession(HeldResponse):
         @raise SessionConflictError: when it no longer held the session.
         """
         if result is None and own:
-            markDestroyed(session)  # the request carries on without it
-            self._forgetCookie()
+            # The request carries on without it, the client's cookie left
+            # alone: it may name the session's new id by now.
+            markDestroyed(session)
+            if self._headersUnsent():
+                cookies.removeCookie(self.request, self.parts.cookieName)
             return {}
         if result is None:
             _log.warn(
