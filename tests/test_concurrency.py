@@ -5,6 +5,7 @@ write made while another request regenerates or destroys the session.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -264,10 +265,45 @@ def test_aReadDuringALoginInAnotherTabKeepsTheLogin(own: str) -> None:
     browser = kit.browser(app)
     assert browser.get("/login").text == "welcome"
     kit.advance(100)  # the next load pushes back the idle end, or notes last-seen
-    slow = browser.send("GET", "/slow")
+    reading = browser.send("GET", "/slow")
     assert browser.get("/login").text == "welcome"  # tab 2: a new id
     kit.advance(1)
-    answered = kit.result(slow)
+    answered = kit.result(reading)
     assert answered.code == 200
     assert answered.setCookies == []
     assert browser.get("/whoami").text == "alice"
+
+
+def test_aFailureAfterARegenerateKeepsTheSession(clock: Any) -> None:
+    """
+    A handler that regenerates its session and then fails (a 500) has moved
+    the session to its new id already: the 500 carries that id's cookie
+    (and nothing else of the request is saved), so the user keeps the
+    session rather than being logged out and leaving it stored under an id
+    nobody holds.
+    """
+    from txsessions.db.memory import MemoryDatabase
+
+    sessions = Sessions(Config(cookie=COOKIE), MemoryDatabase(clock), clock)
+    app = kvApp(sessions)
+
+    @app.route("/regenerate-then-fail")
+    async def regenerateThenFail(request: IRequest) -> str:
+        session = txsessions.get(request)
+        await session.regenerate()
+        session.set("lost", "yes")
+        raise RuntimeError("the handler failed after regenerating")
+
+    browser = Browser(sessions.wrap(app.resource()))
+    old = login(browser)
+    response, _ = browser.get("/regenerate-then-fail", {COOKIE: old})
+    assert response.code == 500
+    new = cookieValue(response, COOKIE)
+    assert new != old
+    response, body = browser.get("/all", {COOKIE: new})
+    assert json.loads(body)["values"] == {"user": "alice"}
+    response, body = browser.get("/all", {COOKIE: old})
+    assert json.loads(body)["values"] == {}
+    counted: list[int] = []
+    sessions.count().addCallback(counted.append)
+    assert counted == [1]

@@ -45,10 +45,7 @@ _log = Logger()
 
 T = TypeVar("T")
 
-_STATE = "_txsessionsState"
-"""
-The request attribute that holds the request's L{RequestSession}.
-"""
+_STATE = "_txsessionsState"  # the request attribute holding its RequestSession
 
 
 def attach(
@@ -86,9 +83,7 @@ def attach(
 
 
 def requestSession(request: IRequest) -> RequestSession | None:
-    """
-    @return: the request session attached to C{request}, if any.
-    """
+    """@return: the request session attached to C{request}, if any."""
     return getattr(request, _STATE, None)
 
 
@@ -145,6 +140,7 @@ class RequestSession(HeldResponse):
         "_pending",
         "_cookieSent",
         "_conflict",
+        "_renamed",
     )
 
     def __init__(self, parts: Parts, request: IRequest) -> None:
@@ -160,6 +156,7 @@ class RequestSession(HeldResponse):
         self._pending: list[Deferred[Any]] | None = None
         self._cookieSent = False
         self._conflict: SessionConflictError | None = None
+        self._renamed = False  # whether a regenerate moved the session
 
     def _wait(self, d: Deferred[None]) -> None:
         """Have the response wait for C{d} too."""
@@ -226,9 +223,7 @@ class RequestSession(HeldResponse):
         return self._session
 
     def newID(self) -> tuple[str, str]:
-        """
-        @return: a new session id and its store key.
-        """
+        """@return: a new session id and its store key."""
         return self.parts.newID(self.request)
 
     def now(self) -> float:
@@ -236,10 +231,7 @@ class RequestSession(HeldResponse):
         return self.parts.clock.seconds()
 
     def userAgent(self) -> str:
-        """
-        @return: the request's user agent (its first 512 characters), or
-            C{""}.
-        """
+        """@return: the request's user agent (its first 512 characters), or C{""}."""
         agent: bytes | None = self.request.getHeader(b"user-agent")
         if agent is None:
             return ""
@@ -312,7 +304,9 @@ class RequestSession(HeldResponse):
                     key=redact(oldKey),
                 )
                 restart(session, parts.policy.new(self.now()))
-            elif parts.config.logSessionEvents:
+                return
+            self._renamed = True
+            if parts.config.logSessionEvents:
                 _log.info(
                     "session {key} regenerated",
                     key=redact(oldKey),
@@ -389,6 +383,13 @@ class RequestSession(HeldResponse):
             # escape, and the response is a 500: answer as for a conflict
             # found here, a 409 without a cookie.
             waits.append(fail(self._conflict))
+        elif self._renamed and not (
+            headersSent or session is None or session.destroyed
+        ):
+            # A 5xx: nothing of the request is saved but a regenerate, done
+            # already, so the client gets the new id.
+            self._sendCookie(session)
+            cookies.markPrivate(request)
         if not waits:
             return None
         self._pending = None
