@@ -301,3 +301,37 @@ def test_aHostPrefixedCookieNeedsSecureAndRootPath(kit: SessionsKit) -> None:
         None,
         "3",
     ]
+
+
+def _whoApp(sessions: Sessions) -> Klein:
+    app = Klein()
+
+    @app.route("/login")
+    @sessions.withSession
+    def login(request: IRequest, session: Session) -> str:
+        session.set("user", "alice")
+        return "ok"
+
+    @app.route("/whoami")
+    @sessions.withSession
+    def whoami(request: IRequest, session: Session) -> str:
+        return session.getStringDefault("user", "nobody")
+
+    return app
+
+
+def test_aSealedCookieExpiresOnTheKitsClock() -> None:
+    """
+    A L{CookieCodec} made on the wall clock tells the time by the kit's
+    clock inside the kit: a sealed cookie is refused after its C{maxAge} as
+    it is in production.  (Before, C{kit.advance} past C{maxAge} left the
+    user logged in.)
+    """
+    codec = CookieCodec([generateKey()], maxAge=30 * 86400)
+    kit = SessionsKit(Config(cookie="sid", encoding=codec))
+    browser = kit.browser(_whoApp(kit.sessions))
+    browser.get("/login")
+    kit.advance(29 * 86400)
+    assert browser.get("/whoami").text == "alice"
+    kit.advance(30 * 86400 + 1)  # the cookie re-sealed at 29 days has expired
+    assert browser.get("/whoami").text == "nobody"

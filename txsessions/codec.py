@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import math
 import os
@@ -194,6 +195,17 @@ class CookieCodec:
         How long, in seconds, a sealed value stays valid.
         """
         return self._maxAge
+
+    def onClock(self, clock: Callable[[], float]) -> CookieCodec:
+        """
+        @param clock: the current time, in seconds since the epoch: a
+            testing clock's C{seconds}, say.
+        @return: a codec with the same keys and C{maxAge}, telling the time
+            by C{clock}.
+        """
+        codec = copy.copy(self)
+        codec._clock = clock
+        return codec
 
     def encode(self, cookieName: str, value: str) -> str:
         """

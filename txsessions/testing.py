@@ -51,6 +51,7 @@ from twisted.web.iweb import IBodyProducer
 from twisted.web.resource import IResource
 from zope.interface import implementer
 
+from .codec import CookieCodec
 from .config import Config
 from .db.memory import MemoryDatabase
 from .manager import Sessions
@@ -96,6 +97,10 @@ class SessionsKit:
             limit).
         """
         self.clock = clock if clock is not None else Clock()
+        if config is not None and isinstance(config.encoding, CookieCodec):
+            # Sealed cookies expire by the kit's clock, as the rest does.
+            encoding = config.encoding.onClock(self.clock.seconds)
+            config = attrs.evolve(config, encoding=encoding)
         self.database = MemoryDatabase(self.clock, maxSessions)
         self.sessions = Sessions(config, self.database, self.clock)
         self._browsers: list[StubBrowser] = []
