@@ -109,6 +109,26 @@ def test_updateExpirationToZeroMeansNoLifetime(
     assert clock.getDelayedCalls() == []
 
 
+def test_updateExpirationToZeroKeepsTheIdleTimeout(
+    clock: Any, db: ControlledDatabase
+) -> None:
+    """
+    With an C{idleTimeout}, C{updateExpiration(request, 0)} (a "remember me"
+    box left unticked) gives the session the idle lifetime, not none: the
+    idle timeout is enforced server-side whatever the application asks.
+    (Before, the session lost its end, and lived for ever.)
+    """
+    sessions = Sessions(Config(cookie=COOKIE, idleTimeout=60), db, clock)
+    browser = kvBrowser(sessions)
+    sid = login(browser)
+    clock.advance(30)
+    response, _ = browser.get("/remember/0", {COOKIE: sid})
+    assert "; Max-Age=60; " in setCookies(response)[0]
+    assert stored(sessions, sid).lifetime == Lifetime(0, 90)
+    clock.advance(61)
+    assert stored(sessions, sid) is None
+
+
 def test_shiftExpirationMakesExpirySliding(
     browser: Browser, sessions: Sessions, clock: Any
 ) -> None:

@@ -57,9 +57,11 @@ class LifetimePolicy:
         """
         @param lifetime: a session's lifetime.
         @param now: the current time.
-        @param seconds: the new lifetime from now; 0 for none.
+        @param seconds: the new lifetime from now; 0 for none, or for the
+            idle timeout when there is one (which no session goes without).
         @return: C{lifetime} ending C{seconds} from C{now} (capped).
         """
+        seconds = seconds or self._idle
         createdAt = lifetime.createdAt
         return Lifetime(
             createdAt, self.cap(createdAt, now + seconds if seconds else None)

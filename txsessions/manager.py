@@ -303,7 +303,9 @@ class Sessions:
 
         @param request: the request.
         @param expires: seconds or a C{timedelta}; 0 for no server-side
-            lifetime and a cookie that lasts until the browser closes.
+            lifetime and a cookie that lasts until the browser closes, or,
+            with an C{idleTimeout}, for the idle lifetime (no session goes
+            without it).
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once the session
             is started; the new
             lifetime is saved with the session.
