@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from twisted.internet.defer import Deferred, DeferredQueue, fail
+from twisted.internet.defer import Deferred, DeferredQueue, fail, succeed
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     UNIXClientEndpoint,
@@ -161,7 +161,30 @@ def _watching(base: type, connections: Connections) -> type:
             if not self.pool:
                 connections.disconnected()
 
+        def stopTrying(self) -> Any:
+            return keepTrying()
+
+        def connectionError(self, why: str) -> None:
+            # A refused set-up (AUTH, SELECT), each time: the factory's own
+            # Deferred tells only the first.
+            connections.handshakeFailed(why)
+            super().connectionError(why)
+
     return Watching
+
+
+def keepTrying() -> Deferred[None]:
+    """
+    What a txsessions factory does when txredisapi asks it to stop
+    reconnecting: nothing.  txredisapi asks when Redis refuses a
+    connection's set-up (C{AUTH} or C{SELECT}), which may be for a moment
+    (C{maxclients} reached, a replica not yet promoted, a password being
+    changed): the pool and the subscriber keep retrying, with their
+    back-off, and a request meanwhile gets its 503 at once, saying why.
+    (txredisapi's C{quit} and C{shutdown} ask too; txsessions sends
+    neither, and a database's C{close} disconnects, which does stop.)
+    """
+    return succeed(None)
 
 
 class Connections:
@@ -217,10 +240,9 @@ class Connections:
             self.pool = made.handler
         factory: Any = self.factory
         self._connections: list[Any] = factory.pool
-        # A lazy pool reports a failed connection handshake (a refused AUTH
-        # or SELECT, or the pool closed mid-handshake) on this Deferred,
-        # which nobody else waits for.
-        factory.deferred.addErrback(self._handshakeFailed)
+        # A lazy pool also fails this Deferred at its first refused set-up,
+        # which handshakeFailed has already been told of (each time).
+        factory.deferred.addErrback(lambda _: None)
 
     def connection(self) -> Any:
         """
@@ -379,16 +401,21 @@ class Connections:
             self.down = f"could not connect to Redis at {where}: {why}"
         self._outage()
 
-    # Internals
+    def handshakeFailed(self, why: str) -> None:
+        """
+        Redis accepted a connection but refused its set-up (C{AUTH} or
+        C{SELECT}): the pool tries again, with its back-off.
 
-    def _handshakeFailed(self, failure: Failure) -> None:
-        if self._closed:
+        @param why: txredisapi's message, with Redis's answer (never the
+            password).
+        """
+        if self._closed or self._connections:
             return
-        self.down = (
-            f"Redis at {self._where.address} refused the connection's "
-            f"set-up: {failure.getErrorMessage()}"
-        )
+        where = self._where.address
+        self.down = f"Redis at {where} refused the connection's set-up: {why}"
         self._outage()
+
+    # Internals
 
     def _outage(self) -> None:
         """

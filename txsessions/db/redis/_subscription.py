@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
+from ._connection import keepTrying
 from ._events import Events
 
 _log = Logger()
@@ -72,13 +73,18 @@ class Subscription:
                 else:
                     events.expired(message)
 
-        factory = txredisapi.SubscriberFactory()
+        class Factory(txredisapi.SubscriberFactory):
+            def stopTrying(self) -> Any:
+                return keepTrying()
+
+        factory = Factory()
         factory.protocol = Protocol
         factory.username, factory.password = credentials
         self.factory = factory
-        # A refused set-up (AUTH, SELECT) fails this Deferred, which nobody
-        # else waits for: the command connections report that refusal
-        # (Connections), so it is not reported twice.
+        # A refused set-up (AUTH) fails this Deferred, which nobody else
+        # waits for: the command connections report that refusal
+        # (Connections), so it is not reported twice; and the subscriber,
+        # like them, keeps retrying (keepTrying).
         factory.deferred.addErrback(lambda _: None)
         factory.startConnecting(endpointFor(factory))
 
