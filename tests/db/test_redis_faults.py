@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, cast
 
+import attrs
 import pytest
 import pytest_twisted
 import txredisapi
@@ -17,7 +18,7 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
-from tests.db.test_redis import _tick, reconnected
+from tests.db.test_redis import _tick, prefixed, reconnected
 from tests.redis import RedisServer
 from txsessions import DatabaseError
 from txsessions.db.redis import RedisDatabase
@@ -160,3 +161,123 @@ async def test_aSubscriberSetUpRefusedWhileReconnectingIsRetried(
     finally:
         await db.close()
     assert all("s3cret" not in str(formatEvent(e)) for e in logged)
+
+
+@pytest_twisted.async_yield_fixture
+async def redisDB(redisServer: RedisServer) -> AsyncIterator[RedisDatabase]:
+    """
+    A database on the shared server, under a prefix of its own.
+    """
+    db = RedisDatabase(prefixed(redisServer))
+    yield db
+    await db.close()
+
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
+
+@pytest.mark.parametrize(
+    ("counter", "delta"),
+    [
+        (None, 2**64),
+        (None, INT64_MIN - 1),
+        (str(INT64_MAX), 1),
+        (str(INT64_MIN), -1),
+        (str(INT64_MAX), INT64_MAX),
+        ("9" * 20, 1),
+        ("1", True),
+    ],
+)
+@pytest.mark.parametrize("create", [True, False])
+@pytest_twisted.ensureDeferred
+async def test_anIncrementRedisCannotHoldSavesNothing(
+    redisDB: RedisDatabase,
+    redisServer: RedisServer,
+    create: bool,
+    counter: str | None,
+    delta: int,
+) -> None:
+    """
+    A save whose increment C{HINCRBY} would refuse (a delta or a stored
+    counter beyond the 64-bit integers, a sum that overflows them, a delta
+    that is no integer's digits) fails with a L{DatabaseError} and changes
+    nothing: not the changes before it in the same save, and a new
+    session's key is not left behind without a TTL (the script wrote, then
+    failed half way).
+    """
+    now = reactor.seconds()
+    key = f"k{create}"
+    redisKey = redisDB._prefix + key
+    before = {"user": '"alice"', "gone": "1"}
+    if counter is not None:
+        before["n"] = counter
+    changes = SessionChanges(create=True, lifetime=Lifetime(now, now + 100))
+    if not create:
+        await redisDB.save(key, attrs.evolve(changes, updated=before))
+    changes = attrs.evolve(
+        changes,
+        create=create,
+        updated={"user": '"mallory"', **({"n": counter} if counter else {})},
+        deleted=frozenset({"gone"}),
+        increments={"n": delta},
+    )
+    with pytest.raises(DatabaseError, match="64-bit"):
+        await redisDB.save(key, changes)
+    if create:
+        assert redisServer.cli("EXISTS", redisKey).strip() == "0"
+    else:
+        stored = await redisDB.load(key)
+        assert stored is not None and stored.values == before
+        assert 90 < int(redisServer.cli("TTL", redisKey)) <= 100
+
+
+@pytest.mark.parametrize(
+    ("counter", "delta", "total"),
+    [
+        (str(INT64_MAX - 1), 1, INT64_MAX),
+        (str(INT64_MIN + 1), -1, INT64_MIN),
+        (None, INT64_MIN, INT64_MIN),
+        (str(INT64_MAX), INT64_MIN, -1),
+        ("123456789012", 987654321098, 1111111110110),
+        ("-0", 5, 5),
+        ("007", 5, 5),
+        ('"x"', 5, 5),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_anIncrementRedisCanHoldLands(
+    redisDB: RedisDatabase, counter: str | None, delta: int, total: int
+) -> None:
+    """
+    Increments up to the edges of the 64-bit integers land; a stored value
+    that JSON reads as no integer, or as 0 (C{-0}), counts as 0, as in every
+    database.
+    """
+    now = reactor.seconds()
+    updated = {} if counter is None else {"n": counter}
+    changes = SessionChanges(
+        create=True, lifetime=Lifetime(now, now + 100), updated=updated
+    )
+    await redisDB.save("k", changes)
+    assert await redisDB.save("k", SessionChanges(increments={"n": delta})) == {
+        "n": total
+    }
+
+
+@pytest_twisted.ensureDeferred
+async def test_anIncrementRedisCannotHoldSavesNothingWhenTheScriptIsSentWhole(
+    redisDB: RedisDatabase, redisServer: RedisServer
+) -> None:
+    """
+    The script sent whole (Redis had forgotten it: C{NOSCRIPT}) refuses an
+    increment Redis cannot hold with the same L{DatabaseError}.
+    """
+    now = reactor.seconds()
+    changes = SessionChanges(
+        create=True, lifetime=Lifetime(now, now + 100), increments={"n": 2**64}
+    )
+    redisServer.cli("SCRIPT", "FLUSH")
+    with pytest.raises(DatabaseError, match="64-bit"):
+        await redisDB.save("k", changes)
+    assert redisServer.cli("EXISTS", redisDB._prefix + "k").strip() == "0"

@@ -227,11 +227,12 @@ class RedisDatabase:
 
     def _saved(self, reply: Any, full: str, encoded: str) -> Any:
         """
-        What a C{SAVE} script's reply says (see L{_replied}).
+        What a C{SAVE} script's reply says (L{savedReply}); the script sent
+        whole when Redis answered C{NOSCRIPT} to its hash.
         """
-        if isinstance(reply, Exception):
-            args = (encoded, self._owners)
-            return self._replied(reply, scripts.SAVE, [full], args, savedReply, ())
+        if isinstance(reply, Exception) and str(reply).startswith("NOSCRIPT"):
+            command = ("EVAL", scripts.SAVE, 1, full, encoded, self._owners)
+            return self._redis.send(*command).addCallback(savedReply)
         return savedReply(reply)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:

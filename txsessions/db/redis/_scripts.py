@@ -59,8 +59,40 @@ the reactor of its own), and an object is read straight into the fields'
 C{dict}.
 """
 
+_INT64 = """
+local function fits(negative, high, low)
+  -- 2^63 - 1 is 9223372036854775807, and -2^63 is an int64 too.
+  if high ~= 9223372036 then return high < 9223372036 end
+  return low <= (negative and 854775808 or 854775807)
+end
+local function int64(text)
+  -- An integer as HINCRBY reads it (Redis's string2ll: no sign but '-', no
+  -- leading zero, no '-0'): its sign and its magnitude, in the two parts a
+  -- Lua number holds exactly (the digits above the last nine, and those);
+  -- nil when HINCRBY would refuse it.
+  if text == '0' then return 1, 0, 0 end
+  local sign, digits = string.match(text, '^(%-?)([1-9]%d*)$')
+  if not digits or #digits > 19 then return nil end
+  local high = tonumber(string.sub(digits, 1, -10)) or 0
+  local low = tonumber(string.sub(digits, -9))
+  if not fits(sign == '-', high, low) then return nil end
+  return (sign == '-') and -1 or 1, high, low
+end
+local function sumFits(text, delta)
+  -- Whether HINCRBY takes delta, and adds it to text without overflow.
+  local s1, h1, l1 = int64(text)
+  local s2, h2, l2 = int64(delta)
+  if not s1 or not s2 then return false end
+  if s1 ~= s2 then return true end
+  local high, low = h1 + h2, l1 + l2
+  if low >= 1000000000 then high, low = high + 1, low - 1000000000 end
+  return fits(s1 < 0, high, low)
+end
+"""
+
 SAVE = (
     _OWNER_OF
+    + _INT64
     + """
 local owners = ARGV[2]
 local ARGV = cjson.decode(ARGV[1])
@@ -73,53 +105,91 @@ local clock = redis.call('TIME')
 if tonumber(clock[1]) + tonumber(clock[2]) / 1000000 > deadline then
   return redis.error_reply('STALE write refused: it reached Redis past its deadline')
 end
-local ownerBefore = nil
-if ownerMayChange then ownerBefore = ownerOf(key) end
 local stored = nil
-if create == '1' then
-  redis.call('DEL', key)
-  redis.call('HSET', key, '\\0\\0c', created)
-  lifetime = '1'
-else
+if create ~= '1' then
   if redis.call('EXISTS', key) == 0 then return false end
   stored = redis.call('HGET', key, '\\0\\0e')
   if stored and tonumber(stored) <= now then return false end
 end
 local i = 10
+local deleted, updated, increments = {}, {}, {}
+local gone, set = {}, {}
+local n = tonumber(ARGV[i]); i = i + 1
+for j = 1, n do
+  table.insert(deleted, ARGV[i]); gone[ARGV[i]] = true; i = i + 1
+end
+n = tonumber(ARGV[i]); i = i + 1
+for j = 1, n do
+  table.insert(updated, {ARGV[i], ARGV[i + 1]}); set[ARGV[i]] = ARGV[i + 1]; i = i + 2
+end
+n = tonumber(ARGV[i]); i = i + 1
+-- Every increment is checked before the first write: Redis keeps the writes
+-- of a script that fails half way.  Each adds to its field as the changes
+-- before it leave it; a field holding no integer counts as 0, as JSON reads
+-- it ('-0', '007'), but one too large for HINCRBY cannot be counted on.
+for j = 1, n do
+  local field, delta = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  local current = set[field]
+  if current == nil and create ~= '1' and clear ~= '1' and not gone[field] then
+    current = redis.call('HGET', key, field)
+  end
+  local zero = false
+  if not current then
+    current = '0'
+  elseif not int64(current) and not string.match(current, '^%-?[1-9]%d*$') then
+    zero, current = true, '0'
+  end
+  if not sumFits(current, delta) then
+    return redis.error_reply('RANGE increment refused: a counter would leave '
+      .. 'the 64-bit integers Redis counts in; nothing was saved')
+  end
+  table.insert(increments, {field, delta, zero})
+end
+local function expire(at)
+  if at then
+    redis.call('PEXPIRE', key, math.max(1, math.floor((tonumber(at) - now) * 1000)))
+  else
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+local ownerBefore = nil
+if ownerMayChange then ownerBefore = ownerOf(key) end
+if create == '1' then
+  redis.call('DEL', key)
+  redis.call('HSET', key, '\\0\\0c', created)
+  if expires ~= '' then
+    redis.call('HSET', key, '\\0\\0e', expires)
+    stored = expires
+  end
+  -- The key has its TTL from its first write.
+  expire(stored)
+end
 if clear == '1' then
   local fields = redis.call('HKEYS', key)
   for _, field in ipairs(fields) do
     if string.sub(field, 1, 2) ~= '\\0\\0' then redis.call('HDEL', key, field) end
   end
 end
-local n = tonumber(ARGV[i]); i = i + 1
-for j = 1, n do redis.call('HDEL', key, ARGV[i]); i = i + 1 end
-n = tonumber(ARGV[i]); i = i + 1
-for j = 1, n do redis.call('HSET', key, ARGV[i], ARGV[i + 1]); i = i + 2 end
-n = tonumber(ARGV[i]); i = i + 1
+for _, field in ipairs(deleted) do redis.call('HDEL', key, field) end
+for _, pair in ipairs(updated) do redis.call('HSET', key, pair[1], pair[2]) end
 local result = {}
-for j = 1, n do
-  local field, delta = ARGV[i], ARGV[i + 1]
-  i = i + 2
-  local current = redis.call('HGET', key, field)
-  if current and not string.match(current, '^%-?%d+$') then
-    redis.call('HSET', key, field, '0')
-  end
-  redis.call('HINCRBY', key, field, delta)
+for _, increment in ipairs(increments) do
+  local field = increment[1]
+  if increment[3] then redis.call('HSET', key, field, '0') end
+  redis.call('HINCRBY', key, field, increment[2])
   table.insert(result, field)
   -- Read back as text: Lua holds HINCRBY's answer as a double.
   table.insert(result, redis.call('HGET', key, field))
 end
-if lifetime == '1' then
-  if expires == '' then redis.call('HDEL', key, '\\0\\0e'); stored = nil
-  else redis.call('HSET', key, '\\0\\0e', expires); stored = expires end
-end
--- No application field starts with NUL: the changes above left '\\0\\0e'
--- as it was read, or as just set.
-if stored then
-  redis.call('PEXPIRE', key, math.max(1, math.floor((tonumber(stored) - now) * 1000)))
-else
-  redis.call('PEXPIRE', key, ttl)
+if create ~= '1' then
+  if lifetime == '1' then
+    if expires == '' then redis.call('HDEL', key, '\\0\\0e'); stored = nil
+    else redis.call('HSET', key, '\\0\\0e', expires); stored = expires end
+  end
+  -- No application field starts with NUL: the changes above left '\\0\\0e'
+  -- as it was read, or as just set.
+  expire(stored)
 end
 local owner = ownerOf(key)
 -- ownerBefore is nil when the owner field was left alone: no owner changed.
@@ -139,7 +209,10 @@ return result
 """
 Save one request's changes, never re-creating a session deleted meanwhile,
 and never after its deadline (in Redis's clock): a write refused then has
-no effect at all.
+no effect at all.  Nor does one with an increment C{HINCRBY} would refuse
+(a counter, or its sum, beyond the 64-bit integers): every increment is
+checked before the first write, and the script answers the error C{RANGE}.
+A new session's key has its TTL from its first write.
 The changes come as one JSON array of strings: one argument to frame rather
 than one per change.  The reply: nothing when the session is gone; else
 each incremented field and its new value, or 1 when there were none (an

@@ -14,6 +14,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ..._fields import LoadedParts, changeParts, storedRecord
+from ...errors import DatabaseError
 from ...ids import redact
 from ...records import SessionChanges, StoredSession, mayChangeOwner
 from . import _scripts as scripts
@@ -149,7 +150,18 @@ def savedReply(reply: Any) -> Mapping[str, int] | None:
     """
     What a C{SAVE} script's reply says: C{None} when the session was gone,
     else each incremented field's new value (none: the integer reply 1).
+
+    @raise DatabaseError: when the script refused an increment that Redis
+        cannot hold (its error C{RANGE}); nothing was saved.
+    @raise Exception: any other error reply, as txredisapi made it.
     """
+    if isinstance(reply, Exception):
+        if str(reply).startswith("RANGE "):
+            raise DatabaseError(
+                "Redis refused the save: a counter would leave the 64-bit "
+                "integers Redis counts in; nothing was saved"
+            ) from reply
+        raise reply
     if not reply:
         return None
     if type(reply) is int:
