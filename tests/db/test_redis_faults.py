@@ -18,10 +18,13 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
+from tests.apps import kvApp
 from tests.db.test_redis import _tick, prefixed, reconnected
 from tests.redis import RedisServer
-from txsessions import DatabaseError
+from tests.support import COOKIE, cookieValue
+from txsessions import Config, DatabaseError, Sessions
 from txsessions.db.redis import RedisDatabase
+from txsessions.db.redis._connection import bulk
 from txsessions.interfaces import Lifetime, SessionChanges
 
 
@@ -281,3 +284,81 @@ async def test_anIncrementRedisCannotHoldSavesNothingWhenTheScriptIsSentWhole(
     with pytest.raises(DatabaseError, match="64-bit"):
         await redisDB.save("k", changes)
     assert redisServer.cli("EXISTS", redisDB._prefix + "k").strip() == "0"
+
+
+async def answeringSavesWith(db: RedisDatabase, script: str) -> None:
+    """
+    Make C{db}'s saves run C{script} in Redis rather than the C{SAVE}
+    script: what a broken or impostor Redis would answer.
+    """
+    sha = await db._redis.execute("SCRIPT", "LOAD", script)
+    db._saveHead = b"*6\r\n" + bulk("EVALSHA") + bulk(sha) + bulk(1)
+    db._saveSHA = sha
+
+
+@pytest.mark.parametrize(
+    ("script", "increments"),
+    [
+        ("return 5", {"n": 1}),
+        ("return 1", {"n": 1}),
+        ("return 0", {"n": 1}),
+        ("return 0", {}),
+        ("return 2", {}),
+        ("return 'n'", {"n": 1}),
+        ("return {}", {"n": 1}),
+        ("return {}", {}),
+        ("return {'n', '1'}", {}),
+        ("return {'other', '1'}", {"n": 1}),
+        ("return {'n'}", {"n": 1}),
+        ("return {'n', '1', 'm'}", {"n": 1, "m": 1}),
+        ("return {'m', '1', 'n', '1'}", {"n": 1, "m": 1}),
+        ("return {'n', '1', 'n', '2'}", {"n": 1}),
+        ("return {'n', 'notint'}", {"n": 1}),
+        ("return {'n', ' 1'}", {"n": 1}),
+        ("return {'n', '1_0'}", {"n": 1}),
+        ("return {'n', '99999999999999999999999'}", {"n": 1}),
+        ("return {'n', '9223372036854775808'}", {"n": 1}),
+        ("return {'n', 1}", {"n": 1}),
+        ("return {'n', {'1'}}", {"n": 1}),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_aSaveReplyTheScriptNeverSendsIsADatabaseError(
+    redisDB: RedisDatabase, script: str, increments: dict[str, int]
+) -> None:
+    """
+    A save answered with what the C{SAVE} script never sends (the script's
+    reply is 1 when nothing was incremented, else each incremented field in
+    order with its new value, a 64-bit integer's text) fails with a
+    L{DatabaseError}, not with whatever reading it raises, nor with values
+    for fields that were not incremented, or none for one that was.
+    """
+    await answeringSavesWith(redisDB, script)
+    changes = SessionChanges(updated={"a": "1"}, increments=increments)
+    with pytest.raises(DatabaseError, match="never sends"):
+        await redisDB.save("k", changes)
+    with pytest.raises(DatabaseError, match="never sends"):
+        await redisDB.saveParts("k", False, None, False, (), {}, increments)
+
+
+@pytest_twisted.ensureDeferred
+async def test_anIncrementAnsweredWithoutItsFieldIsA503(
+    redisServer: RedisServer, listen: Any
+) -> None:
+    """
+    A request whose increment Redis answers with no value for its field
+    gets a 503, not a 500 (the request read the missing value).
+    """
+    database = RedisDatabase(prefixed(redisServer))
+    sessions = Sessions(Config(cookie=COOKIE), database)
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await client.get(base + "/set/a/1")
+        await response.content()
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        await answeringSavesWith(database, "return {'other', '1'}")
+        response = await client.get(base + "/incr/n/1", cookies=cookies)
+        await response.content()
+        assert response.code == 503
+    finally:
+        await sessions.close()

@@ -182,7 +182,7 @@ class RedisDatabase:
             self._ttlText,
             self._redis.redisTime(self._writeWithin),
         )
-        return self._save(key, encoded)
+        return self._save(key, encoded, changes.increments)
 
     def saveParts(
         self,
@@ -212,28 +212,33 @@ class RedisDatabase:
             updated,
             increments,
         )
-        return self._save(key, encoded)
+        return self._save(key, encoded, increments)
 
-    def _save(self, key: str, encoded: str) -> Deferred[Mapping[str, int] | None]:
+    def _save(
+        self, key: str, encoded: str, increments: Collection[str]
+    ) -> Deferred[Mapping[str, int] | None]:
         """
-        Send a C{SAVE} with its arguments (L{saveArguments}).
+        Send a C{SAVE} with its arguments (L{saveArguments}), which
+        increment C{increments}.
         """
         full = self._prefix + key
         saving = self._redis.sendFramed(
             self._saveHead + bulk(full) + bulk(encoded) + self._ownersBulk,
             ("EVALSHA", self._saveSHA, 1, full, encoded, self._owners),
         )
-        return saving.addCallback(self._saved, full, encoded)
+        return saving.addCallback(self._saved, full, encoded, increments)
 
-    def _saved(self, reply: Any, full: str, encoded: str) -> Any:
+    def _saved(
+        self, reply: Any, full: str, encoded: str, increments: Collection[str]
+    ) -> Any:
         """
         What a C{SAVE} script's reply says (L{savedReply}); the script sent
         whole when Redis answered C{NOSCRIPT} to its hash.
         """
         if isinstance(reply, Exception) and str(reply).startswith("NOSCRIPT"):
             command = ("EVAL", scripts.SAVE, 1, full, encoded, self._owners)
-            return self._redis.send(*command).addCallback(savedReply)
-        return savedReply(reply)
+            return self._redis.send(*command).addCallback(savedReply, increments)
+        return savedReply(reply, increments)
 
     def rename(self, oldKey: str, newKey: str) -> Deferred[bool]:
         """

@@ -7,6 +7,7 @@ and a save's replies, read into what the caller needs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
 from json.encoder import encode_basestring as _quoted
 from typing import Any
@@ -25,6 +26,11 @@ _log = Logger()
 _decode = json.JSONDecoder().raw_decode
 """
 How a C{LOAD} script's reply is read: its JSON object, a C{dict}.
+"""
+
+_INT64_TEXT = re.compile(r"-?[0-9]{1,19}\Z")
+"""
+The text of an integer, as Redis writes one: at most 19 digits.
 """
 
 _SAVE_HEAD = '["%d","%s","%s","%d","%d","%r","%s","%.6f","%d","%d"'
@@ -146,13 +152,22 @@ def storedSession(reply: str | None, key: str, now: float) -> StoredSession | No
     return storedRecord(sessionParts(reply, key, now))
 
 
-def savedReply(reply: Any) -> Mapping[str, int] | None:
+def savedReply(
+    reply: Any, increments: Collection[str] = ()
+) -> Mapping[str, int] | None:
     """
     What a C{SAVE} script's reply says: C{None} when the session was gone,
     else each incremented field's new value (none: the integer reply 1).
 
+    @param reply: the reply, an error reply as the exception txredisapi
+        makes of it.
+    @param increments: the fields the save incremented, in the order it
+        sent them.
     @raise DatabaseError: when the script refused an increment that Redis
-        cannot hold (its error C{RANGE}); nothing was saved.
+        cannot hold (its error C{RANGE}; nothing was saved), or when the
+        reply is none the script sends: 1 when nothing was incremented,
+        else each incremented field, in order, and its new value, a 64-bit
+        integer.
     @raise Exception: any other error reply, as txredisapi made it.
     """
     if isinstance(reply, Exception):
@@ -162,8 +177,27 @@ def savedReply(reply: Any) -> Mapping[str, int] | None:
                 "integers Redis counts in; nothing was saved"
             ) from reply
         raise reply
-    if not reply:
+    if reply is None:
         return None
-    if type(reply) is int:
-        return {}
-    return {reply[i]: int(reply[i + 1]) for i in range(0, len(reply), 2)}
+    if not increments:
+        if type(reply) is int and reply == 1:
+            return {}
+    elif (
+        type(reply) is list
+        and len(reply) == 2 * len(increments)
+        and reply[::2] == list(increments)
+    ):
+        values = {}
+        for name, text in zip(increments, reply[1::2], strict=True):
+            if type(text) is not str or _INT64_TEXT.match(text) is None:
+                break
+            value = int(text)
+            if not -(2**63) <= value < 2**63:
+                break
+            values[name] = value
+        else:
+            return values
+    raise DatabaseError(
+        "Redis answered a save with a reply its script never sends "
+        f"({type(reply).__name__}); the save may or may not have landed"
+    )
