@@ -68,6 +68,11 @@ class RedisServer:
     directory: Path
     program: str = "redis-server"
     process: Any = None
+    keyspaceEvents: str = "Ex"
+    """
+    Its C{notify-keyspace-events} when it starts: a server configured by
+    hand sends expiry notifications, one left as it comes (C{""}) none.
+    """
 
     @classmethod
     def start(cls, directory: Path, port: int | None = None) -> RedisServer:
@@ -93,7 +98,7 @@ class RedisServer:
                 "--dir",
                 str(self.directory),
                 "--notify-keyspace-events",
-                "Ex",
+                self.keyspaceEvents,
                 "--enable-debug-command",
                 "local",
             ],

@@ -19,10 +19,10 @@ from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
 from tests.apps import kvApp
-from tests.db.test_redis import _tick, prefixed, reconnected
+from tests.db.test_redis import _tick, prefixed, reconnected, until
 from tests.redis import RedisServer
 from tests.support import COOKIE, cookieValue
-from txsessions import Config, DatabaseError, Sessions
+from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase
 from txsessions.db.redis._connection import bulk
 from txsessions.interfaces import Lifetime, SessionChanges
@@ -362,3 +362,83 @@ async def test_anIncrementAnsweredWithoutItsFieldIsA503(
         assert response.code == 503
     finally:
         await sessions.close()
+
+
+async def newConnection(db: RedisDatabase, before: list[Any]) -> None:
+    """
+    Return once C{db}'s command connections are all new: none is in
+    C{before}.
+    """
+    connections = db._redis._connections
+
+    def new() -> bool:
+        return bool(connections) and not set(connections) & set(before)
+
+    await waitUntil(new, "a new connection")
+
+
+@pytest_twisted.ensureDeferred
+async def test_expiriesAreHeardAfterRedisRestartsWithoutTheirConfiguration(
+    ownRedis: RedisServer,
+) -> None:
+    """
+    Expiry notifications need C{notify-keyspace-events Ex}, which a Redis
+    restarted with its own configuration (or a new master) does not have:
+    the database asks for it again on each new connection, and expiries are
+    still heard after the restart.
+    """
+    ownRedis.keyspaceEvents = ""
+    ownRedis.restart()
+    db = RedisDatabase(ownRedis.url)
+    heard: list[Any] = []
+    db.listen(lambda *a: heard.append(a))
+    try:
+        await db.eventsDelivered()
+        before = list(db._redis._connections)
+        ownRedis.restart()
+        await newConnection(db, before)
+        assert await reconnected(db, "k") is None
+        await db.eventsDelivered()
+        now = reactor.seconds()
+        changes = SessionChanges(create=True, lifetime=Lifetime(now, now + 0.2))
+        await db.save("k", changes)
+        await until(heard, 1)
+        assert heard == [("k", DestroyReason.expired)]
+    finally:
+        await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_aServerRefusingExpiryConfigurationIsWarnedOfOnReconnecting(
+    ownRedis: RedisServer, admin: Any, logged: list[dict[str, Any]]
+) -> None:
+    """
+    A connection to a server that refuses C{CONFIG} (here its user lost
+    the right, as a managed Redis's user has none) is warned of once, when
+    the database reconnects to it as when it starts: the operator must set
+    C{notify-keyspace-events} there.
+    """
+    await admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "&*")
+    await admin.execute_command("ACL", "SETUSER", "app", "+@all")
+    db = RedisDatabase(f"redis://app:pw@127.0.0.1:{ownRedis.port}/0", Clock())
+
+    def warnings() -> list[str]:
+        found = [formatEvent(e) for e in logged if e["log_level"] >= LogLevel.warn]
+        return [text for text in found if "notify-keyspace-events" in str(text)]
+
+    try:
+        assert await db.load("k") is None
+        assert warnings() == []
+        await admin.execute_command("ACL", "SETUSER", "app", "-config")
+        for _ in range(2):
+            before = list(db._redis._connections)
+            await admin.execute_command(
+                "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"
+            )
+            await newConnection(db, before)
+            assert await reconnected(db, "k") is None
+            await waitUntil(warnings, "a warning")
+    finally:
+        await db.close()
+    (warning,) = warnings()
+    assert "NOPERM" in str(warning) and "pw" not in str(warning)

@@ -12,7 +12,10 @@ the first connection made ends the outage.  An outage is logged once, as a
 warning when it begins and at C{info} when it ends, never per retry.
 
 Each new connection also reads Redis's clock (C{TIME}), so that a write's
-deadline can be given in Redis's own time (see L{Connections.redisTime}).
+deadline can be given in Redis's own time (see L{Connections.redisTime}),
+and asks the server for expiry notifications (C{CONFIG SET
+notify-keyspace-events Ex}), which a restarted server, or a new master,
+has forgotten.
 
 The commands of the request path (L{Connections.send}) are written to a
 connection directly, not through txredisapi's C{execute_command} (its
@@ -211,6 +214,7 @@ class Connections:
         self._where = where
         self.down: str | None = None
         self._warned = False
+        self._expiryWarned = False
         self._closed = False
         self._waiting: list[Deferred[Any]] = []
         self._turn = 0
@@ -369,6 +373,7 @@ class Connections:
         if _allowsDirect(connection):
             self._direct.add(connection)
         _noDelay(connection)
+        self._configureExpiryEvents(connection)
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             waiter.callback(connection)
@@ -436,6 +441,33 @@ class Connections:
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             waiter.errback(DatabaseError(why))
+
+    def _configureExpiryEvents(self, connection: Any) -> None:
+        """
+        Ask the server a new connection reached for keyspace notifications
+        of expiries: a restarted Redis, or the new master after a failover,
+        has only its own configuration.  A managed Redis may refuse
+        C{CONFIG}, and then its operator must set C{notify-keyspace-events
+        Ex}: said once, until a server takes it again.
+        """
+
+        def configured(_: object) -> None:
+            self._expiryWarned = False
+
+        def refused(failure: Failure) -> None:
+            if self._closed or self._expiryWarned:
+                return
+            self._expiryWarned = True
+            _log.warn(
+                "could not set notify-keyspace-events Ex ({error}): expiry events "
+                "need it set on the Redis server",
+                error=failure.getErrorMessage(),
+            )
+
+        configuring = connection.execute_command(
+            "CONFIG", "SET", "notify-keyspace-events", "Ex"
+        )
+        configuring.addCallbacks(configured, refused)
 
     def _measureClock(self, connection: Any) -> None:
         """

@@ -10,7 +10,6 @@ from typing import Any, cast
 import attrs
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..._fields import LoadedParts
@@ -37,8 +36,6 @@ from ._wire import (
     sessionParts,
     storedSession,
 )
-
-_log = Logger()
 
 _NO_DEADLINE = 365 * 24 * 3600.0
 """
@@ -122,7 +119,6 @@ class RedisDatabase:
             subscriberEndpoint,
             (self.where.username, self.where.password),
         )
-        self._configureExpiryEvents()
         self._closed = False
 
     # IDatabase
@@ -427,23 +423,6 @@ class RedisDatabase:
         factory.service_name = self.where.service
         factory.is_master = True
         return cast(IStreamClientEndpoint, txredisapi._SentinelEndpoint(factory))
-
-    def _configureExpiryEvents(self) -> None:
-        """
-        Ask for keyspace notifications of expiries; a managed Redis may
-        refuse C{CONFIG}, and then its operator must set
-        C{notify-keyspace-events Ex}.
-        """
-        configuring = self._redis.pool.execute_command(
-            "CONFIG", "SET", "notify-keyspace-events", "Ex"
-        )
-        configuring.addErrback(
-            lambda f: _log.warn(
-                "could not set notify-keyspace-events Ex ({error}): expiry events "
-                "need it set on the Redis server",
-                error=f.getErrorMessage(),
-            )
-        )
 
     def _eval(
         self,
