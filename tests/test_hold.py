@@ -225,3 +225,68 @@ def test_isSecureAnswersAsTwistedOncePerTransport() -> None:
     assert isSecure(plain) is False
     plain.setHost(b"example.com", 443, ssl=True)
     assert isSecure(plain) is plain.isSecure() is True
+
+
+def test_isSecureAsksARequestThatAnswersForItself() -> None:
+    """
+    A request whose C{isSecure} is its own (set on it, as Twisted's
+    C{VHostMonsterResource} does behind a TLS proxy, or a subclass's), or
+    whose channel's is, is asked: the per-connection answer is Twisted's
+    alone.  (Before, the channel's cached answer was given, and a session
+    behind VHostMonster got no C{Secure} cookie.)
+    """
+    from twisted.internet.testing import StringTransport
+    from twisted.web.http import HTTPChannel, Request
+
+    from txsessions._hold import isSecure
+
+    class BehindTLS(Request):
+        def isSecure(self) -> bool:
+            return True
+
+    channel = HTTPChannel()
+    channel.makeConnection(StringTransport())
+    plain: Any = Request(channel)
+    assert isSecure(plain) is False  # the channel's answer is kept
+    vhost: Any = Request(channel)
+    vhost.setHost(b"example.com", 443)  # as VHostMonsterResource does
+    vhost.isSecure = lambda: 1
+    assert isSecure(vhost) is True
+    behind: Any = BehindTLS(channel)
+    assert isSecure(behind) is True
+    channel.isSecure = lambda: True  # type: ignore[method-assign]
+    again: Any = Request(channel)
+    assert isSecure(again) is True
+
+
+def test_aSessionBehindVHostMonsterGetsASecureCookie() -> None:
+    """
+    Behind a TLS-terminating proxy that passes through Twisted's
+    C{VHostMonsterResource}, the session cookie carries C{Secure}, and a
+    C{__Host-} cookie's session is saved.
+    """
+    from twisted.web.resource import Resource
+    from twisted.web.vhost import VHostMonsterResource
+
+    import txsessions
+    from tests.support import Browser, setCookies
+    from txsessions import Config, Sessions
+    from txsessions.db.memory import MemoryDatabase
+
+    class Login(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Any) -> bytes:
+            txsessions.get(request).set("user", "alice")
+            return b"ok"
+
+    for name in ("sid", "__Host-sid"):
+        sessions = Sessions(Config(cookie=name), MemoryDatabase())
+        root = Resource()
+        root.putChild(b"vhost", VHostMonsterResource())
+        root.putChild(b"login", Login())
+        browser = Browser(sessions.wrap(root), "http://127.0.0.1:8080")
+        response, body = browser.get("/vhost/https/example.com:443/login")
+        assert body == b"ok"
+        [cookie] = setCookies(response)
+        assert cookie.startswith(name + "=") and "; Secure" in cookie

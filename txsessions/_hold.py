@@ -37,7 +37,8 @@ when a Twisted release changes one of them:
   - C{Request._forceSSL} (what C{setHost(..., ssl=True)} sets) and
     C{HTTPChannel.isSecure} asking only whether the channel's transport
     adapts to C{ISSLTransport}: L{isSecure} keeps that answer on the
-    channel for as long as its transport stays the same (without them,
+    channel for as long as its transport stays the same, when neither the
+    request nor the channel answers C{isSecure} for itself (without them,
     C{request.isSecure()} is asked every time);
   - C{Request._encoder} and C{twisted.web.resource._IEncodingResource}:
     what C{Request.process} does so that an C{EncodingResourceWrapper}
@@ -202,6 +203,7 @@ def copyHeaders(headers: Headers) -> Headers:
 
 
 _CHANNEL = HTTPChannel.isSecure
+_REQUEST = Request.isSecure
 
 _SECURE = "_txsessionsSecure"
 """
@@ -222,7 +224,15 @@ def isSecure(request: IRequest) -> bool:
     """
     forced = getattr(request, "_forceSSL", None)
     channel = getattr(request, "channel", None)
-    if forced is None or channel is None or type(channel).isSecure is not _CHANNEL:
+    if (
+        forced is None
+        or channel is None
+        # Twisted's own answers alone are known: a request or channel that
+        # answers for itself (VHostMonsterResource behind a TLS proxy sets
+        # its own on the request) is asked.
+        or getattr(request.isSecure, "__func__", None) is not _REQUEST
+        or getattr(channel.isSecure, "__func__", None) is not _CHANNEL
+    ):
         return bool(request.isSecure())
     if forced:
         return True
