@@ -18,7 +18,13 @@ redisfloor, redis; --scenarios keeps only those scenarios.  With
 --commits, each txsessions server on SQLite or LMDB also reports the
 transactions (fsyncs) it committed per second under wrk, the changes
 each held and how long each commit took (its /commits route, read before
-and after each scenario).
+and after each scenario), and, where /proc tells, the CPU time its reactor
+thread and its other threads (the writer) spent per request and how often
+the other threads slept per commit (waiting for a batch, for the disk or
+for the interpreter lock).  The reactor's CPU time per request beside the wall
+time per request (1/rate) tells a reactor short of CPU from one left
+waiting for commits; beside the memory database's, what the persistent
+database adds to each request.
 """
 
 from __future__ import annotations
@@ -99,6 +105,58 @@ def commits(port: int) -> tuple[int, int, float]:
     return int(done), int(changes), float(seconds)
 
 
+def threadTimes(pid: int) -> dict[int, tuple[float, int]]:
+    """
+    @return: for each thread of process C{pid}, the CPU seconds it has
+        used (user and system) and how many times it has slept (voluntary
+        context switches); nothing where /proc does not tell.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[float, int]] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                # Fields after the command's closing parenthesis: utime and
+                # stime are the 12th and 13th.
+                fields = f.read().rpartition(")")[2].split()
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        sleeps = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M)
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        found[int(task)] = (cpu, int(sleeps.group(1)) if sleeps else 0)
+    return found
+
+
+def cpuShares(
+    pid: int,
+    before: dict[int, tuple[float, int]],
+    after: dict[int, tuple[float, int]],
+    requests: float,
+    done: int,
+) -> str:
+    """
+    @return: the reactor thread's and the other threads' CPU time per
+        request, and the other threads' sleeps per commit, between two
+        L{threadTimes}.
+    """
+    if not before or not after or not requests:
+        return ""
+    spent = {t: after[t][0] - before.get(t, (0.0, 0))[0] for t in after}
+    slept = sum(after[t][1] - before.get(t, (0.0, 0))[1] for t in after if t != pid)
+    others = sum(v for t, v in spent.items() if t != pid)
+    return (
+        f", reactor {1e6 * spent.get(pid, 0.0) / requests:.0f} us CPU/request, "
+        f"other threads {1e6 * others / requests:.0f} us, "
+        f"{slept / max(done, 1):.1f} sleeps/commit"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
@@ -136,17 +194,27 @@ def main() -> None:
                     counting = counted and shortName(kind, url) in counted
                     if counting:
                         before = commits(port)
+                        timesBefore = threadTimes(process.pid)
                     rate = wrk(port, path, options.seconds, sent)
                     if counting:
+                        timesAfter = threadTimes(process.pid)
                         after = commits(port)
                         done = after[0] - before[0]
                         changes = after[1] - before[1]
                         seconds = after[2] - before[2]
+                        shares = cpuShares(
+                            process.pid,
+                            timesBefore,
+                            timesAfter,
+                            rate * options.seconds,
+                            done,
+                        )
                         print(
                             f"{name} {scenario}: {rate:.0f} req/s, "
                             f"{done / options.seconds:.0f} commits/s, "
                             f"{changes / max(done, 1):.1f} changes each, "
-                            f"{1000 * seconds / max(done, 1):.2f} ms each",
+                            f"{1000 * seconds / max(done, 1):.2f} ms each"
+                            f"{shares}",
                             flush=True,
                         )
                     results.setdefault((name, scenario), []).append(rate)
