@@ -276,6 +276,14 @@ class Deadlines:
             call.cancel()
 
 
+LATER = object()
+"""
+What a database's C{loadAtOnce} answers when it cannot answer at once
+(SQLite, while another connection resets or recovers its WAL): the request
+path calls its C{load} instead.
+"""
+
+
 def answeredAtOnce(database: object, name: str) -> Callable[..., Any] | None:
     """
     The synchronous form of a database method, when the database offers
@@ -283,10 +291,11 @@ def answeredAtOnce(database: object, name: str) -> Callable[..., Any] | None:
     database has both).  It takes the same arguments, returns the result
     itself rather than a L{Deferred} firing with it (a load gives the
     lifetime and fields, not a L{StoredSession}), and raises what the
-    L{Deferred} would fail with.  Taken from the most derived class that
-    defines C{name} or its synchronous form: a subclass overriding C{load}
-    or C{save} alone is called as it is, and one adding the synchronous
-    form answers for the method it inherits.
+    L{Deferred} would fail with; a C{loadAtOnce} may answer L{LATER}.
+    Taken from the most derived class that defines C{name} or its
+    synchronous form: a subclass overriding C{load} or C{save} alone is
+    called as it is, and one adding the synchronous form answers for the
+    method it inherits.
 
     @param database: a database.
     @param name: C{load} or C{save}.

@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from . import cookies
-from ._calls import isDeferred
+from ._calls import LATER, isDeferred
 from ._fields import LoadedParts
 from ._hold import connectionOf, cookieHeaders
 from ._parts import Parts
@@ -119,14 +119,17 @@ def loadSession(
                 loaded = atOnce(key)
             except Exception as e:
                 raise parts.calls.failed(e, "load") from e
-            parts.loadLatency.add(perf_counter() - started)
-            if loaded is None:
-                _unknown(sessionID)
+            if loaded is not LATER:
+                parts.loadLatency.add(perf_counter() - started)
+                if loaded is None:
+                    _unknown(sessionID)
+                    continue
+                session = _accept(
+                    parts, config, owner, sessionID, key, current, *loaded
+                )
+                if session is not None:
+                    return session
                 continue
-            session = _accept(parts, config, owner, sessionID, key, current, *loaded)
-            if session is not None:
-                return session
-            continue
         try:
             inParts = parts.loadParts
             loading = parts.database.load(key) if inParts is None else inParts(key)

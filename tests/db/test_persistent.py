@@ -179,6 +179,58 @@ async def test_sqliteLoadsRunInlineEvenWhileAnotherProcessWrites(
 
 
 @pytest_twisted.ensureDeferred
+async def test_theRequestPathReadsSQLiteAtOnce(
+    tmp_path: Any, listen: Any, monkeypatch: Any
+) -> None:
+    """
+    A request reads its SQLite session through
+    L{SQLiteDatabase.loadAtOnce}, in the reactor thread, not through
+    C{load} and its L{Deferred}; when the file is busy it is read in the
+    reading thread instead, and SQLite failing otherwise is a 503, with no
+    cookie.
+    """
+    database: Any = openDatabase(f"sqlite:{tmp_path / 's.db'}")
+    sessions = Sessions(Config(cookie=COOKIE), database)
+    try:
+        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+        response = await client.get(base + "/set/user/dora")
+        await response.content()
+        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        load = database.load
+
+        def notThisWay(key: str) -> Any:
+            raise AssertionError("the request path called load")
+
+        monkeypatch.setattr(database, "load", notThisWay)
+        response = await client.get(base + "/get/user", cookies=cookies)
+        assert (response.code, await response.text()) == (200, '"dora"')
+
+        class Failing:
+            def __init__(self, error: Exception) -> None:
+                self.error = error
+
+            def execute(self, *args: Any) -> Any:
+                raise self.error
+
+        inline = database._sqlite._inline
+        busy = Failing(sqlite3.OperationalError("database is locked"))
+        monkeypatch.setattr(database._sqlite, "_inline", busy)
+        monkeypatch.setattr(database, "load", load)
+        response = await client.get(base + "/get/user", cookies=cookies)
+        assert (response.code, await response.text()) == (200, '"dora"')
+
+        broken = Failing(sqlite3.DatabaseError("disk I/O error"))
+        monkeypatch.setattr(database._sqlite, "_inline", broken)
+        response = await client.get(base + "/get/user", cookies=cookies)
+        assert response.code == 503
+        await response.content()
+        assert setCookies(response) == []
+        monkeypatch.setattr(database._sqlite, "_inline", inline)
+    finally:
+        await sessions.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_theRequestPathReadsLMDBAtOnce(
     tmp_path: Any, listen: Any, monkeypatch: Any
 ) -> None:

@@ -534,8 +534,7 @@ class LMDBDatabase(PersistentDatabase):
         L{load}, answered at once: the lifetime's fields and the session's
         fields, without a L{Deferred} or a L{StoredSession} on the way.
         The request path calls it in load's place (see
-        L{txsessions._calls.answeredAtOnce}); SQLite's loads, which may go to
-        a thread, have no such form.
+        L{txsessions._calls.answeredAtOnce}), as SQLite's does.
 
         @param key: a store key.
         @return: when the session was created and expires, and its fields;

@@ -19,6 +19,8 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.logger import Logger
 
+from .._calls import LATER
+from .._fields import LoadedParts, storedRecord
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
 from ..records import SessionChanges, SessionInfo, StoredSession, ownerOf
@@ -31,6 +33,7 @@ from ._persistent import (
     decodeFields,
     encodeFields,
     lifetimeOf,
+    timesOf,
 )
 from ._threads import Threads
 from ._transactions import LockTimeout, TransactionLost
@@ -253,29 +256,30 @@ class _SQLiteBackend:
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
         return self._threads.read(work, self._reader)
 
-    def load(self, key: str, now: float) -> Deferred[StoredSession | None]:
-        def load(txn: Any) -> StoredSession | None:
-            row = txn.execute(
-                "SELECT created, expires, fields FROM txsessions WHERE key = ?", (key,)
-            ).fetchone()
-            if row is None:
-                return None
-            try:
-                lifetime = lifetimeOf(row[0], row[1])
-                if lifetime.hasExpired(now):
-                    return None
-                return StoredSession(lifetime, decodeFields(row[2]))
-            except ValueError:
-                _log.warn("session {key} is corrupt; ignored", key=redact(key))
-                return None
+    def readParts(self, key: str, now: float) -> LoadedParts | None | object:
+        """
+        Read a session in the reactor thread, on the connection that never
+        waits for a lock.
 
+        @return: when the session was created and expires, and its fields;
+            C{None} when it is absent, corrupt or ended at C{now}; L{LATER}
+            when the file is busy (another connection is resetting or
+            recovering the WAL): then L{load} reads it in a thread.
+        @raise sqlite3.Error: when SQLite failed otherwise.
+        """
         try:
-            return succeed(load(self._inline))
+            return _rowParts(self._inline, key, now)
         except sqlite3.OperationalError:
-            # Busy: another connection is resetting or recovering the WAL.
-            return self._read(load)
+            return LATER
+
+    def load(self, key: str, now: float) -> Deferred[StoredSession | None]:
+        try:
+            parts = self.readParts(key, now)
         except sqlite3.Error:
             return fail()
+        if parts is LATER:
+            return self._read(lambda txn: storedRecord(_rowParts(txn, key, now)))
+        return succeed(storedRecord(cast("LoadedParts | None", parts)))
 
     def save(self, key: str, changes: SessionChanges, now: float) -> Deferred[Saved]:
         def save(txn: Any) -> Saved:
@@ -408,6 +412,26 @@ class _SQLiteBackend:
         self._threads.closeNow()
 
 
+def _rowParts(txn: Any, key: str, now: float) -> LoadedParts | None:
+    """
+    @return: the session C{key} names, read with C{txn}, as
+        L{_SQLiteBackend.readParts} answers it.
+    """
+    row = txn.execute(
+        "SELECT created, expires, fields FROM txsessions WHERE key = ?", (key,)
+    ).fetchone()
+    if row is None:
+        return None
+    try:
+        createdAt, expiresAt = timesOf(row[0], row[1])
+        if expiresAt is not None and now >= expiresAt:
+            return None
+        return createdAt, expiresAt, decodeFields(row[2])
+    except ValueError:
+        _log.warn("session {key} is corrupt; ignored", key=redact(key))
+        return None
+
+
 class SQLiteDatabase(PersistentDatabase):
     """
     Sessions in an SQLite file.  Sessions found there when it opens are
@@ -457,3 +481,19 @@ class SQLiteDatabase(PersistentDatabase):
             path, threads, maxSessions, timeout, batching or Batching()
         )
         super().__init__(backend, clock, f"sqlite:{path}")
+        self._sqlite = backend
+
+    def loadAtOnce(self, key: str) -> LoadedParts | None | object:
+        """
+        L{load}, answered at once: the lifetime's fields and the session's
+        fields, without a L{Deferred} or a L{StoredSession} on the way, or
+        L{LATER <txsessions._calls.LATER>} when the file is busy.  The
+        request path calls it in load's place (see
+        L{txsessions._calls.answeredAtOnce}).
+
+        @param key: a store key.
+        @return: when the session was created and expires, and its fields;
+            C{None} when no live session has that key; or L{LATER}.
+        @raise sqlite3.Error: when SQLite failed (the request answers 503).
+        """
+        return self._sqlite.readParts(key, self.clock.seconds())
