@@ -67,3 +67,30 @@ def test_configIsFrozen() -> None:
     config = Config()
     with pytest.raises(AttributeError):
         config.cookie = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "allowReclaim",
+        "cookieHTTPOnly",
+        "cookieSecureTLS",
+        "forceSecureCookie",
+        "trustProxyHeaders",
+        "logSessionEvents",
+        "csrf",
+    ],
+)
+@pytest.mark.parametrize("value", ["false", "0", 1, None])
+def test_aSwitchIsTrueOrFalse(name: str, value: object) -> None:
+    """
+    A switch is C{True} or C{False}: C{trustProxyHeaders="false"}, as an
+    environment variable gives it, is refused, not taken as true.
+    """
+    with pytest.raises(TypeError, match=name):
+        Config(**{name: value})  # type: ignore[arg-type]
+
+
+def test_theSessionIDGeneratorIsCallable() -> None:
+    with pytest.raises(TypeError, match="sessionIDGenerator"):
+        Config(sessionIDGenerator=None)  # type: ignore[arg-type]

@@ -62,6 +62,24 @@ def _checkSameSite(instance: object, attribute: object, value: Any) -> None:
         )
 
 
+def _switch(default: bool) -> Any:
+    """
+    A setting that is C{True} or C{False}, and nothing else: C{"false"}, as
+    an environment variable gives it, would be true.
+    """
+    return attrs.field(default=default, validator=_isBool)
+
+
+def _isBool(instance: object, attribute: Any, value: object) -> None:
+    if type(value) is not bool:
+        raise TypeError(f"{attribute.name} must be True or False, not {value!r}")
+
+
+def _isCallable(instance: object, attribute: Any, value: object) -> None:
+    if not callable(value):
+        raise TypeError(f"{attribute.name} must be callable, not {value!r}")
+
+
 def _checkEncoding(instance: object, attribute: object, value: Any) -> None:
     if value is not None and not (
         callable(getattr(value, "encode", None))
@@ -215,8 +233,10 @@ class Config:
         default="txsessionid", validator=lambda i, a, v: checkCookieName(v)
     )
     expires: float = attrs.field(default=0.0, converter=toSeconds)
-    sessionIDGenerator: Callable[[IRequest], str] = generateSessionID
-    allowReclaim: bool = False
+    sessionIDGenerator: Callable[[IRequest], str] = attrs.field(
+        default=generateSessionID, validator=_isCallable
+    )
+    allowReclaim: bool = _switch(False)
     encoding: CookieEncoding | None = attrs.field(
         default=None, validator=_checkEncoding
     )
@@ -230,19 +250,19 @@ class Config:
         default=attrs.Factory(lambda self: self.cookieDomain is None, takes_self=True),
         validator=_checkSubdomains,
     )
-    cookieHTTPOnly: bool = True
+    cookieHTTPOnly: bool = _switch(True)
     cookieSameSite: SameSite | None = attrs.field(
         default="lax", validator=_checkSameSite
     )
-    cookieSecureTLS: bool = True
-    forceSecureCookie: bool = False
-    trustProxyHeaders: bool = False
+    cookieSecureTLS: bool = _switch(True)
+    forceSecureCookie: bool = _switch(False)
+    trustProxyHeaders: bool = _switch(False)
     idleTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
     databaseTimeout: float = attrs.field(default=3.0, converter=toSeconds)
-    logSessionEvents: bool = False
+    logSessionEvents: bool = _switch(False)
     lastSeenInterval: float = attrs.field(default=300.0, converter=toSeconds)
-    csrf: bool = False
+    csrf: bool = _switch(False)
     csrfSettings: CSRFSettings = attrs.field(
         default=DEFAULT_SETTINGS, validator=attrs.validators.instance_of(CSRFSettings)
     )
