@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyChannel
 
@@ -554,3 +555,22 @@ def test_destroyByIDReachesSessionsThisManagerNeverSaw(
     other = Sessions(Config(cookie=COOKIE), db, clock)
     assert resultOf(other.destroyByID(sid)) is True
     assert json.loads(browser.get("/all", {COOKIE: sid})[1])["isNew"] is True
+
+
+@pytest.mark.parametrize("bad", [b"alice", 42, None])
+def test_whatNamesASessionOrOwnerIsText(bad: Any) -> None:
+    """
+    An owner, an id or a store key that is not a C{str} (bytes from
+    C{request.args}, an integer user id) is refused at the call: it would
+    name nothing on one database, and something on another.
+    """
+    sessions = Sessions(Config(), MemoryDatabase(Clock()), Clock())
+    calls: list[Any] = [
+        lambda: sessions.destroyOwner(bad),
+        lambda: sessions.sessionsOf(bad),
+        lambda: sessions.destroyByKey(bad),
+        lambda: sessions.destroyByID(bad),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="must be a str"):
+            call()

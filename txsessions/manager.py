@@ -163,6 +163,7 @@ class Sessions:
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with whether
             there was such a session.
         """
+        _checkText("sessionID", sessionID)
         if not isWellFormedID(sessionID):
             return succeed(False)
         return self.destroyByKey(storeKey(sessionID))
@@ -176,6 +177,7 @@ class Sessions:
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with whether
             there was such a session.
         """
+        _checkText("key", key)
         return self.parts.calls.call(
             self.database.destroy(key, DestroyReason.destroyByID)
         )
@@ -207,6 +209,7 @@ class Sessions:
             with the sessions, the most recently seen first; failing with
             C{NotImplementedError} when the database keeps no owner index.
         """
+        _checkText("owner", owner)
         mine = None if current is None else requestKey(current)
 
         def marked(found: list[SessionInfo]) -> list[SessionInfo]:
@@ -236,6 +239,7 @@ class Sessions:
             with how many sessions ended; failing with C{NotImplementedError}
             when the database keeps no owner index.
         """
+        _checkText("owner", owner)
         spared = None if keep is None else requestKey(keep)
         return Deferred.fromCoroutine(
             destroyOwner(self.database, owner, spared, self.parts.calls.call)
@@ -350,3 +354,12 @@ class Sessions:
                 sessionEvent="destroyed",
             )
         self._listeners.tell(key, reason)
+
+
+def _checkText(name: str, value: object) -> None:
+    """
+    @raise TypeError: when C{value} is not a C{str} (C{bytes} from
+        C{request.args}, say, which would name no session).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
