@@ -574,3 +574,31 @@ def test_whatNamesASessionOrOwnerIsText(bad: Any) -> None:
     for call in calls:
         with pytest.raises(TypeError, match="must be a str"):
             call()
+
+
+@pytest.mark.parametrize("route", ["/destroy", "/regenerate"])
+def test_aDatabaseMethodThatRaisesIsAStoreFailure(clock: Any, route: str) -> None:
+    """
+    A database whose C{destroy} or C{rename} raises, rather than failing
+    the L{Deferred} it returns, fails as one that fails it: a 503 with no
+    cookie, counted as a store error; the session is left as it was.
+    (Before, it was a 500, not counted, and a destroy sent the deletion
+    cookie of a session still stored.)
+    """
+
+    class Raising(MemoryDatabase):
+        def destroy(self, key: str, reason: DestroyReason) -> Any:
+            raise OSError("the disk went away")
+
+        def rename(self, oldKey: str, newKey: str) -> Any:
+            raise OSError("the disk went away")
+
+    sessions = Sessions(Config(cookie=COOKIE), Raising(clock), clock)
+    browser = kvBrowser(sessions)
+    sid = login(browser)
+    response, _ = browser.get(route, {COOKIE: sid})
+    assert response.code == 503
+    assert setCookies(response) == []
+    assert sessions.metrics.storeErrors == 1
+    response, body = browser.get("/get/user", {COOKIE: sid})
+    assert body == b'"alice"'

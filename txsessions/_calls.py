@@ -18,7 +18,13 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from twisted.internet.defer import CancelledError, Deferred, FirstError, gatherResults
+from twisted.internet.defer import (
+    CancelledError,
+    Deferred,
+    FirstError,
+    fail,
+    gatherResults,
+)
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -50,6 +56,17 @@ class DatabaseCalls:
         self._metrics = metrics
         self._deadlines = Deadlines(clock, timeout, self.failed) if timeout else None
         self.timeout = timeout
+
+    def run(self, method: Callable[..., Deferred[T]], *args: Any) -> Deferred[Any]:
+        """
+        L{call} of C{method(*args)}, a database method: one that raises,
+        rather than failing the L{Deferred} it returns, fails the same way.
+        """
+        try:
+            d = method(*args)
+        except Exception:
+            d = fail()
+        return self.call(d)
 
     def call(
         self,

@@ -262,8 +262,8 @@ class RequestSession(HeldResponse):
         if key is None:
             return succeed(None)
         parts = self.parts
-        destroying = parts.calls.call(
-            parts.database.destroy(key, DestroyReason.destroyed)
+        destroying = parts.calls.run(
+            parts.database.destroy, key, DestroyReason.destroyed
         )
         return self._track(destroying).addCallback(lambda _: None)
 
@@ -294,7 +294,7 @@ class RequestSession(HeldResponse):
             return succeed(None)
         session.changes.cookieDirty = True
         parts = self.parts
-        renaming = parts.calls.call(parts.database.rename(oldKey, key))
+        renaming = parts.calls.run(parts.database.rename, oldKey, key)
 
         def renamed(moved: bool) -> None:
             if not moved:

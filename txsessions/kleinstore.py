@@ -143,7 +143,7 @@ class SessionValues:
             return result
 
         parts = self._parts
-        return parts.calls.call(parts.database.save(self._key, changes)).addCallback(
+        return parts.calls.run(parts.database.save, self._key, changes).addCallback(
             saved
         )
 
@@ -244,7 +244,7 @@ class KleinSessionStore:
             updated={CONFIDENTIAL: "true" if isConfidential else "false"},
         )
         values = SessionValues(parts, key, {})
-        saving = parts.calls.call(parts.database.save(key, changes))
+        saving = parts.calls.run(parts.database.save, key, changes)
         return saving.addCallback(
             lambda _: KleinSession(
                 identifier, isConfidential, authenticatedBy, values, self._authorizers
@@ -265,7 +265,7 @@ class KleinSessionStore:
             if not isWellFormedID(identifier):
                 raise NoSuchSession("malformed session identifier")
             key = storeKey(identifier)
-            stored = await parts.calls.call(parts.database.load(key))
+            stored = await parts.calls.run(parts.database.load, key)
             now = parts.clock.seconds()
             if stored is None or parts.policy.hasEnded(stored.lifetime, now):
                 raise NoSuchSession("no such session")
@@ -312,7 +312,7 @@ class KleinSessionStore:
         async def destroy(identifier: str) -> None:
             key = storeKey(identifier)
             parts = self._sessions.parts
-            stored = await parts.calls.call(parts.database.load(key))
+            stored = await parts.calls.run(parts.database.load, key)
             if stored is not None and stored.values.get(CONFIDENTIAL) == "true":
                 await self._sessions.destroyByKey(key)
 

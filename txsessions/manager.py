@@ -178,8 +178,8 @@ class Sessions:
             there was such a session.
         """
         _checkText("key", key)
-        return self.parts.calls.call(
-            self.database.destroy(key, DestroyReason.destroyByID)
+        return self.parts.calls.run(
+            self.database.destroy, key, DestroyReason.destroyByID
         )
 
     def destroyAll(self) -> Deferred[int]:
@@ -189,7 +189,7 @@ class Sessions:
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with how many
             there were.
         """
-        return self.parts.calls.call(self.database.destroyAll(DestroyReason.destroyAll))
+        return self.parts.calls.run(self.database.destroyAll, DestroyReason.destroyAll)
 
     def sessionsOf(
         self, owner: str, current: IRequest | None = None
@@ -224,7 +224,7 @@ class Sessions:
             sessionsOf = ownerIndex(self.database)
         except NotImplementedError:
             return fail()
-        return self.parts.calls.call(sessionsOf(owner)).addCallback(marked)
+        return self.parts.calls.run(sessionsOf, owner).addCallback(marked)
 
     def destroyOwner(self, owner: str, keep: IRequest | None = None) -> Deferred[int]:
         """
@@ -250,7 +250,7 @@ class Sessions:
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with the number
             of live sessions.
         """
-        return self.parts.calls.call(self.database.count())
+        return self.parts.calls.run(self.database.count)
 
     def wrap(self, resource: IResource) -> IResource:
         """
