@@ -193,3 +193,15 @@ def test_aFlashReadThenClearedStaysRead() -> None:
     session.clear()
     changes = takeChanges(session)
     assert changes.clear and "\x00fm" not in changes.updated
+
+
+def test_aFlashKeyThatIsNoStrIsNotSerializable() -> None:
+    """
+    A flash message under a key that is not a C{str} is refused with
+    L{ValueNotSerializable}, as a value's would be (before, a bare
+    C{TypeError} from adding it to the field's prefix).
+    """
+    session = loaded()
+    with pytest.raises(ValueNotSerializable):
+        session.setFlash(1, "x")  # type: ignore[arg-type]
+    assert not session.hasFlash()

@@ -36,7 +36,8 @@ class FlashMethods:
         @raise ValueNotSerializable: when C{key} or C{value} is not storable.
         """
         self.changes.checkAlive()
-        self.changes.change(FLASH + key, encodeValue(key, value))
+        text = encodeValue(key, value)  # checks the key, too
+        self.changes.change(FLASH + key, text)
         self._flashes[key] = value
         self.changes.readFlashes = removed(self.changes.readFlashes, key)
 

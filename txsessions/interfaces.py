@@ -48,7 +48,9 @@ class IDatabase(Interface):
     Keys are store keys (L{txsessions.ids.storeKey}), never session ids.  A
     database removes a session when its lifetime ends and tells its
     listeners, with L{DestroyReason.expired}; it never returns an expired
-    session from L{load}.
+    session from L{load}.  Calls for one key take effect in the order they
+    were made: a request may C{rename} a session and C{save} it under its
+    new key without waiting between the two.
     """
 
     def load(key: str) -> Deferred[StoredSession | None]:

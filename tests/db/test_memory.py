@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from typing import Any
 
 import pytest
 from twisted.internet.task import Clock
@@ -61,3 +62,13 @@ def test_aDefaultMemoryDatabaseIsBounded() -> None:
     for i in range(limit + 1):
         unbounded.save(f"key{i}", forever)
     assert unbounded.count().result == limit + 1
+
+
+@pytest.mark.parametrize("bad", [-1, "10", 2.5, None, True])
+def test_maxSessionsIsAWholeNumber(bad: Any) -> None:
+    """
+    C{maxSessions} is an C{int}, 0 or more; before, C{-1} refused every new
+    session (a 503 for ever) and C{"10"} failed each with a C{TypeError}.
+    """
+    with pytest.raises(ValueError, match="maxSessions"):
+        MemoryDatabase(Clock(), bad)

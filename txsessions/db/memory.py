@@ -69,7 +69,12 @@ class MemoryDatabase:
             C{None}.
         @param maxSessions: the most live sessions it holds (0: no limit);
             once full, new sessions are refused with L{SessionLimitError}.
+        @raise ValueError: when C{maxSessions} is not an C{int}, 0 or more.
         """
+        if type(maxSessions) is not int or maxSessions < 0:
+            raise ValueError(
+                f"maxSessions must be a whole number, 0 or more, not {maxSessions!r}"
+            )
         if clock is None:
             from twisted.internet import reactor
 
