@@ -276,3 +276,15 @@ def test_lifetime() -> None:
 def test_reprShowsNoSecrets() -> None:
     session = loaded(password="hunter2")
     assert "x" * 10 not in repr(session) and "hunter2" not in repr(session)
+
+
+@pytest.mark.parametrize("n", [2**63, -(2**63) - 1, 2**70])
+def test_anIncrementIsA64BitInteger(n: int) -> None:
+    """
+    An increment outside the 64-bit integers is refused at the call, on
+    every database alike; before, memory, SQLite and LMDB counted it and
+    Redis answered a 503.
+    """
+    session = loaded()
+    with pytest.raises(ValueError, match="64-bit"):
+        session.increment("n", n)

@@ -25,7 +25,7 @@ from ._mapping import MappingMethods
 from .csrf import csrfToken
 from .errors import ImmutableValueError
 from .records import OWNER_FIELD, Lifetime, OwnerMark, SessionChanges
-from .values import encodeValue, isOwnerName
+from .values import checkIncrement, encodeValue, isOwnerName
 
 T = TypeVar("T")
 
@@ -410,11 +410,12 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
             value.
         @raise ImmutableValueError: when the key holds an immutable value.
         @raise SessionDestroyedError: when the session was destroyed.
+        @raise TypeError: when C{n} is not an C{int}.
+        @raise ValueError: when it is not a 64-bit integer.
         """
         self._checkAlive()
         encodeValue(key, n)
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"increments are integers, not {type(n).__name__}")
+        checkIncrement(n)
         if key in self._immutables:
             raise ImmutableValueError(f"session key {key!r} holds an immutable value")
         return self._owner.increment(self, key, n)

@@ -175,6 +175,20 @@ def checkKey(key: object) -> str:
     return key
 
 
+def checkIncrement(n: object) -> None:
+    """
+    Check an increment before any database sees it: every database counts
+    in 64-bit integers, as Redis does.
+
+    @raise TypeError: when C{n} is not an C{int} (a C{bool} is not).
+    @raise ValueError: when it is not a 64-bit integer.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"increments are integers, not {type(n).__name__}")
+    if not -(2**63) <= n < 2**63:
+        raise ValueError("increments are 64-bit integers (less than 2**63 in size)")
+
+
 def isOwnerName(owner: object) -> bool:
     """
     @return: whether C{owner} may be stored as a session's owner: a C{str}
