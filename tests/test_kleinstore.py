@@ -307,6 +307,14 @@ def test_incrementRefusesWhatSessionRefuses(store: KleinSessionStore, n: Any) ->
         values.increment("n", n)
 
 
+def test_incrementRefusesWhatNoDatabaseCounts(store: KleinSessionStore) -> None:
+    # As Session.increment: 64-bit integers only.
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    values = resultOf(session.authorize([ISessionValues]))[ISessionValues]
+    with pytest.raises(ValueError, match="64-bit"):
+        values.increment("n", 2**63)
+
+
 def test_newSessionsUseTheConfiguredIDGenerator(clock: Any) -> None:
     made = iter(f"{i:043d}" for i in range(10))
     sessions = Sessions(Config(sessionIDGenerator=lambda _: next(made)), clock=clock)

@@ -57,7 +57,7 @@ from .interfaces import ISessionValues
 from .manager import Sessions
 from .records import Lifetime, SessionChanges
 from .session import splitFields
-from .values import checkKey, encodeValue
+from .values import checkIncrement, checkKey, encodeValue
 
 _log = Logger()
 
@@ -125,10 +125,10 @@ class SessionValues:
         See L{ISessionValues.increment}.
 
         @raise TypeError: when C{n} is not an C{int} (a C{bool} is not).
+        @raise ValueError: when it is not a 64-bit integer.
         """
         encodeValue(key, n)
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"increments are integers, not {type(n).__name__}")
+        checkIncrement(n)
 
         def incremented(values: Mapping[str, int]) -> int:
             self._values.update(values)
