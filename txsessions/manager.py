@@ -54,7 +54,16 @@ class Sessions:
             when C{None}.
         @param clock: the time source for lifetimes; the global reactor when
             C{None}.  Give a database the same clock.
+        @raise TypeError: when C{config} is no L{Config}, or C{database} no
+            L{IDatabase} (a URL is opened with L{txsessions.db.openDatabase}).
         """
+        if config is not None and not isinstance(config, Config):
+            raise TypeError(f"config must be a Config, not {type(config).__name__}")
+        if database is not None and not IDatabase.providedBy(database):
+            raise TypeError(
+                f"database must provide IDatabase, not be a {type(database).__name__}"
+                " (open a URL with txsessions.db.openDatabase)"
+            )
         if clock is None:
             from twisted.internet import reactor
 
