@@ -602,3 +602,44 @@ def test_aDatabaseMethodThatRaisesIsAStoreFailure(clock: Any, route: str) -> Non
     assert sessions.metrics.storeErrors == 1
     response, body = browser.get("/get/user", {COOKIE: sid})
     assert body == b'"alice"'
+
+
+def test_sessionsNamesAnArgumentOfTheWrongKind() -> None:
+    """
+    C{Sessions(MemoryDatabase())} or C{Sessions(Config(), "memory:")} says
+    which argument is wrong, rather than failing on an attribute later.
+    """
+    with pytest.raises(TypeError, match="config must be a Config"):
+        Sessions(MemoryDatabase(Clock()))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="openDatabase"):
+        Sessions(Config(), "memory:")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["at once", "later"])
+def test_aLoadAnsweringWhatNoDatabaseMayIsA503(clock: Any, later: bool) -> None:
+    """
+    A database whose C{load} answers neither a L{StoredSession} nor C{None}
+    gets its request a 503, no cookie, and an error naming the database
+    and what it answered; before, a bare C{AssertionError} and a 500.
+    """
+    from twisted.internet.defer import Deferred, succeed
+
+    waiting: list[Deferred[Any]] = []
+
+    class Wrong(MemoryDatabase):
+        def load(self, key: str) -> Any:
+            if not later:
+                return succeed({"user": '"alice"'})
+            waiting.append(Deferred())
+            return waiting[-1]
+
+    sessions = Sessions(Config(cookie=COOKIE), Wrong(clock), clock)
+    browser = kvBrowser(sessions)
+    sid = login(browser)
+    pending = browser.start("/get/user", {COOKIE: sid})
+    for d in waiting:
+        d.callback({"user": '"alice"'})
+    pending.flush()
+    [response] = pending.fired
+    assert response.code == 503
+    assert setCookies(response) == []

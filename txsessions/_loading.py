@@ -24,6 +24,7 @@ from ._fields import LoadedParts
 from ._hold import connectionOf, cookieHeaders
 from ._parts import Parts
 from .config import Config
+from .errors import DatabaseError
 from .ids import redact, storeKey
 from .records import Lifetime, StoredSession
 from .session import Session, SessionOwner, noteSeen, setLifetime
@@ -180,7 +181,10 @@ def _acceptLater(
     """
     if isinstance(result, Failure):
         return owner.loaded(result)
-    session = _acceptStored(parts, config, owner, result, sessionID, key, current)
+    try:
+        session = _acceptStored(parts, config, owner, result, sessionID, key, current)
+    except DatabaseError:
+        return owner.loaded(Failure())
     if session is None:
         try:
             next = loadSession(parts, config, owner, found)
@@ -206,7 +210,13 @@ def _acceptStored(
         return None
     if type(stored) is tuple:
         return _accept(parts, config, owner, sessionID, key, current, *stored)
-    assert isinstance(stored, StoredSession)
+    if not isinstance(stored, StoredSession):
+        error = (
+            f"{type(parts.database).__name__}.load answered a "
+            f"{type(stored).__name__}, not a StoredSession or None"
+        )
+        _log.error("{error}", error=error)
+        raise DatabaseError(error)
     lifetime = stored.lifetime
     return _accept(
         parts,
