@@ -94,3 +94,17 @@ def test_aSwitchIsTrueOrFalse(name: str, value: object) -> None:
 def test_theSessionIDGeneratorIsCallable() -> None:
     with pytest.raises(TypeError, match="sessionIDGenerator"):
         Config(sessionIDGenerator=None)  # type: ignore[arg-type]
+
+
+def test_theOtherSwitchesAreTrueOrFalseToo() -> None:
+    """
+    C{disableSubdomainPersistence} and the CSRF settings' own
+    C{trustProxyHeaders} take C{True} or C{False} only, as Config's other
+    switches do.
+    """
+    from txsessions.csrf import CSRFSettings
+
+    with pytest.raises(TypeError, match="disableSubdomainPersistence"):
+        Config(cookieDomain="example.com", disableSubdomainPersistence="false")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="trustProxyHeaders"):
+        CSRFSettings(trustProxyHeaders="false")  # type: ignore[arg-type]

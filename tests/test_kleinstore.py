@@ -336,6 +336,36 @@ def test_useUnderIdleTimeoutPushesTheEndBack(clock: Any) -> None:
     assert stored is not None and stored.lifetime.expiresAt == 400
 
 
+def test_aPushBackThatRaisesIsAStoreFailure(clock: Any) -> None:
+    """
+    Under C{idleTimeout}, a database whose save raises (rather than failing
+    its L{Deferred}) when a load pushes the end back fails the load with a
+    L{DatabaseError}, counted as a store error.
+    """
+    from txsessions import DatabaseError, MemoryDatabase
+
+    class Raising(MemoryDatabase):
+        raising = False
+
+        def save(self, key: str, changes: Any) -> Any:
+            if self.raising:
+                raise OSError("the disk went away")
+            return super().save(key, changes)
+
+    database = Raising(clock)
+    sessions = Sessions(Config(idleTimeout=100), database, clock)
+    store = KleinSessionStore(sessions)
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    clock.advance(60)
+    database.raising = True
+    failures: list[Any] = []
+    loading = store.loadSession(session.identifier, False, SessionMechanism.Cookie)
+    loading.addErrback(failures.append)
+    [failure] = failures
+    assert failure.check(DatabaseError)
+    assert sessions.metrics.storeErrors == 1
+
+
 def test_anUndecodableRecordIsNoSession(
     store: KleinSessionStore, kleinSessions: Sessions
 ) -> None:

@@ -643,3 +643,35 @@ def test_aLoadAnsweringWhatNoDatabaseMayIsA503(clock: Any, later: bool) -> None:
     [response] = pending.fired
     assert response.code == 503
     assert setCookies(response) == []
+    assert sessions.metrics.storeErrors == 1
+
+
+def test_useDatabaseRefusesWhatIsNoDatabase(clock: Any) -> None:
+    """
+    C{useDatabase("memory:")} is refused before anything changes: the
+    manager keeps its database and its listener.
+    """
+    database = MemoryDatabase(clock)
+    sessions = Sessions(Config(), database, clock)
+    with pytest.raises(TypeError, match="openDatabase"):
+        sessions.useDatabase("memory:")  # type: ignore[arg-type]
+    assert sessions.database is database
+
+
+def test_destroyOwnerCountsADatabaseMethodThatRaises(clock: Any) -> None:
+    """
+    A database whose C{sessionsOf} raises fails C{destroyOwner} with a
+    L{DatabaseError}, counted as a store error, as C{sessionsOf} does.
+    """
+    from txsessions import DatabaseError
+
+    class Raising(MemoryDatabase):
+        def sessionsOf(self, owner: str) -> Any:
+            raise OSError("the disk went away")
+
+    sessions = Sessions(Config(), Raising(clock), clock)
+    failures: list[Any] = []
+    sessions.destroyOwner("alice").addErrback(failures.append)
+    [failure] = failures
+    assert failure.check(DatabaseError)
+    assert sessions.metrics.storeErrors == 1

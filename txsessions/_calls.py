@@ -57,16 +57,20 @@ class DatabaseCalls:
         self._deadlines = Deadlines(clock, timeout, self.failed) if timeout else None
         self.timeout = timeout
 
-    def run(self, method: Callable[..., Deferred[T]], *args: Any) -> Deferred[Any]:
+    def run(
+        self, method: Callable[..., Deferred[T]], *args: Any, kind: str = "other"
+    ) -> Deferred[Any]:
         """
         L{call} of C{method(*args)}, a database method: one that raises,
         rather than failing the L{Deferred} it returns, fails the same way.
+
+        @param kind: as for L{call}.
         """
         try:
             d = method(*args)
         except Exception:
             d = fail()
-        return self.call(d)
+        return self.call(d, kind)
 
     def call(
         self,

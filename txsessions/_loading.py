@@ -215,8 +215,7 @@ def _acceptStored(
             f"{type(parts.database).__name__}.load answered a "
             f"{type(stored).__name__}, not a StoredSession or None"
         )
-        _log.error("{error}", error=error)
-        raise DatabaseError(error)
+        raise parts.calls.failed(DatabaseError(error), "load")
     lifetime = stored.lifetime
     return _accept(
         parts,

@@ -239,8 +239,8 @@ class RequestSession(HeldResponse):
 
     def renew(self, seconds: float, create: bool) -> None:
         """
-        Give the session a new lifetime C{seconds} from now (0: none), saved
-        with it and sent in its cookie.
+        Give the session a new lifetime C{seconds} from now (0: none, or
+        the idle timeout's), saved with it and sent in its cookie.
 
         @param create: whether to create a session started in this request
             that nobody wrote to; if not, it is created with the new

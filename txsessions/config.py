@@ -90,7 +90,8 @@ def _checkEncoding(instance: object, attribute: object, value: Any) -> None:
         )
 
 
-def _checkSubdomains(instance: Config, attribute: object, value: bool) -> None:
+def _checkSubdomains(instance: Config, attribute: Any, value: bool) -> None:
+    _isBool(instance, attribute, value)
     if not value and instance.cookieDomain is None:
         raise ValueError(
             "disableSubdomainPersistence=False needs cookieDomain: name the domain "

@@ -245,7 +245,9 @@ class CSRFSettings:
     exemptPaths: tuple[tuple[bytes, ...], ...] = attrs.field(
         default=(), converter=_paths
     )
-    trustProxyHeaders: bool = False
+    trustProxyHeaders: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool)
+    )
 
 
 DEFAULT_SETTINGS = CSRFSettings()

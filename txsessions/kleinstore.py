@@ -296,8 +296,8 @@ class KleinSessionStore:
         return Deferred.fromCoroutine(load())
 
     async def _pushBack(self, parts: Parts, key: str, lifetime: Lifetime) -> None:
-        saved = await parts.calls.call(
-            parts.database.save(key, SessionChanges(lifetime=lifetime)), "save"
+        saved = await parts.calls.run(
+            parts.database.save, key, SessionChanges(lifetime=lifetime), kind="save"
         )
         if saved is None:
             raise NoSuchSession("no such session")

@@ -59,11 +59,8 @@ class Sessions:
         """
         if config is not None and not isinstance(config, Config):
             raise TypeError(f"config must be a Config, not {type(config).__name__}")
-        if database is not None and not IDatabase.providedBy(database):
-            raise TypeError(
-                f"database must provide IDatabase, not be a {type(database).__name__}"
-                " (open a URL with txsessions.db.openDatabase)"
-            )
+        if database is not None:
+            _checkDatabase(database)
         if clock is None:
             from twisted.internet import reactor
 
@@ -95,7 +92,9 @@ class Sessions:
         one are not moved, and the old one is not closed.
 
         @param database: the new database.
+        @raise TypeError: when it is no L{IDatabase}.
         """
+        _checkDatabase(database)
         self._unlisten()
         self.parts.use(database)
         self._unlisten = database.listen(self._destroyed)
@@ -372,3 +371,15 @@ def _checkText(name: str, value: object) -> None:
     """
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+
+
+def _checkDatabase(database: object) -> None:
+    """
+    @raise TypeError: when C{database} does not provide L{IDatabase} (a URL
+        is opened with L{txsessions.db.openDatabase}).
+    """
+    if not IDatabase.providedBy(database):
+        raise TypeError(
+            f"database must provide IDatabase, not be a {type(database).__name__}"
+            " (open a URL with txsessions.db.openDatabase)"
+        )

@@ -177,8 +177,9 @@ def checkKey(key: object) -> str:
 
 def checkIncrement(n: object) -> None:
     """
-    Check an increment before any database sees it: every database counts
-    in 64-bit integers, as Redis does.
+    Check an increment before any database sees it: a delta is a 64-bit
+    integer, as Redis counts in.  (A sum past 64 bits is refused by Redis
+    alone: memory, SQLite and LMDB count on.)
 
     @raise TypeError: when C{n} is not an C{int} (a C{bool} is not).
     @raise ValueError: when it is not a 64-bit integer.
