@@ -11,7 +11,7 @@ from klein import Klein
 from twisted.web.iweb import IRequest
 
 import txsessions
-from tests.support import Browser
+from tests.support import COOKIE, Browser, cookieValue
 from txsessions import Sessions
 
 
@@ -115,3 +115,19 @@ def kvBrowser(sessions: Sessions, base: str = "http://example.com") -> Browser:
     A L{Browser} on L{kvApp} wrapped in C{sessions}, sending to C{base}.
     """
     return Browser(sessions.wrap(kvApp(sessions).resource()), base)
+
+
+async def servedAndWritten(
+    sessions: Sessions, listen: Any, path: str
+) -> tuple[str, Any, dict[str, str]]:
+    """
+    Serve L{kvApp} under C{sessions} on a real port (with the C{listen}
+    fixture), and request C{path}, a write.
+
+    @return: the base URL, the treq client, and the cookies that send the
+        session the write started.
+    """
+    base, client = listen(sessions.wrap(kvApp(sessions).resource()))
+    response = await client.get(base + path)
+    await response.content()
+    return base, client, {COOKIE: cookieValue(response, COOKIE)}

@@ -14,7 +14,7 @@ from twisted.web.resource import Resource
 from twisted.web.static import Data
 
 import txsessions
-from tests.apps import kvApp, kvBrowser
+from tests.apps import kvApp, kvBrowser, servedAndWritten
 from tests.support import (
     COOKIE,
     Browser,
@@ -517,10 +517,9 @@ async def test_aThousandConcurrentIncrementsOverARealPort(listen: Any) -> None:
 
     sessions = Sessions(Config(cookie=COOKIE))
     try:
-        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
-        response = await client.get(base + "/set/user/carol")
-        await response.content()
-        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        base, client, cookies = await servedAndWritten(
+            sessions, listen, "/set/user/carol"
+        )
 
         async def increment() -> int:
             response = await client.get(base + "/incr/hits/1", cookies=cookies)

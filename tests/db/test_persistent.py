@@ -13,9 +13,9 @@ import lmdb
 import pytest
 import pytest_twisted
 
-from tests.apps import kvApp
+from tests.apps import servedAndWritten
 from tests.db.test_conformance import create
-from tests.support import COOKIE, cookieValue, setCookies
+from tests.support import COOKIE, setCookies
 from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db import checkDatabaseURL, openDatabase
 from txsessions.db import lmdb as txlmdb
@@ -192,10 +192,9 @@ async def test_theRequestPathReadsSQLiteAtOnce(
     database: Any = openDatabase(f"sqlite:{tmp_path / 's.db'}")
     sessions = Sessions(Config(cookie=COOKIE), database)
     try:
-        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
-        response = await client.get(base + "/set/user/dora")
-        await response.content()
-        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        base, client, cookies = await servedAndWritten(
+            sessions, listen, "/set/user/dora"
+        )
         load = database.load
 
         def notThisWay(key: str) -> Any:
@@ -242,10 +241,9 @@ async def test_theRequestPathReadsLMDBAtOnce(
     database = openDatabase(f"lmdb:{tmp_path / 'env'}")
     sessions = Sessions(Config(cookie=COOKIE), database)
     try:
-        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
-        response = await client.get(base + "/set/user/dora")
-        await response.content()
-        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        base, client, cookies = await servedAndWritten(
+            sessions, listen, "/set/user/dora"
+        )
 
         def notThisWay(key: str) -> Any:
             raise AssertionError("the request path called load")

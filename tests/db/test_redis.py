@@ -24,7 +24,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
-from tests.apps import kvApp
+from tests.apps import kvApp, servedAndWritten
 from tests.processes import Server, twistd
 from tests.redis import RedisServer, freePort
 from tests.support import COOKIE, cookieValue, plainClient, setCookies
@@ -634,10 +634,7 @@ def roundTripsSince(before: dict[str, int], after: dict[str, int]) -> dict[str, 
 async def test_roundTripsPerRequest(redisServer: RedisServer, listen: Any) -> None:
     sessions = Sessions(Config(cookie=COOKIE), RedisDatabase(prefixed(redisServer)))
     try:
-        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
-        response = await client.get(base + "/set/a/1")
-        await response.content()
-        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        base, client, cookies = await servedAndWritten(sessions, listen, "/set/a/1")
         # Once per Redis start, a script's first run costs one more trip
         # (EVALSHA answers NOSCRIPT, then EVAL): run each first.
         await (await client.get(base + "/set/a/0", cookies=cookies)).content()

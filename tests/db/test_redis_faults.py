@@ -18,10 +18,10 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
-from tests.apps import kvApp
+from tests.apps import servedAndWritten
 from tests.db.test_redis import _tick, prefixed, reconnected, until
 from tests.redis import RedisServer
-from tests.support import COOKIE, cookieValue
+from tests.support import COOKIE
 from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db.redis import RedisDatabase
 from txsessions.db.redis._connection import bulk
@@ -352,10 +352,7 @@ async def test_anIncrementAnsweredWithoutItsFieldIsA503(
     database = RedisDatabase(prefixed(redisServer))
     sessions = Sessions(Config(cookie=COOKIE), database)
     try:
-        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
-        response = await client.get(base + "/set/a/1")
-        await response.content()
-        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        base, client, cookies = await servedAndWritten(sessions, listen, "/set/a/1")
         await answeringSavesWith(database, "return {'other', '1'}")
         response = await client.get(base + "/incr/n/1", cookies=cookies)
         await response.content()

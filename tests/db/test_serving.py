@@ -13,7 +13,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.web.resource import IResource
 
-from tests.apps import kvApp
+from tests.apps import kvApp, servedAndWritten
 from tests.db.test_conformance import DATABASES, databaseURL
 from tests.processes import Server, twistd
 from tests.support import COOKIE, cookieValue, plainClient, setCookies
@@ -30,10 +30,9 @@ async def test_200ConcurrentWritersOfOneSessionAllLand(
         Config(cookie=COOKIE), openDatabase(databaseURL(kind, tmp_path, request))
     )
     try:
-        base, client = listen(sessions.wrap(kvApp(sessions).resource()))
-        response = await client.get(base + "/set/user/dora")
-        await response.content()
-        cookies = {COOKIE: cookieValue(response, COOKIE)}
+        base, client, cookies = await servedAndWritten(
+            sessions, listen, "/set/user/dora"
+        )
 
         async def write(i: int) -> None:
             response = await client.get(f"{base}/setint/k{i}/{i}", cookies=cookies)
