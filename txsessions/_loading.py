@@ -183,16 +183,13 @@ def _acceptLater(
         return owner.loaded(result)
     try:
         session = _acceptStored(parts, config, owner, result, sessionID, key, current)
-    except DatabaseError:
-        return owner.loaded(Failure())
-    if session is None:
-        try:
+        if session is None:
             next = loadSession(parts, config, owner, found)
-        except Exception:
-            return owner.loaded(Failure())
-        if isDeferred(next):
-            return next  # owner.loaded is told when it fires
-        session = next
+            if isDeferred(next):
+                return next  # owner.loaded is told when it fires
+            session = next
+    except Exception:
+        return owner.loaded(Failure())
     return owner.loaded(session)
 
 

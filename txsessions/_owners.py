@@ -7,32 +7,33 @@ admin command's C{destroy --owner} both do.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, cast
 
-from twisted.internet.defer import Deferred, DeferredList, fail
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.python.failure import Failure
 
 from .interfaces import IDatabase
 from .records import DestroyReason, SessionInfo
 
-T = TypeVar("T")
 
-
-class Call(Protocol):
+class Run(Protocol):
     """
-    What each database call goes through: the manager's deadline, latency
-    and error mapping (L{txsessions._calls.DatabaseCalls.call}), or nothing.
+    How each database call is made: with the manager's deadline, latency
+    and error mapping (L{txsessions._calls.DatabaseCalls.run}), or as it is.
     """
 
-    def __call__(self, d: Deferred[T], /) -> Deferred[T]:
+    def __call__(
+        self, method: Callable[..., Deferred[Any]], /, *args: Any
+    ) -> Deferred[Any]:
         """
-        @param d: what the database returned.
+        @param method: a database method, or what returns a L{Deferred}.
+        @param args: its arguments.
         @return: a L{Deferred} with its result.
         """
 
 
-def _asIs(d: Deferred[T]) -> Deferred[T]:
-    return d
+def _asIs(method: Callable[..., Deferred[Any]], /, *args: Any) -> Deferred[Any]:
+    return method(*args)
 
 
 def ownerIndex(database: IDatabase) -> Callable[[str], Deferred[list[SessionInfo]]]:
@@ -65,7 +66,7 @@ request regenerated it meanwhile, under a key the listing did not have).
 
 
 async def destroyOwner(
-    database: IDatabase, owner: str, spared: str | None = None, call: Call = _asIs
+    database: IDatabase, owner: str, spared: str | None = None, run: Run = _asIs
 ) -> int:
     """
     Destroy every session of an owner, with L{DestroyReason.owner}: up to
@@ -76,7 +77,7 @@ async def destroyOwner(
     @param database: where the sessions are.
     @param owner: the owner (L{Session.setOwner<txsessions.Session.setOwner>}).
     @param spared: the store key of a session to leave, or C{None}.
-    @param call: what each database call goes through.
+    @param run: how each database call is made.
     @return: how many sessions ended.
     @raise NotImplementedError: when the database keeps no owner index.
     @raise Exception: what the first destroy to fail raised, once the others
@@ -85,18 +86,14 @@ async def destroyOwner(
     sessionsOf = ownerIndex(database)
     ended = 0
     for _ in range(_PASSES):
-        try:
-            listing = sessionsOf(owner)
-        except Exception:  # a database method that raises fails the same way
-            listing = fail()
-        found = await call(listing)
+        found = await run(sessionsOf, owner)
         keys = [info.key for info in found if info.key != spared]
         missed = False
         for start in range(0, len(keys), _AT_ONCE):
             group = keys[start : start + _AT_ONCE]
             # One call a group: a failure is logged and counted once, and the
             # deadline's cancellation reaches every destroy of the group.
-            live = await call(Deferred.fromCoroutine(_destroyAll(database, group)))
+            live = await run(_destroyAll, database, group)
             ended += live
             missed = missed or live < len(group)
         if not missed:
@@ -104,7 +101,7 @@ async def destroyOwner(
     return ended
 
 
-async def _destroyAll(database: IDatabase, keys: list[str]) -> int:
+def _destroyAll(database: IDatabase, keys: list[str]) -> Deferred[int]:
     """
     Destroy C{keys} all at once.
 
@@ -112,10 +109,16 @@ async def _destroyAll(database: IDatabase, keys: list[str]) -> int:
     @raise Exception: what the first of them to fail (in C{keys}' order)
         raised, once all have finished.
     """
-    outcomes = await DeferredList(
-        [database.destroy(key, DestroyReason.owner) for key in keys],
-        consumeErrors=True,
-    )
+    destroying = [database.destroy(key, DestroyReason.owner) for key in keys]
+    return DeferredList(destroying, consumeErrors=True).addCallback(_liveOf)
+
+
+def _liveOf(outcomes: list[tuple[bool, Any]]) -> int:
+    """
+    @return: how many of the destroys whose C{outcomes} these are found
+        their session live.
+    @raise Exception: what the first to fail raised.
+    """
     ended = 0
     for succeeded, result in outcomes:
         if not succeeded:

@@ -400,8 +400,8 @@ class RequestSession(HeldResponse):
 
     def _unsaved(self, failure: Failure) -> Failure:
         """A save failed: no cookie goes out for it."""
-        if self._headersUnsent():
-            cookies.removeCookie(self.request, self.parts.cookieName)
+        # Once the headers are sent, Twisted reads the cookies no more.
+        cookies.removeCookie(self.request, self.parts.cookieName)
         return failure
 
     def _flush(
@@ -531,8 +531,7 @@ class RequestSession(HeldResponse):
             # The request carries on without it, the client's cookie left
             # alone: it may name the session's new id by now.
             markDestroyed(session)
-            if self._headersUnsent():
-                cookies.removeCookie(self.request, self.parts.cookieName)
+            cookies.removeCookie(self.request, self.parts.cookieName)
             return {}
         if result is None:
             _log.warn(
@@ -542,8 +541,7 @@ class RequestSession(HeldResponse):
                 security="conflict",
             )
             markDestroyed(session)
-            if self._headersUnsent():
-                cookies.removeCookie(self.request, self.parts.cookieName)
+            cookies.removeCookie(self.request, self.parts.cookieName)
             self._conflict = SessionConflictError(
                 "the session was regenerated or destroyed by another request "
                 "while this one was changing it"

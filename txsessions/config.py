@@ -62,22 +62,15 @@ def _checkSameSite(instance: object, attribute: object, value: Any) -> None:
         )
 
 
+_isBool = attrs.validators.instance_of(bool)
+
+
 def _switch(default: bool) -> Any:
     """
     A setting that is C{True} or C{False}, and nothing else: C{"false"}, as
     an environment variable gives it, would be true.
     """
     return attrs.field(default=default, validator=_isBool)
-
-
-def _isBool(instance: object, attribute: Any, value: object) -> None:
-    if type(value) is not bool:
-        raise TypeError(f"{attribute.name} must be True or False, not {value!r}")
-
-
-def _isCallable(instance: object, attribute: Any, value: object) -> None:
-    if not callable(value):
-        raise TypeError(f"{attribute.name} must be callable, not {value!r}")
 
 
 def _checkEncoding(instance: object, attribute: object, value: Any) -> None:
@@ -90,8 +83,7 @@ def _checkEncoding(instance: object, attribute: object, value: Any) -> None:
         )
 
 
-def _checkSubdomains(instance: Config, attribute: Any, value: bool) -> None:
-    _isBool(instance, attribute, value)
+def _checkSubdomains(instance: Config, attribute: object, value: bool) -> None:
     if not value and instance.cookieDomain is None:
         raise ValueError(
             "disableSubdomainPersistence=False needs cookieDomain: name the domain "
@@ -235,7 +227,7 @@ class Config:
     )
     expires: float = attrs.field(default=0.0, converter=toSeconds)
     sessionIDGenerator: Callable[[IRequest], str] = attrs.field(
-        default=generateSessionID, validator=_isCallable
+        default=generateSessionID, validator=attrs.validators.is_callable()
     )
     allowReclaim: bool = _switch(False)
     encoding: CookieEncoding | None = attrs.field(
@@ -249,7 +241,7 @@ class Config:
     )
     disableSubdomainPersistence: bool = attrs.field(
         default=attrs.Factory(lambda self: self.cookieDomain is None, takes_self=True),
-        validator=_checkSubdomains,
+        validator=[_isBool, _checkSubdomains],
     )
     cookieHTTPOnly: bool = _switch(True)
     cookieSameSite: SameSite | None = attrs.field(

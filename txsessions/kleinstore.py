@@ -127,8 +127,7 @@ class SessionValues:
         @raise TypeError: when C{n} is not an C{int} (a C{bool} is not).
         @raise ValueError: when it is not a 64-bit integer.
         """
-        encodeValue(key, n)
-        checkIncrement(n)
+        checkIncrement(key, n)
 
         def incremented(values: Mapping[str, int]) -> int:
             self._values.update(values)

@@ -250,7 +250,7 @@ class Sessions:
         _checkText("owner", owner)
         spared = None if keep is None else requestKey(keep)
         return Deferred.fromCoroutine(
-            destroyOwner(self.database, owner, spared, self.parts.calls.call)
+            destroyOwner(self.database, owner, spared, self.parts.calls.run)
         )
 
     def count(self) -> Deferred[int]:

@@ -414,8 +414,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         @raise ValueError: when it is not a 64-bit integer.
         """
         self._checkAlive()
-        encodeValue(key, n)
-        checkIncrement(n)
+        checkIncrement(key, n)
         if key in self._immutables:
             raise ImmutableValueError(f"session key {key!r} holds an immutable value")
         return self._owner.increment(self, key, n)

@@ -175,15 +175,18 @@ def checkKey(key: object) -> str:
     return key
 
 
-def checkIncrement(n: object) -> None:
+def checkIncrement(key: object, n: object) -> None:
     """
-    Check an increment before any database sees it: a delta is a 64-bit
-    integer, as Redis counts in.  (A sum past 64 bits is refused by Redis
-    alone: memory, SQLite and LMDB count on.)
+    Check an increment before any database sees it: the key as L{set
+    <txsessions.Session.set>} would, and a delta that is a 64-bit integer,
+    as Redis counts in.  (A sum past 64 bits is refused by Redis alone:
+    memory, SQLite and LMDB count on.)
 
+    @raise ValueNotSerializable: when C{key} cannot be stored.
     @raise TypeError: when C{n} is not an C{int} (a C{bool} is not).
     @raise ValueError: when it is not a 64-bit integer.
     """
+    encodeValue(key, n)
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"increments are integers, not {type(n).__name__}")
     if not -(2**63) <= n < 2**63:
