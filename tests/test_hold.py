@@ -88,6 +88,34 @@ def test_nothingToSavePassesStraightThrough() -> None:
     assert commits.calls == [False, True]
 
 
+def test_releaseGivesBackAHookOfSomeoneElses() -> None:
+    """
+    A request whose C{write} and C{finish} someone else replaced before the
+    session was attached keeps their replacements once the held response
+    steps aside: the response still goes through them.
+    """
+    request = FakeRequest()
+    theirs: list[Any] = []
+    original = request.write, request.finish
+
+    def write(data: bytes) -> None:
+        theirs.append(data)
+        original[0](data)
+
+    def finish() -> None:
+        theirs.append("finish")
+        original[1]()
+
+    request.write = write  # type: ignore[method-assign]
+    request.finish = finish  # type: ignore[method-assign]
+    hold = Held(request, Commits())
+    hold.release()
+    request.write(b"a")
+    request.finish()
+    assert theirs == [b"a", "finish"]
+    assert request.log == [b"a", "finished"]
+
+
 def test_finishWithoutWritesCommitsOnce() -> None:
     request, commits = held()
     request.finish()

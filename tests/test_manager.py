@@ -675,3 +675,20 @@ def test_destroyOwnerCountsADatabaseMethodThatRaises(clock: Any) -> None:
     [failure] = failures
     assert failure.check(DatabaseError)
     assert sessions.metrics.storeErrors == 1
+
+
+def test_wrapAndWithSessionRefuseWhatTheyCannotServe(clock: Any) -> None:
+    """
+    C{wrap} takes a resource and C{withSession} a handler, and say so at
+    once: C{wrap(app)} (a Klein app rather than its C{resource()}) or
+    C{withSession(None)} had failed on every request instead, each a 500.
+    """
+    from klein import Klein
+
+    sessions = Sessions(Config(), MemoryDatabase(clock), clock)
+    for wrong in (Klein(), None):
+        with pytest.raises(TypeError, match=r"app\.resource\(\)"):
+            sessions.wrap(wrong)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="route handler, not NoneType"):
+        sessions.withSession(None)  # type: ignore[arg-type]
+    assert sessions.wrap(Klein().resource()) is not None

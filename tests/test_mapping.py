@@ -17,6 +17,7 @@ from txsessions import (
     SessionDestroyedError,
     ValueNotSerializable,
 )
+from txsessions.session import takeChanges
 
 
 def test_aSessionIsAMutableMapping() -> None:
@@ -79,7 +80,7 @@ def test_assignmentAndDeletionAreTrackedAsSetAndDelete() -> None:
     session = loaded(a=1)
     session["b"] = {"x": 1}
     del session["a"]
-    changes = session._takeChanges()
+    changes = takeChanges(session)
     assert changes.updated == {"b": '{"x":1}'}
     assert changes.deleted == {"a"}
     assert not session.changes.pending()

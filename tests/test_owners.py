@@ -257,6 +257,22 @@ def test_setOwnerRefusesWhatIsNoOwner(owner: Any) -> None:
         new().setOwner(owner)
 
 
+def test_theOwnerIsSetWithSetOwnerAlone() -> None:
+    """
+    C{session.owner} is read only: assigning it had changed the attribute
+    alone, the owner neither saved nor in the owner's list of sessions,
+    with no error to say so.
+    """
+    from tests.test_session import new
+
+    session = new()
+    with pytest.raises(AttributeError):
+        session.owner = "mallory"  # type: ignore[misc]
+    assert session.owner is None
+    session.setOwner("alice")
+    assert session.owner == "alice"
+
+
 def test_aRequestOnAnEndedSessionCarriesOnWithoutItsOwner(clock: Clock) -> None:
     """
     A request under way on a session that destroyOwner ends, and that then

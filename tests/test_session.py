@@ -36,6 +36,9 @@ class Owner:
     def now(self) -> float:
         return self.clock
 
+    def userAgent(self) -> str:
+        return "test"
+
     def destroy(self, session: Session) -> Deferred[None]:
         self.destroyed.append(session)
         markDestroyed(session)

@@ -16,6 +16,7 @@ from txsessions import Sessions, ValueNotSerializable
 from txsessions.errors import ValueNotDecodable
 from txsessions.ids import storeKey
 from txsessions.interfaces import SessionChanges
+from txsessions.session import takeChanges
 from txsessions.values import (
     MAX_DEPTH,
     MAX_VALUE_BYTES,
@@ -48,7 +49,7 @@ def test_setRefusesAValueNestedTooDeep(depth: int) -> None:
     with pytest.raises(ValueNotSerializable, match=f"nested more than {MAX_DEPTH}"):
         session.set("k", nested(depth))
     assert "k" not in session
-    assert session._takeChanges().updated == {}
+    assert takeChanges(session).updated == {}
 
 
 def test_setRefusesADictNestedTooDeep() -> None:
@@ -69,7 +70,7 @@ def test_bracketsInsideStringsAreNotNesting() -> None:
     session = loaded()
     value = ["[" * 1000 + "{" * 1000, '\\"[[[[', "]" * 10]
     session.set("k", value)
-    assert decodeValue(session._takeChanges().updated["k"]) == value
+    assert decodeValue(takeChanges(session).updated["k"]) == value
 
 
 @pytest.mark.parametrize("method", ["setImmutable", "setFlash"])
@@ -96,7 +97,7 @@ def test_setAcceptsAValueAtTheSizeLimit() -> None:
     session = loaded()
     value = "x" * (MAX_VALUE_BYTES - 2)  # and two quotes
     session.set("k", value)
-    assert len(session._takeChanges().updated["k"]) == MAX_VALUE_BYTES
+    assert len(takeChanges(session).updated["k"]) == MAX_VALUE_BYTES
 
 
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 960, 5000, 100_000])

@@ -300,12 +300,12 @@ class HeldResponse:
         self._request: Any = request
         self._write = request.write
         self._finish = request.finish
-        if getattr(request, "finished", False):
-            self._state = _CLOSED
-        elif request.startedWriting:  # type: ignore[attr-defined]
-            self._state = _STREAMING
-        else:
+        if not request.startedWriting:  # type: ignore[attr-defined]
             self._state = _OPEN
+        elif getattr(request, "finished", False):
+            self._state = _CLOSED
+        else:
+            self._state = _STREAMING
         # Instance attributes shadow the class's methods for this request only.
         setattr(request, "write", self.write)  # noqa: B010
         setattr(request, "finish", self.finish)  # noqa: B010
@@ -338,9 +338,13 @@ class HeldResponse:
         """
         if self._state is _OPEN:
             self._state = _CLOSED
+            # The methods the request had are put back, rather than the
+            # hooks deleted: deleting an instance attribute makes CPython
+            # give the request a dict of its own, which costs more than the
+            # rest of the hook (and would drop a hook of someone else's).
             request = self._request
-            del request.write
-            del request.finish
+            request.write = self._write
+            request.finish = self._finish
 
     def write(self, data: bytes) -> None:
         """

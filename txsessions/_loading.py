@@ -279,10 +279,7 @@ def _accept(
     if not current:
         session.changes.cookieDirty = True
     # Owners (issue 19): the owner's last-seen time, written coarsely.
-    wrote = False
-    if session.owner is not None:
-        noteSeen(session, now, config.lastSeenInterval)
-        wrote = True
+    wrote = noteSeen(session, now, config.lastSeenInterval)
     if lifetime is not None:
         touched = policy.touched(lifetime, now)
         if touched is not None:

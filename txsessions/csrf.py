@@ -518,13 +518,13 @@ class CSRFResource:
         before the wrapped resource's child renders it.
         """
         request.postpath.insert(0, request.prepath.pop())
-        return _Checked(self)
+        return _Checked(self._render)
 
     def render(self, request: IRequest) -> Any:
         """
         Check the request, then render the wrapped resource.
         """
-        return _Checked(self).render(request)
+        return _Checked(self._render).render(request)
 
     def putChild(self, path: bytes, child: IResource) -> None:
         """
@@ -567,8 +567,11 @@ class _Checked:
 
     isLeaf = True
 
-    def __init__(self, wrapper: CSRFResource) -> None:
-        self._wrapper = wrapper
+    def __init__(self, render: Callable[[IRequest], Any]) -> None:
+        """
+        @param render: what renders the request (L{CSRFResource}'s).
+        """
+        self._render = render
 
     def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
         return self
@@ -577,4 +580,4 @@ class _Checked:
         raise NotImplementedError()
 
     def render(self, request: IRequest) -> Any:
-        return self._wrapper._render(request)
+        return self._render(request)

@@ -268,7 +268,14 @@ class Sessions:
 
         @param resource: any resource, a Klein app's C{resource()} included.
         @return: the wrapping resource.
+        @raise TypeError: when C{resource} is no L{IResource} (a Klein app
+            itself, for one, rather than its C{resource()}).
         """
+        if not IResource.providedBy(resource):
+            raise TypeError(
+                "Sessions.wrap takes an IResource (for a Klein app, app.resource()), "
+                f"not {type(resource).__name__}"
+            )
         return SessionResource(self, resource)
 
     def withSession(self, handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -282,7 +289,13 @@ class Sessions:
 
         @param handler: the route handler, plain or C{async}.
         @return: the decorated handler.
+        @raise TypeError: when C{handler} cannot be called.
         """
+        if not callable(handler):
+            raise TypeError(
+                "Sessions.withSession takes a route handler, "
+                f"not {type(handler).__name__}"
+            )
         return withSession(self, handler)
 
     def shiftExpiration(self, request: IRequest) -> Deferred[None]:

@@ -45,7 +45,7 @@ def setLifetime(session: Session, lifetime: Lifetime, create: bool = True) -> No
         for it; if not, it only gets the lifetime it will be created with.
     @raise SessionDestroyedError: when the session was destroyed.
     """
-    session._checkAlive()
+    session.changes.checkAlive()
     session.lifetime = lifetime
     changes = session.changes
     if changes.stored or create:
@@ -65,7 +65,7 @@ def rekey(session: Session, sessionID: str, key: str) -> None:
 
 def storedKey(session: Session) -> str | None:
     """@return: C{session}'s store key in its database; C{None} when unstored."""
-    return session._key if session.changes.stored else None
+    return session.key if session.changes.stored else None
 
 
 def addIncremented(session: Session, values: Mapping[str, int]) -> None:
@@ -87,20 +87,25 @@ def restart(session: Session, lifetime: Lifetime) -> None:
     session._restart(lifetime)
 
 
-def noteSeen(session: Session, now: float, interval: float) -> None:
+def noteSeen(session: Session, now: float, interval: float) -> bool:
     """
-    Record that C{session}, which has an owner, was seen at C{now}, when its
+    Record that C{session} was seen at C{now}, when it has an owner whose
     last-seen time is C{interval} seconds old or more: so that a request
     costs a write at most once per interval for it.
+
+    @return: whether the session has an owner.
     """
     mark = session._mark
-    if mark is not None and now - mark.seen >= interval:
+    if mark is None:
+        return False
+    if now - mark.seen >= interval:
         session._setMark(OwnerMark(mark.owner, mark.agent, now))
+    return True
 
 
 def checkAlive(session: Session) -> None:
     """@raise SessionDestroyedError: when C{session} was destroyed."""
-    session._checkAlive()
+    session.changes.checkAlive()
 
 
 class SessionOwner(Protocol):
@@ -156,8 +161,6 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
     @ivar isNew: whether this request created the session: the client sent
         no cookie, or one naming no live session.
     @ivar changes: its L{ChangeSet}, for the request session that saves it.
-    @ivar owner: the user the session belongs to (L{setOwner}), or C{None}.
-        Read it; set it with L{setOwner}.
     """
 
     __slots__ = (
@@ -168,7 +171,6 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         "_times",
         "isNew",
         "changes",
-        "owner",
         "_mark",
         "_values",
         "_immutables",
@@ -203,14 +205,12 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
             self.lifetime = cast(Lifetime, lifetime)
         self.isNew = fields is None
         self.changes = ChangeSet(fields is not None)
-        self.owner: str | None = None
         self._mark: OwnerMark | None = None
         if fields:
             self._values, self._immutables, self._flashes = splitFields(fields)
             text = fields.get(OWNER_FIELD)
             if text is not None:
-                self._mark = mark = OwnerMark.decode(text)
-                self.owner = None if mark is None else mark.owner
+                self._mark = OwnerMark.decode(text)
         else:
             self._values, self._immutables, self._flashes = {}, NONE, {}
 
@@ -271,6 +271,16 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         if expiresAt is None:
             return None
         return max(expiresAt - self._owner.now(), 0.0)
+
+    @property
+    def owner(self) -> str | None:
+        """
+        The user the session belongs to (L{setOwner}), or C{None}.  Read
+        only: L{setOwner} sets it, so that the owner is saved and the
+        owner's list of sessions knows of it.
+        """
+        mark = self._mark
+        return None if mark is None else mark.owner
 
     @property
     def destroyed(self) -> bool:
@@ -490,22 +500,11 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
 
     # Used by the request session (see the functions below)
 
-    def _takeChanges(
-        self, increments: Mapping[str, int] | None = None
-    ) -> SessionChanges:
-        """
-        Hand over what changed since the last call, and forget it; the
-        session counts as stored from then on.
-
-        @param increments: increments to save with the changes.
-        @return: the changes.
-        """
-        return changesRecord(self._changeParts(increments))
-
     def _changeParts(self, increments: Mapping[str, int] | None = None) -> ChangeParts:
         """
-        L{_takeChanges}, as the fields of a L{SessionChanges} in order
-        (C{deleted} a plain set), without building one.
+        Hand over what changed since the last call, as the fields of a
+        L{SessionChanges} in order (C{deleted} a plain set), and forget it;
+        the session counts as stored from then on.
         """
         changes = self.changes
         if changes.readFlashes:
@@ -555,18 +554,17 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         self._immutables = kept
         self._flashes = {k: v for k, v in self._flashes.items() if FLASH + k in written}
         if OWNER_FIELD not in written:
-            self._mark = self.owner = None
+            self._mark = None
 
     def _markDestroyed(self) -> None:
         self.changes.forget()
-        self._mark = self.owner = None
+        self._mark = None
         self._values.clear()
         self._flashes.clear()
         self._immutables = NONE
 
     def _setMark(self, mark: OwnerMark) -> None:
         self._mark = mark
-        self.owner = mark.owner
         self._change(OWNER_FIELD, mark.encode())
 
     def _put(self, key: str, text: str, value: Any) -> None:
@@ -582,17 +580,19 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
 
 MutableMapping.register(Session)
 
-takeChanges = Session._takeChanges
-"""
-C{takeChanges(session, increments=None)}: hand over what changed in
-C{session} since the last call, and forget it (the request session's
-operation; a plain alias of the method, to spare a call per save).
-"""
-
 takeChangeParts = Session._changeParts
 """
-C{takeChangeParts(session, increments=None)}: L{takeChanges}, as the fields
-of a L{SessionChanges} in order, for a database that saves at once (see
-L{txsessions._calls.answeredAtOnce}): building the record costs more than
-the save.
+C{takeChangeParts(session, increments=None)}: hand over what changed in
+C{session} since the last call, as the fields of a L{SessionChanges} in
+order, and forget it (the request session's operation; a plain alias of
+the method, to spare a call per save).
 """
+
+
+def takeChanges(
+    session: Session, increments: Mapping[str, int] | None = None
+) -> SessionChanges:
+    """
+    L{takeChangeParts}, as a L{SessionChanges} (with C{increments}).
+    """
+    return changesRecord(takeChangeParts(session, increments))

@@ -86,13 +86,13 @@ class SessionResource(Generic[M]):
         resource's child once the session is loaded.
         """
         request.postpath.insert(0, request.prepath.pop())
-        return _Started(self)
+        return _Started(self._serve)
 
     def render(self, request: IRequest) -> int:
         """
         Render the wrapped resource once the session is loaded.
         """
-        return _Started(self).render(request)
+        return _Started(self._serve).render(request)
 
     def putChild(self, path: bytes, child: IResource) -> None:
         """
@@ -152,8 +152,11 @@ class _Started:
 
     isLeaf = True
 
-    def __init__(self, wrapper: SessionResource[Any]) -> None:
-        self._wrapper = wrapper
+    def __init__(self, serve: Callable[[IRequest], None]) -> None:
+        """
+        @param serve: what renders the request (L{SessionResource}'s).
+        """
+        self._serve = serve
 
     def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
         return self
@@ -162,7 +165,7 @@ class _Started:
         raise NotImplementedError()
 
     def render(self, request: IRequest) -> int:
-        self._wrapper._serve(request)
+        self._serve(request)
         return NOT_DONE_YET
 
 
