@@ -71,7 +71,10 @@ class IDatabase(Interface):
         @return: a L{Deferred} firing with the new value of each key in
             C{changes.increments} (an empty mapping when there are none), or
             with C{None} when C{changes.create} is false and the session no
-            longer exists (nothing is written then).
+            longer exists (nothing is written then).  It fails with a
+            L{DatabaseError <txsessions.errors.DatabaseError>}, and nothing
+            is written, when a counter would leave the 64-bit integers (a
+            stored counter or a delta beyond them, or a sum past them).
         """
 
     def rename(oldKey: str, newKey: str) -> Deferred[bool]:

@@ -268,7 +268,7 @@ class Sessions:
 
         @param resource: any resource, a Klein app's C{resource()} included.
         @return: the wrapping resource.
-        @raise TypeError: when C{resource} is no L{IResource} (a Klein app
+        @raise TypeError: when C{resource} is no C{IResource} (a Klein app
             itself, for one, rather than its C{resource()}).
         """
         if not IResource.providedBy(resource):

@@ -417,7 +417,8 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         in the same round trip.
 
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with the new
-            value.
+            value; it fails with L{txsessions.errors.DatabaseError} (a 503)
+            when that would leave the 64-bit integers, in every database.
         @raise ImmutableValueError: when the key holds an immutable value.
         @raise SessionDestroyedError: when the session was destroyed.
         @raise TypeError: when C{n} is not an C{int}.
@@ -593,6 +594,6 @@ def takeChanges(
     session: Session, increments: Mapping[str, int] | None = None
 ) -> SessionChanges:
     """
-    L{takeChangeParts}, as a L{SessionChanges} (with C{increments}).
+    C{takeChangeParts}, as a L{SessionChanges} (with C{increments}).
     """
     return changesRecord(takeChangeParts(session, increments))

@@ -179,8 +179,8 @@ def checkIncrement(key: object, n: object) -> None:
     """
     Check an increment before any database sees it: the key as L{set
     <txsessions.Session.set>} would, and a delta that is a 64-bit integer,
-    as Redis counts in.  (A sum past 64 bits is refused by Redis alone:
-    memory, SQLite and LMDB count on.)
+    as every database counts in (a sum past 64 bits is refused by the
+    database: see L{isInt64}).
 
     @raise ValueNotSerializable: when C{key} cannot be stored.
     @raise TypeError: when C{n} is not an C{int} (a C{bool} is not).
@@ -189,8 +189,16 @@ def checkIncrement(key: object, n: object) -> None:
     encodeValue(key, n)
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"increments are integers, not {type(n).__name__}")
-    if not -(2**63) <= n < 2**63:
+    if not isInt64(n):
         raise ValueError("increments are 64-bit integers (less than 2**63 in size)")
+
+
+def isInt64(n: int) -> bool:
+    """
+    @return: whether C{n} is a 64-bit integer: what a counter may hold in
+        every database, as Redis's C{HINCRBY} counts.
+    """
+    return -(2**63) <= n < 2**63
 
 
 def isOwnerName(owner: object) -> bool:

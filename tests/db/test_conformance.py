@@ -14,6 +14,7 @@ from zope.interface.verify import verifyObject
 
 from txsessions import DestroyReason
 from txsessions._fields import changeParts
+from txsessions.errors import DatabaseError
 from txsessions.interfaces import IDatabase, Lifetime, SessionChanges, StoredSession
 from txsessions.records import SessionInfo
 
@@ -293,6 +294,50 @@ async def test_largeCountersStayExact(database: Any) -> None:
     assert await database.save("k", changes) == {"a": 10**14 + 1, "b": 2**62 + 3}
     stored = await database.load("k")
     assert stored.values == {"a": str(10**14 + 1), "b": str(2**62 + 3)}
+
+
+@pytest.mark.parametrize(
+    ("counter", "delta"),
+    [
+        (None, 2**64),
+        (None, -(2**63) - 1),
+        (str(2**63 - 1), 1),
+        (str(-(2**63)), -1),
+        (str(2**63 - 1), 2**63 - 1),
+        ("9" * 20, -1),
+    ],
+)
+@pytest.mark.parametrize("new", [True, False])
+@pytest_twisted.ensureDeferred
+async def test_aCounterPast64BitsSavesNothing(
+    database: Any, new: bool, counter: str | None, delta: int
+) -> None:
+    """
+    Every database refuses an increment whose counter would leave the
+    64-bit integers (a stored counter or a delta beyond them, or a sum past
+    them), as Redis's C{HINCRBY} does, with a L{DatabaseError}, and saves
+    nothing of that save.  Memory, SQLite and LMDB had counted on past
+    them: a counter's value depended on the database.
+    """
+    before = {"user": '"alice"', "gone": "1"}
+    if counter is not None:
+        before["n"] = counter
+    if not new:
+        await create(database, "k", None, **before)
+    changes = SessionChanges(
+        create=new,
+        lifetime=Lifetime(0, None),
+        updated={"user": '"mallory"', **({"n": counter} if counter else {})},
+        deleted=frozenset({"gone"}),
+        increments={"n": delta},
+    )
+    with pytest.raises(DatabaseError, match="64-bit"):
+        await database.save("k", changes)
+    stored = await database.load("k")
+    if new:
+        assert stored is None
+    else:
+        assert stored.values == before
 
 
 @pytest_twisted.ensureDeferred

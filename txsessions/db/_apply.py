@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from ..errors import DatabaseError
 from ..records import SessionChanges
-from ..values import integerOrZero
+from ..values import integerOrZero, isInt64
 
 
 def applyChanges(fields: dict[str, str], changes: SessionChanges) -> dict[str, int]:
@@ -34,17 +35,50 @@ def applyParts(
 ) -> dict[str, int]:
     """
     L{applyChanges}, given the fields of a L{SessionChanges} it uses.
+
+    @raise DatabaseError: when a counter would leave the 64-bit integers (a
+        stored counter or a delta beyond them, or a sum past them), as
+        Redis refuses it; C{fields} is left as it was.
     """
+    incremented = (
+        _incremented(fields, clear, deleted, updated, increments) if increments else {}
+    )
     if clear:
         fields.clear()
     for name in deleted:
         fields.pop(name, None)
     fields.update(updated)
-    if not increments:
-        return {}
+    for name, value in incremented.items():
+        fields[name] = str(value)
+    return incremented
+
+
+def _incremented(
+    fields: Mapping[str, str],
+    clear: bool,
+    deleted: Iterable[str],
+    updated: Mapping[str, str],
+    increments: Mapping[str, int],
+) -> dict[str, int]:
+    """
+    @return: the value each increment gives, counted on C{fields} as the
+        other changes leave them.
+    @raise DatabaseError: when one is no 64-bit integer.
+    """
     incremented = {}
     for name, delta in increments.items():
-        value = integerOrZero(fields.get(name)) + delta
-        fields[name] = str(value)
+        if name in updated:
+            text = updated[name]
+        elif clear or name in deleted:
+            text = None
+        else:
+            text = fields.get(name)
+        base = integerOrZero(text)
+        value = base + delta
+        if not (isInt64(base) and isInt64(delta) and isInt64(value)):
+            raise DatabaseError(
+                f"RANGE increment refused: counter {name!r} would leave the "
+                "64-bit integers; nothing was saved"
+            )
         incremented[name] = value
     return incremented

@@ -15,7 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from .._fields import LoadedParts, changeParts, storedRecord
-from ..errors import SessionLimitError
+from ..errors import DatabaseError, SessionLimitError
 from ..interfaces import DestroyListener, IDatabase
 from ..lifetime import ExpirationScheduler
 from ..listeners import Listeners
@@ -130,7 +130,7 @@ class MemoryDatabase:
         """
         try:
             return succeed(self.saveAtOnce(key, *changeParts(changes)))
-        except SessionLimitError:
+        except DatabaseError:
             return fail()
 
     def saveAtOnce(
@@ -155,6 +155,8 @@ class MemoryDatabase:
         @return: the new value of each incremented key, or C{None} when no
             live session has that key (and C{create} is false).
         @raise SessionLimitError: when a new session would pass C{maxSessions}.
+        @raise DatabaseError: when a counter would leave the 64-bit integers
+            (nothing is saved).
         """
         if create:
             assert times is not None, "a new session needs a lifetime"
@@ -168,17 +170,20 @@ class MemoryDatabase:
                     live -= 1
                 if live >= maxSessions:
                     raise SessionLimitError(f"{maxSessions} sessions live")
+            fields: dict[str, str] = {}
+            # Applied first: a refused change leaves no session behind.
+            result = applyParts(fields, clear, deleted, updated, increments)
             self._keep(key, *times)
-            fields = self._fields[key] = {}
+            self._fields[key] = fields
         else:
             # _isLive, inline: this runs on every write.
             at = self._expiresAt.get(key)
             if at is None or self._clock.seconds() >= at:
                 return None
+            fields = self._fields[key]
+            result = applyParts(fields, clear, deleted, updated, increments)
             if times is not None:
                 self._keep(key, *times)
-            fields = self._fields[key]
-        result = applyParts(fields, clear, deleted, updated, increments)
         # Two lookups, not a call, for a session that has no owner and had
         # none: this runs on every save.
         if OWNER_FIELD in fields or key in self._ownerOf:
