@@ -128,6 +128,17 @@ def test_unreadableLMDBEnvironmentNamesIt(tmp_path: Any) -> None:
         openDatabase(f"lmdb:{path}")
 
 
+def test_anInMemorySQLiteDatabaseIsRefused(clock: Any) -> None:
+    """
+    An in-memory SQLite database is refused when it is opened: each of the
+    database's threads had its own, empty, and every request was a 503.
+    """
+    from txsessions.db.sqlite import SQLiteDatabase
+
+    with pytest.raises(DatabaseError, match="in-memory SQLite"):
+        SQLiteDatabase(":memory:", clock=clock)
+
+
 def test_missingDirectoryIsAClearError(tmp_path: Any) -> None:
     with pytest.raises(DatabaseError, match="nowhere"):
         openDatabase(f"sqlite:{tmp_path / 'nowhere' / 's.db'}")
@@ -138,6 +149,8 @@ def test_missingDirectoryIsAClearError(tmp_path: Any) -> None:
     [
         ("sqlite:", "names no path"),
         ("lmdb:", "names no path"),
+        ("sqlite::memory:", "in-memory SQLite"),
+        ("sqlite:file::memory:?cache=shared", "in-memory SQLite"),
         ("redis2://x", "unknown"),
     ],
 )

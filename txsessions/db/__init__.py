@@ -77,8 +77,20 @@ def checkDatabaseURL(url: str) -> str:
         )
     if scheme != "memory" and not path:
         raise ValueError(f"database URL {url!r} names no path: use {scheme}:PATH")
+    if scheme == "sqlite" and _inMemorySQLite(path):
+        raise ValueError(
+            f"database URL {url!r} names an in-memory SQLite database, which "
+            "txsessions' threads would each see empty: use memory: for "
+            "sessions in this process, or sqlite:PATH for a file"
+        )
     requireExtra(scheme)
     return scheme
+
+
+def _inMemorySQLite(path: str) -> bool:
+    from .sqlite import isInMemory
+
+    return isInMemory(path)
 
 
 def withoutPassword(url: str) -> str:

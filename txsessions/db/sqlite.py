@@ -66,11 +66,26 @@ CREATE INDEX IF NOT EXISTS txsessions_owner ON txsessions (owner)
 """
 
 
+def isInMemory(path: str) -> bool:
+    """
+    @return: whether C{path} names an SQLite database held in memory
+        (C{:memory:}, or a C{file:} URI that asks for one) rather than a
+        file: one that txsessions' threads, each with a connection of its
+        own, would each see empty.
+    """
+    return path == ":memory:" or (path.startswith("file:") and "memory" in path)
+
+
 def _open(path: str) -> list[Expiry]:
     """
     Open (or create) the file, check it, and list the sessions' expiries;
     blocking, once, at start-up.
     """
+    if isInMemory(path):
+        raise DatabaseError(
+            f"{path!r} is an in-memory SQLite database, which txsessions' "
+            "threads would each see empty: use MemoryDatabase, or a file"
+        )
     try:
         connection = sqlite3.connect(path)
         try:
