@@ -646,6 +646,27 @@ def test_aLoadAnsweringWhatNoDatabaseMayIsA503(clock: Any, later: bool) -> None:
     assert sessions.metrics.storeErrors == 1
 
 
+def test_aLoadAnsweringATupleIsA503(clock: Any) -> None:
+    """
+    A third-party C{load} answering a tuple is refused like any answer
+    that is no L{StoredSession}: it had been taken for the parts the
+    databases' own C{loadParts} answers, and its fields served as a session.
+    """
+    from twisted.internet.defer import succeed
+
+    class Tuple(MemoryDatabase):
+        def load(self, key: str) -> Any:
+            return succeed((0.0, None, {"user": '"mallory"'}))
+
+    sessions = Sessions(Config(cookie=COOKIE), Tuple(clock), clock)
+    browser = kvBrowser(sessions)
+    sid = login(browser)
+    response, body = browser.get("/get/user", {COOKIE: sid})
+    assert response.code == 503
+    assert b"mallory" not in body
+    assert sessions.metrics.storeErrors == 1
+
+
 def test_useDatabaseRefusesWhatIsNoDatabase(clock: Any) -> None:
     """
     C{useDatabase("memory:")} is refused before anything changes: the

@@ -205,7 +205,8 @@ def _acceptStored(
     if stored is None:
         _unknown(sessionID)
         return None
-    if type(stored) is tuple:
+    if type(stored) is tuple and parts.loadParts is not None:
+        # What loadParts answers (LoadedParts); load itself answers a record.
         return _accept(parts, config, owner, sessionID, key, current, *stored)
     if not isinstance(stored, StoredSession):
         error = (
