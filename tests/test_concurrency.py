@@ -307,3 +307,36 @@ def test_aFailureAfterARegenerateKeepsTheSession(clock: Any) -> None:
     counted: list[int] = []
     sessions.count().addCallback(counted.append)
     assert counted == [1]
+
+
+def test_aRegenerateAfterTheHeadersIsRefused(clock: Any) -> None:
+    """
+    C{regenerate()} once the response headers are sent raises
+    L{SessionError}, and the session keeps its id: it had moved the
+    session to a new id whose cookie could not be sent, so the client was
+    logged out and the session left under an id nobody held (helper-38).
+    """
+    from txsessions.db.memory import MemoryDatabase
+    from txsessions.errors import SessionError
+
+    sessions = Sessions(Config(cookie=COOKIE), MemoryDatabase(clock), clock)
+    app = kvApp(sessions)
+    refused: list[str] = []
+
+    @app.route("/stream-then-regenerate")
+    async def streamThenRegenerate(request: IRequest) -> str:
+        session = txsessions.get(request)
+        request.write(b"streaming;")
+        try:
+            await session.regenerate()
+        except SessionError as e:
+            refused.append(str(e))
+        return "done"
+
+    browser = Browser(sessions.wrap(app.resource()))
+    old = login(browser)
+    response, body = browser.get("/stream-then-regenerate", {COOKIE: old})
+    assert (response.code, body) == (200, b"streaming;done")
+    assert refused == ["no regenerate once the response headers are sent"]
+    response, body = browser.get("/all", {COOKIE: old})
+    assert json.loads(body)["values"] == {"user": "alice"}

@@ -35,6 +35,16 @@ def test_expiresRefusesWhatIsNotALifetime(bad: object) -> None:
         Config(expires=bad)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("name", ["expires", "idleTimeout", "absoluteTimeout"])
+def test_anIntegerTooLargeForAFloatIsNoLifetime(name: str) -> None:
+    """
+    An integer lifetime too large for a float is refused with the same
+    C{ValueError} as any other: it was an C{OverflowError} (helper-38).
+    """
+    with pytest.raises(ValueError, match="100 years"):
+        Config(**{name: 10**400})  # type: ignore[arg-type]
+
+
 def test_aHundredYearsIsTheLongestLifetime() -> None:
     hundredYears = 100 * 365.25 * 24 * 3600
     assert Config(expires=hundredYears).expires == hundredYears

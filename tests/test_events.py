@@ -104,6 +104,51 @@ def test_aListenerMayCallBackIntoTheManager(
     assert resultOf(sessions.count()) == 1
 
 
+def test_onDestroyRefusesWhatCannotBeCalled(sessions: Sessions) -> None:
+    """
+    C{onDestroy(None)} raises at once: it had been taken, and every destroy
+    after logged a C{TypeError} (helper-38).
+    """
+    with pytest.raises(TypeError, match="a destroy listener is a callable"):
+        sessions.onDestroy(None)  # type: ignore[arg-type]
+
+
+def test_anAsyncListenerRunsAndItsFailureIsLogged(
+    browser: Browser, sessions: Sessions
+) -> None:
+    """
+    An C{async def} listener runs (it had been called and its coroutine
+    dropped, never run), and one whose coroutine fails is logged as a
+    listener that raises is; so is a listener returning a failed Deferred,
+    rather than an unhandled error in it (helper-38).
+    """
+    from twisted.internet.defer import fail
+    from twisted.logger import globalLogPublisher
+
+    heard: list[str] = []
+
+    async def listener(key: str, reason: DestroyReason) -> None:
+        heard.append(key)
+
+    async def failing(key: str, reason: DestroyReason) -> None:
+        raise RuntimeError("async listener bug")
+
+    sessions.onDestroy(listener)
+    sessions.onDestroy(failing)
+    sessions.onDestroy(lambda key, reason: fail(RuntimeError("deferred bug")))
+    logged: list[Any] = []
+    observer: Any = logged.append
+    sid = login(browser)
+    globalLogPublisher.addObserver(observer)
+    try:
+        resultOf(sessions.destroyByID(sid))
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert heard == [storeKey(sid)]
+    failures = [str(e["log_failure"].value) for e in logged if "log_failure" in e]
+    assert failures == ["async listener bug", "deferred bug"]
+
+
 def test_onDestroyReturnsItsRemover(browser: Browser, sessions: Sessions) -> None:
     heard: list[str] = []
     remove = sessions.onDestroy(lambda key, reason: heard.append(key))

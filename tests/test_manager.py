@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -707,9 +708,82 @@ def test_wrapAndWithSessionRefuseWhatTheyCannotServe(clock: Any) -> None:
     from klein import Klein
 
     sessions = Sessions(Config(), MemoryDatabase(clock), clock)
-    for wrong in (Klein(), None):
-        with pytest.raises(TypeError, match=r"app\.resource\(\)"):
-            sessions.wrap(wrong)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"resource \(for a Klein app, app\.resource"):
+        sessions.wrap(Klein())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="takes a resource, not NoneType"):
+        sessions.wrap(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="route handler, not NoneType"):
         sessions.withSession(None)  # type: ignore[arg-type]
     assert sessions.wrap(Klein().resource()) is not None
+
+
+def test_wrapServesAResourceThatDoesNotDeclareIResource(clock: Any) -> None:
+    """
+    A resource that has C{render} and C{getChildWithDefault} but does not
+    declare C{IResource}, which Twisted's C{Site} serves, is wrapped too
+    (helper-38: the check above had refused it).
+    """
+    from tests import support
+
+    class Duck:
+        isLeaf = True
+
+        def getChildWithDefault(self, path: bytes, request: Any) -> Any:
+            return self
+
+        def render(self, request: Any) -> bytes:
+            get(request).set("duck", True)
+            return b"quack"
+
+    sessions = Sessions(Config(cookie=COOKIE), MemoryDatabase(clock), clock)
+    out = support.rawHTTP(sessions.wrap(Duck()), support.get()).value()  # type: ignore[arg-type]
+    assert out.startswith(b"HTTP/1.1 200")
+    assert b"Set-Cookie: " + COOKIE.encode() + b"=" in out
+    assert out.endswith(b"\r\n\r\nquack")
+
+
+def test_methodsTakingARequestRefuseWhatIsNone(clock: Any) -> None:
+    """
+    C{start}, C{destroy}, C{updateExpiration} and C{shiftExpiration} given
+    no request (a L{Session}, say), or a request another manager started,
+    raise at the call: all but C{start} had returned a failing Deferred,
+    a 500 for a handler that returned it.
+    """
+    sessions = Sessions(Config(cookie=COOKIE), MemoryDatabase(clock), clock)
+    other = Sessions(Config(cookie=COOKIE), MemoryDatabase(clock), clock)
+    request = Request(DummyChannel(), False)
+    resultOf(other.start(request))
+    calls: list[Callable[[Any], object]] = [
+        sessions.start,
+        sessions.destroy,
+        sessions.shiftExpiration,
+        lambda r: sessions.updateExpiration(r, 60),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="expected the request"):
+            call(object())
+        with pytest.raises(SessionError, match="another Sessions manager"):
+            call(request)
+
+
+def test_keepAndCurrentMustBeARequestWithASession(clock: Any) -> None:
+    """
+    C{destroyOwner(keep=...)} and C{sessionsOf(current=...)} refuse what is
+    no request, or a request whose session was never started: given the
+    L{Session} rather than its request, "log out the others" had logged
+    this device out too (helper-38).
+    """
+    sessions = Sessions(Config(cookie=COOKIE), MemoryDatabase(clock), clock)
+    request = Request(DummyChannel(), False)
+    session = resultOf(sessions.start(request))
+    for wrong in (session, b"x"):
+        with pytest.raises(TypeError, match="expected the request"):
+            sessions.destroyOwner("alice", keep=wrong)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="expected the request"):
+            sessions.sessionsOf("alice", current=wrong)  # type: ignore[arg-type]
+    unstarted = Request(DummyChannel(), False)
+    with pytest.raises(ValueError, match="keep must be a request whose session"):
+        sessions.destroyOwner("alice", keep=unstarted)
+    with pytest.raises(ValueError, match="current must be a request whose session"):
+        sessions.sessionsOf("alice", current=unstarted)
+    assert resultOf(sessions.destroyOwner("alice", keep=request)) == 0

@@ -287,6 +287,8 @@ class RequestSession(HeldResponse):
         only what this request wrote to it, under the new id.
         """
         checkAlive(session)
+        if not self._headersUnsent():  # the new id's cookie could not be sent
+            raise SessionError("no regenerate once the response headers are sent")
         oldKey = storedKey(session)
         sessionID, key = self.newID()
         rekey(session, sessionID, key)

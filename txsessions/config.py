@@ -40,7 +40,9 @@ def toSeconds(value: float | timedelta) -> float:
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"a lifetime is seconds or a timedelta, not {value!r}")
-    if not math.isfinite(value) or value < 0 or value > MAX_LIFETIME:
+    # Compared before any conversion: an int too large for a float would
+    # raise OverflowError in isfinite.
+    if not (0 <= value <= MAX_LIFETIME) or not math.isfinite(value):
         raise ValueError(
             "a lifetime must be at least 0 (0 means none) and at most 100 years, "
             f"not {value!r}"

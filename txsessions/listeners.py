@@ -6,9 +6,12 @@ stopping the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from inspect import isawaitable
 
+from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from .ids import redact
 from .interfaces import DestroyListener
@@ -29,9 +32,18 @@ class Listeners:
         """
         Add a listener.
 
-        @param listener: called with a store key and a L{DestroyReason}.
+        @param listener: called with a store key and a L{DestroyReason};
+            what it returns, if it is awaitable (an C{async def}
+            listener's coroutine, a
+            L{Deferred<twisted.internet.defer.Deferred>}), is run, and its
+            failure logged.
         @return: a function that removes it again.
+        @raise TypeError: when C{listener} cannot be called.
         """
+        if not callable(listener):
+            raise TypeError(
+                f"a destroy listener is a callable, not {type(listener).__name__}"
+            )
         self._listeners.append(listener)
 
         def remove() -> None:
@@ -51,10 +63,21 @@ class Listeners:
         """
         for listener in list(self._listeners):
             try:
-                listener(key, reason)
+                result = listener(key, reason)
+                if result is not None and isawaitable(result):
+                    ensureDeferred(_awaited(result)).addErrback(_failed, key, reason)
             except Exception:
-                _log.failure(
-                    "a destroy listener failed for session {key} ({reason})",
-                    key=redact(key),
-                    reason=reason.value,
-                )
+                _failed(Failure(), key, reason)
+
+
+async def _awaited(result: Awaitable[object]) -> object:
+    return await result
+
+
+def _failed(failure: Failure, key: str, reason: DestroyReason) -> None:
+    _log.failure(
+        "a destroy listener failed for session {key} ({reason})",
+        failure,
+        key=redact(key),
+        reason=reason.value,
+    )

@@ -23,7 +23,7 @@ from ._parts import Parts
 from ._request import attach, currentSession, requestKey, requestSession
 from .config import Config, checkCookieOutlives, toSeconds
 from .db.memory import MemoryDatabase
-from .errors import DatabaseError
+from .errors import DatabaseError, SessionError
 from .ids import isWellFormedID, redact, storeKey
 from .interfaces import DestroyListener, IDatabase
 from .listeners import Listeners
@@ -138,9 +138,13 @@ class Sessions:
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with the
             L{Session}, or failing with
             L{DatabaseError} when the database failed.
-        @raise TypeError: for an option that is not a cookie setting.
+        @raise TypeError: for an option that is not a cookie setting, or a
+            C{request} that is no request.
         @raise ValueError: for an invalid setting.
+        @raise SessionError: when another manager started the request's
+            session.
         """
+        self._checkRequest(request)
         try:
             loaded = attach(self.parts, request, cookieOptions)
         except DatabaseError:
@@ -155,7 +159,10 @@ class Sessions:
         @param request: the request.
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once the session
             is removed.
+        @raise TypeError: when C{request} is no request.
+        @raise SessionError: when another manager started its session.
         """
+        self._checkRequest(request)
 
         async def destroy() -> None:
             session = await self.start(request)
@@ -212,13 +219,14 @@ class Sessions:
         an index: no walk of the store, one round trip on Redis.
 
         @param owner: the user.
-        @param current: the request whose session to mark C{current}.
+        @param current: the request whose session to mark C{current}: one
+            whose session was started (L{withSession}, L{wrap}, L{start}).
         @return: a L{Deferred <twisted.internet.defer.Deferred>} firing
             with the sessions, the most recently seen first; failing with
             C{NotImplementedError} when the database keeps no owner index.
         """
         _checkText("owner", owner)
-        mine = None if current is None else requestKey(current)
+        mine = None if current is None else self._startedKey(current, "current")
 
         def marked(found: list[SessionInfo]) -> list[SessionInfo]:
             listed = [
@@ -242,13 +250,17 @@ class Sessions:
         with L{DestroyReason.owner}.
 
         @param owner: the user.
-        @param keep: the request whose session to spare.
+        @param keep: the request whose session to spare: one whose
+            session was started (L{withSession}, L{wrap}, L{start}).
         @return: a L{Deferred <twisted.internet.defer.Deferred>} firing
             with how many sessions ended; failing with C{NotImplementedError}
             when the database keeps no owner index.
+        @raise TypeError: when C{keep} is no request (a L{Session}, say).
+        @raise ValueError: when no session was started for it: which one to
+            spare is not known.
         """
         _checkText("owner", owner)
-        spared = None if keep is None else requestKey(keep)
+        spared = None if keep is None else self._startedKey(keep, "keep")
         return Deferred.fromCoroutine(
             destroyOwner(self.database, owner, spared, self.parts.calls.run)
         )
@@ -268,13 +280,25 @@ class Sessions:
 
         @param resource: any resource, a Klein app's C{resource()} included.
         @return: the wrapping resource.
-        @raise TypeError: when C{resource} is no C{IResource} (a Klein app
-            itself, for one, rather than its C{resource()}).
+        @raise TypeError: when C{resource} is no resource: it neither
+            provides C{IResource} nor has its C{render} and
+            C{getChildWithDefault} (a Klein app itself, for one, rather than
+            its C{resource()}).
         """
-        if not IResource.providedBy(resource):
+        if not (
+            IResource.providedBy(resource)
+            or (
+                callable(getattr(resource, "render", None))
+                and callable(getattr(resource, "getChildWithDefault", None))
+            )
+        ):
+            hint = (
+                " (for a Klein app, app.resource())"
+                if callable(getattr(resource, "resource", None))
+                else ""
+            )
             raise TypeError(
-                "Sessions.wrap takes an IResource (for a Klein app, app.resource()), "
-                f"not {type(resource).__name__}"
+                f"Sessions.wrap takes a resource{hint}, not {type(resource).__name__}"
             )
         return SessionResource(self, resource)
 
@@ -311,6 +335,8 @@ class Sessions:
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing once the session
             is started; the new
             lifetime is saved with the session.
+        @raise TypeError: when C{request} is no request.
+        @raise SessionError: when another manager started its session.
         """
         return self._renew(
             request, self.config.expires or self.config.idleTimeout, create=False
@@ -336,12 +362,16 @@ class Sessions:
             lifetime is saved with the session.
         @raise ValueError: when C{expires} is not a lifetime, or is longer
             than the cookie encoding's values last (its C{maxAge}).
+        @raise TypeError: when C{request} is no request.
+        @raise SessionError: when another manager started its session.
         """
         seconds = toSeconds(expires)
         checkCookieOutlives(self.config, seconds)
         return self._renew(request, seconds, create=True)
 
     def _renew(self, request: IRequest, seconds: float, create: bool) -> Deferred[None]:
+        self._checkRequest(request)
+
         async def update() -> None:
             await self.start(request)
             state = requestSession(request)
@@ -351,6 +381,36 @@ class Sessions:
                 state.renew(seconds, create)
 
         return Deferred.fromCoroutine(update())
+
+    def _checkRequest(self, request: object) -> None:
+        """
+        @raise TypeError: when C{request} is no request (a L{Session}, say).
+        @raise SessionError: when another manager started its session.
+        """
+        if not IRequest.providedBy(request):
+            raise TypeError(
+                f"expected the request (an IRequest), not {type(request).__name__}"
+            )
+        state = requestSession(request)
+        if state is not None and state.parts is not self.parts:
+            raise SessionError(
+                "this request already has a session from another Sessions manager"
+            )
+
+    def _startedKey(self, request: object, name: str) -> str | None:
+        """
+        @return: the store key of the session started for C{request}
+            (L{requestKey}).
+        @raise TypeError: when C{request} is no request.
+        @raise ValueError: when no session was started for it.
+        """
+        self._checkRequest(request)
+        if requestSession(cast(IRequest, request)) is None:
+            raise ValueError(
+                f"{name} must be a request whose session was started "
+                "(withSession, wrap or start)"
+            )
+        return requestKey(cast(IRequest, request))
 
     def close(self) -> Deferred[None]:
         """

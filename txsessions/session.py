@@ -460,6 +460,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
             holds the session
             under its new key; the response waits for it in any case.
         @raise SessionDestroyedError: when the session was destroyed.
+        @raise SessionError: once the response headers are sent.
         """
         return self._owner.regenerate(self)
 
