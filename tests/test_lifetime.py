@@ -142,3 +142,17 @@ def test_nothingIsScheduledAfterClose(clock: Any) -> None:
     s.close()
     s.add("late", 5)
     assert clock.getDelayedCalls() == []
+
+
+@pytest.mark.parametrize("at", [float("inf"), float("nan"), "soon", 10**400], ids=repr)
+def test_aCorruptTimeIsNeverScheduled(clock: Any, at: Any) -> None:
+    """
+    A time that is no finite number (read from a corrupt database row) is
+    neither scheduled nor an error to remove: before the fix, C{math.ceil}
+    raised, failing a destroy that had already been committed (helper-37).
+    """
+    expirations, expired = scheduler(clock)
+    expirations.add("k", at)
+    expirations.remove("k", at)
+    assert clock.getDelayedCalls() == []
+    assert expired == []

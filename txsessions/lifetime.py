@@ -60,7 +60,9 @@ class ExpirationScheduler:
         """
         if self._closed:
             return
-        second = math.ceil(at)
+        second = _second(at)
+        if second is None:
+            return
         bucket = self._buckets.get(second)
         if bucket is None:
             bucket = self._buckets[second] = {}
@@ -75,7 +77,9 @@ class ExpirationScheduler:
         @param key: a store key.
         @param at: the time given to L{add}.
         """
-        second = math.ceil(at)
+        second = _second(at)
+        if second is None:
+            return
         bucket = self._buckets.get(second)
         if bucket is None:
             return
@@ -109,3 +113,17 @@ class ExpirationScheduler:
                 _log.failure("expiring a session failed")
         if keys:
             self._slices.add(self._clock.callLater(0, self._drain, keys))
+
+
+def _second(at: float) -> int | None:
+    """
+    @return: the second C{at} falls in, or C{None} when it is no finite
+        number (a corrupt time read from a database: such a session is
+        never scheduled).
+    """
+    try:
+        if math.isfinite(at):
+            return math.ceil(at)
+    except (TypeError, OverflowError):
+        pass
+    return None

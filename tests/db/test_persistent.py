@@ -113,6 +113,68 @@ async def test_corruptLMDBRecordsAreRemovedAtStartUp(tmp_path: Any, clock: Any) 
     await db.close()
 
 
+@pytest_twisted.ensureDeferred
+async def test_corruptSQLiteExpiriesAreNoSession(tmp_path: Any, clock: Any) -> None:
+    """
+    A row whose expiry is text, infinite or a number no float holds is no
+    session, and the file still opens: before the fix, opening it raised a
+    bare C{TypeError} or C{OverflowError} (helper-37), and the infinite one
+    was served as a session whose every save answered a 503 after it was
+    committed.
+    """
+    path = tmp_path / "s.db"
+    db = openDatabase(f"sqlite:{path}", clock)
+    await create(db, "ok", 100, a="1")
+    await db.close()
+    bad = {"text": "'soon'", "infinite": "9e999", "huge": "'1e400'"}
+    connection = sqlite3.connect(path)
+    with connection:
+        for key, expires in bad.items():
+            connection.execute(
+                "INSERT INTO txsessions (key, created, expires, fields) "
+                f"VALUES (?, 0, {expires}, '{{}}')",
+                (key,),
+            )
+    connection.close()
+    db = openDatabase(f"sqlite:{path}", clock)
+    for key in bad:
+        assert await db.load(key) is None
+        assert await db.save(key, SessionChanges(updated={"a": "2"})) is None
+    assert await db.save("ok", SessionChanges(updated={"a": "2"})) == {}
+    assert await db.load("ok") == StoredSession(Lifetime(0, 100), {"a": "2"})
+    assert await db.destroy("infinite", DestroyReason.destroyed)
+    await db.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_corruptLMDBExpiriesAreRemovedAtStartUp(
+    tmp_path: Any, clock: Any
+) -> None:
+    """
+    A record whose expiry is infinite, not a number or a boolean is removed
+    when the environment opens, as any corrupt record: before the fix, an
+    infinite one made opening it raise a bare C{OverflowError} (helper-37).
+    """
+    path = tmp_path / "env"
+    db = openDatabase(f"lmdb:{path}", clock)
+    await create(db, "ok", 100, b="2")
+    await db.close()
+    env = lmdb.open(str(path), max_dbs=1)
+    table = env.open_db(b"txsessions")
+    with env.begin(write=True, db=table) as txn:
+        txn.put(b"inf", b'{"c":0,"e":1e999,"f":{}}')
+        txn.put(b"nan", b'{"c":0,"e":NaN,"f":{}}')
+        txn.put(b"bool", b'{"c":0,"e":true,"f":{}}')
+        txn.put(b"minf", b'{"c":-Infinity,"e":null,"f":{}}')
+    env.close()
+    db = openDatabase(f"lmdb:{path}", clock)
+    for key in ["inf", "nan", "bool", "minf"]:
+        assert await db.load(key) is None
+    assert await db.load("ok") == StoredSession(Lifetime(0, 100), {"b": "2"})
+    assert await db.count() == 1
+    await db.close()
+
+
 def test_unreadableSQLiteFileNamesTheFile(tmp_path: Any) -> None:
     path = tmp_path / "garbage.db"
     path.write_bytes(b"this is not an sqlite database" * 100)

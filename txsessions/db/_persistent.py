@@ -12,6 +12,7 @@ L{PersistentDatabase} turns a backend into an L{IDatabase}.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
@@ -190,16 +191,27 @@ def changeSize(changes: SessionChanges) -> int:
 def timesOf(created: object, expires: object) -> tuple[float, float | None]:
     """
     @return: when a session was created and expires, from stored numbers.
-    @raise ValueError: when they are not numbers.
+    @raise ValueError: when they are not finite numbers.
     """
-    if not isinstance(created, (int, float)) or not (
-        expires is None or isinstance(expires, (int, float))
-    ):
-        raise ValueError("session times are not numbers")
-    try:
-        return float(created), None if expires is None else float(expires)
-    except OverflowError:
-        raise ValueError("session times are out of range") from None
+    return finiteTime(created), None if expires is None else finiteTime(expires)
+
+
+def finiteTime(value: object) -> float:
+    """
+    @return: a stored time, as a float.
+    @raise ValueError: when it is not a finite number (text, a boolean,
+        infinite, not a number, or too large for a float).
+    """
+    if type(value) is not float:
+        if type(value) is not int:
+            raise ValueError("a session time is not a number")
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ValueError("a session time is out of range") from None
+    if not math.isfinite(value):
+        raise ValueError("a session time is not finite")
+    return value
 
 
 def lifetimeOf(created: object, expires: object) -> Lifetime:

@@ -40,6 +40,7 @@ from ._persistent import (
     Saved,
     changeSize,
     checkFields,
+    finiteTime,
     timesOf,
 )
 from ._threads import Threads
@@ -134,7 +135,7 @@ def expiryOf(data: bytes) -> float | None:
     if match is None:
         return decodeRecord(bytes(data)).lifetime.expiresAt
     expires = match.group(1)
-    return None if expires == b"null" else float(expires)
+    return None if expires == b"null" else finiteTime(float(expires))
 
 
 def _liveIn(txn: Any, db: Any, now: float, skip: bytes = b"") -> int:

@@ -32,6 +32,7 @@ from ._persistent import (
     changeSize,
     decodeFields,
     encodeFields,
+    finiteTime,
     lifetimeOf,
     timesOf,
 )
@@ -114,7 +115,19 @@ def _open(path: str) -> list[Expiry]:
         raise DatabaseError(
             f"cannot open the SQLite session database {path!r}: {e}"
         ) from e
-    return [(key, expires) for key, expires in rows]
+    expiries: list[Expiry] = []
+    for key, expires in rows:
+        try:
+            expiries.append((key, finiteTime(expires)))
+        except ValueError:
+            pass
+    if len(expiries) < len(rows):
+        _log.warn(
+            "{n} sessions in {path} have a corrupt expiry; ignored",
+            n=len(rows) - len(expiries),
+            path=path,
+        )
+    return expiries
 
 
 _LONGEST_WAIT = 60.0
