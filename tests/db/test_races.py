@@ -20,10 +20,11 @@ import pytest_twisted
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.threads import deferToThread
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
 from tests.db.test_conformance import create
 from txsessions import DatabaseError
-from txsessions.db import openDatabase
+from txsessions.db import _threads, openDatabase
 from txsessions.db._writer import Batching, Writer
 from txsessions.db.lmdb import LMDBDatabase
 from txsessions.db.sqlite import SQLiteDatabase
@@ -189,6 +190,67 @@ async def test_aSaveNeverLandsAfterItsDeadline(
         assert await db.save("k", SessionChanges(increments={"n": 1})) == {"n": 2}
     finally:
         await db.close()
+
+
+class _ShutdownReactor:
+    """
+    The global reactor, but for its shutdown triggers, which L{shutdown}
+    runs.
+    """
+
+    def __init__(self) -> None:
+        self._triggers: list[Callable[[], object]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(reactor, name)
+
+    def addSystemEventTrigger(
+        self, phase: str, event: str, f: Callable[[], object]
+    ) -> int:
+        self._triggers.append(f)
+        return len(self._triggers) - 1
+
+    def removeSystemEventTrigger(self, trigger: int) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        for trigger in self._triggers:
+            trigger()
+
+
+@pytest_twisted.ensureDeferred
+async def test_shutdownDoesNotWaitForeverForAnotherProcessesLock(
+    tmp_path: Path, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The reactor's shutdown waits for the LMDB writer at most
+    C{SHUTDOWN_WAIT}, then stops without it, saying so: while another
+    process held the write lock it had waited without end, and the server
+    did not exit (helper-37).  The save under way still lands once the lock
+    is released, and is acknowledged.
+    """
+    monkeypatch.setattr(_threads, "SHUTDOWN_WAIT", 0.2)
+    threads = _ShutdownReactor()
+    db = LMDBDatabase(
+        path("lmdb", tmp_path), clock=clock, threads=cast(Any, threads), timeout=60
+    )
+    await create(db, "k", None, n="1")
+    locker = await _lockedByAnotherProcess("lmdb", tmp_path)
+    events: list[Any] = []
+    observer = cast(ILogObserver, events.append)
+    globalLogPublisher.addObserver(observer)
+    try:
+        saved = db.save("k", SessionChanges(increments={"n": 1}))
+        stopping = deferToThread(threads.shutdown)
+        await task.deferLater(reactor, 1, lambda: None)
+        assert stopping.called
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        await _release(locker)
+    warnings = [formatEvent(e) for e in events if e.get("log_level") == LogLevel.warn]
+    assert len(warnings) == 1
+    assert "the writer still waits for the database after 0.2 s" in warnings[0]
+    assert await saved == {"n": 2}
 
 
 @pytest.mark.parametrize("kind", EMBEDDED)

@@ -12,11 +12,20 @@ from typing import Any, TypeVar, cast
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from ._writer import Writer
 
 T = TypeVar("T")
+
+_log = Logger()
+
+SHUTDOWN_WAIT = 5.0
+"""
+The longest the reactor's shutdown waits for the writer thread, in seconds:
+LMDB's write lock, held by another process, has no bound of its own.
+"""
 
 
 class _DaemonThread(threading.Thread):
@@ -60,6 +69,7 @@ class Threads:
             once both threads have stopped.
         """
         self.writer = writer
+        self._name = name
         self._threads = threads
         self._release = release
         self._reads = _ReadingPool(minthreads=1, maxthreads=1, name=name)
@@ -102,8 +112,18 @@ class Threads:
         self._stop()
 
     def _stop(self) -> None:
-        self.writer.join()
-        self._stopReads()
+        if self.writer.join(SHUTDOWN_WAIT):
+            self._stopReads()
+            return
+        # The database stays open: the writer thread is still in it.
+        _log.warn(
+            "{name}: the writer still waits for the database after {seconds} s"
+            " (another process holds its write lock?); stopping without it,"
+            " its batch unacknowledged",
+            name=self._name,
+            seconds=SHUTDOWN_WAIT,
+        )
+        self._reads.stop()
 
     def _stopReads(self) -> None:
         self._reads.stop()

@@ -274,15 +274,22 @@ class Writer:
         self._waiters.append(d)
         return d
 
-    def join(self) -> None:
+    def join(self, timeout: float | None = None) -> bool:
         """
         Stop, blocking until the thread has (at reactor shutdown).  Changes
         still waiting for the batch being committed are left unmade: nobody
         was told they were.
+
+        @param timeout: the longest to wait, in seconds; no bound when
+            C{None}.
+        @return: whether the thread has stopped (it has not when the batch
+            under way still waits for the database, whose write lock
+            another process holds, after C{timeout}).
         """
         self._stopping = True
         self._sendStop()
-        self._thread.join()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _sendStop(self) -> None:
         if not self._stopSent:
