@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from typing import Any
 
 import lmdb
 import pytest
 import pytest_twisted
+from twisted.internet.threads import deferToThread
 
 from tests.apps import servedAndWritten
 from tests.db.test_conformance import create
@@ -172,6 +175,61 @@ async def test_corruptLMDBExpiriesAreRemovedAtStartUp(
         assert await db.load(key) is None
     assert await db.load("ok") == StoredSession(Lifetime(0, 100), {"b": "2"})
     assert await db.count() == 1
+    await db.close()
+
+
+_DIES_READING = """
+import lmdb, sys
+env = lmdb.open(sys.argv[1], max_dbs=2, map_size=1 << 30)
+txn = env.begin()
+print("reading", flush=True)
+sys.stdin.read()
+"""
+
+_READERS = """
+import lmdb, sys
+print(lmdb.open(sys.argv[1], max_dbs=2, map_size=1 << 30).readers())
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_theReaderSlotOfAProcessThatDiedReadingIsFreed(
+    tmp_path: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A process killed in a read transaction leaves its reader slot taken,
+    keeping the pages it read from reuse until the file fills the map; the
+    writer frees such slots (before the fix, only LMDB did, once no process
+    had the environment open: never, for a server that keeps running).
+    """
+    monkeypatch.setattr(txlmdb, "READER_CHECK_INTERVAL", 0.0)
+    path = str(tmp_path / "env")
+    db = openDatabase(f"lmdb:{path}", clock)
+    await create(db, "k", None, a="1")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _DIES_READING, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None
+    assert await deferToThread(reader.stdout.readline) == "reading\n"
+    reader.kill()
+    await deferToThread(reader.wait)
+
+    async def readers() -> str:
+        done = await deferToThread(
+            subprocess.run,
+            [sys.executable, "-c", _READERS, path],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return str(done.stdout)
+
+    assert f" {reader.pid} " in await readers()
+    await db.save("k", SessionChanges(updated={"a": "2"}))
+    assert f" {reader.pid} " not in await readers()
     await db.close()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -155,6 +156,25 @@ def _liveIn(txn: Any, db: Any, now: float, skip: bytes = b"") -> int:
     return live
 
 
+READER_CHECK_INTERVAL = 60.0
+"""
+How often, in seconds, the writer frees the reader slots of processes that
+died while reading (L{clearStaleReaders}).
+"""
+
+
+def clearStaleReaders(env: Any) -> None:
+    """
+    Free the reader slots of processes that died in a read transaction
+    (killed, say): each keeps the pages it read from reuse, and the file
+    grows until no write fits in the map.  LMDB itself frees them only
+    when no process has the environment open.
+    """
+    cleared = env.reader_check()
+    if cleared:
+        _log.warn("freed {n} reader slots of processes that died", n=cleared)
+
+
 class _LMDBTransactions:
     """
     Write transactions, each change in a nested transaction of its own.
@@ -177,8 +197,13 @@ class _LMDBTransactions:
     def __init__(self, env: Any, db: Any) -> None:
         self._env = env
         self._db = db
+        self._nextReaderCheck = 0.0
 
     def begin(self, wait: float) -> Any:
+        now = time.monotonic()
+        if now >= self._nextReaderCheck:
+            self._nextReaderCheck = now + READER_CHECK_INTERVAL
+            clearStaleReaders(self._env)
         return self._env.begin(write=True, db=self._db)
 
     def nested(self, txn: Any, work: Callable[[Any], T]) -> T:
