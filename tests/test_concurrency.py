@@ -6,6 +6,7 @@ write made while another request regenerates or destroys the session.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -340,3 +341,48 @@ def test_aRegenerateAfterTheHeadersIsRefused(clock: Any) -> None:
     assert refused == ["no regenerate once the response headers are sent"]
     response, body = browser.get("/all", {COOKIE: old})
     assert json.loads(body)["values"] == {"user": "alice"}
+
+
+def test_aChangeAfterTheResponseFinishedIsRefused(clock: Any) -> None:
+    """
+    Once the response has finished, a change to its session raises
+    L{SessionError} (reads still work): before the fix, C{set},
+    C{setOwner} and C{updateExpiration} were silently never saved
+    (helper-38).  A destroy still ends the session.
+    """
+    from txsessions.db.memory import MemoryDatabase
+    from txsessions.errors import SessionError
+
+    sessions = Sessions(Config(cookie=COOKIE), MemoryDatabase(clock), clock)
+    app = kvApp(sessions)
+    kept: list[Any] = []
+
+    @app.route("/keep")
+    def keep(request: IRequest) -> str:
+        session = txsessions.get(request)
+        session.set("during", 1)
+        kept.append(session)
+        return "kept"
+
+    browser = Browser(sessions.wrap(app.resource()))
+    old = login(browser)
+    response, body = browser.get("/keep", {COOKIE: old})
+    assert (response.code, body) == (200, b"kept")
+    [session] = kept
+    assert session.get("during") == 1 and not session.destroyed
+    changes: list[Callable[[], object]] = [
+        lambda: session.set("after", 1),
+        lambda: session.delete("during"),
+        lambda: session.setOwner("bob"),
+        lambda: session.setFlash("note", "hi"),
+        lambda: session.increment("n"),
+    ]
+    for change in changes:
+        with pytest.raises(SessionError, match="response has finished"):
+            change()
+    response, body = browser.get("/all", {COOKIE: old})
+    assert json.loads(body)["values"] == {"user": "alice", "during": 1}
+    resultOf(session.destroy())
+    assert session.destroyed
+    response, body = browser.get("/all", {COOKIE: old})
+    assert json.loads(body)["values"] == {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import SessionDestroyedError
+from .errors import SessionDestroyedError, SessionError
 
 NONE: frozenset[str] = frozenset()
 """
@@ -50,7 +50,10 @@ class ChangeSet:
     @ivar readFlashes: flash messages read, to be removed.
     @ivar cookieDirty: whether the cookie is to be (re)sent.
     @ivar stored: whether the database holds the session.
-    @ivar destroyed: whether the session was destroyed.
+    @ivar destroyed: whether the session takes no more changes: it was
+        destroyed, or (with C{finished}) its response has finished.
+    @ivar finished: whether the session's response has finished, its last
+        changes saved (L{finish}).
     @ivar ownWrites: what the session wrote itself on loading (its owner's
         last-seen time, its idle lifetime pushed back): the fields then
         updated and the lifetime then given, or C{None} when it wrote
@@ -66,6 +69,7 @@ class ChangeSet:
         "cookieDirty",
         "stored",
         "destroyed",
+        "finished",
         "ownWrites",
     )
 
@@ -81,6 +85,7 @@ class ChangeSet:
         self.cookieDirty = False
         self.stored = stored
         self.destroyed = False
+        self.finished = False
         self.ownWrites: tuple[dict[str, str], Any] | None = None
 
     def pending(self) -> bool:
@@ -152,14 +157,30 @@ class ChangeSet:
         Forget every change: the session is destroyed.
         """
         self.destroyed = True
+        self.finished = False
         self.updated.clear()
         self.deleted = self.readFlashes = NONE
         self.cleared = self.lifetimeChanged = self.cookieDirty = False
 
+    def finish(self) -> None:
+        """
+        The session's response has finished, its last changes taken to be
+        saved: a change from now on would never be, and is refused.  A
+        destroyed session stays destroyed.
+        """
+        if not self.destroyed:
+            self.destroyed = self.finished = True
+
     def checkAlive(self) -> None:
         """
         @raise SessionDestroyedError: when the session was destroyed.
+        @raise SessionError: when its response has finished (L{finish}).
         """
+        if self.finished:
+            raise SessionError(
+                "this session's response has finished: a change now would "
+                "never be saved"
+            )
         if self.destroyed:
             raise SessionDestroyedError(
                 "this session was destroyed; start a new one with Sessions.start"

@@ -320,6 +320,12 @@ class HeldResponse:
         """
         raise NotImplementedError
 
+    def finished(self) -> None:
+        """
+        The response is finishing, and L{commit} has taken the last of what
+        it saves: nothing changed from now on is.
+        """
+
     def nothingWritten(self) -> bool:
         """
         @return: whether nothing was written to the response yet, through
@@ -380,6 +386,7 @@ class HeldResponse:
                 waiting = self.commit(state is _STREAMING)
             except Exception:
                 waiting = fail()
+            self.finished()
             if waiting is None:
                 self._finishNow()
             else:

@@ -32,7 +32,6 @@ from .records import DestroyReason
 from .session import (
     Session,
     addIncremented,
-    checkAlive,
     markDestroyed,
     rekey,
     restart,
@@ -161,9 +160,8 @@ class RequestSession(HeldResponse):
     def _wait(self, d: Deferred[None]) -> None:
         """Have the response wait for C{d} too."""
         if self._pending is None:
-            self._pending = [d]
-        else:
-            self._pending.append(d)
+            self._pending = []
+        self._pending.append(d)
 
     # Loading
 
@@ -286,7 +284,7 @@ class RequestSession(HeldResponse):
         login button), this request carries on with a new session holding
         only what this request wrote to it, under the new id.
         """
-        checkAlive(session)
+        session.changes.checkAlive()
         if not self._headersUnsent():  # the new id's cookie could not be sent
             raise SessionError("no regenerate once the response headers are sent")
         oldKey = storedKey(session)
@@ -399,6 +397,11 @@ class RequestSession(HeldResponse):
         # dropped by whoever waits (the held response, or a later commit).
         waiting = waits[0] if len(waits) == 1 else allOf(waits)
         return waiting.addErrback(self._unsaved)
+
+    def finished(self) -> None:
+        """See L{HeldResponse.finished}: the session takes no more changes."""
+        if self._session is not None:
+            self._session.changes.finish()
 
     def _unsaved(self, failure: Failure) -> Failure:
         """A save failed: no cookie goes out for it."""
@@ -529,21 +532,19 @@ class RequestSession(HeldResponse):
             on loading: then the session's end lost nothing, and is no conflict.
         @raise SessionConflictError: when it no longer held the session.
         """
-        if result is None and own:
-            # The request carries on without it, the client's cookie left
-            # alone: it may name the session's new id by now.
+        if result is None:
+            # No cookie goes out for it; the client's is left alone (it may
+            # name the session's new id by now).
             markDestroyed(session)
             cookies.removeCookie(self.request, self.parts.cookieName)
-            return {}
-        if result is None:
+            if own:  # the request carries on without it
+                return {}
             _log.warn(
                 "session {key} was regenerated or destroyed by another "
                 "request; this request's changes to it could not be saved",
                 key=redact(key),
                 security="conflict",
             )
-            markDestroyed(session)
-            cookies.removeCookie(self.request, self.parts.cookieName)
             self._conflict = SessionConflictError(
                 "the session was regenerated or destroyed by another request "
                 "while this one was changing it"

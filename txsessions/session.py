@@ -103,11 +103,6 @@ def noteSeen(session: Session, now: float, interval: float) -> bool:
     return True
 
 
-def checkAlive(session: Session) -> None:
-    """@raise SessionDestroyedError: when C{session} was destroyed."""
-    session.changes.checkAlive()
-
-
 class SessionOwner(Protocol):
     """
     What a L{Session} asks of the request it belongs to (in txsessions, the
@@ -151,8 +146,9 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
 
     Reads are synchronous, on the values loaded when the request started.
     Writes change those values at once and are saved together before the
-    response completes; a session nobody changed is not written, and a new
-    session nobody wrote to is neither stored nor given a cookie.
+    response completes (after, they raise L{txsessions.errors.SessionError});
+    a session nobody changed is not written, and a new session nobody wrote
+    to is neither stored nor given a cookie.
 
     Values are JSON: C{str}, C{int}, C{float}, C{bool}, C{None}, and lists
     and dicts of them.  A value is stored as it was when L{set} was called;
@@ -215,9 +211,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
             self._values, self._immutables, self._flashes = {}, NONE, {}
 
     def __repr__(self) -> str:
-        state = (
-            "destroyed" if self.changes.destroyed else "new" if self.isNew else "loaded"
-        )
+        state = "destroyed" if self.destroyed else "new" if self.isNew else "loaded"
         return f"<Session {state}, {len(self._values)} values>"
 
     @property
@@ -287,7 +281,7 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         """
         Whether L{destroy} was called.
         """
-        return self.changes.destroyed
+        return self.changes.destroyed and not self.changes.finished
 
     def csrfToken(self) -> str:
         """A token for this session's forms (L{txsessions.csrf.csrfToken})."""
