@@ -60,13 +60,26 @@ def test_listenersRunInRegistrationOrder(browser: Browser, sessions: Sessions) -
     assert order == [0, 1, 2]
 
 
-def test_aRaisingListenerIsLoggedAndTheOthersRun(
-    browser: Browser, sessions: Sessions
-) -> None:
+def destroyLogged(sessions: Sessions, sid: str) -> list[Any]:
+    """
+    @return: the log events emitted while C{sessions} destroys the session
+        C{sid}.
+    """
     from twisted.logger import globalLogPublisher
 
     logged: list[Any] = []
     observer: Any = logged.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        resultOf(sessions.destroyByID(sid))
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    return logged
+
+
+def test_aRaisingListenerIsLoggedAndTheOthersRun(
+    browser: Browser, sessions: Sessions
+) -> None:
     seen: list[str] = []
 
     def bad(key: str, reason: DestroyReason) -> None:
@@ -75,11 +88,7 @@ def test_aRaisingListenerIsLoggedAndTheOthersRun(
     sessions.onDestroy(bad)
     sessions.onDestroy(lambda key, reason: seen.append(key))
     sid = login(browser)
-    globalLogPublisher.addObserver(observer)
-    try:
-        resultOf(sessions.destroyByID(sid))
-    finally:
-        globalLogPublisher.removeObserver(observer)
+    logged = destroyLogged(sessions, sid)
     assert seen == [storeKey(sid)]
     [failure] = [e for e in logged if "log_failure" in e]
     assert "listener bug" in str(failure["log_failure"].value)
@@ -123,7 +132,6 @@ def test_anAsyncListenerRunsAndItsFailureIsLogged(
     rather than an unhandled error in it (helper-38).
     """
     from twisted.internet.defer import fail
-    from twisted.logger import globalLogPublisher
 
     heard: list[str] = []
 
@@ -136,14 +144,8 @@ def test_anAsyncListenerRunsAndItsFailureIsLogged(
     sessions.onDestroy(listener)
     sessions.onDestroy(failing)
     sessions.onDestroy(lambda key, reason: fail(RuntimeError("deferred bug")))
-    logged: list[Any] = []
-    observer: Any = logged.append
     sid = login(browser)
-    globalLogPublisher.addObserver(observer)
-    try:
-        resultOf(sessions.destroyByID(sid))
-    finally:
-        globalLogPublisher.removeObserver(observer)
+    logged = destroyLogged(sessions, sid)
     assert heard == [storeKey(sid)]
     failures = [str(e["log_failure"].value) for e in logged if "log_failure" in e]
     assert failures == ["async listener bug", "deferred bug"]

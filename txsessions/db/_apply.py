@@ -6,7 +6,7 @@ then write back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 
 from ..errors import DatabaseError
 from ..records import SessionChanges
@@ -29,7 +29,7 @@ def applyChanges(fields: dict[str, str], changes: SessionChanges) -> dict[str, i
 def applyParts(
     fields: dict[str, str],
     clear: bool,
-    deleted: Iterable[str],
+    deleted: Collection[str],
     updated: Mapping[str, str],
     increments: Mapping[str, int],
 ) -> dict[str, int]:
@@ -56,7 +56,7 @@ def applyParts(
 def _incremented(
     fields: Mapping[str, str],
     clear: bool,
-    deleted: Iterable[str],
+    deleted: Collection[str],
     updated: Mapping[str, str],
     increments: Mapping[str, int],
 ) -> dict[str, int]:

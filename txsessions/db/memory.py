@@ -7,7 +7,7 @@ reactor's clock.  Fast, and gone when the process ends.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import cast
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -139,7 +139,7 @@ class MemoryDatabase:
         create: bool,
         times: tuple[float, float | None] | None,
         clear: bool,
-        deleted: Iterable[str],
+        deleted: Collection[str],
         updated: Mapping[str, str],
         increments: Mapping[str, int],
     ) -> dict[str, int] | None:
