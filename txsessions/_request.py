@@ -150,8 +150,7 @@ class RequestSession(HeldResponse):
         self.cookieReceived = False
         self._session: Session | None = None
         self._loading: list[Deferred[Session]] | None = None
-        # What the response waits for besides the commit's own save; a list
-        # once there is any.
+        # What the response waits for besides the commit's own save, if any.
         self._pending: list[Deferred[Any]] | None = None
         self._cookieSent = False
         self._conflict: SessionConflictError | None = None
