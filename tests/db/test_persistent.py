@@ -22,6 +22,7 @@ from tests.support import COOKIE, setCookies
 from txsessions import Config, DatabaseError, DestroyReason, Sessions
 from txsessions.db import checkDatabaseURL, openDatabase
 from txsessions.db import lmdb as txlmdb
+from txsessions.db.sqlite import SQLiteDatabase
 from txsessions.interfaces import Lifetime, SessionChanges, StoredSession
 
 PERSISTENT = ["sqlite", "lmdb"]
@@ -139,13 +140,17 @@ async def test_corruptSQLiteExpiriesAreNoSession(tmp_path: Any, clock: Any) -> N
                 (key,),
             )
     connection.close()
-    db = openDatabase(f"sqlite:{path}", clock)
+    db = SQLiteDatabase(str(path), clock=clock, maxSessions=2)
     for key in bad:
         assert await db.load(key) is None
         assert await db.save(key, SessionChanges(updated={"a": "2"})) is None
     assert await db.save("ok", SessionChanges(updated={"a": "2"})) == {}
     assert await db.load("ok") == StoredSession(Lifetime(0, 100), {"a": "2"})
-    assert await db.destroy("infinite", DestroyReason.destroyed)
+    # Removed, not counted as live for ever (helper-39: they had filled
+    # maxSessions, and were never purged).
+    assert await db.count() == 1
+    await create(db, "new", 100)
+    assert not await db.destroy("infinite", DestroyReason.destroyed)
     await db.close()
 
 
@@ -253,10 +258,18 @@ def test_anInMemorySQLiteDatabaseIsRefused(clock: Any) -> None:
     An in-memory SQLite database is refused when it is opened: each of the
     database's threads had its own, empty, and every request was a 503.
     """
-    from txsessions.db.sqlite import SQLiteDatabase
+    for path in [":memory:", "", "file:x?mode=memory&cache=shared"]:
+        with pytest.raises(DatabaseError, match="in-memory SQLite"):
+            SQLiteDatabase(path, clock=clock)
 
-    with pytest.raises(DatabaseError, match="in-memory SQLite"):
-        SQLiteDatabase(":memory:", clock=clock)
+
+def test_aFileWhoseNameSaysMemoryIsAFile() -> None:
+    """
+    A file whose name holds "memory" is a file (helper-39: it was refused
+    as an in-memory database).
+    """
+    checkDatabaseURL("sqlite:file:memory-sessions.db")
+    checkDatabaseURL("sqlite:/var/lib/memory/sessions.db")
 
 
 def test_missingDirectoryIsAClearError(tmp_path: Any) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import parse_qs
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
@@ -67,14 +68,31 @@ CREATE INDEX IF NOT EXISTS txsessions_owner ON txsessions (owner)
 """
 
 
+_CORRUPT_TIMES = """
+DELETE FROM txsessions
+    WHERE typeof(created) NOT IN ('integer', 'real') OR abs(created) >= 9e999
+    OR (expires IS NOT NULL
+        AND (typeof(expires) NOT IN ('integer', 'real') OR abs(expires) >= 9e999))
+"""
+"""
+Remove the sessions whose times are not finite numbers (a row edited by
+hand): no session to a load, they would count as live for ever.
+"""
+
+
 def isInMemory(path: str) -> bool:
     """
-    @return: whether C{path} names an SQLite database held in memory
-        (C{:memory:}, or a C{file:} URI that asks for one) rather than a
-        file: one that txsessions' threads, each with a connection of its
-        own, would each see empty.
+    @return: whether C{path} names an SQLite database held in memory or
+        a temporary one (C{:memory:}, C{""}, or a C{file:} URI asking for
+        either) rather than a file: one that txsessions' threads, each with
+        a connection of its own, would each see empty.
     """
-    return path == ":memory:" or (path.startswith("file:") and "memory" in path)
+    if path.startswith("file:"):
+        name, _, query = path[len("file:") :].partition("?")
+        if "memory" in parse_qs(query).get("mode", ()):
+            return True
+        path = name
+    return path in ("", ":memory:")
 
 
 def _open(path: str) -> list[Expiry]:
@@ -106,6 +124,8 @@ def _open(path: str) -> list[Expiry]:
                         raise
             connection.executescript(_OWNER_INDEX)
             connection.execute("PRAGMA journal_mode=WAL")
+            corrupt = connection.execute(_CORRUPT_TIMES).rowcount
+            connection.commit()
             rows = connection.execute(
                 "SELECT key, expires FROM txsessions WHERE expires IS NOT NULL"
             ).fetchall()
@@ -115,18 +135,14 @@ def _open(path: str) -> list[Expiry]:
         raise DatabaseError(
             f"cannot open the SQLite session database {path!r}: {e}"
         ) from e
+    if corrupt:
+        _log.warn("removed {n} corrupt sessions from {path}", n=corrupt, path=path)
     expiries: list[Expiry] = []
     for key, expires in rows:
         try:
             expiries.append((key, finiteTime(expires)))
         except ValueError:
             pass
-    if len(expiries) < len(rows):
-        _log.warn(
-            "{n} sessions in {path} have a corrupt expiry; ignored",
-            n=len(rows) - len(expiries),
-            path=path,
-        )
     return expiries
 
 
