@@ -31,6 +31,7 @@ from tests.support import (
 )
 from txsessions import Config, Sessions
 from txsessions.db import openDatabase
+from txsessions.errors import SessionError
 
 
 def loginApp(sessions: Sessions) -> Klein:
@@ -348,7 +349,8 @@ def test_aChangeAfterTheResponseFinishedIsRefused(clock: Any) -> None:
     Once the response has finished, a change to its session raises
     L{SessionError} (reads still work): before the fix, C{set},
     C{setOwner} and C{updateExpiration} were silently never saved
-    (helper-38).  A destroy still ends the session.
+    (helper-38).  An increment, a save of its own, still counts (a
+    download counted when it completes), and a destroy still ends it.
     """
     from txsessions.db.memory import MemoryDatabase
     from txsessions.errors import SessionError
@@ -375,14 +377,109 @@ def test_aChangeAfterTheResponseFinishedIsRefused(clock: Any) -> None:
         lambda: session.delete("during"),
         lambda: session.setOwner("bob"),
         lambda: session.setFlash("note", "hi"),
-        lambda: session.increment("n"),
     ]
     for change in changes:
         with pytest.raises(SessionError, match="response has finished"):
             change()
+    assert resultOf(session.increment("downloads")) == 1
     response, body = browser.get("/all", {COOKIE: old})
-    assert json.loads(body)["values"] == {"user": "alice", "during": 1}
+    assert json.loads(body)["values"] == {"user": "alice", "during": 1, "downloads": 1}
     resultOf(session.destroy())
     assert session.destroyed
     response, body = browser.get("/all", {COOKIE: old})
     assert json.loads(body)["values"] == {}
+
+
+@pytest.mark.parametrize("wrapped", [True, False], ids=["wrap", "withSession"])
+def test_whenTheResponseFinishesTheSessionTakesOnlyIncrements(
+    clock: Any, wrapped: bool
+) -> None:
+    """
+    In a C{notifyFinish} callback, a handler's C{set} raises and its
+    C{increment} counts, whether the route is wrapped or decorated and
+    returns its body whole (helper-39: the decorated route had taken the
+    C{set} and never saved it).
+    """
+    from txsessions.db.memory import MemoryDatabase
+
+    sessions = Sessions(Config(cookie=COOKIE), MemoryDatabase(clock), clock)
+    app = kvApp(sessions)
+    outcomes: list[str] = []
+
+    def whenFinished(request: IRequest, *_: Any) -> str:
+        session = txsessions.get(request)
+        session.set("seen", True)
+
+        def finished(_: object) -> None:
+            try:
+                session.set("after", 1)
+                outcomes.append("set taken")
+            except SessionError:
+                outcomes.append("set refused")
+            session.increment("hits").addCallback(
+                lambda n: outcomes.append(f"hits {n}")
+            )
+
+        request.notifyFinish().addCallback(finished)  # type: ignore[attr-defined]
+        return "ok"
+
+    if wrapped:
+        app.route("/finish")(whenFinished)
+        resource = sessions.wrap(app.resource())
+    else:
+        app.route("/finish")(sessions.withSession(whenFinished))
+        resource = app.resource()
+    browser = Browser(resource)
+    sid = login(browser) if wrapped else None
+    cookies = {COOKIE: sid} if sid else {}
+    for _ in range(2):
+        response, body = browser.get("/finish", cookies)
+        assert (response.code, body) == (200, b"ok")
+        cookies = cookies or {COOKIE: cookieValue(response, COOKIE)}
+    assert outcomes == ["set refused", "hits 1", "set refused", "hits 2"]
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+@pytest_twisted.ensureDeferred
+async def test_aRefusedCounterIsTheHandlersToAnswer(
+    kind: str, tmp_path: Any, listen: Any, request: Any
+) -> None:
+    """
+    A counter that would leave the 64-bit integers fails its increment with
+    L{CounterRangeError}: a handler that catches it answers as it likes,
+    and it is neither logged nor counted as a store error; let escape, it
+    is a 503.  Before (helper-39), it was a store error, and the response
+    was a 503 even when the handler caught it.
+    """
+    from txsessions.errors import CounterRangeError
+
+    database = openDatabase(databaseURL(kind, tmp_path, request))
+    sessions = Sessions(Config(cookie=COOKIE), database)
+    app = kvApp(sessions)
+
+    @app.route("/full")
+    async def full(request: IRequest) -> str:
+        try:
+            await txsessions.get(request).increment("n")
+        except CounterRangeError:
+            return "counter full"
+        return "counted"
+
+    @app.route("/uncaught")
+    async def uncaught(request: IRequest) -> str:
+        await txsessions.get(request).increment("n")
+        return "counted"
+
+    try:
+        base, client = listen(sessions.wrap(app.resource()))
+        response = await client.get(base + f"/setint/n/{2**63 - 1}")
+        await response.content()
+        cookie = {COOKIE: cookieValue(response, COOKIE)}
+        response = await client.get(base + "/full", cookies=cookie)
+        assert (response.code, await response.text()) == (200, "counter full")
+        response = await client.get(base + "/uncaught", cookies=cookie)
+        await response.content()
+        assert response.code == 503
+        assert sessions.metrics.storeErrors == 0
+    finally:
+        await database.close()

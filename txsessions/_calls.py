@@ -29,7 +29,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .errors import DatabaseError
+from .errors import CounterRangeError, DatabaseError
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -174,6 +174,8 @@ class DatabaseCalls:
         @param kind: as for L{call}.
         @return: it, as a L{DatabaseError}.
         """
+        if isinstance(error, CounterRangeError):  # the data's, not an outage
+            return error
         self._metrics.storeErrors += 1
         _log.error(
             "the session database failed ({kind}): {error}",

@@ -322,8 +322,8 @@ class HeldResponse:
 
     def finished(self) -> None:
         """
-        The response is finishing, and L{commit} has taken the last of what
-        it saves: nothing changed from now on is.
+        The response is finishing (or failed), and L{commit} has taken the
+        last of what it saves: nothing changed from now on is.
         """
 
     def nothingWritten(self) -> bool:
@@ -429,6 +429,7 @@ class HeldResponse:
         request = self._request
         self._state = _CLOSED
         self._buffer = []
+        self.finished()
         if _disconnected(request) or request.startedWriting:
             logUnsaved(failure)
             if not _disconnected(request):

@@ -90,6 +90,15 @@ class SessionLimitError(DatabaseError):
     """
 
 
+class CounterRangeError(DatabaseError):
+    """
+    An increment would leave the 64-bit integers: every database refuses
+    it, and saves nothing of its change.  Not an outage: it is neither
+    logged nor counted as a store error, and a handler that catches it
+    answers as it likes (let escape, it is a 503, as any L{DatabaseError}).
+    """
+
+
 class SessionIDError(SessionError, ValueError):
     """
     A session id generator returned an id that is not a well-formed id.

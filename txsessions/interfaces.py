@@ -72,7 +72,8 @@ class IDatabase(Interface):
             C{changes.increments} (an empty mapping when there are none), or
             with C{None} when C{changes.create} is false and the session no
             longer exists (nothing is written then).  It fails with a
-            L{DatabaseError <txsessions.errors.DatabaseError>}, and nothing
+            L{CounterRangeError <txsessions.errors.CounterRangeError>} (a
+            L{DatabaseError <txsessions.errors.DatabaseError>}), and nothing
             is written, when a counter would leave the 64-bit integers (a
             stored counter or a delta beyond them, or a sum past them).
         """

@@ -408,17 +408,21 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         Add C{n} to the integer under C{key}, atomically in the database: two
         requests incrementing one key at once never lose an update.  A key
         holding no integer counts as 0.  Other changes made so far are saved
-        in the same round trip.
+        in the same round trip.  It may be called once the response has
+        finished (a download counted when it completes), as a save of its
+        own.
 
         @return: a L{Deferred<twisted.internet.defer.Deferred>} firing with the new
-            value; it fails with L{txsessions.errors.DatabaseError} (a 503)
+            value; it fails with L{txsessions.errors.CounterRangeError}
             when that would leave the 64-bit integers, in every database.
         @raise ImmutableValueError: when the key holds an immutable value.
         @raise SessionDestroyedError: when the session was destroyed.
         @raise TypeError: when C{n} is not an C{int}.
         @raise ValueError: when it is not a 64-bit integer.
         """
-        self._checkAlive()
+        changes = self.changes
+        if changes.destroyed and not changes.finished:  # finished: a save of its own
+            changes.checkAlive()
         checkIncrement(key, n)
         if key in self._immutables:
             raise ImmutableValueError(f"session key {key!r} holds an immutable value")

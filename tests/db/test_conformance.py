@@ -14,7 +14,7 @@ from zope.interface.verify import verifyObject
 
 from txsessions import DestroyReason
 from txsessions._fields import changeParts
-from txsessions.errors import DatabaseError
+from txsessions.errors import CounterRangeError
 from txsessions.interfaces import IDatabase, Lifetime, SessionChanges, StoredSession
 from txsessions.records import SessionInfo
 
@@ -331,7 +331,7 @@ async def test_aCounterPast64BitsSavesNothing(
         deleted=frozenset({"gone"}),
         increments={"n": delta},
     )
-    with pytest.raises(DatabaseError, match="64-bit"):
+    with pytest.raises(CounterRangeError, match="64-bit"):
         await database.save("k", changes)
     stored = await database.load("k")
     if new:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from ..errors import DatabaseError
+from ..errors import CounterRangeError
 from ..records import SessionChanges
 from ..values import integerOrZero, isInt64
 
@@ -36,7 +36,7 @@ def applyParts(
     """
     L{applyChanges}, given the fields of a L{SessionChanges} it uses.
 
-    @raise DatabaseError: when a counter would leave the 64-bit integers (a
+    @raise CounterRangeError: when a counter would leave the 64-bit integers (a
         stored counter or a delta beyond them, or a sum past them), as
         Redis refuses it; C{fields} is left as it was.
     """
@@ -63,7 +63,7 @@ def _incremented(
     """
     @return: the value each increment gives, counted on C{fields} as the
         other changes leave them.
-    @raise DatabaseError: when one is no 64-bit integer.
+    @raise CounterRangeError: when one is no 64-bit integer.
     """
     incremented = {}
     for name, delta in increments.items():
@@ -76,7 +76,7 @@ def _incremented(
         base = integerOrZero(text)
         value = base + delta
         if not (isInt64(base) and isInt64(delta) and isInt64(value)):
-            raise DatabaseError(
+            raise CounterRangeError(
                 f"RANGE increment refused: counter {name!r} would leave the "
                 "64-bit integers; nothing was saved"
             )

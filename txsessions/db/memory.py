@@ -155,8 +155,8 @@ class MemoryDatabase:
         @return: the new value of each incremented key, or C{None} when no
             live session has that key (and C{create} is false).
         @raise SessionLimitError: when a new session would pass C{maxSessions}.
-        @raise DatabaseError: when a counter would leave the 64-bit integers
-            (nothing is saved).
+        @raise CounterRangeError: when a counter would leave the 64-bit
+            integers (nothing is saved).
         """
         if create:
             assert times is not None, "a new session needs a lifetime"

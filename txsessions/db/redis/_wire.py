@@ -15,7 +15,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from ..._fields import LoadedParts, changeParts, storedRecord
-from ...errors import DatabaseError
+from ...errors import CounterRangeError, DatabaseError
 from ...ids import redact
 from ...records import SessionChanges, StoredSession, mayChangeOwner
 from . import _scripts as scripts
@@ -163,8 +163,9 @@ def savedReply(
         makes of it.
     @param increments: the fields the save incremented, in the order it
         sent them.
-    @raise DatabaseError: when the script refused an increment that Redis
-        cannot hold (its error C{RANGE}; nothing was saved), or when the
+    @raise CounterRangeError: when the script refused an increment that
+        Redis cannot hold (its error C{RANGE}; nothing was saved).
+    @raise DatabaseError: when the
         reply is none the script sends: 1 when nothing was incremented,
         else each incremented field, in order, and its new value, a 64-bit
         integer.
@@ -172,7 +173,7 @@ def savedReply(
     """
     if isinstance(reply, Exception):
         if str(reply).startswith("RANGE "):
-            raise DatabaseError(
+            raise CounterRangeError(
                 "Redis refused the save: a counter would leave the 64-bit "
                 "integers Redis counts in; nothing was saved"
             ) from reply
