@@ -60,9 +60,10 @@ class ExpirationScheduler:
         """
         if self._closed:
             return
-        second = _second(at)
-        if second is None:
-            return
+        try:
+            second = math.ceil(at)
+        except (TypeError, ValueError, OverflowError):
+            return  # no finite number: a corrupt time read from a database
         bucket = self._buckets.get(second)
         if bucket is None:
             bucket = self._buckets[second] = {}
@@ -77,9 +78,10 @@ class ExpirationScheduler:
         @param key: a store key.
         @param at: the time given to L{add}.
         """
-        second = _second(at)
-        if second is None:
-            return
+        try:
+            second = math.ceil(at)
+        except (TypeError, ValueError, OverflowError):
+            return  # never scheduled (see add)
         bucket = self._buckets.get(second)
         if bucket is None:
             return
@@ -113,17 +115,3 @@ class ExpirationScheduler:
                 _log.failure("expiring a session failed")
         if keys:
             self._slices.add(self._clock.callLater(0, self._drain, keys))
-
-
-def _second(at: float) -> int | None:
-    """
-    @return: the second C{at} falls in, or C{None} when it is no finite
-        number (a corrupt time read from a database: such a session is
-        never scheduled).
-    """
-    try:
-        if math.isfinite(at):
-            return math.ceil(at)
-    except (TypeError, OverflowError):
-        pass
-    return None
