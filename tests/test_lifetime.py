@@ -146,8 +146,8 @@ def test_nothingIsScheduledAfterClose(clock: Any) -> None:
 
 @pytest.mark.parametrize(
     "at",
-    [float("inf"), float("-inf"), float("nan"), "soon"],
-    ids=["infinite", "-infinite", "NaN", "text"],
+    [float("inf"), float("-inf"), float("nan"), "soon", 10**400],
+    ids=["infinite", "-infinite", "NaN", "text", "huge int"],
 )
 def test_aCorruptTimeIsNeverScheduled(clock: Any, at: Any) -> None:
     """

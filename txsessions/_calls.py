@@ -175,6 +175,7 @@ class DatabaseCalls:
         @return: it, as a L{DatabaseError}.
         """
         if isinstance(error, CounterRangeError):  # the data's, not an outage
+            _log.warn("a save was refused ({kind}): {error}", kind=kind, error=error)
             return error
         self._metrics.storeErrors += 1
         _log.error(

@@ -170,6 +170,11 @@ class ChangeSet:
         """
         if not self.destroyed:
             self.destroyed = self.finished = True
+            # What the last commit did not take (a 5xx saves nothing) never
+            # is, not even with a later increment.
+            self.updated = {}
+            self.deleted = self.readFlashes = NONE
+            self.cleared = self.lifetimeChanged = False
 
     def checkAlive(self) -> None:
         """

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
-from . import cookies, errors
+from . import cookies
 from ._calls import allOf, isDeferred
 from ._fields import ChangeParts, changesRecord
 from ._hold import HeldResponse, markPrivateIfBare
@@ -153,7 +153,7 @@ class RequestSession(HeldResponse):
         # What the response waits for besides the commit's own save, if any.
         self._pending: list[Deferred[Any]] | None = None
         self._cookieSent = False
-        self._conflict: SessionError | None = None  # or a refused counter
+        self._conflict: SessionConflictError | None = None
         self._renamed = False  # whether a regenerate moved the session
 
     def _wait(self, d: Deferred[None]) -> None:
@@ -376,9 +376,9 @@ class RequestSession(HeldResponse):
                         self._pending = None
                         return waits[0]
         elif self._conflict is not None and not headersSent:
-            # The handler let a conflict (or the destroyed session it left),
-            # or a refused counter, escape, and the response is a 500: answer
-            # as if found here, a 409 (a 503) without a cookie.
+            # The handler let a conflict (or the destroyed session it left)
+            # escape, and the response is a 500: answer as for a conflict
+            # found here, a 409 without a cookie.
             waits.append(fail(self._conflict))
         elif self._renamed and not (
             headersSent or session is None or session.destroyed
@@ -575,19 +575,20 @@ class RequestSession(HeldResponse):
     def _track(self, d: Deferred[T]) -> Deferred[T]:
         """
         Have the response wait for C{d}, and fail with it on a database
-        error, without touching the result the caller gets from C{d}.  A
-        L{SessionConflictError} or a refused counter is the caller's alone.
+        error (a refused counter too), without touching the result the
+        caller gets from C{d}.  A L{SessionConflictError} is the caller's.
+        Once the response has finished, there is nothing left to fail.
         """
+        session = self._session
+        if session is not None and session.changes.finished:
+            return d
         done: Deferred[None] = Deferred()
 
         def mirror(result: Any) -> Any:
-            if not isinstance(result, Failure) or result.check(SessionConflictError):
-                done.callback(None)
-            elif result.check(errors.CounterRangeError):
-                self._conflict = result.value  # type: ignore[assignment]
-                done.callback(None)  # the handler's to answer: a 503 if it escapes
-            else:
+            if isinstance(result, Failure) and not result.check(SessionConflictError):
                 done.errback(result)
+            else:
+                done.callback(None)
             return result
 
         d.addBoth(mirror)

@@ -93,9 +93,10 @@ class SessionLimitError(DatabaseError):
 class CounterRangeError(DatabaseError):
     """
     An increment would leave the 64-bit integers: every database refuses
-    it, and saves nothing of its change.  Not an outage: it is neither
-    logged nor counted as a store error, and a handler that catches it
-    answers as it likes (let escape, it is a 503, as any L{DatabaseError}).
+    it, and saves nothing of its change (nor the request's other changes,
+    saved with it).  Not an outage: it is logged as a warning, not counted
+    as a store error.  The response is a 503, as for any L{DatabaseError}, even
+    when the handler catches it: what the request changed was not saved.
     """
 
 

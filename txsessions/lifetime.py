@@ -62,13 +62,13 @@ class ExpirationScheduler:
             return
         try:
             second = math.ceil(at)
+            bucket = self._buckets.get(second)
+            if bucket is None:
+                delay = max(second - self._clock.seconds(), 0)
+                bucket = self._buckets[second] = {}
+                self._calls[second] = self._clock.callLater(delay, self._fire, second)
         except (TypeError, ValueError, OverflowError):
             return  # no finite number: a corrupt time read from a database
-        bucket = self._buckets.get(second)
-        if bucket is None:
-            bucket = self._buckets[second] = {}
-            delay = max(second - self._clock.seconds(), 0)
-            self._calls[second] = self._clock.callLater(delay, self._fire, second)
         bucket[key] = None
 
     def remove(self, key: str, at: float) -> None:

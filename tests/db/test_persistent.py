@@ -258,7 +258,13 @@ def test_anInMemorySQLiteDatabaseIsRefused(clock: Any) -> None:
     An in-memory SQLite database is refused when it is opened: each of the
     database's threads had its own, empty, and every request was a 503.
     """
-    for path in [":memory:", "", "file:x?mode=memory&cache=shared"]:
+    for path in [
+        ":memory:",
+        "",
+        "file:x?mode=memory&cache=shared",
+        "file:%3Amemory%3A",
+        "file:s.db?vfs=memdb",
+    ]:
         with pytest.raises(DatabaseError, match="in-memory SQLite"):
             SQLiteDatabase(path, clock=clock)
 

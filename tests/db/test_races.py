@@ -192,6 +192,28 @@ async def test_aSaveNeverLandsAfterItsDeadline(
         await db.close()
 
 
+@pytest_twisted.ensureDeferred
+async def test_anSQLiteFileOpensWhileAnotherProcessWrites(
+    tmp_path: Path, clock: Any
+) -> None:
+    """
+    Opening an SQLite file needs no write lock when nothing in it is
+    corrupt: it had waited out the busy timeout, then failed, while another
+    process held a write transaction (helper-40).
+    """
+    db = embedded("sqlite", tmp_path, clock)
+    await create(db, "k", None, n="1")
+    await db.close()
+    locker = await _lockedByAnotherProcess("sqlite", tmp_path)
+    try:
+        db = embedded("sqlite", tmp_path, clock)
+    finally:
+        await _release(locker)
+    stored = await db.load("k")
+    assert stored is not None and stored.values == {"n": "1"}
+    await db.close()
+
+
 class _ShutdownReactor:
     """
     The global reactor, but for its shutdown triggers, which L{shutdown}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
@@ -69,14 +69,14 @@ CREATE INDEX IF NOT EXISTS txsessions_owner ON txsessions (owner)
 
 
 _CORRUPT_TIMES = """
-DELETE FROM txsessions
-    WHERE typeof(created) NOT IN ('integer', 'real') OR abs(created) >= 9e999
+    typeof(created) NOT IN ('integer', 'real') OR abs(created) >= 9e999
     OR (expires IS NOT NULL
         AND (typeof(expires) NOT IN ('integer', 'real') OR abs(expires) >= 9e999))
 """
 """
-Remove the sessions whose times are not finite numbers (a row edited by
-hand): no session to a load, they would count as live for ever.
+The sessions whose times are not finite numbers (a row edited by hand): no
+session to a load, they would count as live for ever, so they are removed
+at start-up (looked for first, so that an open needs no write lock).
 """
 
 
@@ -89,9 +89,10 @@ def isInMemory(path: str) -> bool:
     """
     if path.startswith("file:"):
         name, _, query = path[len("file:") :].partition("?")
-        if "memory" in parse_qs(query).get("mode", ()):
+        options = parse_qs(query)
+        if "memory" in options.get("mode", ()) or "memdb" in options.get("vfs", ()):
             return True
-        path = name
+        path = unquote(name)
     return path in ("", ":memory:")
 
 
@@ -124,8 +125,12 @@ def _open(path: str) -> list[Expiry]:
                         raise
             connection.executescript(_OWNER_INDEX)
             connection.execute("PRAGMA journal_mode=WAL")
-            corrupt = connection.execute(_CORRUPT_TIMES).rowcount
-            connection.commit()
+            corrupt = 0
+            found = f"SELECT EXISTS (SELECT 1 FROM txsessions WHERE {_CORRUPT_TIMES})"
+            if connection.execute(found).fetchone()[0]:
+                deleting = f"DELETE FROM txsessions WHERE {_CORRUPT_TIMES}"
+                corrupt = connection.execute(deleting).rowcount
+                connection.commit()
             rows = connection.execute(
                 "SELECT key, expires FROM txsessions WHERE expires IS NOT NULL"
             ).fetchall()
