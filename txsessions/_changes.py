@@ -169,12 +169,10 @@ class ChangeSet:
         destroyed session stays destroyed.
         """
         if not self.destroyed:
-            self.destroyed = self.finished = True
             # What the last commit did not take (a 5xx saves nothing) never
             # is, not even with a later increment.
-            self.updated = {}
-            self.deleted = self.readFlashes = NONE
-            self.cleared = self.lifetimeChanged = False
+            self.forget()
+            self.finished = True
 
     def checkAlive(self) -> None:
         """

@@ -340,7 +340,8 @@ class HeldResponse:
     def release(self) -> None:
         """
         Step aside before anything was written: the session is saved, and
-        the response goes straight to Twisted from now on.
+        the response goes straight to Twisted from now on (so it is
+        L{finished} for the session).
         """
         if self._state is _OPEN:
             self._state = _CLOSED
@@ -351,6 +352,7 @@ class HeldResponse:
             request = self._request
             request.write = self._write
             request.finish = self._finish
+        self.finished()
 
     def write(self, data: bytes) -> None:
         """

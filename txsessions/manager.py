@@ -382,8 +382,9 @@ class Sessions:
 
         return Deferred.fromCoroutine(update())
 
-    def _checkRequest(self, request: object) -> None:
+    def _checkRequest(self, request: object) -> bool:
         """
+        @return: whether a session was started for C{request}.
         @raise TypeError: when C{request} is no request (a L{Session}, say).
         @raise SessionError: when another manager started its session.
         """
@@ -396,6 +397,7 @@ class Sessions:
             raise SessionError(
                 "this request already has a session from another Sessions manager"
             )
+        return state is not None
 
     def _startedKey(self, request: object, name: str) -> str | None:
         """
@@ -404,8 +406,7 @@ class Sessions:
         @raise TypeError: when C{request} is no request.
         @raise ValueError: when no session was started for it.
         """
-        self._checkRequest(request)
-        if requestSession(cast(IRequest, request)) is None:
+        if not self._checkRequest(request):
             raise ValueError(
                 f"{name} must be a request whose session was started "
                 "(withSession, wrap or start)"

@@ -420,9 +420,8 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         @raise TypeError: when C{n} is not an C{int}.
         @raise ValueError: when it is not a 64-bit integer.
         """
-        changes = self.changes
-        if changes.destroyed and not changes.finished:  # finished: a save of its own
-            changes.checkAlive()
+        if self.destroyed:  # not once finished: an increment is a save of its own
+            self._checkAlive()
         checkIncrement(key, n)
         if key in self._immutables:
             raise ImmutableValueError(f"session key {key!r} holds an immutable value")

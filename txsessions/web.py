@@ -322,7 +322,6 @@ def answered(request: IRequest, body: T, release: bool = True) -> T | Deferred[T
     waiting = state.commit(False)
     if release:
         state.release()
-        state.finished()
     if waiting is None:
         return body
     return waiting.addCallbacks(lambda _: body, _unanswered, errbackArgs=(request,))

@@ -18,6 +18,7 @@ from ..._fields import LoadedParts, changeParts, storedRecord
 from ...errors import CounterRangeError, DatabaseError
 from ...ids import redact
 from ...records import SessionChanges, StoredSession, mayChangeOwner
+from ...values import isInt64
 from . import _scripts as scripts
 from ._connection import bulk
 
@@ -193,7 +194,7 @@ def savedReply(
             if type(text) is not str or _INT64_TEXT.match(text) is None:
                 break
             value = int(text)
-            if not -(2**63) <= value < 2**63:
+            if not isInt64(value):
                 break
             values[name] = value
         else:
