@@ -390,6 +390,54 @@ def test_aChangeAfterTheResponseFinishedIsRefused(clock: Any) -> None:
     assert json.loads(body)["values"] == {}
 
 
+@pytest.mark.parametrize("cookie", [True, False], ids=["cookie", "no cookie"])
+def test_aSessionStartedAfterTheResponseFinishedTakesNoChanges(
+    clock: Any, cookie: bool
+) -> None:
+    """
+    A session first started once its response has finished (in a
+    C{notifyFinish} callback of a route that did not use it) refuses
+    changes as any session does once its response has finished, rather
+    than taking them and never saving them; an increment, a save of its
+    own, still counts for a stored session, and is refused for a new one,
+    which could no longer be given its cookie.
+    """
+    from txsessions.db.memory import MemoryDatabase
+
+    sessions = Sessions(Config(cookie=COOKIE), MemoryDatabase(clock), clock)
+    app = kvApp(sessions)
+    outcomes: list[str] = []
+
+    @app.route("/later")
+    def later(request: IRequest) -> str:
+        def finished(_: object) -> None:
+            session = resultOf(sessions.start(request))
+            try:
+                session.set("after", 1)
+                outcomes.append("set taken")
+            except SessionError:
+                outcomes.append("set refused")
+            try:
+                counted = resultOf(session.increment("hits"))
+                outcomes.append(f"hits {counted}")
+            except SessionError:
+                outcomes.append("increment refused")
+
+        request.notifyFinish().addCallback(finished)  # type: ignore[attr-defined]
+        return "later"
+
+    browser = Browser(app.resource())
+    old = login(Browser(sessions.wrap(app.resource())))
+    response, body = browser.get("/later", {COOKIE: old} if cookie else {})
+    assert (response.code, body) == (200, b"later")
+    assert outcomes == (
+        ["set refused", "hits 1"] if cookie else ["set refused", "increment refused"]
+    )
+    response, body = Browser(sessions.wrap(app.resource())).get("/all", {COOKIE: old})
+    expected = {"user": "alice", "hits": 1} if cookie else {"user": "alice"}
+    assert json.loads(body)["values"] == expected
+
+
 @pytest.mark.parametrize("wrapped", [True, False], ids=["wrap", "withSession"])
 def test_whenTheResponseFinishesTheSessionTakesOnlyIncrements(
     clock: Any, wrapped: bool

@@ -304,6 +304,7 @@ class HeldResponse:
             self._state = _OPEN
         elif getattr(request, "finished", False):
             self._state = _CLOSED
+            self.finished()
         else:
             self._state = _STREAMING
         # Instance attributes shadow the class's methods for this request only.
@@ -323,7 +324,8 @@ class HeldResponse:
     def finished(self) -> None:
         """
         The response is finishing (or failed), and L{commit} has taken the
-        last of what it saves: nothing changed from now on is.
+        last of what it saves: nothing changed from now on is.  Told at
+        once when the response had finished before this was made.
         """
 
     def nothingWritten(self) -> bool:

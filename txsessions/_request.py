@@ -87,10 +87,7 @@ def requestSession(request: IRequest) -> RequestSession | None:
 
 
 def requestKey(request: IRequest) -> str | None:
-    """
-    @return: the store key of the session started for C{request}, once it
-        is stored; C{None} when there is none.
-    """
+    """@return: the store key of C{request}'s session, once stored; else C{None}."""
     state = requestSession(request)
     session = None if state is None else state.current()
     if session is None or session.destroyed:
@@ -100,10 +97,7 @@ def requestKey(request: IRequest) -> str | None:
 
 def currentSession(request: IRequest) -> Session:
     """
-    The session started for C{request} by a L{txsessions.Sessions} manager.
-
-    @param request: the request.
-    @return: its L{Session}.
+    @return: the L{Session} started for C{request} by a L{txsessions.Sessions}.
     @raise NoSessionError: when none was started (or it is still loading).
     """
     state = requestSession(request)
@@ -140,10 +134,10 @@ class RequestSession(HeldResponse):
         "_cookieSent",
         "_conflict",
         "_renamed",
+        "_over",
     )
 
     def __init__(self, parts: Parts, request: IRequest) -> None:
-        HeldResponse.__init__(self, request)
         self.parts = parts
         self.request = request
         self.config = parts.config
@@ -155,12 +149,8 @@ class RequestSession(HeldResponse):
         self._cookieSent = False
         self._conflict: SessionConflictError | None = None
         self._renamed = False  # whether a regenerate moved the session
-
-    def _wait(self, d: Deferred[None]) -> None:
-        """Have the response wait for C{d} too."""
-        if self._pending is None:
-            self._pending = []
-        self._pending.append(d)
+        self._over = False  # whether the response has finished (see finished)
+        HeldResponse.__init__(self, request)
 
     # Loading
 
@@ -177,7 +167,7 @@ class RequestSession(HeldResponse):
         session = self._session
         if session is not None:
             if session.destroyed and self.config.allowReclaim:
-                session = self._session = newSession(self.parts, self)
+                session = self._adopt(newSession(self.parts, self))
             return session
         if self._loading is not None:
             waiter: Deferred[Any] = Deferred()
@@ -189,8 +179,7 @@ class RequestSession(HeldResponse):
         self._then = then, args  # called by loaded, in the call's own callback
         loaded = loadSession(self.parts, self.config, self, found)
         if isinstance(loaded, Session):
-            self._session = loaded
-            return loaded
+            return self._adopt(loaded)
         self._loading = []
         return loaded
 
@@ -207,11 +196,18 @@ class RequestSession(HeldResponse):
             for waiter in waiters:
                 waiter.errback(result)
         else:
-            self._session = result
+            self._adopt(result)
             for waiter in waiters:
                 waiter.callback(result)
         then, args = self._then
         return result if then is None else then(result, *args)
+
+    def _adopt(self, session: Session) -> Session:
+        """Make C{session} the request's: finished if the response is (L{finished})."""
+        self._session = session
+        if self._over:
+            session.changes.finish()
+        return session
 
     # The owner of the session (see txsessions.session.SessionOwner)
 
@@ -397,6 +393,7 @@ class RequestSession(HeldResponse):
 
     def finished(self) -> None:
         """See L{HeldResponse.finished}: the session takes no more changes."""
+        self._over = True
         if self._session is not None:
             self._session.changes.finish()
 
@@ -592,7 +589,9 @@ class RequestSession(HeldResponse):
             return result
 
         d.addBoth(mirror)
-        self._wait(done)
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(done)
         return d
 
     def _headersUnsent(self) -> bool:
