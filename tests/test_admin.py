@@ -568,6 +568,70 @@ def test_aFileThatHoldsNoSessionsIsLeftAlone(tmp_path: Path, contents: str) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
 
 
+def test_anLMDBEnvironmentThatHoldsNoSessionsIsLeftAlone(tmp_path: Path) -> None:
+    """
+    As for SQLite: an LMDB environment that is not the server's database
+    (another application's) is refused, its keys left as they were (helper-42:
+    the command added txsessions' two databases to it and printed 0).
+    """
+    lmdb = pytest.importorskip("lmdb")
+    path = tmp_path / "app"
+    env = lmdb.open(str(path))
+    with env.begin(write=True) as txn:
+        txn.put(b"user:1", b"alice")
+    env.close()
+    with pytest.raises(UsageError, match="holds no txsessions sessions"):
+        Options().parseOptions(["--database", f"lmdb:{path}", "count"])
+    env = lmdb.open(str(path), readonly=True)
+    with env.begin() as txn:
+        assert [key for key, _ in txn.cursor()] == [b"user:1"]
+    env.close()
+    # An environment holding txsessions' database (as the server made it).
+    env = lmdb.open(str(tmp_path / "sessions"), max_dbs=2)
+    env.open_db(b"txsessions")
+    env.close()
+    Options().parseOptions(["--database", f"lmdb:{tmp_path / 'sessions'}", "count"])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://u:hunter@2secret@h:6379/0",
+        "redis+sentinel://u:hunter@2secret@h:26379/svc",
+        "redis://a@b:hunter@2secret@h:6379/0",
+        "unix:///run/redis.sock?db=0&password=hunter#2secret",
+    ],
+)
+def test_theConfirmationHidesAPasswordHoldingAnAtOrAHash(url: str) -> None:
+    """
+    The whole password is masked, however the URL spells it: an C{@} in it
+    (the last C{@} ends it, as the URL's parser reads it) or a C{#} in a
+    C{password=} parameter (helper-42: the prompt showed C{***@2secret@h}).
+    """
+    from txsessions.db import withoutPassword
+
+    options = Options()
+    options.parseOptions(["-d", url, "destroy-all"])
+    err = io.StringIO()
+    confirm(options, Terminal("yes\n"), err)
+    assert "2secret" not in err.getvalue() and "hunter" not in err.getvalue()
+    assert "2secret" not in withoutPassword(url)
+
+
+@pytest.mark.parametrize("command", ["count", "destroy-all"])
+def test_aCommandsVersionIsTxsessionsVersion(command: str) -> None:
+    """
+    C{--version} after a command prints txsessions' version, as before it
+    (helper-42: Twisted's), and each command's help says so.
+    """
+    from txsessions import __version__
+
+    result = txsessionsNow("--database", "redis://h/0", command, "--version")
+    assert (result.code, result.out) == (0, f"txsessions {__version__}\n")
+    result = txsessionsNow("--database", "redis://h/0", command, "--help")
+    assert "Twisted" not in result.out
+
+
 @pytest.mark.parametrize(
     ("url", "command", "partly"),
     [

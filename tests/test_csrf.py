@@ -473,6 +473,38 @@ def test_theOwnOrTrustedOriginPasses(client: Client, origin: str) -> None:
     assert response.code == 200
 
 
+@pytest.mark.parametrize(
+    "origin, passes",
+    [
+        ("https://app.example.com", True),
+        (None, False),
+        ("http://example.com", False),  # its own origin cannot be cross-site
+        ("http://evil.example", False),
+    ],
+)
+def test_aCrossSiteRequestPassesOnlyFromATrustedOrigin(
+    client: Client, origin: str | None, passes: bool
+) -> None:
+    """
+    Browsers send C{Sec-Fetch-Site: cross-site} with every request from
+    another site, a trusted origin's included: such a request passes, with
+    its token, when its C{Origin} is trusted, and only then (helper-41:
+    trusted origins on another site were always refused).
+    """
+    sid, token = client.token()
+    headers: dict[str, str | bytes] = {
+        "X-CSRF-Token": token,
+        "Sec-Fetch-Site": "cross-site",
+    }
+    if origin is not None:
+        headers["Origin"] = origin
+    response, body = client.request("POST", "/change", sid, headers)
+    if passes:
+        assert response.code == 200
+    else:
+        assertRefused(client, response, body, sid)
+
+
 # Opting out
 
 

@@ -375,3 +375,63 @@ def test_anUndecodableRecordIsNoSession(
     resultOf(kleinSessions.database.save(key, SessionChanges(updated={"v": deep})))
     with pytest.raises(NoSuchSession):
         resultOf(store.loadSession(session.identifier, False, SessionMechanism.Cookie))
+
+
+def test_aWriteToASessionDestroyedMeanwhileIsAConflict(
+    store: KleinSessionStore, kleinSessions: Sessions
+) -> None:
+    """
+    A Klein route writing to a session that another request destroyed
+    meanwhile (the user logged out in another tab) answers 409 under
+    L{answerUnavailable}, as C{withSession} does, not Klein's 500 page
+    (helper-41); its values keep only what was saved.  The error is still
+    Klein's C{NoSuchSession}.
+    """
+    app = kleinApp(store)
+    requirer = Requirer()
+    procurer = SessionProcurer(store)
+    seen: list[Any] = []
+
+    @requirer.prerequisite([ISession])
+    def procure(request: IRequest) -> Any:
+        return procurer.procureSession(request)
+
+    route = app.route("/logout-then-set")
+
+    @requirer.require(route, values=Authorization(ISessionValues))
+    async def logoutThenSet(values: ISessionValues) -> str:
+        await kleinSessions.destroyAll()
+        try:
+            await values.set("cart", [1])
+        except NoSuchSession:
+            seen.append(values.getAll())
+            raise
+        return "ok"
+
+    answerUnavailable(app)
+    browser = Browser(app.resource())
+    response, _ = browser.get("/name/alice")
+    sid = cookieValue(response, INSECURE)
+    response, body = browser.get("/logout-then-set", {INSECURE: sid})
+    assert response.code == 409, body
+    assert seen == [{"name": "alice"}]
+
+
+def test_kleinSessionsAreCountedAndTimed(
+    store: KleinSessionStore, kleinSessions: Sessions
+) -> None:
+    """
+    A session the Klein store creates counts in C{metrics.created} (its
+    destroy counts in C{destroyed}), and its loads and saves in the load
+    and save latencies (helper-41: created stayed 0, and every call was
+    "other").
+    """
+    session = resultOf(store.newSession(False, SessionMechanism.Cookie))
+    assert kleinSessions.metrics.created == 1
+    loaded = resultOf(
+        store.loadSession(session.identifier, False, SessionMechanism.Cookie)
+    )
+    [values] = resultOf(loaded.authorize([ISessionValues])).values()
+    resultOf(values.set("name", "alice"))
+    latency = kleinSessions.metrics.latency
+    assert (latency["load"].calls, latency["save"].calls) == (1, 2)

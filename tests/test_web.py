@@ -562,6 +562,24 @@ def test_gzipInsideTheWrapperStillCompresses(sessions: Sessions) -> None:
     assert b"x" * 100 not in out
 
 
+def test_gzipInsideACSRFResourceStillCompresses(sessions: Sessions) -> None:
+    """
+    L{CSRFResource} does for the leaf it finds what the session wrapper
+    does (helper-41: the body went out uncompressed).
+    """
+    from twisted.web.resource import EncodingResourceWrapper
+    from twisted.web.server import GzipEncoderFactory
+
+    from tests.support import get, rawHTTP
+    from txsessions.csrf import CSRFResource
+
+    inner = EncodingResourceWrapper(Leaf(lambda r: b"x" * 2000), [GzipEncoderFactory()])
+    root = sessions.wrap(CSRFResource(sessions, inner))
+    out = rawHTTP(root, get(extra=b"Accept-Encoding: gzip\r\n")).value()
+    assert b"Content-Encoding: gzip" in out
+    assert b"x" * 100 not in out
+
+
 def test_headersChangedWhileTheSaveIsPendingAreNotSent(
     sessions: Sessions, db: ControlledDatabase
 ) -> None:

@@ -13,10 +13,11 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import IO, Any, Protocol
+from typing import IO, Any, NoReturn, Protocol
 
 from twisted.python import usage
 
+from . import __version__
 from ._owners import destroyOwner
 from .codec import looksSealed
 from .db import checkDatabaseURL
@@ -126,6 +127,15 @@ def takesValue(name: str, shortOpt: str, longOpt: Sequence[str]) -> bool:
     return f"{name[1]}:" in shortOpt
 
 
+def printVersion() -> NoReturn:
+    """
+    Print txsessions' version and exit: C{--version}, before a command or
+    after it.
+    """
+    print(f"txsessions {__version__}")
+    raise SystemExit(0)
+
+
 class Command(usage.Options):
     """
     A command: its options (C{--json} and C{--database}, which may also come
@@ -134,6 +144,12 @@ class Command(usage.Options):
 
     optFlags = FLAGS
     optParameters = PARAMETERS
+
+    def opt_version(self) -> NoReturn:
+        """
+        Print txsessions' version and exit.
+        """
+        printVersion()
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """

@@ -31,7 +31,6 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Clock, react
 from twisted.python import usage
 
-from . import __version__
 from ._admincommands import (
     FAILED,
     FLAGS,
@@ -48,6 +47,7 @@ from ._admincommands import (
     ListOptions,
     PurgeExpiredOptions,
     ShowOptions,
+    printVersion,
 )
 from .codec import CodecError, CookieCodec
 from .config import MAX_LIFETIME, Config
@@ -156,8 +156,7 @@ class Options(usage.Options):
         """
         Print txsessions' version and exit.
         """
-        print(f"txsessions {__version__}")
-        raise SystemExit(0)
+        printVersion()
 
     def getSynopsis(self) -> str:
         """
@@ -219,6 +218,33 @@ class Options(usage.Options):
             )
         if scheme == "lmdb" and not os.path.isfile(os.path.join(path, "data.mdb")):
             raise usage.UsageError(f"no LMDB session database at {path}")
+        if scheme == "lmdb" and not _holdsLMDBSessions(path):
+            # Opening it as the database would add txsessions' databases.
+            raise usage.UsageError(
+                f"{path} holds no txsessions sessions: name the directory the "
+                "server's --database names"
+            )
+
+
+def _holdsLMDBSessions(path: str) -> bool:
+    """
+    @return: whether the LMDB environment at C{path} has txsessions'
+        database, read without changing it; C{True} when it cannot be read
+        (opening it as the database then says why).
+    """
+    try:
+        import lmdb
+    except ImportError:
+        return True
+    try:
+        env = lmdb.open(path, readonly=True, max_dbs=2)
+    except lmdb.Error:
+        return True
+    try:
+        with env.begin() as txn:
+            return txn.get(b"txsessions") is not None
+    finally:
+        env.close()
 
 
 def _holdsSessions(path: str) -> bool:

@@ -57,6 +57,7 @@ from twisted.web.resource import IResource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
+from ._hold import useEncoder
 from .cookies import cameOverTLS
 from .errors import DatabaseError
 
@@ -277,22 +278,22 @@ def _ownOrigin(
     return _origin(scheme, *match.groups())
 
 
-def _foreignOrigin(request: IRequest, settings: CSRFSettings) -> bool:
+def _originKind(request: IRequest, settings: CSRFSettings) -> str | None:
     """
-    Whether the request names an origin that is neither its own nor
-    trusted (C{Origin: null}, sent from sandboxed and opaque contexts,
-    included).
+    What the request's C{Origin} names: C{"own"}, C{"trusted"} or
+    C{"foreign"} (neither, C{Origin: null} from sandboxed and opaque
+    contexts included); C{None} when it sends none.
     """
     origin = _header(request, b"origin")
     if origin is None:
-        return False
+        return None
     try:
         claimed = parseOrigin(origin.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
-        return True
-    return claimed != _ownOrigin(request, settings) and (
-        claimed not in settings.trustedOrigins
-    )
+        return "foreign"
+    if claimed == _ownOrigin(request, settings):
+        return "own"
+    return "trusted" if claimed in settings.trustedOrigins else "foreign"
 
 
 def _inQuery(uri: bytes, name: bytes) -> bool:
@@ -340,10 +341,13 @@ def check(
     """
     if request.method in SAFE_METHODS:
         return None
+    origin = _originKind(request, settings)
     site = _header(request, b"sec-fetch-site")
+    # A browser says cross-site for a trusted origin on another site too.
     if site is not None and site.strip().lower() == b"cross-site":
-        return "a cross-site request (Sec-Fetch-Site)"
-    if _foreignOrigin(request, settings):
+        if origin != "trusted":
+            return "a cross-site request (Sec-Fetch-Site)"
+    if origin == "foreign":
         return "an Origin that is neither this site nor trusted"
     if session is None or session.isNew or session.destroyed:
         return "no live session"
@@ -534,6 +538,7 @@ class CSRFResource:
 
     def _render(self, request: IRequest) -> Any:
         leaf = getChildForRequest(self._wrapped, request)
+        useEncoder(leaf, request)
         if request.method in SAFE_METHODS:
             return leaf.render(request)
         # Under Sessions.wrap the session is loaded: this fires at once.

@@ -76,6 +76,14 @@ The stored field that says whether a Klein session was made over TLS.
 """
 
 
+class _DestroyedMeanwhile(SessionConflictError, NoSuchSession):
+    """
+    A Klein session's save found it gone: another request destroyed (or
+    regenerated) it meanwhile.  Klein's C{NoSuchSession}, and the conflict
+    L{answerUnavailable} answers 409 for, as C{withSession} does.
+    """
+
+
 @implementer(ISessionValues)
 class SessionValues:
     """
@@ -104,10 +112,11 @@ class SessionValues:
         See L{ISessionValues.set}.
         """
         text = encodeValue(key, value)
-        self._values[key] = value
-        return self._save(SessionChanges(updated={key: text})).addCallback(
-            lambda _: None
-        )
+
+        def saved(_: object) -> None:
+            self._values[key] = value
+
+        return self._save(SessionChanges(updated={key: text})).addCallback(saved)
 
     def delete(self, key: str) -> Deferred[bool]:
         """
@@ -116,9 +125,13 @@ class SessionValues:
         @raise ValueNotSerializable: for a key L{set} refuses.
         """
         checkKey(key)
-        existed = self._values.pop(key, self) is not self
-        saving = self._save(SessionChanges(deleted=frozenset({key})))
-        return saving.addCallback(lambda _: existed)
+        existed = key in self._values
+
+        def saved(_: object) -> bool:
+            self._values.pop(key, None)
+            return existed
+
+        return self._save(SessionChanges(deleted=frozenset({key}))).addCallback(saved)
 
     def increment(self, key: str, n: int = 1) -> Deferred[int]:
         """
@@ -138,13 +151,12 @@ class SessionValues:
     def _save(self, changes: SessionChanges) -> Deferred[Mapping[str, int]]:
         def saved(result: Mapping[str, int] | None) -> Mapping[str, int]:
             if result is None:
-                raise NoSuchSession("the session was destroyed")
+                raise _DestroyedMeanwhile("the session was destroyed")
             return result
 
         parts = self._parts
-        return parts.calls.run(parts.database.save, self._key, changes).addCallback(
-            saved
-        )
+        saving = parts.calls.run(parts.database.save, self._key, changes, kind="save")
+        return saving.addCallback(saved)
 
 
 @implementer(ISession)
@@ -243,12 +255,15 @@ class KleinSessionStore:
             updated={CONFIDENTIAL: "true" if isConfidential else "false"},
         )
         values = SessionValues(parts, key, {})
-        saving = parts.calls.run(parts.database.save, key, changes)
-        return saving.addCallback(
-            lambda _: KleinSession(
+
+        def created(_: object) -> ISession:
+            parts.created(key)
+            return KleinSession(
                 identifier, isConfidential, authenticatedBy, values, self._authorizers
             )
-        )
+
+        saving = parts.calls.run(parts.database.save, key, changes, kind="save")
+        return saving.addCallback(created)
 
     def loadSession(
         self, identifier: str, isConfidential: bool, authenticatedBy: SessionMechanism
@@ -264,7 +279,7 @@ class KleinSessionStore:
             if not isWellFormedID(identifier):
                 raise NoSuchSession("malformed session identifier")
             key = storeKey(identifier)
-            stored = await parts.calls.run(parts.database.load, key)
+            stored = await parts.calls.run(parts.database.load, key, kind="load")
             now = parts.clock.seconds()
             if stored is None or parts.policy.hasEnded(stored.lifetime, now):
                 raise NoSuchSession("no such session")
@@ -311,7 +326,7 @@ class KleinSessionStore:
         async def destroy(identifier: str) -> None:
             key = storeKey(identifier)
             parts = self._sessions.parts
-            stored = await parts.calls.run(parts.database.load, key)
+            stored = await parts.calls.run(parts.database.load, key, kind="load")
             if stored is not None and stored.values.get(CONFIDENTIAL) == "true":
                 await self._sessions.destroyByKey(key)
 

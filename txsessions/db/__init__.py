@@ -12,7 +12,9 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..interfaces import IDatabase
 
-_password = re.compile(r"(//[^/@:]*:)[^/@]*@|((?:[?&])password=)[^&#]*")
+# The password ends at the last "@" before the host, as urlsplit reads it,
+# and a password= parameter at the next "&" (a "#" in it included).
+_password = re.compile(r"(//[^/?#:]*:)[^/?#]*@|((?:[?&])password=)[^&]*")
 
 SCHEMES = ("memory", "sqlite", "lmdb", "redis", "rediss", "unix", "redis+sentinel")
 """
