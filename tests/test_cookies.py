@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyChannel
 
@@ -120,6 +121,24 @@ def test_hostPrefixNeedsRootPathAndNoDomain() -> None:
         Config(cookie="__Host-sid", cookiePath="/app")
     with pytest.raises(ValueError, match="__Host-"):
         Config(cookie="__Host-sid", cookieDomain="example.com")
+
+
+@pytest.mark.parametrize("name", ["__host-sid", "__HOST-sid", "__HoSt-sid"])
+def test_aHostPrefixInAnyCaseIsAHostPrefix(name: str) -> None:
+    """
+    Browsers read the cookie prefixes in any case (RFC 6265bis 5.7), and
+    drop a C{__host-} cookie that breaks their rules: the configuration
+    refuses it, and makes it Secure only (helper-44: only the exact case
+    was checked, and the cookie went out without C{Secure}).
+    """
+    with pytest.raises(ValueError, match="__Host-"):
+        Config(cookie=name, cookiePath="/app")
+    with pytest.raises(ValueError, match="__Host-"):
+        Config(cookie=name, cookieDomain="example.com")
+    assert Config(cookie=name).secureOnly
+    assert Config(cookie=name.replace("host", "secure").replace("HOST", "SECURE"))
+    assert Config(cookie="__secure-sid").secureOnly
+    assert Config(cookie="__SECURE-sid").secureOnly
 
 
 def test_markPrivate() -> None:

@@ -134,6 +134,16 @@ def test_popPopitemSetdefaultUpdate() -> None:
         session.popitem()
 
 
+def test_updateTakesAnyKeywordAsDictDoes() -> None:
+    """
+    C{update(self=1)} sets C{"self"}, as C{dict.update} does (helper-43: a
+    C{TypeError}); C{other} is a key too.
+    """
+    session = loaded()
+    session.update(self=1, other=2)
+    assert session.getAll() == {"self": 1, "other": 2}
+
+
 def test_flashesAreNotInTheMapping() -> None:
     session = loaded(a=1)
     session.setFlash("notice", "hello")

@@ -72,7 +72,8 @@ class MappingMethods:
     def __iter__(self) -> Iterator[str]:
         """
         @return: an iterator over the keys as they were when it was made, in
-            the order they were first set.
+            the order they were first set (on Redis, see
+            L{Session.visit<txsessions.Session.visit>}).
         """
         return iter(self.getAll())
 
@@ -113,7 +114,9 @@ class MappingMethods:
 
     def popitem(self) -> tuple[str, Any]:
         """
-        Remove the key set last and return it with its value.
+        Remove the key set last (on Redis, see
+        L{Session.visit<txsessions.Session.visit>}) and return it with its
+        value.
 
         @raise KeyError: when the session holds no value.
         """
@@ -132,10 +135,10 @@ class MappingMethods:
             self.set(key, default)
         return self.get(key)
 
-    def update(self, *other: Any, **values: Any) -> None:
+    def update(self, other: Any = (), /, **values: Any) -> None:
         """
         L{set} every pair of a mapping, or an iterable of pairs, and of the
         keyword arguments, in order.
         """
-        for key, value in dict(*other, **values).items():
+        for key, value in dict(other, **values).items():
             self.set(key, value)

@@ -283,7 +283,8 @@ class Config:
             "secureOnly",
             self.forceSecureCookie
             or self.cookieSameSite == "none"
-            or self.cookie.startswith(("__Host-", "__Secure-")),
+            # Browsers read the prefixes in any case (RFC 6265bis 5.7).
+            or self.cookie.lower().startswith(("__host-", "__secure-")),
         )
         object.__setattr__(self, "cookieAttributes", cookieAttributes(self))
         if self.trustProxyHeaders and not self.csrfSettings.trustProxyHeaders:
@@ -304,7 +305,7 @@ class Config:
         checkCookieOutlives(
             self, self.expires or self.idleTimeout or self.absoluteTimeout
         )
-        if self.cookie.startswith("__Host-") and (
+        if self.cookie.lower().startswith("__host-") and (
             self.cookiePath != "/" or self.cookieDomain is not None
         ):
             raise ValueError(

@@ -247,7 +247,10 @@ class Sessions:
         End every session of a user ("log out everywhere", as when the
         password changes), but for the session of C{keep} if given ("log
         out the others").  Destroy listeners hear of each, in every process,
-        with L{DestroyReason.owner}.
+        with L{DestroyReason.owner}.  To end them all from one of the user's
+        own requests, spare its session with C{keep} and end it with
+        L{Session.destroy}: ended under the request, it would be a conflict
+        for it (a change to it answered 409).
 
         @param owner: the user.
         @param keep: the request whose session to spare: one whose

@@ -403,9 +403,11 @@ class _ClockPolicy(_OnClock, DefaultCookiePolicy):
 
     def set_ok(self, cookie: Cookie, request: Any) -> bool:
         secure = request.type in ("https", "wss")
-        if cookie.name.startswith(("__Secure-", "__Host-")) and not cookie.secure:
+        # Browsers read the prefixes in any case (RFC 6265bis 5.7).
+        name = cookie.name.lower()
+        if name.startswith(("__secure-", "__host-")) and not cookie.secure:
             return False
-        if cookie.name.startswith("__Host-") and (
+        if name.startswith("__host-") and (
             cookie.domain_specified or cookie.path != "/"
         ):
             return False

@@ -116,6 +116,31 @@ async def test_layout(redisDB: RedisDatabase, redisServer: RedisServer) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_aSessionLoadsInTheOrderItsKeysWereSet(redisDB: RedisDatabase) -> None:
+    """
+    A small session's keys load in the order they were set, as on the other
+    databases, so that iteration and C{popitem} agree (helper-43: the load
+    script answered them in a Lua table's order); a key set again keeps its
+    place.
+    """
+    now = reactor.seconds()
+    key = storeKey("O" * 43)
+    names = [f"k{i}" for i in range(20)]
+    first = SessionChanges(
+        create=True,
+        lifetime=Lifetime(now, now + 100),
+        updated={name: str(i) for i, name in enumerate(names)},
+    )
+    assert await redisDB.save(key, first) == {}
+    assert await redisDB.save(key, SessionChanges(updated={"k3": '"again"'})) == {}
+    stored = await redisDB.load(key)
+    assert stored is not None and list(stored.values) == names
+    assert stored.values["k3"] == '"again"'
+    parts = await redisDB.loadParts(key)
+    assert parts is not None and list(parts[2]) == names
+
+
+@pytest_twisted.ensureDeferred
 async def test_aCorruptSessionLoadsAsNoneAndIsLoggedRedacted(
     redisDB: RedisDatabase, redisServer: RedisServer
 ) -> None:

@@ -47,16 +47,19 @@ end
 LOAD = """
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return false end
-local hash = {}
-for i = 1, #fields, 2 do hash[fields[i]] = fields[i + 1] end
-return cjson.encode(hash)
+local pairs = {}
+for i = 1, #fields, 2 do
+  pairs[#pairs + 1] = cjson.encode(fields[i]) .. ':' .. cjson.encode(fields[i + 1])
+end
+return '{' .. table.concat(pairs, ',') .. '}'
 """
 """
 Load a session: its hash as one JSON object, or nothing.  One bulk string is
 cheaper to read than C{HGETALL}'s reply (txredisapi's own parser, used when
 hiredis is missing, reads each element of a multi-element reply in a turn of
 the reactor of its own), and an object is read straight into the fields'
-C{dict}.
+C{dict}.  Written pair by pair, in the hash's order (a Lua table has none):
+a small hash keeps its keys in the order they were set.
 """
 
 _INT64 = """
