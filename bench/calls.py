@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 sys.path.insert(0, HERE)  # servers, which puts this checkout's txsessions first
 
-from instructions import connect, request  # noqa: E402
+from instructions import warmedUp  # noqa: E402
 from servers import SCENARIOS, resource  # noqa: E402
 
 REQUESTS = 200
@@ -64,17 +64,7 @@ def calls(kind: str, scenario: str) -> collections.Counter[str]:
 
     site = Site(resource(kind))
     site.noisy = False
-    cookie = None
-    if scenario != "new":
-        protocol, transport = connect(site)
-        protocol.dataReceived(request(b"/write", None))
-        found = re.search(rb"Set-Cookie: ([^;\r]+)", transport.value(), re.I)
-        cookie = found.group(1) if found else None
-    protocol, transport = connect(site)
-    data = request(b"/" + scenario.encode(), cookie)
-    for _ in range(100):
-        protocol.dataReceived(data)
-        transport.clear()
+    protocol, transport, data = warmedUp(site, scenario)
     counted: collections.Counter[str] = collections.Counter()
 
     def hook(frame: Any, event: str, arg: object) -> None:
@@ -94,8 +84,9 @@ def calls(kind: str, scenario: str) -> collections.Counter[str]:
 def instructions(body: str, n: int) -> int:
     code = _LOOP.format(n=n, body=body)
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    env = dict(os.environ, PYTHONHASHSEED="0")
     output = subprocess.run(
-        [*argv, sys.executable, "-c", code], capture_output=True, text=True
+        [*argv, sys.executable, "-c", code], capture_output=True, text=True, env=env
     ).stderr
     found = re.search(r"Collected : (\d+)", output)
     if found is None:

@@ -185,6 +185,32 @@ def serveRemote(site: Any, scenario: str, count: int, clients: int = 1) -> None:
     task.react(lambda _: defer.ensureDeferred(run()))
 
 
+def warmedUp(site: Any, scenario: str, later: Any = None) -> tuple[Any, Any, bytes]:
+    """
+    A keep-alive connection to C{site} that has answered 100 requests of
+    C{scenario} (with the cookie of a session written first, but for
+    C{new}), C{later} (a L{Later} database) answering each.
+
+    @return: the connection's protocol and transport, and the request.
+    """
+    cookie = None
+    if scenario != "new":
+        protocol, transport = connect(site)
+        protocol.dataReceived(request(b"/write", None))
+        if later is not None:
+            later.answer()
+        found = re.search(rb"Set-Cookie: ([^;\r]+)", transport.value(), re.I)
+        cookie = found.group(1) if found else None
+    protocol, transport = connect(site)
+    data = request(b"/" + scenario.encode(), cookie)
+    for _ in range(100):
+        protocol.dataReceived(data)
+        if later is not None:
+            later.answer()
+        transport.clear()
+    return protocol, transport, data
+
+
 def serve(
     kind: str, scenario: str, count: int, url: str = "", clients: int = 1
 ) -> None:
@@ -214,21 +240,7 @@ def serve(
     if remote:
         serveRemote(site, scenario, count, clients)
         return
-    cookie = None
-    if scenario != "new":
-        protocol, transport = connect(site)
-        protocol.dataReceived(request(b"/write", None))
-        if later is not None:
-            later.answer()
-        found = re.search(rb"Set-Cookie: ([^;\r]+)", transport.value(), re.I)
-        cookie = found.group(1) if found else None
-    protocol, transport = connect(site)
-    data = request(b"/" + scenario.encode(), cookie)
-    for _ in range(100):
-        protocol.dataReceived(data)
-        if later is not None:
-            later.answer()
-        transport.clear()
+    protocol, transport, data = warmedUp(site, scenario, later)
     gc.collect()
     gc.disable()
     toggle = ["callgrind_control", "--instr=on", str(os.getpid())]
