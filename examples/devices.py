@@ -26,7 +26,7 @@ sessions = Sessions(Config(cookie="sid", idleTimeout=1800))
 
 def field(request: IRequest, name: str) -> str:
     values: list[bytes] = request.args.get(name.encode(), [b""])
-    return values[0].decode()
+    return values[0].decode("utf-8", "replace")
 
 
 def when(seconds: float | None) -> str:
@@ -46,7 +46,7 @@ def home(request: IRequest, session: Session) -> str:
 async def login(request: IRequest, session: Session) -> str:
     user, password = field(request, "user"), field(request, "password")
     expected = USERS.get(user, "")
-    if not (expected and hmac.compare_digest(password, expected)):
+    if not (expected and hmac.compare_digest(password.encode(), expected.encode())):
         request.setResponseCode(403)
         return "Wrong user or password\n"
     await session.regenerate()

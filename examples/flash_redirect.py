@@ -31,7 +31,7 @@ def home(request: IRequest, session: Session) -> str:
 @sessions.withSession
 def saveProfile(request: IRequest, session: Session) -> str:
     values: list[bytes] = request.args.get(b"name", [b""])
-    name = values[0].decode().strip() or "stranger"
+    name = values[0].decode("utf-8", "replace").strip() or "stranger"
     session.set("name", name)
     session.setFlash("notice", f"Saved: your name is now {name}.")
     request.setResponseCode(303)  # See Other: the browser GETs /

@@ -24,7 +24,7 @@ sessions = Sessions(Config(cookie="sid", idleTimeout=1800))
 
 def field(request: IRequest, name: str) -> str:
     values: list[bytes] = request.args.get(name.encode(), [b""])
-    return values[0].decode()
+    return values[0].decode("utf-8", "replace")
 
 
 @app.route("/")
@@ -42,7 +42,7 @@ def home(request: IRequest, session: Session) -> str:
 async def login(request: IRequest, session: Session) -> str:
     user, password = field(request, "user"), field(request, "password")
     expected = USERS.get(user, "")
-    if not (expected and hmac.compare_digest(password, expected)):
+    if not (expected and hmac.compare_digest(password.encode(), expected.encode())):
         request.setResponseCode(403)
         return "Wrong user or password\n"
     # The privilege changes: give the session a new id.  The values stay,

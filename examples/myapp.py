@@ -24,7 +24,7 @@ def makeApp(sessions: Sessions) -> Klein:
     async def login(request: IRequest, session: Session) -> str:
         values: list[bytes] = request.args.get(b"user", [b""])
         await session.regenerate()
-        session.set("user", values[0].decode())
+        session.set("user", values[0].decode("utf-8", "replace"))
         return "welcome"
 
     @app.route("/secret")

@@ -12,9 +12,9 @@ from datetime import timedelta
 import attrs
 from klein import Klein
 
-from txsessions import Config, ImmutableValueError, Sessions
+from txsessions import Config, ImmutableValueError, Sessions, ValueNotSerializable
 from txsessions.demo import serve
-from txsessions.errors import EntryError
+from txsessions.errors import EntryError, EntryNotFound
 
 sessions = Sessions(Config(cookie="_session_id", expires=timedelta(hours=2)))
 app = Klein()
@@ -23,6 +23,20 @@ app = Klein()
 @attrs.frozen
 class BusinessModel:
     name: str
+
+
+@app.handle_errors(EntryError)
+def missing(request, failure):
+    # No such key, or not of the type asked for: /get/struct before /set/struct.
+    request.setResponseCode(404 if failure.check(EntryNotFound) else 409)
+    return str(failure.value)
+
+
+@app.handle_errors(ValueNotSerializable)
+def refused(request, failure):
+    # A key the session refuses (one starting with NUL), or a value.
+    request.setResponseCode(400)
+    return str(failure.value)
 
 
 @app.route("/")
@@ -146,6 +160,9 @@ def changeImmutable(request, session):
 @sessions.withSession
 def getImmutable(request, session):
     names = session.get("businessEdit")
+    if not isinstance(names, list):
+        request.setResponseCode(404)
+        return "no list under businessEdit: visit /set/immutable first"
     names.append("not stored")
     return repr(session.get("businessEdit"))
 

@@ -14,7 +14,8 @@ sessions.onDestroy(lambda key, reason: print(key[:6], reason.value, flush=True))
 @app.route("/login", methods=["POST"])
 @sessions.withSession  # under @app.route: the handler also gets the session
 async def login(request: IRequest, session: Session) -> str:
-    user = request.args.get(b"user", [b"alice"])[0].decode()  # check a password here
+    # Check a password here (see examples/login.py).
+    user = request.args.get(b"user", [b"alice"])[0].decode("utf-8", "replace")
     await session.regenerate()  # a new id at login: a planted id cannot follow
     session.set("user", user)  # JSON values, saved before the response completes
     return f"welcome, {user}\n"

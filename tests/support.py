@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from txsessions import MemoryDatabase
@@ -306,6 +308,21 @@ def rawHTTP(resource: Any, request: bytes) -> Any:
     protocol.makeConnection(transport)
     protocol.dataReceived(request)
     return transport
+
+
+class Leaf(Resource):
+    """
+    A leaf resource whose C{GET} is C{render(request)}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, render: Callable[[IRequest], Any]) -> None:
+        super().__init__()
+        self._render = render
+
+    def render_GET(self, request: IRequest) -> Any:
+        return self._render(request)
 
 
 def get(path: bytes = b"/", extra: bytes = b"", method: bytes = b"GET") -> bytes:

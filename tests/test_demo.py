@@ -213,6 +213,28 @@ def test_theUserNameIsEscapedAndBounded(clock: Any) -> None:
     assert b"&lt;b&gt;" + b"x" * 61 + b"." in body
 
 
+@pytest.mark.parametrize("name", ["%00", "al%00ice", "%0A", "al%0Dice"])
+def test_aUserNameLosesItsControlCharacters(clock: Any, name: str) -> None:
+    """
+    A NUL or a line break in the user name is dropped, not a 500 (the
+    owner refused the NUL: helper-46); a name of nothing else is refused
+    with the notice an empty one gets.
+    """
+    _, browser = homeBrowser(clock)
+    cookie, token = formToken(browser, {})
+    response, _ = browser.request(
+        "POST", "/login?user=" + name, cookie, {b"x-csrf-token": [token.encode()]}
+    )
+    assert response.code == 303
+    if "ice" in name:  # logged in: a new id
+        cookie = {COOKIE: cookieValue(response, COOKIE)}
+    _, body = browser.get("/", cookie)
+    if "ice" in name:
+        assert b"Welcome, alice!" in body
+    else:
+        assert b"Enter a user name to log in." in body
+
+
 def htmlGet(browser: Browser, path: str, cookies: dict[str, str]) -> Any:
     return browser.request("GET", path, cookies, {b"accept": [b"text/html,*/*"]})
 

@@ -102,6 +102,62 @@ def test_overview() -> None:
         module.sessions.close()
 
 
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/get/immutable", 404),
+        ("/get/struct", 404),
+        ("/set/%00k/v", 400),
+        ("/increment/%00k", 400),
+    ],
+)
+def test_overviewAnswersOutOfOrderVisitsAndBadKeys(path: str, code: int) -> None:
+    """
+    A route visited before the one that stores its value, or given a key
+    the session refuses, answers with a 4xx and why (helper-46: 500s).
+    """
+    module, browser = browse("overview")
+    try:
+        status, message = Jar(browser).get(path)
+        assert status == code and message
+    finally:
+        module.sessions.close()
+
+
+def test_overviewAnswersAStructOfTheWrongType() -> None:
+    module, browser = browse("overview")
+    jar = Jar(browser)
+    try:
+        jar.get("/set/struct/x")
+        assert jar.get("/get/struct")[0] == 409
+        jar.get("/set/businessEdit/x")
+        assert jar.get("/get/immutable")[0] == 404
+    finally:
+        module.sessions.close()
+
+
+@pytest.mark.parametrize("name", ["login", "devices"])
+@pytest.mark.parametrize("password", ["%C3%A9", "%FF"])
+def test_aLoginAnswersUnknownAndKnownUsersAlike(name: str, password: str) -> None:
+    """
+    A non-ASCII password, or a form field that is no UTF-8, is a wrong
+    password for a known user as for an unknown one: a 403 both times, not
+    a 500 that tells the known user apart (helper-46:
+    C{hmac.compare_digest} of non-ASCII text raised).
+    """
+    module = example(name)
+    browser = Browser(module.app.resource())
+    try:
+        codes = []
+        for user in ("mallory", "alice"):
+            path = f"/login?user={user}&password={password}"
+            response, _ = browser.request("POST", path)
+            codes.append(response.code)
+        assert codes == [403, 403]
+    finally:
+        module.sessions.close()
+
+
 def test_flashMessages() -> None:
     module, browser = browse("flash_messages")
     jar = Jar(browser)

@@ -335,3 +335,78 @@ def test_aSealedCookieExpiresOnTheKitsClock() -> None:
     assert browser.get("/whoami").text == "alice"
     kit.advance(30 * 86400 + 1)  # the cookie re-sealed at 29 days has expired
     assert browser.get("/whoami").text == "nobody"
+
+
+@pytest.mark.parametrize("code", [301, 302, 303])
+def test_aPostAnsweredWithARedirectIsFollowedAsABrowserDoes(code: int) -> None:
+    """
+    A C{POST} answered 301, 302 (what C{redirectTo} sends) or 303 is
+    followed with a C{GET}, as a browser does (helper-46: the 301 and 302
+    raised C{ResponseFailed}).
+    """
+    kit = SessionsKit(Config(cookie="sid"))
+    app = makeApp(kit.sessions, kit.clock)
+
+    @app.route("/form", methods=["POST"])
+    @kit.sessions.withSession
+    def form(request: IRequest, session: Session) -> str:
+        session.set("authenticated", True)
+        request.setResponseCode(code)
+        request.setHeader(b"Location", b"/secret")
+        return ""
+
+    response = kit.browser(app).post("/form")
+    assert (response.code, response.text) == (200, "The cake is a lie!")
+
+
+def test_aFileLikeBodyIsSentAsTreqSendsIt(browser: StubBrowser) -> None:
+    """
+    C{data=} takes a binary file, as treq does (helper-46: a C{TypeError}).
+    """
+    import io
+
+    assert browser.post("/echo", data=io.BytesIO(b"hello")).body == b"hello"
+
+
+def test_aCookieLastsItsWholeMaxAgeOnAFractionalClock(
+    kit: SessionsKit, browser: StubBrowser
+) -> None:
+    """
+    A cookie set at 0.9 s with C{Max-Age=60} is kept while the session it
+    names lives, until 60.9 s, and forgotten in the second after (the jar
+    keeps whole seconds; helper-46: it rounded the time down and dropped
+    the cookie at 60).
+    """
+    kit.advance(0.9)
+    browser.get("/login")
+    kit.advance(59.5)
+    assert kit.result(kit.sessions.count()) == 1
+    assert browser.cookie("sid") is not None
+    kit.advance(0.6)
+    assert browser.cookie("sid") is None
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [
+        ("a=1; Path=/; Max-Age=abc", True),  # a bad Max-Age is ignored
+        ("a=1; Path=/; Max-Age=0; Expires=Fri, 01 Jan 2100 00:00:00 GMT", False),
+        ("a=1; Path=/; Expires=Fri, 01 Jan 2100 00:00:00 GMT; Max-Age=0", False),
+    ],
+)
+def test_theJarReadsMaxAgeAsBrowsersDo(header: str, kept: bool) -> None:
+    """
+    C{Max-Age} wins over C{Expires} wherever it comes, and one that is no
+    number is ignored, not the cookie (RFC 6265 5.2.2, 5.3; helper-46).
+    """
+    kit = SessionsKit(Config(cookie="sid"))
+    app = Klein()
+
+    @app.route("/set")
+    def setCookie(request: IRequest) -> str:
+        request.responseHeaders.addRawHeader(b"Set-Cookie", header.encode())
+        return "set"
+
+    browser = kit.browser(app)
+    browser.get("/set")
+    assert (browser.cookie("a") == "1") is kept

@@ -20,6 +20,7 @@ from tests.support import (
     Browser,
     ControlledDatabase,
     InPartsDatabase,
+    Leaf,
     cookieValue,
     login,
     resultOf,
@@ -537,17 +538,6 @@ async def test_aThousandConcurrentIncrementsOverARealPort(listen: Any) -> None:
 
 
 # Found in review
-
-
-class Leaf(Resource):
-    isLeaf = True
-
-    def __init__(self, render: Any) -> None:
-        super().__init__()
-        self._render = render
-
-    def render_GET(self, request: IRequest) -> Any:
-        return self._render(request)
 
 
 def test_gzipInsideTheWrapperStillCompresses(sessions: Sessions) -> None:

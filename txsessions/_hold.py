@@ -374,7 +374,7 @@ class HeldResponse:
             else:
                 self._hold(data)
                 waiting.addCallbacks(self._released, self._failed)
-        elif state is _HOLDING:
+        elif state is _HOLDING and not self._finishRequested:
             self._buffer.append(data)
 
     def finish(self) -> None:
@@ -454,14 +454,18 @@ def logUnsaved(failure: Failure) -> None:
         _log.failure("the session could not be saved", failure=failure)
 
 
-def failedBody(failure: Failure, request: IRequest) -> bytes:
+def failedBody(failure: Failure, request: IRequest, whole: bool = True) -> bytes:
     """
     Make a response whose session could not be saved, nothing written yet,
     a 409 (another request regenerated or destroyed the session first) or
-    a 503, without a cookie, and log why (L{logUnsaved}).
+    a 503, without a cookie, and log why (L{logUnsaved}).  It goes out as
+    plain text, whatever encoder (gzip) the resource chose.
 
     @param failure: why it could not be saved.
     @param request: the request, its headers not yet sent.
+    @param whole: whether the body returned is the whole response, to be
+        given its C{Content-Length}; not for a handler called by another,
+        which answers the response with what it makes of it.
     @return: the body to answer with.
     """
     logUnsaved(failure)
@@ -473,10 +477,13 @@ def failedBody(failure: Failure, request: IRequest) -> bytes:
     headers = Headers(
         {
             b"Content-Type": [b"text/plain; charset=utf-8"],
-            b"Content-Length": [b"%d" % len(body)],
             b"Cache-Control": [b"no-store"],
         }
     )
+    if whole:
+        headers.setRawHeaders(b"Content-Length", [b"%d" % len(body)])
+    if getattr(request, "_encoder", None) is not None:
+        request._encoder = None  # type: ignore[attr-defined]
     # What Twisted set for the connection stays: Connection (close, when the
     # client asked), Server and Date.
     before = request.responseHeaders

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -45,6 +45,7 @@ _log = Logger()
 T = TypeVar("T")
 
 _STATE = "_txsessionsState"  # the request attribute holding its RequestSession
+_CALLERS = (SessionConflictError, CancelledError)  # failures _track leaves alone
 
 
 def attach(
@@ -278,7 +279,7 @@ class RequestSession(HeldResponse):
         only what this request wrote to it, under the new id.
         """
         session.changes.checkAlive()
-        if not self._headersUnsent():  # the new id's cookie could not be sent
+        if not self.nothingWritten():  # the new id's cookie could not be sent
             raise SessionError("no regenerate once the response headers are sent")
         oldKey = storedKey(session)
         sessionID, key = self.newID()
@@ -573,8 +574,9 @@ class RequestSession(HeldResponse):
         """
         Have the response wait for C{d}, and fail with it on a database
         error (a refused counter too), without touching the result the
-        caller gets from C{d}.  A L{SessionConflictError} is the caller's.
-        Once the response has finished, there is nothing left to fail.
+        caller gets from C{d}.  A L{SessionConflictError} is the caller's, a
+        cancellation (the client went away) no fault of anyone's.  Once the
+        response has finished, there is nothing left to fail.
         """
         session = self._session
         if session is not None and session.changes.finished:
@@ -582,17 +584,14 @@ class RequestSession(HeldResponse):
         done: Deferred[None] = Deferred()
 
         def mirror(result: Any) -> Any:
-            if isinstance(result, Failure) and not result.check(SessionConflictError):
+            if isinstance(result, Failure) and not result.check(*_CALLERS):
                 done.errback(result)
             else:
                 done.callback(None)
             return result
 
-        d.addBoth(mirror)
-        if self._pending is None:
-            self._pending = []
-        self._pending.append(done)
-        return d
+        self._pending = [*(self._pending or ()), done]
+        return d.addBoth(mirror)
 
     def _headersUnsent(self) -> bool:
         return not self.request.startedWriting  # type: ignore[attr-defined]

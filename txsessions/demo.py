@@ -209,7 +209,9 @@ def _wantsHTML(request: IRequest) -> bool:
 
 def _userName(request: IRequest) -> str:
     raw: bytes = (request.args or {}).get(b"user", [b""])[0]
-    return raw.decode("utf-8", "replace").strip()[:MAX_NAME]
+    # Printable characters only: an owner holds no NUL, a page no controls.
+    text = "".join(c for c in raw.decode("utf-8", "replace") if c.isprintable())
+    return text.strip()[:MAX_NAME]
 
 
 def demoApp(sessions: Sessions) -> Klein:

@@ -36,8 +36,10 @@ Needs treq (C{pip install treq}).
 from __future__ import annotations
 
 import json
+import math
+import re
 from http.cookiejar import Cookie, DefaultCookiePolicy
-from typing import Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 import attrs
 from treq.client import HTTPClient
@@ -219,8 +221,10 @@ class StubBrowser:
     C{RequestTraversalAgent}) and keeps the cookies the responses set, as a
     browser does.  Its request methods take treq's keyword arguments
     (C{params}, C{headers}, C{data}, C{json}, C{cookies},
-    C{allow_redirects}, ...) except C{files}; redirects are followed unless
-    C{allow_redirects=False}.
+    C{allow_redirects}, ...) except C{files}; redirects are followed as a
+    browser follows them (a C{POST} answered 301, 302 or 303 becomes a
+    C{GET}) unless C{allow_redirects=False}.  As with treq's own client,
+    C{cookies} go into the jar: later requests send them too.
 
     @ivar cookies: the cookie jar, on the kit's clock; C{cookies[name]}
         gives a cookie's value.
@@ -255,6 +259,7 @@ class StubBrowser:
             raise TypeError("StubBrowser cannot send files")
         # treq schedules its timeout= on this, and need not import the reactor.
         kwargs.setdefault("reactor", self._kit.clock)
+        kwargs.setdefault("browser_like_redirects", True)
         if url.startswith("/"):
             url = self.base + url
         treqResponse = self._client.request(method, url, **kwargs)
@@ -382,11 +387,13 @@ class _OnClock:
     _clock: Clock
 
     @property
-    def _now(self) -> int:
-        return int(self._clock.seconds())
+    def _now(self) -> float:
+        # Not rounded down: a cookie lasts its whole Max-Age, as the session
+        # it names does.
+        return self._clock.seconds()
 
     @_now.setter
-    def _now(self, value: int) -> None:
+    def _now(self, value: float) -> None:
         pass
 
 
@@ -432,8 +439,32 @@ class _ClockCookieJar(_OnClock, IndexableCookieJar):
         """
         now = self._now
         for cookie in list(self):
-            if cookie.is_expired(now):
+            if cookie.is_expired(now):  # type: ignore[arg-type]
                 self.clear(cookie.domain, cookie.path, cookie.name)
+
+    def _normalized_cookie_tuples(self, attrs_set: Any) -> Any:
+        """
+        C{CookieJar}'s, with C{Max-Age} winning over C{Expires} wherever it
+        comes in the header, and a C{Max-Age} that is no number ignored, as
+        browsers do (RFC 6265 5.2.2, 5.3): C{CookieJar} lets the first of
+        the two win, and drops a cookie with a bad C{Max-Age}.  Its expiry
+        is rounded up to the second (C{CookieJar} keeps whole seconds), so
+        that the cookie lasts as long as the session it names.
+        """
+        ordered = []
+        for name, *attributes in attrs_set:
+            ages = [
+                (k, v)
+                for k, v in attributes
+                if k == "max-age" and re.fullmatch(r"-?[0-9]+", v or "")
+            ]
+            others = [(k, v) for k, v in attributes if k != "max-age"]
+            ordered.append([name, *ages, *others])
+        cookies = super()._normalized_cookie_tuples(ordered)  # type: ignore[misc]
+        for _, _, standard, _ in cookies:
+            if standard.get("expires") is not None:
+                standard["expires"] = math.ceil(standard["expires"])
+        return cookies
 
 
 @implementer(IBodyProducer)
@@ -443,8 +474,16 @@ class _Body:
     is involved.
     """
 
-    def __init__(self, body: bytes | str) -> None:
-        self._body = body.encode("utf-8") if isinstance(body, str) else body
+    def __init__(self, body: bytes | str | IO[bytes]) -> None:
+        """
+        @param body: the body, or a binary file to read it from (as treq
+            reads one).
+        """
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif not isinstance(body, bytes):
+            body = body.read()
+        self._body = body
         self.length = len(self._body)
 
     def startProducing(self, consumer: Any) -> Deferred[None]:

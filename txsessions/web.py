@@ -324,18 +324,23 @@ def answered(request: IRequest, body: T, release: bool = True) -> T | Deferred[T
         state.release()
     if waiting is None:
         return body
-    return waiting.addCallbacks(lambda _: body, _unanswered, errbackArgs=(request,))
+    return waiting.addCallbacks(
+        lambda _: body, _unanswered, errbackArgs=(request, release)
+    )
 
 
-def _unanswered(failure: Failure, request: IRequest) -> Any:
+def _unanswered(failure: Failure, request: IRequest, whole: bool) -> Any:
     """
     The answer of a request whose handler returned its whole body, when its
     session could not be saved (L{answered}); a cancellation (the client
     went away) is passed on as it is.
+
+    @param whole: whether the handler's body is the whole response (not a
+        handler called by another, which answers with what it makes of it).
     """
     if failure.check(CancelledError):
         return failure
-    return failedBody(failure, request)
+    return failedBody(failure, request, whole)
 
 
 def _unavailableLater(failure: Failure, request: IRequest) -> bytes:
