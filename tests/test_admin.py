@@ -600,13 +600,18 @@ def test_anLMDBEnvironmentThatHoldsNoSessionsIsLeftAlone(tmp_path: Path) -> None
         "redis+sentinel://u:hunter@2secret@h:26379/svc",
         "redis://a@b:hunter@2secret@h:6379/0",
         "unix:///run/redis.sock?db=0&password=hunter#2secret",
+        "redis://u:hunter?2secret@h:6379/0",
+        "redis://u:hunter#2secret@h:6379/0",
+        "redis+sentinel://u:hunter#2secret@h:26379/svc",
+        "redis://h:6379?password=hunter@2secret",
     ],
 )
 def test_theConfirmationHidesAPasswordHoldingAnAtOrAHash(url: str) -> None:
     """
     The whole password is masked, however the URL spells it: an C{@} in it
-    (the last C{@} ends it, as the URL's parser reads it) or a C{#} in a
-    C{password=} parameter (helper-42: the prompt showed C{***@2secret@h}).
+    (the last C{@} ends it, as the URL's parser reads it), a C{?} or C{#}
+    in it, or a C{#} or C{@} in a C{password=} parameter (helper-42: the
+    prompt showed C{***@2secret@h}; helper-47: a C{?} or C{#} left it whole).
     """
     from txsessions.db import withoutPassword
 

@@ -337,6 +337,44 @@ def test_aSealedCookieExpiresOnTheKitsClock() -> None:
     assert browser.get("/whoami").text == "nobody"
 
 
+@pytest.mark.parametrize("code", [307, 308])
+def test_aPostAnswered307Or308IsSentAgain(code: int) -> None:
+    """
+    A C{POST} answered 307 or 308 is sent again, body and all, as a browser
+    does (helper-47: a 307 raised, a 308 became a C{GET}).
+    """
+    kit = SessionsKit(Config(cookie="sid"))
+    app = Klein()
+
+    @app.route("/old", methods=["POST"])
+    def old(request: IRequest) -> str:
+        request.setResponseCode(code)
+        request.setHeader(b"Location", b"/new")
+        return ""
+
+    @app.route("/new", methods=["POST"])
+    def new(request: IRequest) -> bytes:
+        body: bytes = request.content.read()
+        return body
+
+    response = kit.browser(app).post("/old", data=b"payload")
+    assert (response.code, response.body) == (200, b"payload")
+
+
+def test_aLogoutForgetsTheCookieOnAFractionalClock(
+    kit: SessionsKit, browser: StubBrowser
+) -> None:
+    """
+    C{Max-Age=0} deletes the cookie whatever the clock's fraction of a
+    second (helper-47: the expiry, rounded up, left an empty cookie).
+    """
+    browser.get("/login")
+    assert browser.cookie("sid")
+    kit.advance(0.5)
+    assert browser.get("/logout").text == "bye"
+    assert browser.cookie("sid") is None
+
+
 @pytest.mark.parametrize("code", [301, 302, 303])
 def test_aPostAnsweredWithARedirectIsFollowedAsABrowserDoes(code: int) -> None:
     """

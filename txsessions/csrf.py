@@ -18,8 +18,9 @@ wants a live session.
 
 The check (L{check}) refuses, before the handler runs, every request whose
 method is not safe (anything but GET, HEAD, OPTIONS and TRACE) when:
-  - the browser says it comes from another site (C{Sec-Fetch-Site:
-    cross-site}), or its C{Origin} is neither this site's nor trusted;
+  - its C{Origin} is neither this site's nor trusted, or the browser says
+    it comes from another site (C{Sec-Fetch-Site: cross-site}) without a
+    trusted C{Origin};
   - it has no live session: no cookie, or one naming a session that ended
     (there is nothing a token could be bound to; letting it through would
     allow login CSRF);

@@ -40,6 +40,7 @@ import math
 import re
 from http.cookiejar import Cookie, DefaultCookiePolicy
 from typing import IO, Any, Protocol, TypeVar
+from urllib.parse import urljoin
 
 import attrs
 from treq.client import HTTPClient
@@ -68,6 +69,23 @@ Where a L{StubBrowser} sends a request whose URL is a path.
 """
 
 _MAX_HOPS = 20
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def _redirected(
+    method: str, code: int, kwargs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """
+    The request a browser sends after a redirect: a 307 or 308 sends the
+    same again, a 303 (and a 301 or 302 answering a C{POST}) a C{GET}
+    without the body.
+
+    @return: its method and treq's arguments.
+    """
+    if code in (307, 308) or method == "HEAD" or (code != 303 and method != "POST"):
+        return method, kwargs
+    return "GET", {k: v for k, v in kwargs.items() if k not in ("data", "json")}
 
 
 class _HasResource(Protocol):
@@ -223,7 +241,8 @@ class StubBrowser:
     (C{params}, C{headers}, C{data}, C{json}, C{cookies},
     C{allow_redirects}, ...) except C{files}; redirects are followed as a
     browser follows them (a C{POST} answered 301, 302 or 303 becomes a
-    C{GET}) unless C{allow_redirects=False}.  As with treq's own client,
+    C{GET}; a 307 or 308 sends the same request again) unless
+    C{allow_redirects=False}.  As with treq's own client,
     C{cookies} go into the jar: later requests send them too.
 
     @ivar cookies: the cookie jar, on the kit's clock; C{cookies[name]}
@@ -259,13 +278,29 @@ class StubBrowser:
             raise TypeError("StubBrowser cannot send files")
         # treq schedules its timeout= on this, and need not import the reactor.
         kwargs.setdefault("reactor", self._kit.clock)
-        kwargs.setdefault("browser_like_redirects", True)
+        follow = kwargs.pop("allow_redirects", True)
+        kwargs["allow_redirects"] = False  # followed below, as a browser does
+        if hasattr(kwargs.get("data"), "read"):
+            kwargs["data"] = kwargs["data"].read()  # to send again on a 307
         if url.startswith("/"):
             url = self.base + url
         treqResponse = self._client.request(method, url, **kwargs)
 
         async def read() -> Response:
             response = await treqResponse
+            hops = 0
+            while follow and response.code in _REDIRECTS and hops < _MAX_HOPS:
+                location = response.headers.getRawHeaders(b"location")
+                if not location:
+                    break
+                await response.content()
+                hops += 1
+                again = _redirected(method, response.code, kwargs)
+                nextURL = urljoin(
+                    response.request.absoluteURI.decode("ascii"),
+                    location[0].decode("ascii", "replace"),
+                )
+                response = await self._client.request(again[0], nextURL, **again[1])
             body = await response.content()
             return Response(
                 code=response.code,
@@ -462,8 +497,9 @@ class _ClockCookieJar(_OnClock, IndexableCookieJar):
             ordered.append([name, *ages, *others])
         cookies = super()._normalized_cookie_tuples(ordered)  # type: ignore[misc]
         for _, _, standard, _ in cookies:
-            if standard.get("expires") is not None:
-                standard["expires"] = math.ceil(standard["expires"])
+            expires = standard.get("expires")
+            if expires is not None and expires > self._now:  # not to delete now
+                standard["expires"] = math.ceil(expires)
         return cookies
 
 

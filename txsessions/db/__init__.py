@@ -12,9 +12,11 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..interfaces import IDatabase
 
-# The password ends at the last "@" before the host, as urlsplit reads it,
-# and a password= parameter at the next "&" (a "#" in it included).
-_password = re.compile(r"(//[^/?#:]*:)[^/?#]*@|((?:[?&])password=)[^&]*")
+# A password= parameter ends at the next "&" (a "#" in it included); the
+# password of user:password@ at the last "@" before a "/", whatever it holds
+# ("?" and "#" too, which urlsplit would misread: masked all the same).
+_queryPassword = re.compile(r"([?&]password=)[^&]*")
+_userPassword = re.compile(r"(//[^/?#:]*:)[^/]*@")
 
 SCHEMES = ("memory", "sqlite", "lmdb", "redis", "rediss", "unix", "redis+sentinel")
 """
@@ -103,9 +105,9 @@ def withoutPassword(url: str) -> str:
     @return: C{url} with C{user:password@} shown as C{user:***@}, and a
         C{password=} query parameter as C{password=***}.
     """
-    return _password.sub(
-        lambda m: f"{m.group(1)}***@" if m.group(1) else f"{m.group(2)}***", url
-    )
+    # The parameter first: a "@" in it is no user's password's end.
+    url = _queryPassword.sub(r"\g<1>***", url)
+    return _userPassword.sub(r"\g<1>***@", url)
 
 
 def openDatabase(
