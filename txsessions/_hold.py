@@ -101,7 +101,14 @@ def useEncoder(leaf: object, request: IRequest) -> None:
     if _IEncodingResource is not None and _IEncodingResource.providedBy(leaf):
         encoder = leaf.getEncoder(request)  # type: ignore[attr-defined]
         if encoder is not None:
-            request._encoder = encoder  # type: ignore[attr-defined]
+            _setEncoder(request, encoder)
+
+
+def _setEncoder(request: Any, encoder: object) -> None:
+    """
+    Set what C{Request.write} encodes the body with (gzip), or C{None}.
+    """
+    request._encoder = encoder
 
 
 def _headerKeys() -> tuple[bytes, bytes] | None:
@@ -483,7 +490,7 @@ def failedBody(failure: Failure, request: IRequest, whole: bool = True) -> bytes
     if whole:
         headers.setRawHeaders(b"Content-Length", [b"%d" % len(body)])
     if getattr(request, "_encoder", None) is not None:
-        request._encoder = None  # type: ignore[attr-defined]
+        _setEncoder(request, None)
     # What Twisted set for the connection stays: Connection (close, when the
     # client asked), Server and Date.
     before = request.responseHeaders

@@ -310,11 +310,9 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
     def visit(self, callback: Callable[[str, Any], object]) -> None:
         """
         Call C{callback(key, value)} for each value, in the order they were
-        first set.  On Redis, the keys a session held when it was loaded come
-        in the order of its hash: the order they were set while the hash is
-        small (Redis's C{listpack} encoding), and any order once it has
-        grown (more than 128 keys, or a value longer than 64 bytes, by
-        Redis's defaults).
+        first set; on Redis, a loaded session's in its hash's order: the
+        same while the hash is small (128 keys, values of 64 bytes, by
+        Redis's defaults), any order past that.
         """
         for key in list(self._values):
             callback(key, self.get(key))
