@@ -14,7 +14,7 @@ once, here, and pay for no L{Deferred} callbacks on it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -379,6 +379,18 @@ def isDeferred(value: object) -> TypeIs[Deferred[Any]]:
     @return: whether it is a L{Deferred} (or of a subclass).
     """
     return Deferred in type(value).__mro__
+
+
+def fromAwaitable(result: Awaitable[T]) -> Deferred[T]:
+    """
+    @param result: a coroutine, a L{Deferred} or any other awaitable.
+    @return: a L{Deferred} firing with what awaiting C{result} gives.
+    """
+    return Deferred.fromCoroutine(_awaited(result))
+
+
+async def _awaited(result: Awaitable[T]) -> T:
+    return await result
 
 
 def allOf(waits: Sequence[Deferred[Any]]) -> Deferred[None]:

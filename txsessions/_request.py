@@ -151,7 +151,7 @@ class RequestSession(HeldResponse):
         self._conflict: SessionConflictError | None = None
         self._renamed = False  # whether a regenerate moved the session
         self._over = False  # whether the response has finished (see finished)
-        HeldResponse.__init__(self, request)
+        HeldResponse.__init__(self, request)  # last: it may call finished()
 
     # Loading
 
@@ -578,8 +578,7 @@ class RequestSession(HeldResponse):
         cancellation (the client went away) no fault of anyone's.  Once the
         response has finished, there is nothing left to fail.
         """
-        session = self._session
-        if session is not None and session.changes.finished:
+        if self._over:
             return d
         done: Deferred[None] = Deferred()
 

@@ -6,13 +6,13 @@ stopping the others.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from inspect import isawaitable
 
-from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ._calls import fromAwaitable
 from .ids import redact
 from .interfaces import DestroyListener
 from .records import DestroyReason
@@ -65,13 +65,9 @@ class Listeners:
             try:
                 result = listener(key, reason)
                 if result is not None and isawaitable(result):
-                    ensureDeferred(_awaited(result)).addErrback(_failed, key, reason)
+                    fromAwaitable(result).addErrback(_failed, key, reason)
             except Exception:
                 _failed(Failure(), key, reason)
-
-
-async def _awaited(result: Awaitable[object]) -> object:
-    return await result
 
 
 def _failed(failure: Failure, key: str, reason: DestroyReason) -> None:

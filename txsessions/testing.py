@@ -39,7 +39,7 @@ import json
 import math
 import re
 from http.cookiejar import Cookie, DefaultCookiePolicy
-from typing import IO, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urljoin
 
 import attrs
@@ -510,16 +510,11 @@ class _Body:
     is involved.
     """
 
-    def __init__(self, body: bytes | str | IO[bytes]) -> None:
+    def __init__(self, body: bytes | str) -> None:
         """
-        @param body: the body, or a binary file to read it from (as treq
-            reads one).
+        @param body: the body (a file's is read by L{StubBrowser.send}).
         """
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        elif not isinstance(body, bytes):
-            body = body.read()
-        self._body = body
+        self._body = body.encode("utf-8") if isinstance(body, str) else body
         self.length = len(self._body)
 
     def startProducing(self, consumer: Any) -> Deferred[None]:

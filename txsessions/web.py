@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -19,7 +19,7 @@ from twisted.web.resource import IResource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from ._calls import isDeferred
+from ._calls import fromAwaitable, isDeferred
 from ._hold import UNAVAILABLE, failedBody, useEncoder
 from ._parts import Parts
 from ._request import attach, currentSession, requestSession
@@ -264,7 +264,7 @@ def withSession(sessions: _Manager, handler: Callable[..., Any]) -> Callable[...
         if isDeferred(result) or type(result) is bytes or type(result) is str:
             return result
         if inspect.isawaitable(result):
-            return Deferred.fromCoroutine(_awaited(result))
+            return fromAwaitable(result)
         return result
 
     return withSessionHandler
@@ -289,10 +289,6 @@ def _isRequest(candidate: object) -> bool:
             _requestTypes.add(type(candidate))
         return True
     return False
-
-
-async def _awaited(result: Awaitable[Any]) -> Any:
-    return await result
 
 
 def answered(request: IRequest, body: T, release: bool = True) -> T | Deferred[T]:

@@ -33,7 +33,6 @@ from ._persistent import (
     changeSize,
     decodeFields,
     encodeFields,
-    finiteTime,
     lifetimeOf,
     timesOf,
 )
@@ -142,13 +141,8 @@ def _open(path: str) -> list[Expiry]:
         ) from e
     if corrupt:
         _log.warn("removed {n} corrupt sessions from {path}", n=corrupt, path=path)
-    expiries: list[Expiry] = []
-    for key, expires in rows:
-        try:
-            expiries.append((key, finiteTime(expires)))
-        except ValueError:
-            pass
-    return expiries
+    # Every time left is a finite number: the others were removed above.
+    return [(key, expires) for key, expires in rows]
 
 
 _LONGEST_WAIT = 60.0
