@@ -1,12 +1,19 @@
 """
 CPU instructions per request, counted by valgrind, beside bare Klein:
 
-    python bench/instructions.py [--redis URL [--clients N]] [KIND ...]
+    python bench/instructions.py [--redis URL] [--clients N] [KIND ...]
         (default: bare twisted klein txsessions; with --redis, redisfloor redis)
 
 KIND "later" is txsessions on a memory database whose loads and saves
 answer after the request has been read, as a remote database does (Redis,
 SQLite writes): the request path's answered-later cost, without a network.
+
+KINDS "sqlite" and "lmdb" are txsessions on those databases (a file in a
+new temporary folder), served under a running reactor as the kinds over
+Redis are (below, --clients too): saves are answered once the writer
+thread has committed them, and its instructions are counted with the
+reactor thread's (valgrind counts every thread).  How many changes share a
+commit moves the count by a few percent from one run to the next.
 
 With --redis URL (a Redis server to use, e.g. redis://127.0.0.1:6379/0),
 KIND "redis" is txsessions on it and "redisfloor" bare Klein making one
@@ -39,6 +46,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -119,6 +127,13 @@ each is.
 """
 
 
+EMBEDDED = ("sqlite", "lmdb")
+"""
+The kinds served on an embedded database, whose saves are answered once
+the writer thread has committed them.
+"""
+
+
 def serveRemote(site: Any, scenario: str, count: int, clients: int = 1) -> None:
     """
     L{serve} for a server over Redis, under a running reactor: C{clients}
@@ -151,9 +166,11 @@ def serveRemote(site: Any, scenario: str, count: int, clients: int = 1) -> None:
 
     async def answered(protocol: Any, transport: Answered, data: bytes) -> None:
         transport.clear()
-        transport.done = defer.Deferred()
+        # A response answered at once (an embedded database's read) is
+        # complete before dataReceived returns, and clears transport.done.
+        done = transport.done = defer.Deferred()
         protocol.dataReceived(data)
-        await transport.done
+        await done
 
     async def client(data: bytes, requests: int) -> None:
         protocol, transport = connected()
@@ -235,7 +252,12 @@ def serve(
 
         txsessions.db.openDatabase = openLater  # type: ignore[assignment]
         kind = "txsessions"
-    site = Site(resource(REMOTE[kind], url) if remote else resource(kind))
+    if kind in EMBEDDED:
+        url = f"{kind}://{tempfile.mkdtemp()}/sessions"
+        site = Site(resource("txsessions", url))
+        remote = True
+    else:
+        site = Site(resource(REMOTE[kind], url) if remote else resource(kind))
     site.noisy = False
     if remote:
         serveRemote(site, scenario, count, clients)
@@ -299,7 +321,7 @@ def main(kinds: list[str], url: str, clients: int = 1) -> None:
     counts = {
         (k, s): (totals[k, s, RUNS[1]] - totals[k, s, RUNS[0]])
         / (RUNS[1] - RUNS[0])
-        / (clients if k in REMOTE else 1)
+        / (clients if k in REMOTE or k in EMBEDDED else 1)
         for k in kinds
         for s in SCENARIOS
     }
