@@ -155,6 +155,47 @@ async def test_corruptSQLiteExpiriesAreNoSession(tmp_path: Any, clock: Any) -> N
 
 
 @pytest_twisted.ensureDeferred
+async def test_corruptSQLiteFieldsAreRemovedAtStartUp(
+    tmp_path: Any, clock: Any
+) -> None:
+    """
+    A row whose fields are not a JSON object of strings is no session to a
+    load or a listing, and is removed when the file opens, as LMDB's are:
+    it had counted as live for ever, in L{count} and against
+    C{maxSessions}.
+    """
+    path = tmp_path / "s.db"
+    db = SQLiteDatabase(str(path), clock=clock)
+    for key in ("ok", "text", "list", "number", "deep"):
+        await create(db, key, None)
+    await db.close()
+    bad = {
+        "text": "not json",
+        "list": "[]",
+        "number": '{"a":1}',
+        "deep": "[" * 100_000 + "]" * 100_000,
+    }
+    connection = sqlite3.connect(path)
+    with connection:
+        for key, fields in bad.items():
+            connection.execute(
+                "UPDATE txsessions SET fields = ? WHERE key = ?", (fields, key)
+            )
+    connection.close()
+    db = SQLiteDatabase(str(path), clock=clock, maxSessions=2)
+    try:
+        assert [info.key for info in await db.sessions()] == ["ok"]
+        assert await db.count() == 1
+        await create(db, "new", None)
+    finally:
+        await db.close()
+    connection = sqlite3.connect(path)
+    keys = sorted(key for (key,) in connection.execute("SELECT key FROM txsessions"))
+    connection.close()
+    assert keys == ["new", "ok"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_corruptLMDBExpiriesAreRemovedAtStartUp(
     tmp_path: Any, clock: Any
 ) -> None:

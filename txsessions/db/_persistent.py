@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
@@ -22,6 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from .._fields import LoadedParts, storedRecord
 from ..ids import redact
 from ..interfaces import DestroyListener, IDatabase
 from ..lifetime import ExpirationScheduler
@@ -220,6 +222,56 @@ def lifetimeOf(created: object, expires: object) -> Lifetime:
     @raise ValueError: when they are not numbers.
     """
     return Lifetime(*timesOf(created, expires))
+
+
+def encodeRecord(lifetime: Lifetime, fields: dict[str, str]) -> bytes:
+    """
+    @return: a session as LMDB stores it: one JSON object.
+    """
+    record = {"c": lifetime.createdAt, "e": lifetime.expiresAt, "f": fields}
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def recordParts(data: bytes) -> LoadedParts:
+    """
+    @return: when the session L{encodeRecord} stored was created and
+        expires, and its fields.
+    @raise ValueError: when C{data} is not such a record.
+    """
+    try:
+        record = json.loads(data)
+    except RecursionError:
+        raise ValueError("a session record nested too deep") from None
+    if type(record) is not dict:
+        raise ValueError("a session record is not an object")
+    fields = checkFields(record.get("f"))
+    return (*timesOf(record.get("c"), record.get("e")), fields)
+
+
+def decodeRecord(data: bytes) -> StoredSession:
+    """
+    @return: the session L{encodeRecord} stored.
+    @raise ValueError: when C{data} is not such a record.
+    """
+    return storedRecord(recordParts(data))
+
+
+_EXPIRY = re.compile(rb'\{"c":[-0-9.e+]+,"e":(null|[-0-9.e+]+),"f":')
+
+
+def expiryOf(data: bytes) -> float | None:
+    """
+    When a record expires, read from its first bytes, without decoding its
+    values.
+
+    @return: the time, or C{None} for a session without a lifetime.
+    @raise ValueError: when C{data} is not a record.
+    """
+    match = _EXPIRY.match(data)
+    if match is None:
+        return decodeRecord(bytes(data)).lifetime.expiresAt
+    expires = match.group(1)
+    return None if expires == b"null" else finiteTime(float(expires))
 
 
 @implementer(IDatabase)

@@ -88,15 +88,42 @@ class Threads:
 
     def close(self) -> Deferred[None]:
         """
-        Commit what is queued, stop both threads and release the database.
+        Commit what is queued, stop both threads and release the database;
+        at most L{SHUTDOWN_WAIT} for the writer, as at the reactor's
+        shutdown (twistd closes the database before it, in the C{"before"}
+        phase).  A writer still waiting for the database then is left
+        running, the database open (released once it has stopped, if it
+        ever does), and a warning says so.
 
-        @return: a L{Deferred} firing once done.
+        @return: a L{Deferred} firing once done, or once the wait is over.
         """
         if self._stopTrigger is None:
             return succeed(None)
         cast(Any, self._threads).removeSystemEventTrigger(self._stopTrigger)
         self._stopTrigger = None
-        return self.writer.close().addCallback(lambda _: self._stopReads())
+        closed: Deferred[None] = Deferred()
+        timer = cast(Any, self._threads).callLater(SHUTDOWN_WAIT, self._gaveUp, closed)
+
+        def writerStopped(_: object) -> None:
+            if closed.called:
+                # Too late for the caller, who was told: release anyway.
+                self._release()
+                return
+            timer.cancel()
+            self._stopReads()
+            closed.callback(None)
+
+        self.writer.close().addCallback(writerStopped)
+        return closed
+
+    def _gaveUp(self, closed: Deferred[None]) -> None:
+        """
+        The writer has not stopped within L{SHUTDOWN_WAIT} of L{close}:
+        stop without it.
+        """
+        self._warnStillWaiting()
+        self._reads.stop()
+        closed.callback(None)
 
     def closeNow(self) -> None:
         """
@@ -115,6 +142,10 @@ class Threads:
         if self.writer.join(SHUTDOWN_WAIT):
             self._stopReads()
             return
+        self._warnStillWaiting()
+        self._reads.stop()
+
+    def _warnStillWaiting(self) -> None:
         # The database stays open: the writer thread is still in it.
         _log.warn(
             "{name}: the writer still waits for the database after {seconds} s"
@@ -123,7 +154,6 @@ class Threads:
             name=self._name,
             seconds=SHUTDOWN_WAIT,
         )
-        self._reads.stop()
 
     def _stopReads(self) -> None:
         self._reads.stop()

@@ -77,6 +77,7 @@ class _Change(Generic[T]):
     inline: bool = True
     outcome: Any = None
     failed: bool = False
+    seq: int = 0
 
 
 @attrs.define
@@ -92,12 +93,6 @@ class _Batch:
 
 
 _STOP = object()
-
-
-def _nothing(txn: object) -> None:
-    """
-    A change that changes nothing.
-    """
 
 
 class Writer:
@@ -188,6 +183,11 @@ class Writer:
         self._stopSent = False
         self._done = False
         self._waiters: list[Deferred[None]] = []
+        # Changes are numbered as they are submitted, and delivered in that
+        # order: a flush waits for the number last submitted.
+        self._submitted = 0
+        self._deliveredUpTo = 0
+        self._flushes: deque[tuple[int, Deferred[None]]] = deque()
         self.commits = 0
         self.changes = 0
         self.committing = 0.0
@@ -215,7 +215,9 @@ class Writer:
             d.errback(DatabaseError("the session database is closed"))
             return d
         waiting = self._waiting
-        waiting.append(_Change(work, size, self._deadline(), d, inline))
+        self._submitted += 1
+        change = _Change(work, size, self._deadline(), d, inline, seq=self._submitted)
+        waiting.append(change)
         if self._gap is not None:
             if len(waiting) >= self._company:
                 self._gap.cancel()
@@ -251,12 +253,19 @@ class Writer:
 
     def flush(self) -> Deferred[None]:
         """
+        Wait for the changes submitted so far: what a count or a listing
+        waits for, so that it sees them.  It submits no change of its own,
+        so it never needs the write lock: with nothing under way it has
+        fired already, even while another process holds the lock.
+
         @return: a L{Deferred} firing once every change submitted before is
-            committed (or has failed): what a count or a listing waits for,
-            so that it sees them.  It takes its turn in a batch, and holds
-            no other change back.
+            delivered (committed, or failed).
         """
-        return self.submit(_nothing)
+        if self._deliveredUpTo >= self._submitted:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._flushes.append((self._submitted, d))
+        return d
 
     def close(self) -> Deferred[None]:
         """
@@ -352,9 +361,22 @@ class Writer:
 
     def _finished(self) -> None:
         self._done = True
+        # Nothing more will be delivered: whatever a flush waits for has
+        # been, or never will be.
+        self._flushed(self._submitted)
         waiters, self._waiters = self._waiters, []
         for d in waiters:
             d.callback(None)
+
+    def _flushed(self, upTo: int) -> None:
+        """
+        In the reactor thread: the changes numbered up to C{upTo} are
+        delivered; fire the flushes waiting for them.
+        """
+        self._deliveredUpTo = max(self._deliveredUpTo, upTo)
+        flushes = self._flushes
+        while flushes and flushes[0][0] <= self._deliveredUpTo:
+            flushes.popleft()[1].callback(None)
 
     def _take(self) -> tuple[list[_Change[Any]], Any, bool]:
         """
@@ -474,6 +496,8 @@ class Writer:
         try:
             _fire(batch)
         finally:
+            if batch:
+                self._flushed(batch[-1].seq)
             wait = self._batching.maxWait
             if len(batch) > 1:
                 # Busy: leave the write lock free a while, for other

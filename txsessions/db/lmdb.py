@@ -12,13 +12,10 @@ session's changes never interleave.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
-import lmdb
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads, IReactorTime
 from twisted.logger import Logger
@@ -27,7 +24,6 @@ from .._fields import LoadedParts, storedRecord
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
 from ..records import (
-    Lifetime,
     SessionChanges,
     SessionInfo,
     StoredSession,
@@ -40,12 +36,24 @@ from ._persistent import (
     PersistentDatabase,
     Saved,
     changeSize,
-    checkFields,
-    finiteTime,
-    timesOf,
+    decodeRecord,
+    encodeRecord,
+    expiryOf,
+    recordParts,
 )
 from ._threads import Threads
 from ._writer import Batching, Writer
+
+try:
+    import lmdb
+except ImportError as e:
+    from . import requireExtra
+
+    try:
+        requireExtra("lmdb")
+    except ValueError as missing:
+        raise ImportError(str(missing)) from e
+    raise
 
 _log = Logger()
 
@@ -53,40 +61,35 @@ T = TypeVar("T")
 
 MAP_SIZE = 1 << 30
 """
-The largest the environment may grow, in bytes (1 GiB).
+The largest the environment may grow, in bytes (1 GiB), unless
+L{LMDBDatabase} is told otherwise.
+"""
+
+HIGH_WATER = 0.9
+"""
+How full the map may be, as a fraction of its size, before new sessions are
+refused (L{SessionLimitError}): removing a session needs fresh pages too
+(LMDB copies what it changes), so a full map could free none, and would
+refuse every new session for good.
+"""
+
+MIN_ROOM = 2 << 20
+"""
+The least room, in bytes, kept for removing sessions however small the map:
+a batch of 256 removals may copy as many pages (1 MiB of 4 KiB pages), and
+the branches above them.
 """
 
 
-def encodeRecord(lifetime: Lifetime, fields: dict[str, str]) -> bytes:
+def _keyOf(rawKey: bytes) -> str | None:
     """
-    @return: a session as LMDB stores it: one JSON object.
-    """
-    record = {"c": lifetime.createdAt, "e": lifetime.expiresAt, "f": fields}
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def recordParts(data: bytes) -> LoadedParts:
-    """
-    @return: when the session L{encodeRecord} stored was created and
-        expires, and its fields.
-    @raise ValueError: when C{data} is not such a record.
+    @return: a record's key as text, or C{None} when it is not UTF-8 (no
+        key of ours: another program's, or damage).
     """
     try:
-        record = json.loads(data)
-    except RecursionError:
-        raise ValueError("a session record nested too deep") from None
-    if type(record) is not dict:
-        raise ValueError("a session record is not an object")
-    fields = checkFields(record.get("f"))
-    return (*timesOf(record.get("c"), record.get("e")), fields)
-
-
-def decodeRecord(data: bytes) -> StoredSession:
-    """
-    @return: the session L{encodeRecord} stored.
-    @raise ValueError: when C{data} is not such a record.
-    """
-    return storedRecord(recordParts(data))
+        return rawKey.decode()
+    except UnicodeDecodeError:
+        return None
 
 
 def _ownerEntry(owner: str, key: str) -> bytes:
@@ -119,24 +122,6 @@ def _readable(cursor: Any) -> Iterator[tuple[bytes, StoredSession]]:
             yield rawKey, decodeRecord(data)
         except ValueError:
             continue
-
-
-_EXPIRY = re.compile(rb'\{"c":[-0-9.e+]+,"e":(null|[-0-9.e+]+),"f":')
-
-
-def expiryOf(data: bytes) -> float | None:
-    """
-    When a record expires, read from its first bytes, without decoding its
-    values.
-
-    @return: the time, or C{None} for a session without a lifetime.
-    @raise ValueError: when C{data} is not a record.
-    """
-    match = _EXPIRY.match(data)
-    if match is None:
-        return decodeRecord(bytes(data)).lifetime.expiresAt
-    expires = match.group(1)
-    return None if expires == b"null" else finiteTime(float(expires))
 
 
 def _liveIn(txn: Any, db: Any, now: float, skip: bytes = b"") -> int:
@@ -234,13 +219,15 @@ class _LMDBBackend:
         maxSessions: int,
         timeout: float | None,
         batching: Batching,
+        mapSize: int,
     ) -> None:
         self._maxSessions = maxSessions
         try:
-            self._env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=2)
+            self._env = lmdb.open(path, map_size=mapSize, max_dbs=2)
             self._db = self._env.open_db(b"txsessions")
             # The owner index: a key per owned session (L{_ownerEntry}).
             self._owners = self._env.open_db(b"txsessions-owners")
+            self._pageSize: int = self._env.stat()["psize"]
             self.initialExpirations = self._scan()
         except (lmdb.Error, OSError) as e:
             raise DatabaseError(
@@ -268,12 +255,14 @@ class _LMDBBackend:
         with self._env.begin(db=self._db) as txn:
             for rawKey, data in txn.cursor():
                 try:
+                    # A key that is not UTF-8 is as corrupt as its record.
+                    key = rawKey.decode()
                     expiresAt = decodeRecord(data).lifetime.expiresAt
                 except ValueError:
                     corrupt.append(rawKey)
                     continue
                 if expiresAt is not None:
-                    expiries.append((rawKey.decode(), expiresAt))
+                    expiries.append((key, expiresAt))
         if corrupt:
             _log.warn("removed {n} corrupt sessions", n=len(corrupt))
             with self._env.begin(write=True, db=self._db) as txn:
@@ -341,6 +330,7 @@ class _LMDBBackend:
                     and _liveIn(txn, self._db, now, rawKey) >= maxSessions
                 ):
                     raise SessionLimitError(f"{maxSessions} sessions live")
+                self._refuseWhenNearlyFull(txn)
                 lifetime, fields = changes.lifetime, {}
             elif stored is None or stored.lifetime.hasExpired(now):
                 return Saved(None, before, before)
@@ -355,6 +345,26 @@ class _LMDBBackend:
             return Saved(result, before, lifetime.expiresAt)
 
         return self.writer.submit(save, changeSize(changes))
+
+    def _refuseWhenNearlyFull(self, txn: Any) -> None:
+        """
+        Refuse a new session once the map is past L{HIGH_WATER}, or would
+        leave less than L{MIN_ROOM}, keeping the rest for what removes
+        sessions.
+
+        @raise SessionLimitError: when it is.
+        """
+        mapSize = self._env.info()["map_size"]
+        used = 0
+        for db in (self._db, self._owners):
+            stat = txn.stat(db)
+            pages = stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+            used += pages * self._pageSize
+        if used >= min(mapSize * HIGH_WATER, mapSize - MIN_ROOM):
+            raise SessionLimitError(
+                f"the LMDB map is nearly full ({used} of {mapSize} bytes);"
+                " the rest is kept for removing sessions"
+            )
 
     def rename(
         self, oldKey: str, newKey: str, now: float
@@ -394,11 +404,14 @@ class _LMDBBackend:
         def destroyAll(txn: Any) -> list[tuple[str, float | None]]:
             removed: list[tuple[str, float | None]] = []
             for rawKey, data in txn.cursor():
+                key = _keyOf(rawKey)
+                if key is None:
+                    continue  # dropped all the same, but no session of ours
                 try:
                     expiresAt = expiryOf(data)
                 except ValueError:
                     expiresAt = None
-                removed.append((rawKey.decode(), expiresAt))
+                removed.append((key, expiresAt))
             txn.drop(self._db, delete=False)
             txn.drop(self._owners, delete=False)
             return removed
@@ -420,8 +433,9 @@ class _LMDBBackend:
             for rawKey, stored in _readable(cursor):
                 if not rawKey.startswith(start):
                     break
-                if not stored.lifetime.hasExpired(now):
-                    found.append(SessionInfo.of(rawKey.decode(), stored))
+                key = _keyOf(rawKey)
+                if key is not None and not stored.lifetime.hasExpired(now):
+                    found.append(SessionInfo.of(key, stored))
             return found
 
         return self.writer.flush().addCallback(lambda _: self._readInThread(sessions))
@@ -436,18 +450,20 @@ class _LMDBBackend:
             for entry in cursor.iternext(values=False):
                 if not entry.startswith(start):
                     break
-                key = entry[len(start) :]
-                data = txn.get(key)
+                rawKey = entry[len(start) :]
+                key = _keyOf(rawKey)
+                data = None if key is None else txn.get(rawKey)
                 try:
                     stored = None if data is None else decodeRecord(data)
                 except ValueError:
                     continue
                 if (
-                    stored is not None
+                    key is not None
+                    and stored is not None
                     and not stored.lifetime.hasExpired(now)
                     and ownerOf(stored.values) == owner
                 ):
-                    found.append(SessionInfo.of(key.decode(), stored))
+                    found.append(SessionInfo.of(key, stored))
             return found
 
         return self.writer.flush().addCallback(lambda _: self._readInThread(sessionsOf))
@@ -470,12 +486,13 @@ class _LMDBBackend:
         def purge(txn: Any) -> list[Expiry]:
             removed: list[Expiry] = []
             for rawKey, data in txn.cursor():
+                key = _keyOf(rawKey)
                 try:
                     expiresAt = expiryOf(data)
                 except ValueError:
                     continue
-                if expiresAt is not None and now >= expiresAt:
-                    removed.append((rawKey.decode(), expiresAt))
+                if key is not None and expiresAt is not None and now >= expiresAt:
+                    removed.append((key, expiresAt))
             for key, _ in removed:
                 self._reindex(txn, key, _recordOwner(txn.pop(key.encode())), None)
             return removed
@@ -527,6 +544,7 @@ class LMDBDatabase(PersistentDatabase):
         maxSessions: int = 0,
         timeout: float | None = None,
         batching: Batching | None = None,
+        mapSize: int | None = None,
     ) -> None:
         """
         @param path: the environment's directory, created if need be.
@@ -542,6 +560,11 @@ class LMDBDatabase(PersistentDatabase):
             manager's C{Config.databaseTimeout}.
         @param batching: how changes are gathered into transactions; the
             defaults of L{Batching} when C{None}.
+        @param mapSize: the largest the environment may grow, in bytes
+            (L{MAP_SIZE} when C{None}); once it is L{HIGH_WATER} full (or
+            has less than L{MIN_ROOM} left), new sessions are refused with
+            L{SessionLimitError}, the rest kept for removing sessions.  An
+            environment another process opened larger is as large as that.
         @raise DatabaseError: when the environment cannot be opened; the
             message names it.
         """
@@ -550,7 +573,12 @@ class LMDBDatabase(PersistentDatabase):
 
             threads = cast(IReactorThreads, reactor)
         backend = _LMDBBackend(
-            path, threads, maxSessions, timeout, batching or Batching()
+            path,
+            threads,
+            maxSessions,
+            timeout,
+            batching or Batching(),
+            MAP_SIZE if mapSize is None else mapSize,
         )
         super().__init__(backend, clock, f"lmdb:{path}")
         self._lmdb = backend

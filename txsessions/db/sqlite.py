@@ -67,16 +67,33 @@ CREATE INDEX IF NOT EXISTS txsessions_owner ON txsessions (owner)
 """
 
 
-_CORRUPT_TIMES = """
+_CORRUPT = """
     typeof(created) NOT IN ('integer', 'real') OR abs(created) >= 9e999
     OR (expires IS NOT NULL
         AND (typeof(expires) NOT IN ('integer', 'real') OR abs(expires) >= 9e999))
+    OR txsessions_corrupt_fields(fields)
 """
 """
-The sessions whose times are not finite numbers (a row edited by hand): no
-session to a load, they would count as live for ever, so they are removed
-at start-up (looked for first, so that an open needs no write lock).
+The sessions whose times are not finite numbers, or whose fields are not a
+JSON object of strings (L{_corruptFields}; a row edited by hand): no
+session to a load, they would count as live for ever (and fill
+C{maxSessions}), so they are removed at start-up (looked for first, so that
+an open needs no write lock).
 """
+
+
+def _corruptFields(fields: object) -> bool:
+    """
+    @return: whether a row's fields are no session's (what L{decodeFields}
+        refuses, a load ignores and L{_open} removes).
+    """
+    if not isinstance(fields, (str, bytes)):
+        return True
+    try:
+        decodeFields(fields)
+    except ValueError:
+        return True
+    return False
 
 
 def isInMemory(path: str) -> bool:
@@ -124,10 +141,13 @@ def _open(path: str) -> list[Expiry]:
                         raise
             connection.executescript(_OWNER_INDEX)
             connection.execute("PRAGMA journal_mode=WAL")
+            connection.create_function(
+                "txsessions_corrupt_fields", 1, _corruptFields, deterministic=True
+            )
             corrupt = 0
-            found = f"SELECT EXISTS (SELECT 1 FROM txsessions WHERE {_CORRUPT_TIMES})"
+            found = f"SELECT EXISTS (SELECT 1 FROM txsessions WHERE {_CORRUPT})"
             if connection.execute(found).fetchone()[0]:
-                deleting = f"DELETE FROM txsessions WHERE {_CORRUPT_TIMES}"
+                deleting = f"DELETE FROM txsessions WHERE {_CORRUPT}"
                 corrupt = connection.execute(deleting).rowcount
                 connection.commit()
             rows = connection.execute(
