@@ -16,9 +16,11 @@ Redis more than C{staleAfter} seconds after it was sent (queued while the
 connection was down) is refused, so it never lands long after its request
 failed.
 
-Destroy events reach every process: destroys publish on the C{prefix +
-"events"} channel, and expiries come from Redis keyspace notifications
-(C{notify-keyspace-events Ex}, which this module sets when Redis allows).
+Destroy events reach every process of the database: destroys publish on
+the C{prefix + "events"} channel (C{prefix + "events@N"} for database
+number N other than 0: pub/sub ignores database numbers), and expiries come
+from Redis keyspace notifications (C{notify-keyspace-events Ex}, which this
+module adds to the server's flags when they lack it and Redis allows).
 Each process's listeners hear of each event once: of its own destroys
 through whichever comes first, the script's answer or the event's echo
 (each message names the database that published it), so that a process

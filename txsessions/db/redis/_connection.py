@@ -13,9 +13,11 @@ warning when it begins and at C{info} when it ends, never per retry.
 
 Each new connection also reads Redis's clock (C{TIME}), so that a write's
 deadline can be given in Redis's own time (see L{Connections.redisTime}),
-and asks the server for expiry notifications (C{CONFIG SET
-notify-keyspace-events Ex}), which a restarted server, or a new master,
-has forgotten.
+and asks the server for expiry notifications (adding C{E} and C{x} to its
+C{notify-keyspace-events}, if they are missing: see L{_keyspace}), which a
+restarted server, or a new master, has forgotten.  A server that answers
+something other than Redis's protocol is an outage too, told once (see
+L{_guard}).
 
 The commands of the request path (L{Connections.send}) are written to a
 connection directly, not through txredisapi's C{execute_command} (its
@@ -54,6 +56,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ...errors import DatabaseError
+from ._guard import speakingRedis
+from ._keyspace import SETTING, askForExpiries
 from ._tls import tlsOptions
 from ._url import RedisURL
 
@@ -142,6 +146,8 @@ def _watching(base: type, connections: Connections) -> type:
     """
 
     class Watching(base):
+        protocol = speakingRedis(cast(Any, base).protocol, connections.notRedis)
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             connections.factory = self
@@ -215,6 +221,7 @@ class Connections:
         self.down: str | None = None
         self._warned = False
         self._expiryWarned = False
+        self._explained = 0
         self._closed = False
         self._waiting: list[Deferred[Any]] = []
         self._turn = 0
@@ -370,6 +377,7 @@ class Connections:
             )
         self.down = None
         self._warned = False
+        self._explained = 0
         if _allowsDirect(connection):
             self._direct.add(connection)
         _noDelay(connection)
@@ -414,10 +422,35 @@ class Connections:
         @param why: txredisapi's message, with Redis's answer (never the
             password).
         """
+        if self._explained:
+            # The set-up of a connection L{notRedis} dropped: it said why.
+            self._explained -= 1
+            return
         if self._closed or self._connections:
             return
         where = self._where.address
         self.down = f"Redis at {where} refused the connection's set-up: {why}"
+        self._outage()
+
+    def notRedis(self, connection: Any) -> None:
+        """
+        The server a connection reached answered something other than
+        Redis's protocol (a wrong port, an HTTP server), and the connection
+        is dropped: the pool tries again, with its back-off.
+
+        @param connection: the txredisapi protocol of that connection, or of
+            the subscriber's.
+        """
+        if connection in self._connections:
+            return
+        if connection.factory is self.factory:
+            # Its set-up (SELECT) fails as it is dropped, which txredisapi
+            # reports too (handshakeFailed): this says why.
+            self._explained += 1
+        if self._closed or self._connections:
+            return
+        where = self._where.address
+        self.down = f"the server at {where} does not speak the Redis protocol"
         self._outage()
 
     # Internals
@@ -445,10 +478,11 @@ class Connections:
     def _configureExpiryEvents(self, connection: Any) -> None:
         """
         Ask the server a new connection reached for keyspace notifications
-        of expiries: a restarted Redis, or the new master after a failover,
-        has only its own configuration.  A managed Redis may refuse
-        C{CONFIG}, and then its operator must set C{notify-keyspace-events
-        Ex}: said once, until a server takes it again.
+        of expiries (L{askForExpiries}): a restarted Redis, or the new
+        master after a failover, has only its own configuration.  A managed
+        Redis may refuse C{CONFIG}, and then its operator must set
+        C{notify-keyspace-events Ex}: said once, until a server takes it
+        again.
         """
 
         def configured(_: object) -> None:
@@ -459,14 +493,13 @@ class Connections:
                 return
             self._expiryWarned = True
             _log.warn(
-                "could not set notify-keyspace-events Ex ({error}): expiry events "
+                "could not set {setting} Ex ({error}): expiry events "
                 "need it set on the Redis server",
+                setting=SETTING,
                 error=failure.getErrorMessage(),
             )
 
-        configuring = connection.execute_command(
-            "CONFIG", "SET", "notify-keyspace-events", "Ex"
-        )
+        configuring = Deferred.fromCoroutine(askForExpiries(connection))
         configuring.addCallbacks(configured, refused)
 
     def _measureClock(self, connection: Any) -> None:

@@ -25,6 +25,7 @@ from .._persistent import lifetimeOf
 from . import _scripts as scripts
 from ._connection import Connections, bulk, endpointFor
 from ._events import Events
+from ._extra import requireModules
 from ._subscription import Subscription
 from ._tls import tlsOptions
 from ._url import RedisURL
@@ -85,6 +86,9 @@ class RedisDatabase:
         @param reactor: the reactor to connect with; the global reactor
             when C{None}.
         @raise ValueError: when C{url} is not a Redis URL.
+        @raise ImportError: when the C{redis} extra is not installed (a
+            C{ModuleNotFoundError}, whose message gives the C{pip install}
+            line).
         """
         if reactor is None:
             from twisted.internet import reactor
@@ -92,6 +96,7 @@ class RedisDatabase:
             clock = cast(IReactorTime, reactor)
         self._clock = clock
         self.where = RedisURL.parse(url)
+        requireModules(self.where)
         if self.where.tls:
             tlsOptions(self.where)  # a bad ssl_ca_certs is told now
         self._prefix = self.where.prefix
@@ -107,7 +112,7 @@ class RedisDatabase:
         self._ownersBulk = bulk(self._owners)
         self._ttlText = str(int(defaultTTL * 1000))
         self.useDeadline(deadline)
-        self._events = Events(self._prefix)
+        self._events = Events(self._prefix, self.where.db)
         self._redis = Connections(self.where, reactor, poolsize, connectTimeout)
 
         def subscriberEndpoint(factory: Any) -> IStreamClientEndpoint:
@@ -118,6 +123,7 @@ class RedisDatabase:
             self.where.db,
             subscriberEndpoint,
             (self.where.username, self.where.password),
+            self._redis.notRedis,
         )
         self._closed = False
 

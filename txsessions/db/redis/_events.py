@@ -1,12 +1,13 @@
 """
 Destroy events of one Redis database: who hears of what, once.
 
-Destroys publish C{reason@origin key} on the C{prefix + "events"} channel
-(C{origin} names the database that published it), and expiries come from
-Redis keyspace notifications.  Each process's listeners hear of each event
-once: of its own destroys through whichever comes first, the script's
-answer or the event's echo, so that a process whose subscription is not in
-place yet still hears of them; and of the rest through its subscription.
+Destroys publish C{reason@origin key} on the database's events channel
+(L{eventsChannel}; C{origin} names the database that published it), and
+expiries come from Redis keyspace notifications.  Each process's listeners
+hear of each event once: of its own destroys through whichever comes first,
+the script's answer or the event's echo, so that a process whose
+subscription is not in place yet still hears of them; and of the rest
+through its subscription.
 """
 
 from __future__ import annotations
@@ -30,6 +31,26 @@ of, awaiting their second way in (see L{Events.tellOwn}).
 """
 
 
+def eventsChannel(prefix: str, db: int) -> str:
+    """
+    The channel the destroy events of a database are published on.  Pub/sub
+    channels are the server's, shared by all its databases: the channel
+    names the database number, as expiry notifications do, so that
+    deployments kept apart by it (C{/1}, C{/2}) do not hear each other's
+    destroys.  Database 0 keeps the name earlier versions used for every
+    database, C{prefix + "events"}, so that processes of both versions on
+    it hear each other.
+
+    @param prefix: the database's key prefix.
+    @param db: the Redis database number.
+    @return: C{prefix + "events"} for database 0, else C{prefix +
+        "events@" + db}.
+    """
+    if db == 0:
+        return prefix + "events"
+    return f"{prefix}events@{db}"
+
+
 class Events:
     """
     The listeners of one database, and what they have been told.
@@ -38,12 +59,13 @@ class Events:
     @ivar channel: the channel destroy events are published on.
     """
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, db: int = 0) -> None:
         """
         @param prefix: the database's key prefix.
+        @param db: the Redis database number.
         """
         self.prefix = prefix
-        self.channel = prefix + "events"
+        self.channel = eventsChannel(prefix, db)
         self.origin = secrets.token_hex(8)
         self._listeners = Listeners()
         self._toldOnce: dict[tuple[str, str], None] = {}

@@ -1,6 +1,12 @@
 """
 The subscriber connection of a Redis database: destroy events and expiry
 notifications, subscribed to again whenever it reconnects.
+
+The channels are shared by every application on the server (expiries by
+every one on the database), so what arrives may be no session's: another
+application's key, its name a number or bytes that are not UTF-8, is left
+alone, and a message that cannot be handled is logged (once for each kind of
+error) and dropped, never the subscription with it.
 """
 
 from __future__ import annotations
@@ -11,9 +17,11 @@ from typing import Any, cast
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ._connection import keepTrying
 from ._events import Events
+from ._guard import speakingRedis
 
 _log = Logger()
 
@@ -41,6 +49,7 @@ class Subscription:
         db: int,
         endpointFor: Callable[[Any], IStreamClientEndpoint],
         credentials: tuple[str | None, str | None] = (None, None),
+        notRedis: Callable[[Any], None] = lambda protocol: None,
     ) -> None:
         """
         @param events: who is told of what arrives.
@@ -48,16 +57,20 @@ class Subscription:
         @param endpointFor: how to reach Redis, given the subscriber's
             factory (which it may configure, as Sentinel needs).
         @param credentials: the user name and password, if any.
+        @param notRedis: told, with the protocol, when the server answers
+            something other than Redis's protocol (see L{speakingRedis}).
         """
         import txredisapi
 
-        channels = [events.channel, f"__keyevent@{db}__:expired"]
+        self._events = events
+        self._channels = channels = [events.channel, f"__keyevent@{db}__:expired"]
         self._isSubscribed = False
         self._waiting: list[Deferred[None]] = []
+        self._failedKinds: set[type[BaseException]] = set()
 
         subscription = self
 
-        class Protocol(txredisapi.SubscriberProtocol):
+        class Protocol(speakingRedis(txredisapi.SubscriberProtocol, notRedis)):  # type: ignore[misc]
             def connectionMade(self) -> None:
                 super().connectionMade()
                 subscribing = self.subscribe(channels)
@@ -67,11 +80,8 @@ class Subscription:
                 subscription.lost()
                 super().connectionLost(why)
 
-            def messageReceived(self, pattern: Any, channel: str, message: str) -> None:
-                if channel == channels[0]:
-                    events.published(message)
-                else:
-                    events.expired(message)
+            def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+                subscription.received(channel, message)
 
         class Factory(txredisapi.SubscriberFactory):
             def stopTrying(self) -> Any:
@@ -79,6 +89,8 @@ class Subscription:
 
         factory = Factory()
         factory.protocol = Protocol
+        # Key names as they are: a key named "12345" is text, not a number.
+        factory.convertNumbers = False
         factory.username, factory.password = credentials
         self.factory = factory
         # A refused set-up (AUTH) fails this Deferred, which nobody else
@@ -97,6 +109,47 @@ class Subscription:
         waiter: Deferred[None] = Deferred()
         self._waiting.append(waiter)
         return waiter
+
+    def received(self, channel: Any, message: Any) -> None:
+        """
+        A message arrived on a channel subscribed to: hand it to the
+        L{Events}.  One that is not text (another application's key, named
+        by bytes that are not UTF-8) is no session's, and left alone; one
+        that cannot be handled is logged and dropped.
+
+        @param channel: the channel's name.
+        @param message: the message, as txredisapi decoded it.
+        """
+        if not isinstance(message, str):
+            return
+        try:
+            if channel == self._channels[0]:
+                self._events.published(message)
+            else:
+                self._events.expired(message)
+        except Exception:
+            self._failed(Failure())
+
+    def _failed(self, failure: Failure) -> None:
+        """
+        A message could not be handled: log it, once for each kind of error,
+        naming where it was raised but quoting nothing of the message (it
+        may hold a session key).
+        """
+        kind: type[BaseException] = failure.type or Exception
+        if kind in self._failedKinds:
+            return
+        self._failedKinds.add(kind)
+        function, path, line = failure.frames[-1][:3] if failure.frames else ("?",) * 3
+        _log.error(
+            "a session event could not be handled ({kind} in {function}, "
+            "{path}:{line}) and was dropped; the subscription goes on (told "
+            "once for each kind of error)",
+            kind=kind.__qualname__,
+            function=function,
+            path=path,
+            line=line,
+        )
 
     def ready(self) -> None:
         """

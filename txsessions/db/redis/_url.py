@@ -48,10 +48,13 @@ class RedisURL:
         @return: what it says.
         @raise ValueError: when it is not a Redis URL.
         """
-        parts = urllib.parse.urlsplit(url)
-        query = urllib.parse.parse_qs(parts.query)
-        prefix = query.get("prefix", ["txsessions:"])[0]
         try:
+            # Inside the try: urllib's errors may quote the user name and
+            # password (a character that NFKC normalises to / ? # @ : in the
+            # netloc, say).
+            parts = urllib.parse.urlsplit(url)
+            query = urllib.parse.parse_qs(parts.query)
+            prefix = query.get("prefix", ["txsessions:"])[0]
             if parts.scheme == "unix":
                 if not parts.path:
                     raise _BadURL("a unix: Redis URL needs a socket path")
