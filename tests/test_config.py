@@ -22,7 +22,21 @@ def test_defaults() -> None:
 def test_expiresTakesSecondsOrTimedelta() -> None:
     assert Config(expires=90).expires == 90.0
     assert Config(expires=timedelta(minutes=2)).expires == 120.0
-    assert Config(expires=0.5).expires == 0.5
+    assert Config(expires=1.5).expires == 1.5
+
+
+@pytest.mark.parametrize("name", ["expires", "idleTimeout", "absoluteTimeout"])
+@pytest.mark.parametrize("seconds", [0.4, timedelta(milliseconds=999)])
+def test_aLifetimeUnderASecondIsRefused(name: str, seconds: object) -> None:
+    """
+    A lifetime under a second was taken, and every cookie went out with
+    C{Max-Age=0}: the browser dropped each session at once.
+    """
+    with pytest.raises(
+        ValueError, match=f"^{name} must be at least 1 second; 0 means none"
+    ):
+        Config(**{name: seconds})  # type: ignore[arg-type]
+    assert getattr(Config(**{name: 1}), name) == 1.0  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -284,3 +284,51 @@ def test_prometheusWithoutALiveCountWhenTheDatabaseFails(
     figures = prometheusFigures(sessions)
     assert "txsessions_sessions_live" not in figures
     assert figures["txsessions_store_errors_total"] == 1
+
+
+def test_aFullDatabaseIsCountedApartFromStoreErrors(
+    clock: Any, logged: list[LogEvent]
+) -> None:
+    """
+    A new session refused by a full database (C{maxSessions}) was counted
+    in C{storeErrors} and logged as an error, "the session database
+    failed", on every refused request: it is no outage.
+    """
+    from twisted.logger import LogLevel
+
+    from txsessions.db.memory import MemoryDatabase
+
+    sessions = Sessions(Config(cookie=COOKIE), MemoryDatabase(maxSessions=1), clock)
+    browser = kvBrowser(sessions)
+    login(browser)
+    codes = [browser.get("/set/user/bob")[0].code for _ in range(2)]
+    assert codes == [503, 503]
+    assert (sessions.metrics.storeErrors, sessions.metrics.refusedFull) == (0, 2)
+    assert [(e["sessionEvent"], e["log_level"]) for e in logged] == [
+        ("refusedFull", LogLevel.warn),
+        ("refusedFull", LogLevel.warn),
+    ]
+    _, body = metricsBrowser(sessions).get("/metrics")
+    assert json.loads(body)["refusedFull"] == 2
+    figures = prometheusFigures(sessions)
+    assert figures["txsessions_refused_full_total"] == 2
+    assert figures["txsessions_store_errors_total"] == 0
+
+
+def test_prometheusWithoutItsExtraNamesThePipLine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Without the extra, importing L{txsessions.prometheus} was a bare
+    C{ModuleNotFoundError} naming C{prometheus_client}, with no pip line.
+    """
+    import sys
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    monkeypatch.delitem(sys.modules, "txsessions.prometheus", raising=False)
+    with pytest.raises(ImportError) as caught:
+        import txsessions.prometheus  # noqa: F401
+    assert str(caught.value) == (
+        "Prometheus metrics need the prometheus extra (no module "
+        "prometheus_client): pip install 'txsessions[prometheus]'"
+    )

@@ -264,15 +264,15 @@ async def test_twistdServesAUserApp(tmp_path: Any) -> None:
         await server.stop()
 
 
-ownSessions = None
+# Not a Sessions of this module's own: --app would wrap sampleApp in it.
+ownSessions: dict[str, Any] = {}
 
 
 def ownWrapped() -> Any:
     from txsessions import Config, Sessions
 
-    global ownSessions
-    ownSessions = Sessions(Config(cookie="own"))
-    return ownSessions.wrap(sampleApp.resource())
+    ownSessions["made"] = Sessions(Config(cookie="own"))
+    return ownSessions["made"].wrap(sampleApp.resource())
 
 
 def test_anAppWrappedAlreadyKeepsItsManager() -> None:
@@ -280,8 +280,7 @@ def test_anAppWrappedAlreadyKeepsItsManager() -> None:
     browser = Browser(siteOf(service).resource)
     response, _ = browser.get("/")
     assert cookieValue(response, "own")
-    assert ownSessions is not None
-    assert resultOf(ownSessions.count()) == 1
+    assert resultOf(ownSessions["made"].count()) == 1
 
 
 @pytest.mark.parametrize("scheme", ["sqlite", "lmdb"])
@@ -408,6 +407,10 @@ def test_eachOptionReachesTheConfig(argv: list[str], field: str, value: Any) -> 
         (["--absolute-timeout", "inf"], "--absolute-timeout takes a number"),
         (["--database-timeout", "nan"], "--database-timeout takes a number"),
         (["--expires", "5", "--idle-timeout", "5"], "--expires .* --idle-timeout"),
+        # A cookie with Max-Age=0: every session dropped at once.
+        (["--expires", "0.4"], "^--expires must be at least 1 second; 0 means none"),
+        (["--idle-timeout", "0.5"], "^--idle-timeout must be at least 1 second"),
+        (["--absolute-timeout", ".9"], "^--absolute-timeout must be at least 1 "),
         (["--cookie-path", "app"], "cookie path 'app' must start with '/'"),
         (["--cookie-domain", "not a domain"], "'not a domain' is not a DNS name"),
         (

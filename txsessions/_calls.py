@@ -29,7 +29,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .errors import CounterRangeError, DatabaseError
+from .errors import CounterRangeError, DatabaseError, SessionLimitError
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -168,7 +168,11 @@ class DatabaseCalls:
 
     def failed(self, error: BaseException, kind: str) -> DatabaseError:
         """
-        Count and log a database failure: the one log entry it gets.
+        Count and log a database failure: the one log entry it gets.  A
+        database that is full (L{SessionLimitError}) is counted in
+        L{Metrics.refusedFull} and logged as a warning, and a refused
+        increment (L{CounterRangeError}) is only logged as one: neither is an
+        outage, counted in L{Metrics.storeErrors}.
 
         @param error: what the database raised.
         @param kind: as for L{call}.
@@ -176,6 +180,15 @@ class DatabaseCalls:
         """
         if isinstance(error, CounterRangeError):  # the data's, not an outage
             _log.warn("a save was refused ({kind}): {error}", kind=kind, error=error)
+            return error
+        if isinstance(error, SessionLimitError):  # --max-sessions: not an outage
+            self._metrics.refusedFull += 1
+            _log.warn(
+                "a new session was refused, the database is full ({kind}): {error}",
+                kind=kind,
+                error=error,
+                sessionEvent="refusedFull",
+            )
             return error
         self._metrics.storeErrors += 1
         _log.error(

@@ -2,12 +2,17 @@
 """
 L{Config}: how a L{txsessions.Sessions} manager names, writes and expires its
 sessions.  Validated when it is built, so a bad setting fails at start-up and
-not on the first request.
+not on the first request.  L{readKeys} reads the keys of its encoding (a
+L{txsessions.codec.CookieCodec}) from a file, as C{--secret-file} gives them.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import os
+import stat
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal, Protocol
@@ -15,6 +20,7 @@ from typing import Any, Literal, Protocol
 import attrs
 from twisted.web.iweb import IRequest
 
+from .codec import KEY_BYTES, isWeakKey
 from .cookies import (
     checkCookieDomain,
     checkCookieName,
@@ -55,6 +61,17 @@ MAX_LIFETIME = 100 * 365.25 * 24 * 3600
 The longest lifetime, in seconds: 100 years.  Beyond it, or far beyond, a
 cookie's C{Expires} date cannot be written.
 """
+
+
+def _atLeastASecond(instance: object, attribute: Any, value: float) -> None:
+    """
+    Refuse a lifetime under a second: the cookie's C{Max-Age}, in whole
+    seconds, would be 0, and the browser would drop the session at once.
+    """
+    if 0 < value < 1:
+        raise ValueError(
+            f"{attribute.name} must be at least 1 second; 0 means none, not {value!r}"
+        )
 
 
 def _checkSameSite(instance: object, attribute: object, value: Any) -> None:
@@ -227,7 +244,9 @@ class Config:
     cookie: str = attrs.field(
         default="txsessionid", validator=lambda i, a, v: checkCookieName(v)
     )
-    expires: float = attrs.field(default=0.0, converter=toSeconds)
+    expires: float = attrs.field(
+        default=0.0, converter=toSeconds, validator=_atLeastASecond
+    )
     sessionIDGenerator: Callable[[IRequest], str] = attrs.field(
         default=generateSessionID, validator=attrs.validators.is_callable()
     )
@@ -252,8 +271,12 @@ class Config:
     cookieSecureTLS: bool = _switch(True)
     forceSecureCookie: bool = _switch(False)
     trustProxyHeaders: bool = _switch(False)
-    idleTimeout: float = attrs.field(default=0.0, converter=toSeconds)
-    absoluteTimeout: float = attrs.field(default=0.0, converter=toSeconds)
+    idleTimeout: float = attrs.field(
+        default=0.0, converter=toSeconds, validator=_atLeastASecond
+    )
+    absoluteTimeout: float = attrs.field(
+        default=0.0, converter=toSeconds, validator=_atLeastASecond
+    )
     databaseTimeout: float = attrs.field(default=3.0, converter=toSeconds)
     logSessionEvents: bool = _switch(False)
     lastSeenInterval: float = attrs.field(default=300.0, converter=toSeconds)
@@ -327,3 +350,69 @@ class Config:
         if "cookieDomain" in options and "disableSubdomainPersistence" not in options:
             options["disableSubdomainPersistence"] = options["cookieDomain"] is None
         return attrs.evolve(self, **options)
+
+
+def readKeys(path: str) -> list[bytes]:
+    """
+    Read the keys of a C{--secret-file}: one a line, newest first, each 32
+    bytes in base64 (standard or URL-safe) or hexadecimal; blank lines and
+    lines starting with C{#} are skipped.  Error messages name the file and
+    the line, never a key.
+
+    @param path: the file.
+    @return: the keys, oldest first, as L{txsessions.codec.CookieCodec}
+        takes them.
+    @raise ValueError: when the file cannot be read, may be read by other
+        users or changed by its group, holds no key, holds a key twice, or
+        holds a line that is not a strong key.
+    """
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ValueError(f"cannot read --secret-file {path}: {e.strerror}") from None
+    if os.name == "posix" and mode & 0o027:
+        raise ValueError(
+            f"--secret-file {path} may be read or changed by other users "
+            f"(mode {stat.S_IMODE(mode):o}): chmod 600 {path}"
+        )
+    keys = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith(b"#"):
+            continue
+        key = _decodeKey(text)
+        where = f"line {number} of --secret-file {path}"
+        if key is None or len(key) != KEY_BYTES:
+            raise ValueError(
+                f"{where} is not a key: use {KEY_BYTES} random bytes in base64 "
+                "(twistd txsessions --generate-secret prints one)"
+            )
+        if isWeakKey(key):
+            raise ValueError(
+                f"{where} is a weak key (text or a pattern): make a random one "
+                "(twistd txsessions --generate-secret prints one)"
+            )
+        keys.append(key)
+    if not keys:
+        raise ValueError(f"--secret-file {path} holds no key")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"--secret-file {path} holds a key twice")
+    keys.reverse()
+    return keys
+
+
+def _decodeKey(text: bytes) -> bytes | None:
+    if len(text) == 2 * KEY_BYTES:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except ValueError:
+            pass
+    try:
+        return base64.b64decode(
+            text.replace(b"-", b"+").replace(b"_", b"/") + b"=" * (-len(text) % 4),
+            validate=True,
+        )
+    except (binascii.Error, ValueError):
+        return None

@@ -14,6 +14,8 @@ from typing import Any
 from klein import Klein
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IAddress, IListeningPort
 from twisted.internet.task import react
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
@@ -351,7 +353,8 @@ def serve(resource: IResource, argv: Sequence[str] = ()) -> None:
     """
     Serve C{resource} until interrupted, as the examples do: on
     C{tcp:8080}, or on the endpoint description C{argv[0]} names.  Prints
-    the URL once listening.
+    where it listens once listening; a description that is no endpoint, or
+    one it cannot listen on, is a one-line error and exit status 1.
 
     @param resource: the root resource.
     @param argv: the command line's arguments after the script's name.
@@ -359,9 +362,46 @@ def serve(resource: IResource, argv: Sequence[str] = ()) -> None:
     description = argv[0] if argv else "tcp:8080"
 
     async def main(reactor: Any) -> None:
-        endpoint = endpoints.serverFromString(reactor, description)
-        port = await endpoint.listen(Site(resource))
-        print(f"Now listening on: http://localhost:{port.getHost().port}", flush=True)
+        port = await listen(reactor, resource, description)
+        print(listeningOn(port.getHost(), description), flush=True)
         await Deferred()
 
     react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+
+
+async def listen(reactor: Any, resource: IResource, description: str) -> IListeningPort:
+    """
+    Serve C{resource} on an endpoint description.
+
+    @param reactor: the reactor to listen with.
+    @param resource: the root resource.
+    @param description: an endpoint description, such as C{tcp:8080}.
+    @return: the listening port.
+    @raise SystemExit: with a one-line message, when C{description} is no
+        endpoint description or cannot be listened on.
+    """
+    try:
+        endpoint = endpoints.serverFromString(reactor, description)
+    except (ValueError, TypeError) as e:
+        raise SystemExit(
+            f"{description!r} is not an endpoint description (such as tcp:8080 "
+            f"or unix:/tmp/app.sock): {e}"
+        ) from None
+    try:
+        port: IListeningPort = await endpoint.listen(Site(resource))
+    except (CannotListenError, OverflowError) as e:  # in use; port 99999
+        raise SystemExit(f"cannot listen on {description}: {e}") from None
+    return port
+
+
+def listeningOn(address: IAddress, description: str) -> str:
+    """
+    @param address: the address a port listens on.
+    @param description: the endpoint description it was made from.
+    @return: the line that says so: the URL for an address with a port
+        number (TCP), or else the description (a UNIX socket).
+    """
+    port = getattr(address, "port", None)
+    if isinstance(port, int):
+        return f"Now listening on: http://localhost:{port}"
+    return f"Now listening on: {description}"

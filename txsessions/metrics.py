@@ -150,6 +150,8 @@ class Metrics:
     @ivar destroyed: sessions the database destroyed, by L{DestroyReason}
         value; with Redis, every process counts every destroy.
     @ivar storeErrors: database calls that failed or did not answer in time.
+    @ivar refusedFull: new sessions a full database refused (its
+        C{maxSessions}, C{--max-sessions}); not counted in C{storeErrors}.
     @ivar latency: a L{Latency} for each kind of database call (C{load},
         C{save}, C{other}).
     """
@@ -158,6 +160,7 @@ class Metrics:
         self.created = 0
         self.destroyed: Counter[str] = Counter()
         self.storeErrors = 0
+        self.refusedFull = 0
         self.latency = {"load": Latency(), "save": Latency(), "other": Latency()}
 
     def snapshot(self) -> dict[str, Any]:
@@ -168,6 +171,7 @@ class Metrics:
             "created": self.created,
             "destroyed": {r.value: self.destroyed[r.value] for r in DestroyReason},
             "storeErrors": self.storeErrors,
+            "refusedFull": self.refusedFull,
             "latency": {k: window.summary() for k, window in self.latency.items()},
         }
 
@@ -196,11 +200,12 @@ class MetricsResource(Resource):
         root.putChild(b"metrics", MetricsResource(sessions))
 
     C{GET} answers C{{"live": N, "created": ..., "destroyed": {...},
-    "storeErrors": ..., "latency": {...}}}, with status 200, or 503 with
-    C{"live": null} when the database could not count.  Counting asks the
-    database (a C{SCAN} on Redis), so poll it every few seconds, not on every
-    request, and mount it where only operators reach it.  For Prometheus's
-    text format, see L{txsessions.prometheus.PrometheusResource}.
+    "storeErrors": ..., "refusedFull": ..., "latency": {...}}}, with status
+    200, or 503 with C{"live": null} when the database could not count.
+    Counting asks the database (a C{SCAN} on Redis), so poll it every few
+    seconds, not on every request, and mount it where only operators reach
+    it.  For Prometheus's text format, see
+    L{txsessions.prometheus.PrometheusResource}.
     """
 
     isLeaf = True

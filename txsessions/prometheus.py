@@ -11,6 +11,7 @@ The same figures as the JSON resource, under these names::
     txsessions_sessions_created_total           counter
     txsessions_sessions_destroyed_total{reason} counter
     txsessions_store_errors_total               counter
+    txsessions_refused_full_total               counter
     txsessions_database_call_seconds{kind}      histogram (load, save, other)
 """
 
@@ -19,17 +20,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
 from twisted.web.resource import Resource
 
+from .db import requireExtra
 from .metrics import answerWhenCounted
 from .records import DestroyReason
+
+try:
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        generate_latest,
+    )
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
+except ImportError:
+    # Without the extra: say which, and the pip line, as twistd does.
+    try:
+        requireExtra("prometheus")
+    except ValueError as e:
+        raise ImportError(str(e)) from None
+    raise
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
@@ -77,6 +92,11 @@ class SessionsCollector:
             "txsessions_store_errors",
             "Database calls that failed or did not answer in time.",
             value=metrics.storeErrors,
+        )
+        yield CounterMetricFamily(
+            "txsessions_refused_full",
+            "New sessions refused because the database was full.",
+            value=metrics.refusedFull,
         )
         latency = HistogramMetricFamily(
             "txsessions_database_call_seconds",

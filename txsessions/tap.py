@@ -8,11 +8,9 @@ resource, with sessions configured on the command line
 from __future__ import annotations
 
 import base64
-import binascii
 import gc
 import os
 import re
-import stat
 import sys
 from collections.abc import Callable
 from importlib import import_module
@@ -26,8 +24,9 @@ from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
-from .codec import DEFAULT_MAX_AGE, KEY_BYTES, CookieCodec, generateKey, isWeakKey
+from .codec import DEFAULT_MAX_AGE, CookieCodec, generateKey
 from .config import Config, SameSite, toSeconds
+from .config import readKeys as readKeys  # where admin.py and tests take it
 from .db import checkDatabaseURL, openDatabase, requireExtra
 from .errors import DatabaseError
 from .interfaces import IDatabase
@@ -53,9 +52,10 @@ class Options(usage.Options):
             None,
             "The app to serve, as module:attribute: a Klein app, a "
             "resource, or a callable returning either.  It is wrapped in sessions "
-            "(read them with txsessions.get) unless it is a Sessions.wrap resource "
-            "already, whose manager then uses --database (and ignores the "
-            "session options below).",
+            "(read them with txsessions.get): those of its Sessions.wrap resource, "
+            "or else of the one Sessions its module holds (as for "
+            "@sessions.withSession routes), which then use --database and "
+            "ignore the session options below; or else new ones.",
         ],
         ["database", "d", "memory:", "The session database URL."],
         [
@@ -185,6 +185,11 @@ class Options(usage.Options):
     """
     app: IResource | None
     "The resource C{--app} names, loaded by L{postOptions}."
+    appSessions: Sessions | None
+    """
+    The manager the C{--app} comes with (L{appSessions}), found by
+    L{postOptions}; C{None} when it comes with none.
+    """
     config: Config
     "The configuration the options make, built by L{postOptions}."
 
@@ -229,7 +234,11 @@ class Options(usage.Options):
             raise usage.UsageError("--app takes module:attribute")
         # Loaded now, so that an app that cannot be loaded is a one-line
         # usage error rather than a traceback.
-        self.app = None if self["app"] is None else loadApp(self["app"])
+        spec = self["app"]
+        self.app = self.appSessions = None
+        if spec is not None:
+            self.app = loadApp(spec)
+            self.appSessions = appSessions(spec, self.app)
         try:
             arguments = self._configArguments()
             try:
@@ -365,71 +374,6 @@ def _optionNames(message: str) -> str:
     )
 
 
-def readKeys(path: str) -> list[bytes]:
-    """
-    Read the keys of a C{--secret-file}: one a line, newest first, each 32
-    bytes in base64 (standard or URL-safe) or hexadecimal; blank lines and
-    lines starting with C{#} are skipped.  Error messages name the file and
-    the line, never a key.
-
-    @param path: the file.
-    @return: the keys, oldest first, as L{CookieCodec} takes them.
-    @raise ValueError: when the file cannot be read, may be read by other
-        users or changed by its group, holds no key, holds a key twice, or
-        holds a line that is not a strong key.
-    """
-    try:
-        with open(path, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise ValueError(f"cannot read --secret-file {path}: {e.strerror}") from None
-    if os.name == "posix" and mode & 0o027:
-        raise ValueError(
-            f"--secret-file {path} may be read or changed by other users "
-            f"(mode {stat.S_IMODE(mode):o}): chmod 600 {path}"
-        )
-    keys = []
-    for number, line in enumerate(lines, 1):
-        text = line.strip()
-        if not text or text.startswith(b"#"):
-            continue
-        key = _decodeKey(text)
-        where = f"line {number} of --secret-file {path}"
-        if key is None or len(key) != KEY_BYTES:
-            raise ValueError(
-                f"{where} is not a key: use {KEY_BYTES} random bytes in base64 "
-                "(twistd txsessions --generate-secret prints one)"
-            )
-        if isWeakKey(key):
-            raise ValueError(
-                f"{where} is a weak key (text or a pattern): make a random one "
-                "(twistd txsessions --generate-secret prints one)"
-            )
-        keys.append(key)
-    if not keys:
-        raise ValueError(f"--secret-file {path} holds no key")
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"--secret-file {path} holds a key twice")
-    keys.reverse()
-    return keys
-
-
-def _decodeKey(text: bytes) -> bytes | None:
-    if len(text) == 2 * KEY_BYTES:
-        try:
-            return bytes.fromhex(text.decode("ascii"))
-        except ValueError:
-            pass
-    try:
-        return base64.b64decode(
-            text.replace(b"-", b"+").replace(b"_", b"/") + b"=" * (-len(text) % 4),
-            validate=True,
-        )
-    except (binascii.Error, ValueError):
-        return None
-
-
 def loopbackUnlessTold(description: str) -> str:
     """
     A TCP endpoint description that names no interface, made to bind the
@@ -495,6 +439,36 @@ def loadApp(spec: str) -> IResource:
     if IResource.providedBy(target):
         return target
     raise usage.UsageError(f"--app {spec} is neither a Klein app nor a resource")
+
+
+def appSessions(spec: str, app: IResource) -> Sessions | None:
+    """
+    The manager an app comes with: a L{SessionResource}'s own, or else the
+    one L{Sessions} its module holds, whose C{withSession} routes refuse a
+    request that has a session of another manager.
+
+    @param spec: C{module:attribute}, as L{loadApp} loaded C{app}.
+    @param app: the app L{loadApp} returned.
+    @return: the manager, or C{None} when the module holds none.
+    @raise usage.UsageError: when the module holds several.
+    """
+    if isinstance(app, SessionResource):
+        own: Sessions = app.sessions
+        return own
+    module = sys.modules[spec.partition(":")[0]]
+    found: dict[int, tuple[str, Sessions]] = {}
+    for name, value in vars(module).items():
+        if isinstance(value, Sessions):
+            found.setdefault(id(value), (name, value))
+    if len(found) > 1:
+        names = ", ".join(sorted(name for name, _ in found.values()))
+        raise usage.UsageError(
+            f"--app {spec}: its module holds several Sessions managers ({names}); "
+            "give --app the Sessions.wrap resource of the one to use"
+        )
+    for _, sessions in found.values():
+        return sessions
+    return None
 
 
 class _SessionsService(service.Service):
@@ -566,12 +540,13 @@ def makeService(options: Options) -> service.IService:
         root: IResource = demoApp(sessions).resource()
     else:
         root = options.app
-        if isinstance(root, SessionResource):
-            sessions = root.sessions
+        if options.appSessions is None:
+            sessions = Sessions(config, database)
+        else:
+            sessions = options.appSessions
             if database is not None:
                 sessions.useDatabase(database)
-        else:
-            sessions = Sessions(config, database)
+        if not isinstance(root, SessionResource):
             root = sessions.wrap(root)
     parent = service.MultiService()
     opening = options.makeDatabase if database is None else None
