@@ -195,6 +195,27 @@ def test_aFlashReadThenClearedStaysRead() -> None:
     assert changes.clear and "\x00fm" not in changes.updated
 
 
+def test_aFlashReadAndRemovedBeforeAClearIsNotWrittenBack() -> None:
+    """
+    A flash message read, its removal saved mid-request (an increment saves
+    at once), is not written back by a later L{Session.clear}: it would be
+    shown again on the next request.  One set again after its removal is.
+    """
+    session = loaded()
+    session.setFlash("m", "hello")
+    session.setFlash("n", "kept")
+    takeChanges(session)
+    assert session.getFlash("m") == "hello"
+    assert takeChanges(session).deleted == {"\x00fm"}  # the increment's save
+    session.clear()
+    changes = takeChanges(session)
+    assert changes.clear and changes.updated == {"\x00fn": '"kept"'}
+    assert session.getFlash("m") == "hello"  # still readable in this request
+    session.setFlash("m", "again")
+    session.clear()
+    assert takeChanges(session).updated == {"\x00fm": '"again"', "\x00fn": '"kept"'}
+
+
 def test_aFlashKeyThatIsNoStrIsNotSerializable() -> None:
     """
     A flash message under a key that is not a C{str} is refused with

@@ -121,11 +121,35 @@ def test_setRefusesNonStringKeys() -> None:
         loaded().set(1, "v")  # type: ignore[arg-type]
 
 
-def test_valueIsStoredAsItWasWhenSet() -> None:
-    session = loaded()
+def test_aListOrDictSetIsSavedAsItIsAtTheSave() -> None:
+    """
+    A list or dict set in this request, then changed in place, is saved as
+    it is when saved, as Django and Flask save it (helper-50: the change was
+    lost for good, though the request itself read it); a scalar is saved as
+    set; a value loaded and changed in place without being set again is
+    not saved.
+    """
+    session = loaded(loaded=[0])
     value = [1]
     session.set("k", value)
     value.append(2)
+    session.setdefault("cart", []).append("apple")
+    session.setdefault("prefs", {})["theme"] = "dark"
+    session.get("loaded").append(1)
+    assert takeChanges(session).updated == {
+        "k": "[1,2]",
+        "cart": '["apple"]',
+        "prefs": '{"theme":"dark"}',
+    }
+    value.append(3)  # after its save: set it again to save it
+    assert takeChanges(session).updated == {}
+
+
+def test_aListChangedIntoWhatCannotBeStoredIsSavedAsSet() -> None:
+    session = loaded()
+    value: list[object] = [1]
+    session.set("k", value)
+    value.append(object())
     assert takeChanges(session).updated == {"k": "[1]"}
 
 
@@ -263,6 +287,22 @@ def test_decodeErrors() -> None:
         session.decode("missing", User)
     with pytest.raises(TypeError, match="neither an attrs class nor a dataclass"):
         session.decode("user", dict)
+
+
+@attrs.frozen
+class Theme:
+    name: str = attrs.field(validator=attrs.validators.in_(["light", "dark"]))
+
+
+def test_aValueTheClassRefusesIsAnEntryTypeError() -> None:
+    """
+    A stored object whose fields the class's own validation refuses (a value
+    an older release wrote) does not fit it either: the documented
+    L{EntryTypeError}, not the C{ValueError} the validator raised.
+    """
+    session = loaded(theme={"name": "blue"})
+    with pytest.raises(EntryTypeError, match="does not fit Theme"):
+        session.decode("theme", Theme)
 
 
 def test_lifetime() -> None:

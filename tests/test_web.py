@@ -150,6 +150,49 @@ def test_aBodyReturnedAfterAWriteIsNoFreshAnswer(
     assertCutShort(stub, d)
 
 
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_aFailedSaveAfterARegenerateSendsTheNewID(
+    sessions: Sessions, db: ControlledDatabase, wrapped: bool
+) -> None:
+    """
+    A login that regenerates, then writes, the write's save failing: the
+    503 carries the new id's cookie, as a 5xx after a regenerate does.  The
+    rename has landed, so the old id the client holds is dead; without the
+    new one, the session and its data were lost for good (helper-49).  The
+    response is the held one (under L{Sessions.wrap}) or a C{withSession}
+    handler's.
+    """
+    kv = kvApp(sessions)
+
+    async def regenerateThenWrite(session: Session) -> str:
+        await session.regenerate()
+        db.failSaves = True  # the store fails the save that follows
+        session.set("user", "alice")
+        return "ok"
+
+    @kv.route("/wrapped-login")
+    async def wrappedLogin(request: IRequest) -> str:
+        return await regenerateThenWrite(txsessions.get(request))
+
+    @kv.route("/login")
+    @sessions.withSession
+    async def login(request: IRequest, session: Session) -> str:
+        return await regenerateThenWrite(session)
+
+    browser = Browser(sessions.wrap(kv.resource()))
+    sid = cookieValue(browser.get("/set/cart/3")[0], COOKIE)
+    response, body = browser.get(
+        "/wrapped-login" if wrapped else "/login", {COOKIE: sid}
+    )
+    assert (response.code, body) == (503, UNAVAILABLE)
+    db.failSaves = False
+    newID = cookieValue(response, COOKIE)
+    assert newID and newID != sid
+    assert json.loads(browser.get("/get/cart", {COOKIE: newID})[1]) == "3"
+    assert json.loads(browser.get("/get/user", {COOKIE: newID})[1]) is None
+    assert json.loads(browser.get("/get/cart", {COOKIE: sid})[1]) is None
+
+
 @pytest.mark.parametrize("outerKind", ["returns", "async", "writes"])
 def test_nestedWithSessionSavesTheOuterChange(
     browser: Browser, sessions: Sessions, outerKind: str

@@ -5,9 +5,15 @@ L{ChangeSet}: what a session has changed since it was last saved.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from .errors import SessionDestroyedError, SessionError
+from twisted.logger import Logger
+
+from .errors import SessionDestroyedError, SessionError, ValueNotSerializable
+from .values import encodeValue
+
+_log = Logger()
 
 NONE: frozenset[str] = frozenset()
 """
@@ -47,7 +53,12 @@ class ChangeSet:
     @ivar deleted: stored field names to remove.
     @ivar cleared: whether every value is to be removed first.
     @ivar lifetimeChanged: whether the lifetime is to be saved.
+    @ivar containers: the keys set to a list or a dict since the last save:
+        encoded again when saved (L{encodeAgain}).
     @ivar readFlashes: flash messages read, to be removed.
+    @ivar removedFlashes: flash messages read whose removal a save has
+        already taken: a L{Session.clear <txsessions.Session.clear>}, which
+        writes back the flash messages it keeps, leaves them out.
     @ivar cookieDirty: whether the cookie is to be (re)sent.
     @ivar stored: whether the database holds the session.
     @ivar destroyed: whether the session takes no more changes: it was
@@ -65,7 +76,9 @@ class ChangeSet:
         "deleted",
         "cleared",
         "lifetimeChanged",
+        "containers",
         "readFlashes",
+        "removedFlashes",
         "cookieDirty",
         "stored",
         "destroyed",
@@ -81,7 +94,9 @@ class ChangeSet:
         self.deleted: set[str] | frozenset[str] = NONE
         self.cleared = False
         self.lifetimeChanged = False
+        self.containers: set[str] | frozenset[str] = NONE
         self.readFlashes: set[str] | frozenset[str] = NONE
+        self.removedFlashes: set[str] | frozenset[str] = NONE
         self.cookieDirty = False
         self.stored = stored
         self.destroyed = False
@@ -110,6 +125,30 @@ class ChangeSet:
         else:
             self.updated[name] = text
             self.deleted = removed(self.deleted, name)
+
+    def encodeAgain(self, values: Mapping[str, Any]) -> None:
+        """
+        Encode the lists and dicts set since the last save again, as they
+        are now, into what is to be saved: what was changed in them in place
+        after they were set is saved too, as Django, Flask and
+        aiohttp-session save it (C{session.setdefault("cart", []).append(x)}).
+        One that can no longer be stored is saved as it was set.
+
+        @param values: the session's values.
+        """
+        updated = self.updated
+        for key in self.containers:
+            value = values.get(key)
+            if key in updated and (type(value) is list or type(value) is dict):
+                try:
+                    updated[key] = encodeValue(key, value)
+                except ValueNotSerializable as e:
+                    _log.warn(
+                        "a session value changed in place after it was set can "
+                        "no longer be stored ({error}); saved as it was set",
+                        error=e,
+                    )
+        self.containers = NONE
 
     def keepOwn(self, lifetime: Any) -> None:
         """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._changes import ChangeSet, added, removed
+from ._changes import NONE, ChangeSet, added, removed
 from ._fields import FLASH
 from .values import encodeValue
 
@@ -40,6 +40,7 @@ class FlashMethods:
         self.changes.change(FLASH + key, text)
         self._flashes[key] = value
         self.changes.readFlashes = removed(self.changes.readFlashes, key)
+        self.changes.removedFlashes = removed(self.changes.removedFlashes, key)
 
     def hasFlash(self) -> bool:
         """
@@ -102,3 +103,26 @@ class FlashMethods:
         """
         for key in list(self._flashes):
             self.deleteFlash(key)
+
+    def _removeReadFlashes(self) -> None:
+        """
+        Remove the flash messages read, in what is to be saved.
+        """
+        changes = self.changes
+        for key in changes.readFlashes:
+            changes.change(FLASH + key, None)
+        changes.removedFlashes = {*changes.removedFlashes, *changes.readFlashes}
+        changes.readFlashes = NONE
+
+    def _keepFlashes(self) -> None:
+        """
+        Write back, in what is to be saved after a clear, the flash messages
+        the session holds and has not read: the clear keeps them.
+        """
+        changes = self.changes
+        deleted, gone = changes.deleted, changes.removedFlashes
+        changes.updated.update(
+            (FLASH + k, encodeValue(k, v))
+            for k, v in self._flashes.items()
+            if FLASH + k not in deleted and k not in gone
+        )

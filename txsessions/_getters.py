@@ -112,7 +112,7 @@ class TypedGetters:
         @return: the instance.
         @raise EntryNotFound: when there is no such key.
         @raise EntryTypeError: when the value is no C{dict} or does not fit
-            the class.
+            the class (its fields, or its own validation, refuse it).
         """
         if not (attrs.has(into) or dataclasses.is_dataclass(into)):
             raise TypeError(f"{into!r} is neither an attrs class nor a dataclass")
@@ -121,7 +121,9 @@ class TypedGetters:
             raise EntryTypeError(key, f"session key {key!r} holds no object to decode")
         try:
             return cast(T, into(**copy.deepcopy(value)))
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
+            # A missing or unknown field, or one the class's own validation
+            # refuses (attrs validators, a dataclass's __post_init__).
             raise EntryTypeError(
                 key, f"session key {key!r} does not fit {into.__name__}: {e}"
             ) from None

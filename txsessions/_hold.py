@@ -335,6 +335,13 @@ class HeldResponse:
         once when the response had finished before this was made.
         """
 
+    def cookiesKept(self) -> Sequence[bytes]:
+        """
+        @return: the C{Set-Cookie} values a response answered 503 or 409
+            (its session unsaved: L{failedBody}) still carries: none here.
+        """
+        return ()
+
     def nothingWritten(self) -> bool:
         """
         @return: whether nothing was written to the response yet, through
@@ -446,7 +453,7 @@ class HeldResponse:
             if not _disconnected(request):
                 abort(request)
             return
-        self._write(failedBody(failure, request))
+        self._write(failedBody(failure, request, keep=self.cookiesKept()))
         self._finish()
 
 
@@ -461,7 +468,12 @@ def logUnsaved(failure: Failure) -> None:
         _log.failure("the session could not be saved", failure=failure)
 
 
-def failedBody(failure: Failure, request: IRequest, whole: bool = True) -> bytes:
+def failedBody(
+    failure: Failure,
+    request: IRequest,
+    whole: bool = True,
+    keep: Sequence[bytes] = (),
+) -> bytes:
     """
     Make a response whose session could not be saved, nothing written yet,
     a 409 (another request regenerated or destroyed the session first) or
@@ -473,6 +485,8 @@ def failedBody(failure: Failure, request: IRequest, whole: bool = True) -> bytes
     @param whole: whether the body returned is the whole response, to be
         given its C{Content-Length}; not for a handler called by another,
         which answers the response with what it makes of it.
+    @param keep: the C{Set-Cookie} values it still carries
+        (L{HeldResponse.cookiesKept}); every other cookie is dropped.
     @return: the body to answer with.
     """
     logUnsaved(failure)
@@ -499,7 +513,7 @@ def failedBody(failure: Failure, request: IRequest, whole: bool = True) -> bytes
         if values:
             headers.setRawHeaders(name, values)
     request.responseHeaders = headers
-    request.cookies = []  # type: ignore[attr-defined]
+    request.cookies = list(keep)  # type: ignore[attr-defined]
     return body
 
 

@@ -87,15 +87,6 @@ def requestSession(request: IRequest) -> RequestSession | None:
     return getattr(request, _STATE, None)
 
 
-def requestKey(request: IRequest) -> str | None:
-    """@return: the store key of C{request}'s session, once stored; else C{None}."""
-    state = requestSession(request)
-    session = None if state is None else state.current()
-    if session is None or session.destroyed:
-        return None
-    return storedKey(session)
-
-
 def currentSession(request: IRequest) -> Session:
     """
     @return: the L{Session} started for C{request} by a L{txsessions.Sessions}.
@@ -398,6 +389,18 @@ class RequestSession(HeldResponse):
         if self._session is not None:
             self._session.changes.finish()
 
+    def cookiesKept(self) -> list[bytes]:
+        """
+        See L{HeldResponse.cookiesKept}: after a regenerate, the new id's
+        cookie, as for a 5xx (see L{commit}); the rename has landed, so the
+        old id the client holds is dead, and the new one holds its data.
+        """
+        session, config = self._session, self.config
+        if not self._renamed or session is None or session.destroyed:
+            return []
+        secure = not config.secureOnly or cookies.isSecureRequest(config, self.request)
+        return [self._cookieHeader(session)] if secure else []
+
     def _unsaved(self, failure: Failure) -> Failure:
         """A save failed: no cookie goes out for it."""
         # Once the headers are sent, Twisted reads the cookies no more.
@@ -556,19 +559,19 @@ class RequestSession(HeldResponse):
         return str(encoding.encode(self.config.cookie, session.id))
 
     def _sendCookie(self, session: Session, value: str | None = None) -> None:
-        now = self.parts.clock.seconds()
-        expiresAt = session.expiresAt
-        header = cookies.sessionCookie(
-            self.config,
-            self.request,
-            value if value is not None else self._cookieValue(session),
-            None if expiresAt is None else expiresAt - now,
-            now,
-            # Without an encoding, the value is the id itself.
-            self.config.encoding is None,
-        )
+        header = self._cookieHeader(session, value)
         cookies.upsertCookie(self.request, self.parts.cookieName, header)
         self._cookieSent = True
+
+    def _cookieHeader(self, session: Session, value: str | None = None) -> bytes:
+        now, expiresAt = self.parts.clock.seconds(), session.expiresAt
+        config = self.config
+        value = self._cookieValue(session) if value is None else value
+        left = None if expiresAt is None else expiresAt - now
+        # Without an encoding, the value is the id itself.
+        return cookies.sessionCookie(
+            config, self.request, value, left, now, config.encoding is None
+        )
 
     def _track(self, d: Deferred[T]) -> Deferred[T]:
         """

@@ -20,7 +20,7 @@ from twisted.web.resource import IResource
 
 from ._owners import destroyOwner, ownerIndex
 from ._parts import Parts
-from ._request import attach, currentSession, requestKey, requestSession
+from ._request import attach, currentSession, requestSession
 from .config import Config, checkCookieOutlives, toSeconds
 from .db.memory import MemoryDatabase
 from .errors import DatabaseError, SessionError
@@ -29,7 +29,7 @@ from .interfaces import DestroyListener, IDatabase
 from .listeners import Listeners
 from .metrics import Metrics
 from .records import DestroyReason, SessionInfo
-from .session import Session
+from .session import Session, storedKey
 from .web import SessionResource, withSession
 
 _log = Logger()
@@ -404,8 +404,8 @@ class Sessions:
 
     def _startedKey(self, request: object, name: str) -> str | None:
         """
-        @return: the store key of the session started for C{request}
-            (L{requestKey}).
+        @return: the store key of the session started for C{request}, once
+            stored and while not destroyed; else C{None}.
         @raise TypeError: when C{request} is no request.
         @raise ValueError: when no session was started for it.
         """
@@ -414,7 +414,11 @@ class Sessions:
                 f"{name} must be a request whose session was started "
                 "(withSession, wrap or start)"
             )
-        return requestKey(cast(IRequest, request))
+        state = requestSession(cast(IRequest, request))
+        session = None if state is None else state.current()
+        if session is None or session.destroyed:
+            return None
+        return storedKey(session)
 
     def close(self) -> Deferred[None]:
         """

@@ -151,8 +151,10 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
     to is neither stored nor given a cookie.
 
     Values are JSON: C{str}, C{int}, C{float}, C{bool}, C{None}, and lists
-    and dicts of them.  A value is stored as it was when L{set} was called;
-    to change a list or dict held in the session, L{set} it again.
+    and dicts of them.  A list or dict set in a request is saved as it is
+    when the request saves (C{session.setdefault("cart", []).append(x)}
+    is saved, as in Django and Flask); one loaded and changed in place is
+    not: L{set} it again.
 
     @ivar isNew: whether this request created the session: the client sent
         no cookie, or one naming no live session.
@@ -355,6 +357,8 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         if key in changes.deleted:
             changes.deleted = changes.deleted - {key}
         self._values[key] = value
+        if type(value) is list or type(value) is dict:  # see encodeAgain
+            changes.containers = added(changes.containers, key)
 
     def setImmutable(self, key: str, value: Any) -> None:
         """
@@ -509,17 +513,13 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
         """
         changes = self.changes
         if changes.readFlashes:
-            for key in changes.readFlashes:
-                changes.change(FLASH + key, None)
-            changes.readFlashes = NONE
+            self._removeReadFlashes()
+        if changes.containers:
+            changes.encodeAgain(self._values)
         create = not changes.stored
         updated = changes.updated
         if changes.cleared and not create:
-            updated.update(
-                (FLASH + k, encodeValue(k, v))
-                for k, v in self._flashes.items()
-                if FLASH + k not in changes.deleted
-            )
+            self._keepFlashes()
         mark = self._mark
         if mark is not None and changes.cleared and not create:
             updated[OWNER_FIELD] = mark.encode()  # clear() keeps the owner

@@ -336,7 +336,9 @@ def _unanswered(failure: Failure, request: IRequest, whole: bool) -> Any:
     """
     if failure.check(CancelledError):
         return failure
-    return failedBody(failure, request, whole)
+    state = requestSession(request)
+    keep = () if state is None else state.cookiesKept()
+    return failedBody(failure, request, whole, keep)
 
 
 def _unavailableLater(failure: Failure, request: IRequest) -> bytes:
