@@ -77,6 +77,41 @@ def test_theModulesManagerUsesTheDatabaseGiven(importable: list[str]) -> None:
     assert sessionsOf(service).database is made.database
 
 
+def test_withoutADatabaseTheModulesManagerKeepsItsOwn(
+    importable: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Without C{--database}, the module's manager keeps the database it was
+    built with (helper-55: the default C{memory:} replaced a module's
+    SQLite, leaving it open, and every session was lost at each restart);
+    nothing else is opened.
+    """
+    (tmp_path / "persistentapp.py").write_text(
+        textwrap.dedent(
+            f"""
+            from klein import Klein
+            from txsessions import Config, Sessions
+            from txsessions.db.sqlite import SQLiteDatabase
+
+            app = Klein()
+            database = SQLiteDatabase({str(tmp_path / "s.db")!r})
+            sessions = Sessions(Config(cookie="sid"), database)
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importable.append("persistentapp")
+    made = options("--app", "persistentapp:app")
+    try:
+        service = makeService(made)
+        module = sys.modules["persistentapp"]
+        assert made.database is None and made.ownDatabase
+        assert sessionsOf(service) is module.sessions
+        assert sessionsOf(service).database is module.database
+    finally:
+        sys.modules["persistentapp"].database.closeNow()
+
+
 def test_aModuleWithSeveralManagersIsAUsageError(
     importable: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,7 +16,7 @@ from txsessions import (
     ValueNotSerializable,
 )
 from txsessions.interfaces import Lifetime
-from txsessions.session import markDestroyed, takeChanges
+from txsessions.session import markDestroyed, restart, takeChanges
 
 
 class Owner:
@@ -143,6 +143,19 @@ def test_aListOrDictSetIsSavedAsItIsAtTheSave() -> None:
     }
     value.append(3)  # after its save: set it again to save it
     assert takeChanges(session).updated == {}
+
+
+def test_aListSetBeforeARestartIsSavedAsItIsAtTheSave() -> None:
+    """
+    A regenerate that finds another request first restarts the session with
+    what this request wrote: a list set before it and changed after it is
+    saved as it is then (helper-55: as it was when set).
+    """
+    session = loaded(user="bob")
+    cart = session.setdefault("cart", [])
+    restart(session, Lifetime(0, None))
+    cart.append("apple")
+    assert takeChanges(session).updated["cart"] == '["apple"]'
 
 
 def test_aListChangedIntoWhatCannotBeStoredIsSavedAsSet() -> None:

@@ -541,10 +541,10 @@ class Session(TypedGetters, MappingMethods, FlashMethods):
 
     def _restart(self, lifetime: Lifetime) -> None:
         old = self.changes
-        # Not the owner's last-seen time the session noted on loading.
-        written = old.written()
+        written = old.written()  # not the owner's last-seen noted on loading
         self.changes = ChangeSet(False)
         self.changes.updated = written
+        self.changes.containers = {k for k in old.containers if k in written}
         self.changes.cookieDirty = True
         self.isNew = True
         self.lifetime = lifetime

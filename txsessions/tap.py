@@ -54,10 +54,16 @@ class Options(usage.Options):
             "resource, or a callable returning either.  It is wrapped in sessions "
             "(read them with txsessions.get): those of its Sessions.wrap resource, "
             "or else of the one Sessions its module holds (as for "
-            "@sessions.withSession routes), which then use --database and "
-            "ignore the session options below; or else new ones.",
+            "@sessions.withSession routes), which keep their own database "
+            "unless --database is given and ignore the session options "
+            "below; or else new ones.",
         ],
-        ["database", "d", "memory:", "The session database URL."],
+        [
+            "database",
+            "d",
+            None,
+            "The session database URL (default: memory:, or the --app's own).",
+        ],
         [
             "metrics",
             None,
@@ -190,6 +196,11 @@ class Options(usage.Options):
     The manager the C{--app} comes with (L{appSessions}), found by
     L{postOptions}; C{None} when it comes with none.
     """
+    ownDatabase: bool
+    """
+    Whether L{appSessions} keeps the database it has (no C{--database}
+    given): then L{database} is C{None} and nothing is opened.
+    """
     config: Config
     "The configuration the options make, built by L{postOptions}."
 
@@ -239,12 +250,19 @@ class Options(usage.Options):
         if spec is not None:
             self.app = loadApp(spec)
             self.appSessions = appSessions(spec, self.app)
+        # An app's own manager keeps its own database unless told otherwise.
+        self.ownDatabase = self["database"] is None and self.appSessions is not None
+        if self["database"] is None:
+            self["database"] = "memory:"
         try:
             arguments = self._configArguments()
             try:
                 self.config = Config(**arguments)
             except (ValueError, TypeError) as e:
                 raise ValueError(_optionNames(str(e))) from None
+            if self.ownDatabase:
+                self.database = None
+                return
             scheme = checkDatabaseURL(self["database"])
             if scheme in ("sqlite", "lmdb"):
                 # twistd may change directory (--rundir) before the service
@@ -549,7 +567,8 @@ def makeService(options: Options) -> service.IService:
         if not isinstance(root, SessionResource):
             root = sessions.wrap(root)
     parent = service.MultiService()
-    opening = options.makeDatabase if database is None else None
+    opened = database is not None or options.ownDatabase
+    opening = None if opened else options.makeDatabase
     _SessionsService(sessions, opening).setServiceParent(parent)
     site = Site(root)
     for description in options["listen"]:

@@ -162,3 +162,25 @@ def test_aMissingExtraNamesThePipLine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "txsessions.db.lmdb")
     with pytest.raises(ImportError, match=r"pip install 'txsessions\[lmdb\]'"):
         importlib.import_module("txsessions.db.lmdb")
+
+
+@pytest_twisted.ensureDeferred
+async def test_aMapGrownBySavesToStoredSessionsCanBeEmptied(
+    tmp_path: Path, clock: Any
+) -> None:
+    """
+    Saves that grow sessions already stored are refused past the high-water
+    mark too, as new sessions are (helper-55: they filled the map to its
+    end, and then destroys failed with C{MapFullError}).
+    """
+    db = LMDBDatabase(str(tmp_path / "env"), clock=clock, mapSize=_SMALL_MAP)
+    try:
+        stored = await _fill(db, None)  # past high water: new sessions refused
+        more = SessionChanges(updated={"more": json.dumps("y" * 2000)})
+        refused: list[Failure] = []
+        for i in range(stored):
+            await db.save(f"k{i:06d}", more).addErrback(refused.append)
+        assert refused and all(f.check(SessionLimitError) for f in refused)
+        assert await db.destroyAll(DestroyReason.destroyed) == stored
+    finally:
+        await db.close()

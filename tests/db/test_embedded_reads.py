@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.python.failure import Failure
 
 from tests.db.test_conformance import create
 from tests.db.test_races import EMBEDDED, _lockedByAnotherProcess, _release, embedded
+from txsessions.errors import DatabaseError
 from txsessions.interfaces import Lifetime, SessionChanges
 from txsessions.records import OWNER_FIELD, OwnerMark
 
@@ -69,3 +71,25 @@ async def test_aFlushWaitsForWhatWasSubmittedAndSubmitsNothing(
         assert db.writer.changes == changes
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("what", ["count", "sessions", "sessionsOf"])
+@pytest.mark.parametrize("kind", EMBEDDED)
+@pytest_twisted.ensureDeferred
+async def test_aReadAfterCloseFailsAtOnce(
+    kind: str, what: str, tmp_path: Path, clock: Any
+) -> None:
+    """
+    A count or a listing after the database closed fails with
+    L{DatabaseError} at once (helper-55: once flush stopped submitting a
+    change of its own, it went to the stopped reading thread, and never
+    answered).
+    """
+    db = embedded(kind, tmp_path, clock)
+    await create(db, "k", None)
+    await db.close()
+    args = ("alice",) if what == "sessionsOf" else ()
+    outcome: list[Any] = []
+    getattr(db, what)(*args).addBoth(outcome.append)
+    assert outcome, f"{what}() after close() never fired"
+    assert isinstance(outcome[0], Failure) and outcome[0].check(DatabaseError)

@@ -162,11 +162,12 @@ async def test_corruptSQLiteFieldsAreRemovedAtStartUp(
     A row whose fields are not a JSON object of strings is no session to a
     load or a listing, and is removed when the file opens, as LMDB's are:
     it had counted as live for ever, in L{count} and against
-    C{maxSessions}.
+    C{maxSessions}.  Fields stored as text that is not UTF-8 are such a
+    row too (helper-55: the file had refused to open).
     """
     path = tmp_path / "s.db"
     db = SQLiteDatabase(str(path), clock=clock)
-    for key in ("ok", "text", "list", "number", "deep"):
+    for key in ("ok", "text", "list", "number", "deep", "notUTF8"):
         await create(db, key, None)
     await db.close()
     bad = {
@@ -181,6 +182,10 @@ async def test_corruptSQLiteFieldsAreRemovedAtStartUp(
             connection.execute(
                 "UPDATE txsessions SET fields = ? WHERE key = ?", (fields, key)
             )
+        connection.execute(
+            "UPDATE txsessions SET fields = CAST(X'7BFF7D' AS TEXT) "
+            "WHERE key = 'notUTF8'"
+        )
     connection.close()
     db = SQLiteDatabase(str(path), clock=clock, maxSessions=2)
     try:

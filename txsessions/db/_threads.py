@@ -9,12 +9,13 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from ..errors import DatabaseError
 from ._writer import Writer
 
 T = TypeVar("T")
@@ -82,8 +83,11 @@ class Threads:
     def read(self, work: Callable[..., T], *args: Any) -> Deferred[T]:
         """
         @return: a L{Deferred} firing with C{work(*args)}, run in the
-            reading thread.
+            reading thread; failing with L{DatabaseError} once the database
+            is closed (a stopped pool would never run it).
         """
+        if self._reads.joined:
+            return fail(DatabaseError("the session database is closed"))
         return deferToThreadPool(cast(Any, self._threads), self._reads, work, *args)
 
     def close(self) -> Deferred[None]:

@@ -23,13 +23,7 @@ from twisted.logger import Logger
 from .._fields import LoadedParts, storedRecord
 from ..errors import DatabaseError, SessionLimitError
 from ..ids import redact
-from ..records import (
-    SessionChanges,
-    SessionInfo,
-    StoredSession,
-    ownerOf,
-    touchesOwner,
-)
+from ..records import SessionChanges, SessionInfo, StoredSession, ownerOf, touchesOwner
 from ._apply import applyChanges
 from ._persistent import (
     Expiry,
@@ -338,7 +332,10 @@ class _LMDBBackend:
                 lifetime = changes.lifetime or stored.lifetime
                 fields = dict(stored.values)
             result = applyChanges(fields, changes)
-            txn.put(rawKey, encodeRecord(lifetime, fields))
+            record = encodeRecord(lifetime, fields)
+            if data is not None and len(record) > len(data):
+                self._refuseWhenNearlyFull(txn)  # a session that grows, too
+            txn.put(rawKey, record)
             if touchesOwner(changes):
                 owner = None if stored is None else ownerOf(stored.values)
                 self._reindex(txn, key, owner, ownerOf(fields))
@@ -348,9 +345,9 @@ class _LMDBBackend:
 
     def _refuseWhenNearlyFull(self, txn: Any) -> None:
         """
-        Refuse a new session once the map is past L{HIGH_WATER}, or would
-        leave less than L{MIN_ROOM}, keeping the rest for what removes
-        sessions.
+        Refuse a new session, a session that grows or a rename once the map
+        is past L{HIGH_WATER}, or would leave less than L{MIN_ROOM}, keeping
+        the rest for what removes sessions.
 
         @raise SessionLimitError: when it is.
         """
@@ -377,6 +374,7 @@ class _LMDBBackend:
                 stored = None
             if stored is None or stored.lifetime.hasExpired(now):
                 return False, None
+            self._refuseWhenNearlyFull(txn)
             txn.put(newKey.encode(), data)
             txn.delete(oldKey.encode())
             owner = ownerOf(stored.values)

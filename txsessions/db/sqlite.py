@@ -71,11 +71,12 @@ _CORRUPT = """
     typeof(created) NOT IN ('integer', 'real') OR abs(created) >= 9e999
     OR (expires IS NOT NULL
         AND (typeof(expires) NOT IN ('integer', 'real') OR abs(expires) >= 9e999))
-    OR txsessions_corrupt_fields(fields)
+    OR txsessions_corrupt_fields(CAST(fields AS BLOB))
 """
 """
 The sessions whose times are not finite numbers, or whose fields are not a
-JSON object of strings (L{_corruptFields}; a row edited by hand): no
+JSON object of strings (L{_corruptFields}, given them as bytes: text that
+is not UTF-8 would fail the call; a row edited by hand): no
 session to a load, they would count as live for ever (and fill
 C{maxSessions}), so they are removed at start-up (looked for first, so that
 an open needs no write lock).
