@@ -12,7 +12,8 @@ The version, key id, issue time and cookie name are authenticated data, so
 a value made for another cookie, with another key, or at another time fails
 verification; nothing is decoded before it passes.  The newest key seals,
 every key opens, and a value opened with an older key (or older than half
-the maximum age) asks to be re-issued under the newest.
+the maximum age) asks to be re-issued under the newest.  L{readKeys} reads
+the keys from a file, as C{--secret-file} gives them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import hashlib
 import math
 import os
 import re
+import stat
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -272,3 +274,69 @@ class CookieCodec:
     @staticmethod
     def _aad(cookieName: str, header: bytes) -> bytes:
         return b"txsessions cookie\x00" + cookieName.encode() + b"\x00" + header
+
+
+def readKeys(path: str) -> list[bytes]:
+    """
+    Read the keys of a C{--secret-file}: one a line, newest first, each 32
+    bytes in base64 (standard or URL-safe) or hexadecimal; blank lines and
+    lines starting with C{#} are skipped.  Error messages name the file and
+    the line, never a key.
+
+    @param path: the file.
+    @return: the keys, oldest first, as L{txsessions.codec.CookieCodec}
+        takes them.
+    @raise ValueError: when the file cannot be read, may be read by other
+        users or changed by its group, holds no key, holds a key twice, or
+        holds a line that is not a strong key.
+    """
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ValueError(f"cannot read --secret-file {path}: {e.strerror}") from None
+    if os.name == "posix" and mode & 0o027:
+        raise ValueError(
+            f"--secret-file {path} may be read or changed by other users "
+            f"(mode {stat.S_IMODE(mode):o}): chmod 600 {path}"
+        )
+    keys = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith(b"#"):
+            continue
+        key = _decodeKey(text)
+        where = f"line {number} of --secret-file {path}"
+        if key is None or len(key) != KEY_BYTES:
+            raise ValueError(
+                f"{where} is not a key: use {KEY_BYTES} random bytes in base64 "
+                "(twistd txsessions --generate-secret prints one)"
+            )
+        if isWeakKey(key):
+            raise ValueError(
+                f"{where} is a weak key (text or a pattern): make a random one "
+                "(twistd txsessions --generate-secret prints one)"
+            )
+        keys.append(key)
+    if not keys:
+        raise ValueError(f"--secret-file {path} holds no key")
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"--secret-file {path} holds a key twice")
+    keys.reverse()
+    return keys
+
+
+def _decodeKey(text: bytes) -> bytes | None:
+    if len(text) == 2 * KEY_BYTES:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except ValueError:
+            pass
+    try:
+        return base64.b64decode(
+            text.replace(b"-", b"+").replace(b"_", b"/") + b"=" * (-len(text) % 4),
+            validate=True,
+        )
+    except (binascii.Error, ValueError):
+        return None

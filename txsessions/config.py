@@ -2,17 +2,12 @@
 """
 L{Config}: how a L{txsessions.Sessions} manager names, writes and expires its
 sessions.  Validated when it is built, so a bad setting fails at start-up and
-not on the first request.  L{readKeys} reads the keys of its encoding (a
-L{txsessions.codec.CookieCodec}) from a file, as C{--secret-file} gives them.
+not on the first request.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
-import os
-import stat
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal, Protocol
@@ -20,7 +15,6 @@ from typing import Any, Literal, Protocol
 import attrs
 from twisted.web.iweb import IRequest
 
-from .codec import KEY_BYTES, isWeakKey
 from .cookies import (
     checkCookieDomain,
     checkCookieName,
@@ -350,69 +344,3 @@ class Config:
         if "cookieDomain" in options and "disableSubdomainPersistence" not in options:
             options["disableSubdomainPersistence"] = options["cookieDomain"] is None
         return attrs.evolve(self, **options)
-
-
-def readKeys(path: str) -> list[bytes]:
-    """
-    Read the keys of a C{--secret-file}: one a line, newest first, each 32
-    bytes in base64 (standard or URL-safe) or hexadecimal; blank lines and
-    lines starting with C{#} are skipped.  Error messages name the file and
-    the line, never a key.
-
-    @param path: the file.
-    @return: the keys, oldest first, as L{txsessions.codec.CookieCodec}
-        takes them.
-    @raise ValueError: when the file cannot be read, may be read by other
-        users or changed by its group, holds no key, holds a key twice, or
-        holds a line that is not a strong key.
-    """
-    try:
-        with open(path, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise ValueError(f"cannot read --secret-file {path}: {e.strerror}") from None
-    if os.name == "posix" and mode & 0o027:
-        raise ValueError(
-            f"--secret-file {path} may be read or changed by other users "
-            f"(mode {stat.S_IMODE(mode):o}): chmod 600 {path}"
-        )
-    keys = []
-    for number, line in enumerate(lines, 1):
-        text = line.strip()
-        if not text or text.startswith(b"#"):
-            continue
-        key = _decodeKey(text)
-        where = f"line {number} of --secret-file {path}"
-        if key is None or len(key) != KEY_BYTES:
-            raise ValueError(
-                f"{where} is not a key: use {KEY_BYTES} random bytes in base64 "
-                "(twistd txsessions --generate-secret prints one)"
-            )
-        if isWeakKey(key):
-            raise ValueError(
-                f"{where} is a weak key (text or a pattern): make a random one "
-                "(twistd txsessions --generate-secret prints one)"
-            )
-        keys.append(key)
-    if not keys:
-        raise ValueError(f"--secret-file {path} holds no key")
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"--secret-file {path} holds a key twice")
-    keys.reverse()
-    return keys
-
-
-def _decodeKey(text: bytes) -> bytes | None:
-    if len(text) == 2 * KEY_BYTES:
-        try:
-            return bytes.fromhex(text.decode("ascii"))
-        except ValueError:
-            pass
-    try:
-        return base64.b64decode(
-            text.replace(b"-", b"+").replace(b"_", b"/") + b"=" * (-len(text) % 4),
-            validate=True,
-        )
-    except (binascii.Error, ValueError):
-        return None

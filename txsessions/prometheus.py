@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from twisted.web.resource import Resource
 
-from .db import requireExtra
+from .db import missingExtra
 from .metrics import answerWhenCounted
 from .records import DestroyReason
 
@@ -38,13 +38,9 @@ try:
         HistogramMetricFamily,
         Metric,
     )
-except ImportError:
+except ImportError as e:
     # Without the extra: say which, and the pip line, as twistd does.
-    try:
-        requireExtra("prometheus")
-    except ValueError as e:
-        raise ImportError(str(e)) from None
-    raise
+    raise missingExtra("prometheus", e) from None
 
 if TYPE_CHECKING:
     from twisted.web.server import Request

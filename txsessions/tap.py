@@ -25,8 +25,8 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from .codec import DEFAULT_MAX_AGE, CookieCodec, generateKey
+from .codec import readKeys as readKeys  # where admin.py and tests take it
 from .config import Config, SameSite, toSeconds
-from .config import readKeys as readKeys  # where admin.py and tests take it
 from .db import checkDatabaseURL, openDatabase, requireExtra
 from .errors import DatabaseError
 from .interfaces import IDatabase

@@ -63,6 +63,23 @@ def requireExtra(scheme: str) -> None:
             )
 
 
+def missingExtra(scheme: str, error: ImportError) -> ImportError:
+    """
+    What an import that failed for C{scheme} (a database's, or
+    C{prometheus}) is refused with.
+
+    @param error: the import's error.
+    @return: a C{ModuleNotFoundError} whose message names the extra and its
+        C{pip install} line (L{requireExtra}'s), when a module of the extra
+        is missing; else C{error} itself (it failed for another reason).
+    """
+    try:
+        requireExtra(scheme)
+    except ValueError as refused:
+        return ModuleNotFoundError(str(refused), name=error.name)
+    return error
+
+
 def checkDatabaseURL(url: str) -> str:
     """
     Refuse a URL that names no database txsessions has.

@@ -41,13 +41,9 @@ from ._writer import Batching, Writer
 try:
     import lmdb
 except ImportError as e:
-    from . import requireExtra
+    from . import missingExtra
 
-    try:
-        requireExtra("lmdb")
-    except ValueError as missing:
-        raise ImportError(str(missing)) from e
-    raise
+    raise missingExtra("lmdb", e) from None
 
 _log = Logger()
 
@@ -324,7 +320,6 @@ class _LMDBBackend:
                     and _liveIn(txn, self._db, now, rawKey) >= maxSessions
                 ):
                     raise SessionLimitError(f"{maxSessions} sessions live")
-                self._refuseWhenNearlyFull(txn)
                 lifetime, fields = changes.lifetime, {}
             elif stored is None or stored.lifetime.hasExpired(now):
                 return Saved(None, before, before)
@@ -333,8 +328,8 @@ class _LMDBBackend:
                 fields = dict(stored.values)
             result = applyChanges(fields, changes)
             record = encodeRecord(lifetime, fields)
-            if data is not None and len(record) > len(data):
-                self._refuseWhenNearlyFull(txn)  # a session that grows, too
+            if changes.create or len(record) > len(data):  # a new or growing one
+                self._refuseWhenNearlyFull(txn)
             txn.put(rawKey, record)
             if touchesOwner(changes):
                 owner = None if stored is None else ownerOf(stored.values)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 
+from .. import missingExtra
 from ._url import RedisURL
 
 
@@ -31,8 +32,8 @@ def requireModules(where: RedisURL) -> None:
 
     @param where: a Redis server.
     @raise ModuleNotFoundError: when one of them is missing, its message
-        naming the extra as L{requireExtra <txsessions.db.requireExtra>}
-        words it: C{pip install 'txsessions[redis]'}.
+        naming the extra (L{missingExtra <txsessions.db.missingExtra>}):
+        C{pip install 'txsessions[redis]'}.
     """
     modules = ["txredisapi"]
     if where.tls:
@@ -41,23 +42,4 @@ def requireModules(where: RedisURL) -> None:
         try:
             importlib.import_module(module)
         except ImportError as e:
-            refused = _missingExtra(where, e)
-            if refused is None:
-                raise
-            raise refused from None
-
-
-def _missingExtra(where: RedisURL, missing: ImportError) -> ImportError | None:
-    """
-    The error a missing module of the extra is refused with, its message
-    L{requireExtra <txsessions.db.requireExtra>}'s; or C{None} when every
-    module of the extra is installed (one failed to import for another
-    reason, which its own error says).
-    """
-    from .. import requireExtra
-
-    try:
-        requireExtra(schemeOf(where))
-    except ValueError as refused:
-        return ModuleNotFoundError(str(refused), name=missing.name)
-    return None
+            raise missingExtra(schemeOf(where), e) from None
