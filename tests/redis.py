@@ -58,6 +58,21 @@ def freePort() -> int:
         return int(s.getsockname()[1])
 
 
+def freePorts(n: int) -> list[int]:
+    """
+    @return: C{n} free loopback ports, all different: each is held while
+        the next is chosen (L{freePort} twice may give the same one).
+    """
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 @attrs.define
 class RedisServer:
     """

@@ -100,7 +100,7 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 
 from tests.processes import READY
-from tests.redis import freePort
+from tests.redis import freePorts
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -451,7 +451,7 @@ class Shell:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.ports = {documented: freePort() for documented in DOC_PORTS}
+        self.ports = dict(zip(DOC_PORTS, freePorts(len(DOC_PORTS)), strict=True))
         self.servers: list[tuple[str, Any, _Child]] = []
         self.logged = ""
         "What the stopped servers wrote."
